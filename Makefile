@@ -1,0 +1,55 @@
+# capsync developer entry points. Every target creates or reuses ./.venv itself.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.capsync-installed
+EXT_SOURCES := $(wildcard ext/capsync/*.pyx ext/capsync/*.pxd)
+
+.PHONY: help venv install compile debug test test-python lint proto bench demo clean
+
+help:
+	@echo "make demo     capture with the example config, sync to a local server, show what arrived"
+	@echo "make test     install test dependencies into .venv and run the whole suite"
+	@echo "make bench    run the benchmarks and print the ratio tables"
+	@echo "make lint     ruff, mypy and cython-lint"
+	@echo "make proto    regenerate the checked-in protobuf/gRPC modules"
+	@echo "make debug    rebuild the extension traced and annotated (CAPSYNC_DEBUG=1)"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+# Reinstall only when the build inputs change; Python sources are live (editable install).
+$(STAMP): $(PY) pyproject.toml setup.py $(EXT_SOURCES)
+	$(PY) -m pip install --quiet "setuptools>=69" "Cython>=3.1" "numpy>=2" wheel
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[test]'
+	touch $(STAMP)
+
+venv install: $(STAMP)
+
+compile: $(STAMP)
+	$(PY) setup.py --quiet build_ext --inplace
+
+debug: $(PY)
+	CAPSYNC_DEBUG=1 $(PY) setup.py build_ext --inplace --force
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/mypy
+	$(VENV)/bin/cython-lint --max-line-length 100 ext/capsync
+
+proto: $(STAMP)
+	$(PY) -m capsync.proto.generate
+
+bench: $(STAMP)
+	$(PY) -m pytest benchmarks -q -p no:randomly --benchmark-only --benchmark-json=.bench.json
+	$(PY) benchmarks/report.py .bench.json
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+clean:
+	rm -rf build dist .bench.json src/capsync/*.so src/capsync/*.c ext/capsync/*.c ext/capsync/*.html

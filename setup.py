@@ -1,0 +1,33 @@
+"""Build the compiled hot path; everything else about the package lives in pyproject.toml."""
+
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("CAPSYNC_DEBUG") == "1"
+
+extensions = [
+    Extension(
+        "capsync._wire",
+        ["ext/capsync/_wire.pyx"],
+        extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
+        define_macros=[("CYTHON_TRACE_NOGIL", "1")] if DEBUG else [],
+    ),
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        include_path=["ext"],
+        annotate=DEBUG,
+        compiler_directives={
+            "boundscheck": DEBUG,
+            "wraparound": False,
+            "cdivision": True,
+            "linetrace": DEBUG,
+            "embedsignature": True,
+        },
+    ),
+)

@@ -1,0 +1,7 @@
+"""``python -m capsync`` is the ``capsync`` command."""
+
+import sys
+
+from capsync.cli import main
+
+sys.exit(main())

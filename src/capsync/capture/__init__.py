@@ -1,0 +1,1 @@
+"""Capture files: writing (``CaptureStream``), reading, scanning and crash recovery."""

@@ -1,0 +1,446 @@
+"""``CaptureStream``: the writer of one (resource, method)'s capture files.
+
+Policy lives here; byte work happens in the wire module (compiled or twin).
+
+* Tabular methods append many records to one ``.prog`` file, handed to the OS
+  in chunks of ``WRITE_CHUNK_BYTES``; the file is completed (renamed to
+  ``.capture``) once it reaches ``max_file_size_bytes``, on
+  ``flush_to_capture()`` and on ``close()``.
+* Binary methods write one file per reading: header, record prefix and the
+  payload in a single ``writev``, straight from the caller's buffer.
+* Durability comes in groups: at most every ``fsync_interval_s`` the buffered
+  bytes go to the OS and every file touched since the last group is fsynced,
+  then its folder. Between two groups a power cut can lose what was written
+  since the last one; a process kill loses only what was still buffered, and
+  never more than ``fsync_interval_s`` of it.
+* A failed write never leaves half a record in a file: the file is cut back to
+  its last whole record and the bytes stay buffered to be retried, up to
+  ``max_buffered_bytes``; past that, ``append`` refuses new records with
+  :class:`CaptureWriteError` so the caller can count them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from capsync import _impl, _wire_py
+from capsync.capture import naming
+from capsync.capture.flusher import FLUSHER
+from capsync.capture.header import build_header, encode_header
+from capsync.methods import is_binary_method, mime_type_enum, wrap_key_for
+
+_log = logging.getLogger("capsync.capture")
+
+WRITE_CHUNK_BYTES = 64 * 1024
+BATCH_WRITE_BYTES = 1024 * 1024
+DEFAULT_MAX_FILE_SIZE_BYTES = 262_144
+DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024
+# Completed files whose fsync waits for the next group; more forces a group early.
+MAX_UNSYNCED_FILES = 64
+
+
+class StreamClosedError(ValueError):
+    """Raised when a closed ``CaptureStream`` is used."""
+
+
+class CaptureWriteError(OSError):
+    """The stream cannot take more data: writes keep failing and its memory bound is reached."""
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    records: int  # records accepted (encoded)
+    bytes_written: int  # bytes handed to the OS, headers included
+    files_completed: int  # files renamed to .capture
+    buffered_bytes: int  # encoded bytes not yet written
+    write_errors: int  # failed write attempts
+    current_path: str | None  # the open .prog file, if any
+
+
+class CaptureStream:
+    """Writes the capture files of one (component, method) under ``capture_dir``."""
+
+    def __init__(
+        self,
+        capture_dir: str | os.PathLike[str],
+        *,
+        component_type: str,
+        component_name: str,
+        method_name: str,
+        tags: Iterable[str] = (),
+        method_parameters: Mapping[str, Any] | None = None,
+        mime_type: str = "",
+        max_file_size_bytes: int = DEFAULT_MAX_FILE_SIZE_BYTES,
+        fsync_interval_s: float = 1.0,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+    ) -> None:
+        if max_file_size_bytes <= 0:
+            raise ValueError(f"max_file_size_bytes must be > 0, got {max_file_size_bytes}")
+        if not fsync_interval_s > 0:
+            raise ValueError(f"fsync_interval_s must be > 0, got {fsync_interval_s}")
+        self.folder: Path = naming.capture_folder(
+            capture_dir, component_type, component_name, method_name
+        )
+        self.label = f"{component_type}/{component_name}/{method_name}"
+        self.header = build_header(
+            component_type=component_type,
+            component_name=component_name,
+            method_name=method_name,
+            tags=tags,
+            method_parameters=method_parameters,
+            mime_type=mime_type,
+        )
+        naming.make_folder(self.folder)
+        self._header_bytes = encode_header(self.header)
+        self._binary = is_binary_method(method_name)
+        self._wrap_key = wrap_key_for(method_name)
+        self._mime_enum = mime_type_enum(mime_type)
+        self._max_file_size_bytes = max_file_size_bytes
+        self._max_buffered_bytes = max_buffered_bytes
+        self._interval_ns = int(fsync_interval_s * 1e9)
+        self._wire = _impl.wire()
+        self._buffer = self._wire.RecordBuffer(2 * WRITE_CHUNK_BYTES)
+        self._lock = threading.Lock()
+        self._fd: int | None = None  # the open tabular .prog file
+        self._path: Path | None = None
+        self._file_nbytes = 0  # bytes of the open file known to be on the OS side
+        self._file_records = 0
+        self._unsynced_fds: list[int] = []  # completed files awaiting fsync + close
+        self._fd_dirty = False  # the open file has writes not yet fsynced
+        self._folder_dirty = False  # creations/renames not yet fsynced
+        self._next_sync_ns = time.monotonic_ns() + self._interval_ns
+        self._write_error: OSError | None = None
+        self._closed = False
+        self._records = 0
+        self._bytes_written = 0
+        self._files_completed = 0
+        self._write_errors = 0
+        FLUSHER.register(self)
+
+    # ----- public API -------------------------------------------------------------------
+
+    @property
+    def is_binary(self) -> bool:
+        return self._binary
+
+    @property
+    def write_error(self) -> OSError | None:
+        """The last write error not yet resolved by a successful write, if any."""
+        return self._write_error
+
+    def append(
+        self,
+        readings: Mapping[str, Any],
+        time_requested_ns: int | None = None,
+        time_received_ns: int | None = None,
+    ) -> None:
+        """Append one tabular reading (a dict of JSON-like values)."""
+        if self._binary:
+            raise TypeError(f"{self.label} is a binary method: use append_binary")
+        requested, received = _times(time_requested_ns, time_received_ns)
+        with self._lock:
+            self._check_can_accept()
+            self._open_if_needed()
+            self._buffer.append_readings(readings, requested, received, self._wrap_key)
+            self._records += 1
+            self._file_records += 1
+            if self._file_nbytes + self._buffer.nbytes >= self._max_file_size_bytes:
+                self._complete_current()
+            elif self._buffer.nbytes >= WRITE_CHUNK_BYTES:
+                self._try_write()
+            self._sync_if_due()
+
+    def append_batch(
+        self,
+        time_requested_ns: Any,
+        time_received_ns: Any,
+        values: Any,
+        keys: Sequence[str],
+    ) -> None:
+        """Append ``len(values)`` tabular readings: row i is ``dict(zip(keys, values[i]))``.
+
+        If writes start failing part way, the rows encoded so far are kept (and
+        retried) and :class:`CaptureWriteError` says how many rows were accepted
+        in its ``rows_accepted`` attribute.
+        """
+        if self._binary:
+            raise TypeError(f"{self.label} is a binary method: use append_binary")
+        requested, received, matrix = _wire_py.normalize_batch(
+            time_requested_ns, time_received_ns, values, keys
+        )
+        n_rows = int(matrix.shape[0])
+        with self._lock:
+            row = 0
+            while row < n_rows:
+                try:
+                    self._check_can_accept()
+                except CaptureWriteError as exc:
+                    exc.rows_accepted = row  # type: ignore[attr-defined]
+                    raise
+                self._open_if_needed()
+                room_bytes = self._max_file_size_bytes - self._file_nbytes
+                limit_bytes = min(room_bytes, BATCH_WRITE_BYTES)
+                next_row = self._buffer.append_batch(
+                    requested, received, matrix, keys, self._wrap_key, row, limit_bytes
+                )
+                self._records += next_row - row
+                self._file_records += next_row - row
+                row = next_row
+                # Full when the buffer reached the file's room, or when the room (not the
+                # write chunk) is what stopped the encoder before the last row.
+                file_full = self._buffer.nbytes >= room_bytes or (
+                    row < n_rows and room_bytes <= BATCH_WRITE_BYTES
+                )
+                if file_full:
+                    self._complete_current()
+                else:
+                    self._try_write()
+            self._sync_if_due()
+
+    def append_binary(
+        self,
+        payload: Any,
+        time_requested_ns: int | None = None,
+        time_received_ns: int | None = None,
+    ) -> Path:
+        """Write one binary reading (any buffer) to a file of its own; return the file's path.
+
+        The payload goes from the caller's buffer to the file descriptor
+        without a copy. On a write error the partial file is removed and the
+        error raised: the reading is still the caller's to retry.
+        """
+        if not self._binary:
+            raise TypeError(f"{self.label} is a tabular method: use append or append_batch")
+        view = memoryview(payload)
+        requested, received = _times(time_requested_ns, time_received_ns)
+        with self._lock:
+            self._check_open()
+            fd, path = naming.create_in_progress(self.folder)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._buffer.append_frame(self._header_bytes)
+                self._buffer.append_binary_prefix(view.nbytes, requested, received, self._mime_enum)
+                written = self._buffer.write_to(fd, view)
+            except OSError as exc:
+                self._buffer.clear()
+                os.close(fd)
+                path.unlink(missing_ok=True)
+                self._write_errors += 1
+                raise _with_path(exc, path, "cannot write capture file") from exc
+            final = naming.completed_path(path)
+            os.rename(path, final)
+            self._unsynced_fds.append(fd)
+            self._folder_dirty = True
+            self._records += 1
+            self._bytes_written += written
+            self._files_completed += 1
+            if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
+                self._group_sync()
+            else:
+                self._sync_if_due()
+            return final
+
+    def flush(self) -> None:
+        """Hand every buffered byte to the OS; raise the write error if that fails."""
+        with self._lock:
+            self._check_open()
+            if not self._try_write() and self._write_error is not None:
+                raise self._write_error
+
+    def flush_to_capture(self) -> Path | None:
+        """Complete the open file (``.prog`` -> ``.capture``) and fsync; return its new path."""
+        with self._lock:
+            self._check_open()
+            completed = self._complete_current()
+            if self._fd is not None and self._write_error is not None:
+                raise self._write_error
+            self._group_sync()
+            return completed
+
+    def flush_if_due(self) -> None:
+        """Called by the background flusher: flush and fsync when the interval has passed."""
+        if not self._lock.acquire(blocking=False):
+            return  # the writer is active and checks the deadline itself
+        try:
+            if not self._closed:
+                self._sync_if_due()
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        """Write everything, complete the open file, fsync; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            try:
+                self._complete_current()
+                self._group_sync()
+                if self._fd is not None and self._write_error is not None:
+                    raise self._write_error
+            finally:
+                self._closed = True
+                FLUSHER.unregister(self)
+                if self._fd is not None:
+                    lost = self._buffer.nbytes
+                    os.close(self._fd)
+                    self._fd = None
+                    if lost:
+                        _log.error("%s: %d bytes could not be written to %s",
+                                   self.label, lost, self._path)
+
+    def stats(self) -> StreamStats:
+        with self._lock:
+            return StreamStats(
+                records=self._records,
+                bytes_written=self._bytes_written,
+                files_completed=self._files_completed,
+                buffered_bytes=self._buffer.nbytes,
+                write_errors=self._write_errors,
+                current_path=str(self._path) if self._fd is not None else None,
+            )
+
+    def __enter__(self) -> CaptureStream:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<CaptureStream {self.label} {state} in {self.folder}>"
+
+    # ----- internals (called with the lock held) ----------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StreamClosedError(f"capture stream {self.label} is closed")
+
+    def _check_can_accept(self) -> None:
+        self._check_open()
+        if self._buffer.nbytes < self._max_buffered_bytes:
+            return
+        if not self._try_write():
+            error = self._write_error
+            raise CaptureWriteError(
+                error.errno if error else None,
+                f"capture stream {self.label} holds {self._buffer.nbytes} unwritten bytes "
+                f"and cannot write them ({error})",
+                str(self._path),
+            )
+
+    def _open_if_needed(self) -> None:
+        if self._fd is not None:
+            return
+        fd, path = naming.create_in_progress(self.folder)
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._fd, self._path = fd, path
+        self._file_nbytes = 0
+        self._file_records = 0
+        self._folder_dirty = True
+        self._buffer.append_frame(self._header_bytes)
+
+    def _try_write(self) -> bool:
+        """Write the buffer to the open file. False (and the error kept) if that failed."""
+        if self._fd is None or self._buffer.nbytes == 0:
+            return True
+        try:
+            written = self._buffer.write_to(self._fd)
+        except OSError as exc:
+            self._write_errors += 1
+            self._write_error = _with_path(exc, self._path, "cannot write capture file")
+            self._cut_back()
+            return False
+        self._file_nbytes += written
+        self._bytes_written += written
+        self._fd_dirty = True
+        self._write_error = None
+        return True
+
+    def _cut_back(self) -> None:
+        """After a failed write, end the file at its last whole record again."""
+        assert self._fd is not None
+        try:
+            os.ftruncate(self._fd, self._file_nbytes)
+            os.lseek(self._fd, self._file_nbytes, os.SEEK_SET)
+        except OSError:
+            _log.warning("%s: cannot cut %s back to %d bytes", self.label, self._path,
+                         self._file_nbytes, exc_info=True)
+
+    def _complete_current(self) -> Path | None:
+        """Write out and rename the open file to ``.capture``; keep its fd for the fsync group."""
+        if self._fd is None or not self._try_write():
+            return None
+        fd, path = self._fd, self._path
+        assert path is not None
+        self._fd, self._path = None, None
+        self._folder_dirty = True
+        if self._file_records == 0:  # a header alone is not worth syncing
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            self._fd_dirty = False
+            return None
+        final = naming.completed_path(path)
+        os.rename(path, final)
+        self._unsynced_fds.append(fd)
+        self._fd_dirty = False
+        self._files_completed += 1
+        if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
+            self._group_sync()
+        return final
+
+    def _sync_if_due(self) -> None:
+        if time.monotonic_ns() >= self._next_sync_ns:
+            self._group_sync()
+
+    def _group_sync(self) -> None:
+        """Write the buffer, fsync every file touched since the last group, then the folder."""
+        self._next_sync_ns = time.monotonic_ns() + self._interval_ns
+        self._try_write()
+        unsynced, self._unsynced_fds = self._unsynced_fds, []
+        for fd in unsynced:
+            try:
+                os.fsync(fd)
+            except OSError:
+                _log.error("%s: fsync of a completed capture file failed", self.label,
+                           exc_info=True)
+            finally:
+                os.close(fd)
+        if self._fd is not None and self._fd_dirty:
+            try:
+                os.fsync(self._fd)
+                self._fd_dirty = False
+            except OSError:
+                _log.error("%s: fsync of %s failed", self.label, self._path, exc_info=True)
+        if self._folder_dirty:
+            try:
+                naming.fsync_folder(self.folder)
+                self._folder_dirty = False
+            except OSError:
+                _log.error("%s: fsync of folder %s failed", self.label, self.folder,
+                           exc_info=True)
+
+
+def _times(time_requested_ns: int | None, time_received_ns: int | None) -> tuple[int, int]:
+    now = time.time_ns() if time_requested_ns is None or time_received_ns is None else 0
+    return (
+        now if time_requested_ns is None else time_requested_ns,
+        now if time_received_ns is None else time_received_ns,
+    )
+
+
+def _with_path(exc: OSError, path: Path | None, what: str) -> OSError:
+    """The same kind of OSError, naming the file it is about."""
+    return OSError(exc.errno, f"{what}: {exc.strerror or exc}", str(path) if path else None)
+
+
+def open_stream(capture_dir: str | os.PathLike[str], **options: Any) -> CaptureStream:
+    """Open a :class:`CaptureStream`; see its constructor for the options."""
+    return CaptureStream(capture_dir, **options)
