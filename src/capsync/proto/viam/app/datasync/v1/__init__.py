@@ -1,0 +1,1 @@
+"""Generated protobuf/gRPC code for ``viam.app.datasync.v1`` (source: data_sync.proto)."""
