@@ -26,6 +26,8 @@ import capsync.proto
 from capsync.proto import data_pb2, data_sync_pb2, data_sync_pb2_grpc
 from capsync.proto.generate import SRC_ROOT, descriptor_set, proto_files
 
+pytestmark = pytest.mark.wire_independent
+
 FDP = descriptor_pb2.FieldDescriptorProto
 
 DATA_PROTO = "capsync/proto/viam/app/data/v1/data.proto"

@@ -461,7 +461,7 @@ cdef class RecordBuffer:
 
     def append_binary_prefix(self, Py_ssize_t payload_nbytes, time_requested_ns,
                              time_received_ns, mime_type=0):
-        """Encode a binary ``SensorData`` up to its payload; the payload follows via ``write_to``."""
+        """Encode a binary ``SensorData`` up to its payload, which ``write_to`` sends after it."""
         cdef int64_t requested
         cdef int64_t received
         cdef Py_ssize_t start = self._size

@@ -9,6 +9,7 @@ implementation with :func:`use`.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from types import ModuleType
@@ -22,10 +23,9 @@ def _load_compiled() -> ModuleType | None:
     if sys.byteorder != "little":
         return None
     try:
-        from capsync import _wire  # type: ignore[attr-defined]
+        return importlib.import_module("capsync._wire")
     except ImportError:
         return None
-    return _wire  # type: ignore[no-any-return]
 
 
 COMPILED: ModuleType | None = _load_compiled()

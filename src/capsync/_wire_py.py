@@ -333,7 +333,9 @@ class RecordBuffer:
         buffer past ``limit_bytes`` (when ``>= 0``), but always encodes at least
         one row. Returns the index of the next row to encode.
         """
-        requested, received, matrix = normalize_batch(time_requested_ns, time_received_ns, values, keys)
+        requested, received, matrix = normalize_batch(
+            time_requested_ns, time_received_ns, values, keys
+        )
         n_rows = matrix.shape[0]
         if not 0 <= start_row <= n_rows:
             raise ValueError(f"start_row {start_row} is outside 0..{n_rows}")
@@ -351,7 +353,7 @@ class RecordBuffer:
     def append_binary_prefix(
         self, payload_nbytes: int, time_requested_ns: int, time_received_ns: int, mime_type: int = 0
     ) -> int:
-        """Encode a binary ``SensorData`` up to its payload; the payload follows via ``write_to``."""
+        """Encode a binary ``SensorData`` up to its payload, which ``write_to`` sends after it."""
         if payload_nbytes < 0:
             raise ValueError(f"payload_nbytes must be >= 0, got {payload_nbytes}")
         if mime_type < 0:
@@ -369,7 +371,7 @@ class RecordBuffer:
         the byte count returned; on an ``OSError`` the buffer is left as it was
         (the caller decides what to do with what reached the file).
         """
-        parts = [memoryview(self._array)[: self._size]]
+        parts = [memoryview(self._array.data)[: self._size]]
         if tail is not None:
             parts.append(memoryview(tail).cast("B"))
         total = sum(len(p) for p in parts)
@@ -431,7 +433,5 @@ def normalize_batch(
         raise ValueError(f"values has {n_cols} columns but {len(keys)} keys were given")
     for name, times in (("time_requested_ns", requested), ("time_received_ns", received)):
         if times.ndim != 1 or times.shape[0] != n_rows:
-            raise ValueError(
-                f"{name} has shape {times.shape} but values has {n_rows} rows"
-            )
+            raise ValueError(f"{name} has shape {times.shape} but values has {n_rows} rows")
     return requested, received, values

@@ -46,7 +46,9 @@ def make_folder(folder: Path) -> None:
     try:
         folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
     except OSError as exc:
-        raise type(exc)(exc.errno, f"cannot create capture folder: {exc.strerror}", str(folder))
+        raise type(exc)(
+            exc.errno, f"cannot create capture folder: {exc.strerror}", str(folder)
+        ) from exc
     if not os.access(folder, os.W_OK | os.X_OK):
         raise PermissionError(errno.EACCES, "capture folder is not writable", str(folder))
 
@@ -64,7 +66,9 @@ def create_in_progress(folder: Path) -> tuple[int, Path]:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise type(exc)(exc.errno, f"cannot create capture file: {exc.strerror}", str(path))
+            raise type(exc)(
+                exc.errno, f"cannot create capture file: {exc.strerror}", str(path)
+            ) from exc
         return fd, path
     raise FileExistsError(errno.EEXIST, "no free capture file name", str(folder / stem))
 

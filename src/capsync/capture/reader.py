@@ -107,7 +107,9 @@ def _decode_records(path: str, data: Any, offset: int) -> Iterator[data_sync_pb2
         try:
             record.ParseFromString(bytes(data[start : start + length]))
         except DecodeError as exc:
-            raise CaptureFileError(path, f"record at offset {start} does not parse: {exc}") from None
+            raise CaptureFileError(
+                path, f"record at offset {start} does not parse: {exc}"
+            ) from None
         yield record
 
 

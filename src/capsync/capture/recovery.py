@@ -98,7 +98,13 @@ def recover_in_progress(capture_dir: str | os.PathLike[str]) -> list[Recovery]:
         except FileNotFoundError:
             continue  # completed by its writer while we looked
         if result.action != "in_use":
-            _log.info("recovered %s: %s (%d records, %d bytes cut) %s", result.path,
-                      result.action, result.records, result.dropped_bytes, result.reason)
+            _log.info(
+                "recovered %s: %s (%d records, %d bytes cut) %s",
+                result.path,
+                result.action,
+                result.records,
+                result.dropped_bytes,
+                result.reason,
+            )
         results.append(result)
     return results

@@ -293,8 +293,9 @@ class CaptureStream:
                     os.close(self._fd)
                     self._fd = None
                     if lost:
-                        _log.error("%s: %d bytes could not be written to %s",
-                                   self.label, lost, self._path)
+                        _log.error(
+                            "%s: %d bytes could not be written to %s", self.label, lost, self._path
+                        )
 
     def stats(self) -> StreamStats:
         with self._lock:
@@ -371,8 +372,13 @@ class CaptureStream:
             os.ftruncate(self._fd, self._file_nbytes)
             os.lseek(self._fd, self._file_nbytes, os.SEEK_SET)
         except OSError:
-            _log.warning("%s: cannot cut %s back to %d bytes", self.label, self._path,
-                         self._file_nbytes, exc_info=True)
+            _log.warning(
+                "%s: cannot cut %s back to %d bytes",
+                self.label,
+                self._path,
+                self._file_nbytes,
+                exc_info=True,
+            )
 
     def _complete_current(self) -> Path | None:
         """Write out and rename the open file to ``.capture``; keep its fd for the fsync group."""
@@ -409,8 +415,9 @@ class CaptureStream:
             try:
                 os.fsync(fd)
             except OSError:
-                _log.error("%s: fsync of a completed capture file failed", self.label,
-                           exc_info=True)
+                _log.error(
+                    "%s: fsync of a completed capture file failed", self.label, exc_info=True
+                )
             finally:
                 os.close(fd)
         if self._fd is not None and self._fd_dirty:
@@ -424,8 +431,7 @@ class CaptureStream:
                 naming.fsync_folder(self.folder)
                 self._folder_dirty = False
             except OSError:
-                _log.error("%s: fsync of folder %s failed", self.label, self.folder,
-                           exc_info=True)
+                _log.error("%s: fsync of folder %s failed", self.label, self.folder, exc_info=True)
 
 
 def _times(time_requested_ns: int | None, time_received_ns: int | None) -> tuple[int, int]:

@@ -1,0 +1,60 @@
+"""Every test runs against both wire implementations: the compiled extension and its twin.
+
+A test module that never touches the hot path (config parsing, schema checks)
+marks itself ``pytestmark = pytest.mark.wire_independent`` and runs once.
+The ``python`` run also sets ``CAPSYNC_NO_EXTENSIONS=1`` in the environment,
+so subprocesses a test starts use the twin too.
+
+Where the extension is missing the compiled runs are skipped with that reason,
+except in CI (``CI`` set) or with ``CAPSYNC_REQUIRE_EXTENSIONS=1``, where a
+missing extension fails the run: CI must never skip the core.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+
+from capsync import _impl
+
+IMPLEMENTATIONS = ("compiled", "python")
+
+
+def _extension_required() -> bool:
+    return bool(os.environ.get("CI")) or os.environ.get("CAPSYNC_REQUIRE_EXTENSIONS") == "1"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "wire_impl" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("wire_independent"):
+        return
+    metafunc.parametrize("wire_impl", IMPLEMENTATIONS, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def wire_impl(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModuleType]:
+    """The wire module this test runs against (installed as the one capsync uses)."""
+    name = getattr(request, "param", "default")
+    if name == "python":
+        module = _impl.PURE
+        monkeypatch.setenv("CAPSYNC_NO_EXTENSIONS", "1")
+    elif _impl.COMPILED is not None:
+        module = _impl.COMPILED
+        monkeypatch.delenv("CAPSYNC_NO_EXTENSIONS", raising=False)
+    elif name == "default":
+        module = _impl.PURE
+    elif _extension_required():
+        pytest.fail("the compiled extension capsync._wire is not importable (CI requires it)")
+    else:
+        pytest.skip("compiled extension not built here (CAPSYNC_NO_EXTENSIONS or no build)")
+    previous = _impl.use(module)
+    try:
+        yield module
+    finally:
+        _impl.use(previous)
