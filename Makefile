@@ -39,7 +39,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy
-	$(VENV)/bin/cython-lint --max-line-length 100 ext/capsync
+	PATH=$(VENV)/bin:$$PATH cython-lint --max-line-length 100 ext/capsync
 
 proto: $(STAMP)
 	$(PY) -m capsync.proto.generate

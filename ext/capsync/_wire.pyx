@@ -454,9 +454,9 @@ cdef class RecordBuffer:
             chunk_end = min(n_rows, row + BATCH_CHUNK_ROWS)
             self._reserve((chunk_end - row) * max_row_bytes)
             with nogil:
-                row = _encode_rows(self._data, &self._size, &requested[0], &received[0], &matrix[0, 0], n_cols,
-                                   row, chunk_end, start_row, limit_bytes,
-                                   template._data, struct_nbytes, &slots[0], &full)
+                row = _encode_rows(self._data, &self._size, &requested[0], &received[0],
+                                   &matrix[0, 0], n_cols, row, chunk_end, start_row,
+                                   limit_bytes, template._data, struct_nbytes, &slots[0], &full)
         return row
 
     def append_binary_prefix(self, Py_ssize_t payload_nbytes, time_requested_ns,
@@ -465,7 +465,6 @@ cdef class RecordBuffer:
         cdef int64_t requested
         cdef int64_t received
         cdef Py_ssize_t start = self._size
-        cdef Py_ssize_t head_start
         cdef Py_ssize_t head_nbytes
         cdef int prefix
         if payload_nbytes < 0:

@@ -76,7 +76,12 @@ def read_varint(buf: Any, offset: int = 0) -> tuple[int, int]:
     Raises ``ValueError`` when the buffer ends inside the varint or the varint
     is longer than 10 bytes.
     """
-    view = memoryview(buf).cast("B")
+    # Release the views even when raising: a live export would keep an mmap from closing.
+    with memoryview(buf) as raw, raw.cast("B") as view:
+        return _read_varint(view, offset)
+
+
+def _read_varint(view: memoryview, offset: int) -> tuple[int, int]:
     if offset < 0:
         raise ValueError(f"offset {offset} is negative")
     result = 0
@@ -113,23 +118,23 @@ def scan_frames(
     ``>= 0``), or at a frame that does not fit (a truncated tail: ``end`` then
     points at its length prefix).
     """
-    view = memoryview(buf).cast("B")
-    size = len(view)
-    if offset < 0 or offset > size:
-        raise ValueError(f"offset {offset} is outside a buffer of {size} bytes")
     offsets: list[int] = []
     lengths: list[int] = []
-    pos = offset
-    while pos < size and (max_frames < 0 or len(offsets) < max_frames):
-        try:
-            length, payload_at = read_varint(view, pos)
-        except ValueError:
-            break
-        if length > size - payload_at:
-            break
-        offsets.append(payload_at)
-        lengths.append(length)
-        pos = payload_at + length
+    with memoryview(buf) as raw, raw.cast("B") as view:
+        size = len(view)
+        if offset < 0 or offset > size:
+            raise ValueError(f"offset {offset} is outside a buffer of {size} bytes")
+        pos = offset
+        while pos < size and (max_frames < 0 or len(offsets) < max_frames):
+            try:
+                length, payload_at = _read_varint(view, pos)
+            except ValueError:
+                break
+            if length > size - payload_at:
+                break
+            offsets.append(payload_at)
+            lengths.append(length)
+            pos = payload_at + length
     return np.array(offsets, dtype=np.int64), np.array(lengths, dtype=np.int64), pos
 
 

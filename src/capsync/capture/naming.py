@@ -43,8 +43,11 @@ def timestamp_name(now: dt.datetime | None = None) -> str:
 
 def make_folder(folder: Path) -> None:
     """Create ``folder`` (mode 0700) or say which path cannot be written."""
+    missing = [folder, *folder.parents]
+    missing = list(reversed([p for p in missing if not p.exists()]))
     try:
-        folder.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
+        for level in missing:  # every level we create gets 0700, not just the leaf
+            level.mkdir(mode=DIR_MODE, exist_ok=True)
     except OSError as exc:
         raise type(exc)(
             exc.errno, f"cannot create capture folder: {exc.strerror}", str(folder)
