@@ -10,12 +10,15 @@ from capsync.capture.stream import (
     StreamStats,
     open_stream,
 )
+from capsync.service import DataManager, ServiceError
 
 __all__ = [
     "CaptureFileError",
     "CaptureStream",
     "CaptureWriteError",
+    "DataManager",
     "Recovery",
+    "ServiceError",
     "StreamClosedError",
     "StreamStats",
     "native_available",

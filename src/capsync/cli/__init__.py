@@ -20,6 +20,7 @@ __all__ = ["UserError", "main"]
 # Subcommand name -> module under capsync.cli that defines register(parser) and run(args).
 COMMANDS = {
     "inspect": "capsync.cli.inspect_cmd",
+    "run": "capsync.cli.run_cmd",
 }
 
 

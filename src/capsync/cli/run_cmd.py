@@ -1,0 +1,134 @@
+"""``capsync run CONFIG.json``: capture everything the machine config asks for until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+
+from capsync.cli.errors import UserError
+from capsync.config import ConfigError, MachineConfig, load_config
+from capsync.resources import ResourceError
+from capsync.service import CollectorStats, DataManager, ServiceError
+
+HELP = "run data capture from a machine config until SIGINT/SIGTERM or --duration"
+_log = logging.getLogger("capsync.run")
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", type=Path, help="machine config JSON (viam-server format)")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    parser.add_argument("--capture-dir", type=Path, help="override data_manager capture_dir")
+    parser.add_argument(
+        "--status-interval",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds between status lines (default 5)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no status lines")
+    parser.add_argument(
+        "--log-level",
+        dest="log_level_override",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging threshold",
+    )
+
+
+def load(path: Path, capture_dir: Path | None) -> MachineConfig:
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        raise UserError(str(exc), exit_code=2) from None
+    if capture_dir is not None and config.data_manager is not None:
+        manager = dataclasses.replace(config.data_manager, capture_dir=str(capture_dir.resolve()))
+        config = dataclasses.replace(config, data_manager=manager)
+    return config
+
+
+def status_line(
+    now: Mapping[str, CollectorStats], before: Mapping[str, CollectorStats], elapsed_s: float
+) -> str:
+    parts = []
+    for label, stats in sorted(now.items()):
+        previous = before.get(label)
+        rate = (stats.captures - (previous.captures if previous else 0)) / max(elapsed_s, 1e-9)
+        parts.append(
+            f"{label}: {rate:.1f}/s skipped={stats.skipped_ticks} queue={stats.queue_depth} "
+            f"files={stats.files} bytes={stats.bytes_written}"
+            + (f" errors={stats.errors}" if stats.errors else "")
+            + (f" write_errors={stats.write_errors}" if stats.write_errors else "")
+            + (f" dropped={stats.dropped}" if stats.dropped else "")
+        )
+    return "status: " + ("; ".join(parts) if parts else "no collectors")
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load(args.config, args.capture_dir)
+    stop = threading.Event()
+    reload_requested = threading.Event()
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    def on_hup(signum: int, frame: FrameType | None) -> None:
+        reload_requested.set()
+
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGHUP, on_hup)
+    try:
+        manager = DataManager(config).start()
+    except (ResourceError, ServiceError, ConfigError) as exc:
+        raise UserError(str(exc), exit_code=2) from None
+    except OSError as exc:
+        raise UserError(f"{exc}", exit_code=2) from None
+    for recovery in manager.recovered:
+        if recovery.action != "in_use":
+            _log.info("recovered %s: %s", recovery.path, recovery.action)
+    _log.info("capturing %d methods into %s", len(manager.stats()), manager.capture_dir)
+    started = time.monotonic()
+    deadline = started + args.duration if args.duration is not None else None
+    last_stats = manager.stats()
+    last_time = started
+    try:
+        while not stop.is_set():
+            timeout = args.status_interval
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    break
+            stop.wait(max(timeout, 0.0))
+            if reload_requested.is_set():
+                reload_requested.clear()
+                try:
+                    manager.reconfigure(load(args.config, args.capture_dir))
+                    _log.info("config reloaded from %s", args.config)
+                except (UserError, ResourceError, ServiceError) as exc:
+                    _log.error("config not reloaded, keeping the running one: %s", exc)
+            now = time.monotonic()
+            if not args.quiet and now - last_time >= args.status_interval * 0.99:
+                stats = manager.stats()
+                print(status_line(stats, last_stats, now - last_time), flush=True)
+                last_stats, last_time = stats, now
+    finally:
+        manager.close()
+    final = manager_summary(manager, time.monotonic() - started)
+    if not args.quiet:
+        print(final, flush=True)
+    return 0
+
+
+def manager_summary(manager: DataManager, elapsed_s: float) -> str:
+    return f"stopped after {elapsed_s:.1f} s; capture files are in {manager.capture_dir}"
+
+
+if __name__ == "__main__":
+    sys.exit(0)

@@ -1,0 +1,268 @@
+"""``DataManager``: the data management service of one machine part.
+
+It reads a machine config, builds the resources its capture methods name,
+runs one :class:`Collector` per enabled (resource, method), and keeps them in
+line with the config on :meth:`reconfigure`. At start it recovers ``.prog``
+files left by a crash so they are synced, never lost.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from capsync.capture.recovery import Recovery, recover_in_progress
+from capsync.config import (
+    CaptureTarget,
+    DataManagerConfig,
+    MachineConfig,
+    ResourceConfig,
+    load_config,
+)
+from capsync.resources import Resource, ResourceContext, build_resource
+from capsync.service.collector import Collector, CollectorKey, CollectorSettings, CollectorStats
+
+_log = logging.getLogger("capsync.manager")
+
+
+class ServiceError(RuntimeError):
+    """The service cannot start as configured; the message names the resource."""
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one collector should be, from the config."""
+
+    key: CollectorKey
+    target: CaptureTarget
+    settings: CollectorSettings
+
+
+class DataManager:
+    """Captures every enabled capture method of a machine config to local capture files."""
+
+    def __init__(self, config: MachineConfig, *, fsync_interval_s: float = 1.0) -> None:
+        self.config = config
+        self.fsync_interval_s = fsync_interval_s
+        self._collectors: dict[CollectorKey, Collector] = {}
+        self._resources: dict[tuple[str, str], Resource] = {}
+        self._resource_configs: dict[tuple[str, str], ResourceConfig] = {}
+        self._lock = threading.RLock()
+        self._started = False
+        self._closed = False
+        self.recovered: list[Recovery] = []
+
+    @classmethod
+    def from_config(
+        cls, source: str | os.PathLike[str] | Mapping[str, Any], **options: Any
+    ) -> DataManager:
+        """A manager for the config at ``source`` (a JSON file path or a dict)."""
+        return cls(load_config(source), **options)
+
+    # ----- properties -------------------------------------------------------------------
+
+    @property
+    def settings(self) -> DataManagerConfig:
+        """The data_manager service's attributes (defaults when the config has none)."""
+        return self.config.data_manager or DataManagerConfig()
+
+    @property
+    def capture_dir(self) -> Path:
+        return Path(self.settings.capture_dir)
+
+    @property
+    def capture_enabled(self) -> bool:
+        return self.config.data_manager is not None and not self.settings.capture_disabled
+
+    # ----- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> DataManager:
+        with self._lock:
+            if self._started:
+                return self
+            self._started = True
+            if self.config.data_manager is None:
+                _log.warning("the config has no data_manager service: nothing is captured")
+            if self.capture_dir.exists():
+                self.recovered = recover_in_progress(self.capture_dir)
+            try:
+                self._apply(self._plan(self.config))
+            except BaseException:
+                self.close()
+                raise
+            return self
+
+    def reconfigure(
+        self, config: MachineConfig | str | os.PathLike[str] | Mapping[str, Any]
+    ) -> None:
+        """Move to ``config``: collectors are added, removed, retimed or rebuilt as needed.
+
+        A removed or rebuilt collector writes every reading it had queued
+        before it goes; a collector whose only change is its frequency keeps
+        running.
+        """
+        new_config = config if isinstance(config, MachineConfig) else load_config(config)
+        with self._lock:
+            self.config = new_config
+            if self._started and not self._closed:
+                self._apply(self._plan(new_config))
+
+    def flush_to_capture(self) -> None:
+        """Complete every open tabular file (done before each sync pass)."""
+        with self._lock:
+            collectors = list(self._collectors.values())
+        for collector in collectors:
+            collector.flush_to_capture()
+
+    def stats(self) -> dict[str, CollectorStats]:
+        """Per collector (``name/Method``): captures, skipped ticks, errors, queue, bytes, files."""
+        with self._lock:
+            collectors = list(self._collectors.values())
+        return {collector.label: collector.stats() for collector in collectors}
+
+    def close(self) -> None:
+        """Stop every collector, writing what they queued and completing their files."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            collectors = list(self._collectors.values())
+            self._collectors.clear()
+        for collector in collectors:
+            collector.close()
+        for resource in self._resources.values():
+            resource.close()
+        self._resources.clear()
+
+    def __enter__(self) -> DataManager:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # ----- planning ---------------------------------------------------------------------
+
+    def _plan(self, config: MachineConfig) -> dict[CollectorKey, _Plan]:
+        manager = config.data_manager
+        if manager is None or manager.capture_disabled:
+            return {}
+        plans: dict[CollectorKey, _Plan] = {}
+        for target in config.capture_targets():
+            method = target.method
+            if not method.enabled:
+                continue
+            if target.resource is None:
+                _log.warning(
+                    "%s %s on remote %s: capturing from a remote part is not supported; skipped",
+                    target.api,
+                    target.resource_name,
+                    target.remote,
+                )
+                continue
+            key = CollectorKey(target.api, target.resource_name, method.method)
+            plans[key] = _Plan(
+                key=key,
+                target=target,
+                settings=CollectorSettings(
+                    frequency_hz=method.capture_frequency_hz,
+                    additional_params=dict(method.additional_params),
+                    tags=tuple(dict.fromkeys((*manager.tags, *method.tags))),
+                    queue_size=method.capture_queue_size,
+                    max_file_size_bytes=manager.maximum_capture_file_size_bytes,
+                    fsync_interval_s=self.fsync_interval_s,
+                ),
+            )
+        return plans
+
+    def _apply(self, plans: dict[CollectorKey, _Plan]) -> None:
+        current = self._collectors
+        changed = {
+            (plan.key.api, plan.key.resource_name)
+            for plan in plans.values()
+            if _construction(self._resource_configs.get((plan.key.api, plan.key.resource_name)))
+            not in (None, _construction(plan.target.resource))
+        }
+        for key in [k for k in current if k not in plans or (k.api, k.resource_name) in changed]:
+            current.pop(key).close()
+        for ident in changed:  # rebuilt with the new attributes below
+            self._resource_configs.pop(ident, None)
+            resource = self._resources.pop(ident, None)
+            if resource is not None:
+                resource.close()
+        for key, plan in plans.items():
+            collector = current.get(key)
+            if collector is not None:
+                same_dir = collector.capture_dir == self.capture_dir
+                if same_dir and collector.settings == plan.settings:
+                    continue
+                if same_dir and _only_frequency_changed(collector.settings, plan.settings):
+                    collector.retime(plan.settings.frequency_hz)
+                    continue
+                current.pop(key).close()
+            current[key] = self._start_collector(plan)
+        self._drop_unused_resources()
+
+    def _start_collector(self, plan: _Plan) -> Collector:
+        resource = self._resource_for(plan.target)
+        if plan.key.method not in resource.methods():
+            raise ServiceError(
+                f"{resource.describe()} (model {resource.model}) has no capture method "
+                f"{plan.key.method!r}; it supports {', '.join(sorted(resource.methods()))}"
+            )
+        try:
+            collector = Collector(plan.key, resource, plan.settings, self.capture_dir)
+        except OSError as exc:
+            raise ServiceError(f"{plan.key.resource_name}/{plan.key.method}: {exc}") from exc
+        collector.start()
+        return collector
+
+    def _resource_for(self, target: CaptureTarget) -> Resource:
+        assert target.resource is not None
+        config = target.resource
+        ident = (config.api, config.name)
+        resource = self._resources.get(ident)
+        if resource is None:
+            source = self.config.source_path
+            context = ResourceContext(
+                capture_dir=str(self.capture_dir),
+                config_dir=str(Path(source).parent) if source else None,
+            )
+            resource = build_resource(
+                config.api, config.model, config.name, config.attributes, context
+            )
+            self._resources[ident] = resource
+            self._resource_configs[ident] = config
+        return resource
+
+    def _drop_unused_resources(self) -> None:
+        used = {(key.api, key.resource_name) for key in self._collectors}
+        for ident in [i for i in self._resources if i not in used]:
+            self._resource_configs.pop(ident, None)
+            self._resources.pop(ident).close()
+
+
+def _construction(config: ResourceConfig | None) -> ResourceConfig | None:
+    """What a resource is built from: its config without the capture methods."""
+    return None if config is None else dataclasses.replace(config, capture_methods=())
+
+
+def _only_frequency_changed(old: CollectorSettings, new: CollectorSettings) -> bool:
+    return (
+        old.additional_params,
+        old.tags,
+        old.queue_size,
+        old.max_file_size_bytes,
+        old.fsync_interval_s,
+    ) == (
+        new.additional_params,
+        new.tags,
+        new.queue_size,
+        new.max_file_size_bytes,
+        new.fsync_interval_s,
+    )
