@@ -21,6 +21,8 @@ __all__ = ["UserError", "main"]
 COMMANDS = {
     "inspect": "capsync.cli.inspect_cmd",
     "run": "capsync.cli.run_cmd",
+    "serve": "capsync.cli.serve_cmd",
+    "data": "capsync.cli.data_cmd",
 }
 
 

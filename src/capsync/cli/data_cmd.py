@@ -1,0 +1,125 @@
+"""``capsync data list|export``: what the ingest server received.
+
+``list`` writes the matching items (JSON lines or CSV) to stdout or ``--out``;
+``export`` copies them into the folder ``--out``: a manifest
+(``items.jsonl``/``items.csv``) plus every binary payload and file with its
+extension. Time filters compare the time a reading was requested (for files:
+last modified) and take ISO-8601 (UTC unless a zone is given) or epoch seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import sys
+from typing import TYPE_CHECKING
+
+from capsync.cli.errors import UserError
+
+if TYPE_CHECKING:
+    from capsync.server.store import ItemFilter
+
+HELP = "list or export what the ingest server received"
+
+
+def _add_common(parser: argparse.ArgumentParser, *, out_help: str, out_required: bool) -> None:
+    parser.add_argument("--data", required=True, metavar="DIR", help="the serve --data folder")
+    parser.add_argument("--part", metavar="ID", help="only this machine part id")
+    parser.add_argument("--component", metavar="NAME", help="only this component name")
+    parser.add_argument(
+        "--component-type", metavar="TYPE", help="only this component type (rdk:component:camera)"
+    )
+    parser.add_argument("--method", metavar="NAME", help="only this capture method")
+    parser.add_argument(
+        "--type", dest="kind", choices=["tabular", "binary", "file"], help="only this kind"
+    )
+    parser.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="TAG",
+        help="only items with this tag (repeat: all must be present)",
+    )
+    parser.add_argument(
+        "--since", metavar="TIME", help="requested at or after TIME (ISO-8601 or epoch s)"
+    )
+    parser.add_argument("--until", metavar="TIME", help="requested before TIME")
+    parser.add_argument(
+        "--format", choices=["jsonl", "csv"], default="jsonl", help="default: jsonl"
+    )
+    parser.add_argument("--out", metavar="PATH", required=out_required, help=out_help)
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    list_parser = actions.add_parser(
+        "list", help="print the matching items", description="print the matching items"
+    )
+    _add_common(list_parser, out_help="write to this file instead of stdout", out_required=False)
+    export_parser = actions.add_parser(
+        "export",
+        help="copy the matching items and payload files into a folder",
+        description="copy the matching items (manifest items.jsonl/items.csv) and every "
+        "binary payload and file, with its extension, into the folder --out",
+    )
+    _add_common(export_parser, out_help="folder to export into", out_required=True)
+
+
+def build_filter(args: argparse.Namespace) -> ItemFilter:
+    from capsync.server.query import parse_time
+    from capsync.server.store import ItemFilter
+
+    times: dict[str, int | None] = {}
+    for flag in ("since", "until"):
+        text = getattr(args, flag)
+        try:
+            times[flag] = None if text is None else parse_time(text)
+        except ValueError as exc:
+            raise UserError(f"--{flag}: {exc}") from None
+    return ItemFilter(
+        part_id=args.part,
+        component=args.component,
+        component_type=args.component_type,
+        method=args.method,
+        kind=args.kind,
+        tags=tuple(args.tag),
+        since_ns=times["since"],
+        until_ns=times["until"],
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from capsync.server import query
+
+    item_filter = build_filter(args)
+    try:
+        if args.action == "export":
+            result = query.export(args.data, item_filter, args.out, args.format)
+            note = f"; {len(result.missing)} payload files missing" if result.missing else ""
+            print(
+                f"capsync data: exported {result.items} items ({result.payloads} payload files) "
+                f"to {args.out}{note}",
+                file=sys.stderr,
+            )
+            return 1 if result.missing else 0
+        items = query.list_items(args.data, item_filter)
+        if args.out is None or args.out == "-":
+            query.write_items(items, sys.stdout, args.format)
+            sys.stdout.flush()
+        else:
+            with open(args.out, "w", encoding="utf-8", newline="") as stream:
+                query.write_items(items, stream, args.format)
+    except BrokenPipeError:
+        # The reader went away (`capsync data list | head`): stop quietly, like other tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
+    except FileNotFoundError as exc:
+        raise UserError(f"{exc.filename}: {exc.strerror}") from None
+    except sqlite3.Error as exc:
+        raise UserError(f"cannot read the capsync database in {args.data}: {exc}") from None
+    except OSError as exc:
+        raise UserError(f"{exc.filename or args.out}: {exc.strerror or exc}") from None
+    return 0

@@ -1,0 +1,66 @@
+"""``capsync serve``: run the ingest server (the receiving end of sync)."""
+
+from __future__ import annotations
+
+import argparse
+
+from capsync.cli.errors import UserError
+
+HELP = "run the ingest server that receives synced data (DataSyncService over gRPC)"
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, metavar="DIR", help="where received data goes")
+    parser.add_argument(
+        "--listen",
+        default="127.0.0.1:8080",
+        metavar="HOST:PORT",
+        help="address to listen on (default: 127.0.0.1:8080; port 0 picks a free port)",
+    )
+    parser.add_argument(
+        "--api-keys",
+        metavar="FILE",
+        help='JSON {"keys": [{"id": ..., "key": ...}]}; default DIR/api-keys.json, '
+        "created with a new key when missing",
+    )
+    parser.add_argument("--tls-cert", metavar="PEM", help="certificate chain: serve TLS")
+    parser.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, how long calls in flight may take to finish (default: 10)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    # Imported here so other commands do not pay for grpc.
+    from capsync.server import ApiKeysError, TlsConfig, parse_listen, serve
+
+    try:
+        parse_listen(args.listen)
+    except ValueError as exc:
+        raise UserError(f"--listen: {exc}") from None
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UserError("--tls-cert and --tls-key go together")
+    if args.grace < 0:
+        raise UserError("--grace must be >= 0")
+    tls = None
+    if args.tls_cert is not None:
+        try:
+            tls = TlsConfig.from_files(args.tls_cert, args.tls_key)
+        except OSError as exc:
+            raise UserError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
+    try:
+        return serve(
+            args.data,
+            listen=args.listen,
+            api_keys_file=args.api_keys,
+            tls=tls,
+            grace=args.grace,
+        )
+    except ApiKeysError as exc:
+        raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(str(exc)) from None

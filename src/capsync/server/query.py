@@ -1,0 +1,315 @@
+"""List and export what the ingest server stored (the Python side of ``capsync data``).
+
+>>> lab = ItemFilter(kind="tabular", tags=("lab",))
+>>> for item in list_items("/srv/capsync", lab):  # doctest: +SKIP
+...     print(item["time_requested"], item["data"])
+
+Each item is a dict. Every item has ``id``, ``kind`` (``tabular``, ``binary`` or
+``file``), ``part_id``, ``component_type``, ``component_name``,
+``method_name``, ``tags``, ``time_requested``/``time_received`` (ISO-8601 UTC
+with nanoseconds, None when unset), the same as ``*_ns`` integers,
+``mime_type``, ``method_parameters`` and ``upload_id``. A tabular item adds
+``data`` (the reading); a binary or file item adds ``file_extension``,
+``file_name``, ``dataset_ids``, ``size_bytes``, ``sha256``, ``annotations`` and
+``path`` (the stored payload; in an export, relative to the export folder).
+
+Time filters compare ``time_requested``: when the reading was requested on the
+machine, for tabular and binary data; for files, when the file was last
+modified (its upload's ``file_modify_time``, else ``file_create_time``, else
+when it arrived).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import decimal
+import json
+import logging
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal, TextIO
+
+from capsync.server.blobs import UnsafePathError, check_extension, payload_folder
+from capsync.server.sqlite_store import SqliteStore
+from capsync.server.store import BlobRecord, ItemFilter, Record, TabularRecord
+
+Format = Literal["jsonl", "csv"]
+FORMATS: tuple[Format, ...] = ("jsonl", "csv")
+
+CSV_COLUMNS = (
+    "id",
+    "kind",
+    "part_id",
+    "component_type",
+    "component_name",
+    "method_name",
+    "time_requested",
+    "time_received",
+    "time_requested_ns",
+    "time_received_ns",
+    "mime_type",
+    "tags",
+    "data",
+    "file_name",
+    "file_extension",
+    "size_bytes",
+    "sha256",
+    "path",
+    "dataset_ids",
+    "annotations",
+    "method_parameters",
+    "upload_id",
+)
+
+log = logging.getLogger(__name__)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+# --- times -------------------------------------------------------------------------------
+
+
+def parse_time(text: str) -> int:
+    """Nanoseconds since the epoch from ISO-8601 (no zone means UTC) or epoch seconds."""
+    text = text.strip()
+    try:
+        epoch_s = decimal.Decimal(text)
+    except decimal.InvalidOperation:
+        pass
+    else:
+        if not epoch_s.is_finite():
+            raise ValueError(f"not a time: {text!r}")
+        return int(epoch_s * 1_000_000_000)
+    iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+    fraction_ns = 0
+    # datetime keeps microseconds only: take a longer fraction apart.
+    head, dot, rest = iso.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        fraction_ns = int((rest[:digits] + "000000000")[:9]) if digits else 0
+        iso = head + rest[digits:]
+    try:
+        moment = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        raise ValueError(
+            f"not a time: {text!r} (use ISO-8601 like 2024-05-01T12:00:00Z, or epoch seconds)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    delta = moment - _EPOCH
+    seconds = delta.days * 86_400 + delta.seconds
+    return seconds * 1_000_000_000 + fraction_ns
+
+
+def format_time(ns: int) -> str | None:
+    """ISO-8601 UTC with nanoseconds (``2024-05-01T12:00:00.123456789Z``); None for 0."""
+    if not ns:
+        return None
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    moment = _EPOCH + dt.timedelta(seconds=seconds)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"
+
+
+# --- items -------------------------------------------------------------------------------
+
+
+def record_to_item(record: Record, data_dir: Path | None = None) -> dict[str, Any]:
+    """One stored record as a plain dict (see the module docstring)."""
+    item: dict[str, Any] = {
+        "id": record.id,
+        "kind": record.kind,
+        "part_id": record.part_id,
+        "component_type": record.component_type,
+        "component_name": record.component_name,
+        "method_name": record.method_name,
+        "tags": list(record.tags),
+        "time_requested": format_time(record.time_requested_ns),
+        "time_received": format_time(record.time_received_ns),
+        "time_requested_ns": record.time_requested_ns,
+        "time_received_ns": record.time_received_ns,
+        "mime_type": record.mime_type,
+    }
+    if isinstance(record, TabularRecord):
+        item["data"] = record.data
+    else:
+        stored = (
+            record.path if data_dir is None else str(data_dir.joinpath(*record.path.split("/")))
+        )
+        item.update(
+            file_name=record.file_name,
+            file_extension=record.file_extension,
+            size_bytes=record.size_bytes,
+            sha256=record.sha256,
+            path=stored,
+            dataset_ids=list(record.dataset_ids),
+            annotations=record.annotations,
+        )
+    item["method_parameters"] = record.method_parameters
+    item["upload_id"] = record.upload_id
+    return item
+
+
+def _open_store(data_dir: Path) -> SqliteStore:
+    try:
+        return SqliteStore(data_dir, create=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            2, "no capsync data here (no capsync.db): is this the serve --data folder?",
+            str(data_dir),
+        ) from None  # fmt: skip
+
+
+def iter_records(
+    data_dir: str | os.PathLike[str], item_filter: ItemFilter | None = None
+) -> Iterator[Record]:
+    """The stored records that match, oldest first."""
+    store = _open_store(Path(data_dir))
+    try:
+        yield from store.query(item_filter)
+    finally:
+        store.close()
+
+
+def list_items(
+    data_dir: str | os.PathLike[str], item_filter: ItemFilter | None = None
+) -> Iterator[dict[str, Any]]:
+    """The stored items that match, oldest ``time_requested`` first, as dicts whose
+    ``path`` is the absolute path of the stored payload."""
+    root = Path(data_dir).absolute()
+    for record in iter_records(root, item_filter):
+        yield record_to_item(record, root)
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=True)
+
+
+def write_items(items: Iterable[dict[str, Any]], stream: TextIO, format: Format = "jsonl") -> int:
+    """Write items as JSON lines or CSV (nested values as JSON text); returns the count."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    count = 0
+    if format == "jsonl":
+        for item in items:
+            stream.write(_json(item) + "\n")
+            count += 1
+        return count
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for item in items:
+        row = []
+        for column in CSV_COLUMNS:
+            value = item.get(column)
+            if value is None:
+                row.append("")
+            elif isinstance(value, list | dict):
+                row.append(_json(value))
+            else:
+                row.append(str(value))
+        writer.writerow(row)
+        count += 1
+    return count
+
+
+# --- export ------------------------------------------------------------------------------
+
+
+@dataclass
+class ExportResult:
+    """What :func:`export` wrote."""
+
+    manifest: Path
+    items: int = 0
+    payloads: int = 0
+    missing: list[str] = field(default_factory=list)  # ids whose payload file was gone
+
+
+def _compact_time(ns: int) -> str:
+    text = format_time(ns) or "unknown-time"
+    return text.replace(":", "_")
+
+
+def export_name(record: BlobRecord) -> str:
+    """Where a payload goes in an export, relative to the export folder ("/"-separated).
+
+    Binary: ``<part>/<type>/<name>/<method>/<time requested>_<id12><ext>``;
+    file: ``<part>/files/<file name stem>_<id12><ext>``.
+    """
+    short = record.id[:12]
+    try:
+        extension = check_extension(record.file_extension)
+        folder = payload_folder(
+            record.part_id, record.component_type, record.component_name, record.method_name
+        )
+    except UnsafePathError:  # stored before a check existed: fall back to safe names
+        extension, folder = "", ("_", "_", "_", "_")
+    if record.kind == "file":
+        stem = PurePosixPath(record.file_name.replace("\\", "/")).name
+        if extension and stem.endswith(extension):
+            stem = stem[: -len(extension)]
+        name = f"{stem}_{short}" if stem not in ("", ".", "..") else short
+        return "/".join((folder[0], "files", name + extension))
+    return "/".join((*folder, f"{_compact_time(record.time_requested_ns)}_{short}{extension}"))
+
+
+def export(
+    data_dir: str | os.PathLike[str],
+    item_filter: ItemFilter | None,
+    out: str | os.PathLike[str],
+    format: Format = "jsonl",
+) -> ExportResult:
+    """Copy what matches into the folder ``out``.
+
+    Writes ``out/items.jsonl`` (or ``items.csv``) with every matching item, and
+    each binary payload and file as a file with its extension (see
+    :func:`export_name`); in the manifest, ``path`` is relative to ``out``.
+    A payload missing from the data dir is reported (``missing``, path None),
+    not fatal.
+    """
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
+    root = Path(data_dir).absolute()
+    target = Path(out)
+    records = iter_records(root, item_filter)  # opens the store now: fail before mkdir
+    first = next(records, None)
+    target.mkdir(parents=True, exist_ok=True)
+    result = ExportResult(manifest=target / f"items.{format}")
+
+    def items() -> Iterator[dict[str, Any]]:
+        pending = [first] if first is not None else []
+        for record in _chain(pending, records):
+            item = record_to_item(record)
+            if isinstance(record, BlobRecord):
+                item["path"] = _copy_payload(root, target, record, result)
+            result.items += 1
+            yield item
+
+    with open(result.manifest, "w", encoding="utf-8", newline="") as stream:
+        write_items(items(), stream, format)
+    return result
+
+
+def _chain(head: list[Record], rest: Iterator[Record]) -> Iterator[Record]:
+    yield from head
+    yield from rest
+
+
+def _copy_payload(root: Path, target: Path, record: BlobRecord, result: ExportResult) -> str | None:
+    source = root.joinpath(*record.path.split("/"))
+    name = export_name(record)
+    destination = target.joinpath(*name.split("/"))
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        shutil.copyfile(source, destination)
+    except FileNotFoundError:
+        log.warning("payload of %s is missing: %s", record.id, source)
+        result.missing.append(record.id)
+        return None
+    result.payloads += 1
+    return name

@@ -1,0 +1,486 @@
+"""The DataSyncService servicer: checks each upload, stores it, answers with its ids.
+
+Ids are hex sha256 digests of the upload's metadata (which holds the part id)
+and content, serialized deterministically, so the same upload sent again gets
+the same ids and the store keeps it once:
+
+* tabular reading: ``H("tabular", upload metadata, SensorData)``;
+* binary reading: ``H("binary", upload metadata, SensorMetadata, sha256(payload))``,
+  the same whether it came unary or streamed; it is the ``binary_data_id``;
+* file: ``H("file", upload metadata, sha256(payload))``;
+* ``file_id``: ``H("upload", request)`` for ``DataCaptureUpload``; the blob id
+  for ``StreamingDataCaptureUpload`` and ``FileUpload``.
+
+A malformed upload is refused with ``INVALID_ARGUMENT`` before anything is
+stored (the client moves it aside instead of retrying); storage trouble is
+``RESOURCE_EXHAUSTED`` (disk full), ``UNAVAILABLE`` (database busy) or
+``INTERNAL``, all of which a client retries.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import PurePosixPath
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+from google.protobuf import json_format, struct_pb2
+
+from capsync.methods import MIME_FILE_EXTENSIONS, MIME_TYPE_ENUM
+from capsync.proto import data_sync_pb2, data_sync_pb2_grpc
+from capsync.server.blobs import (
+    BlobStore,
+    PayloadWriter,
+    StoredPayload,
+    UnsafePathError,
+    check_extension,
+    payload_folder,
+)
+from capsync.server.store import BlobRecord, Store, TabularRecord
+
+log = logging.getLogger(__name__)
+
+DataType = data_sync_pb2.DataType
+TABULAR = DataType.DATA_TYPE_TABULAR_SENSOR
+BINARY = DataType.DATA_TYPE_BINARY_SENSOR
+FILE = DataType.DATA_TYPE_FILE
+UNSPECIFIED = DataType.DATA_TYPE_UNSPECIFIED
+
+FILES_FOLDER = "files"
+_MIME_BY_ENUM = {number: mime for mime, number in MIME_TYPE_ENUM.items()}
+_MAX_SAFE_INT_FLOAT = 2.0**53
+_T = TypeVar("_T")
+
+
+class InvalidUpload(ValueError):
+    """An upload the server refuses with INVALID_ARGUMENT."""
+
+
+class UploadCancelled(Exception):
+    """A streamed upload whose call ended (client gone, server stopping) before it was whole."""
+
+
+# --- ids ---------------------------------------------------------------------------------
+
+
+def content_id(kind: bytes, *parts: bytes) -> str:
+    """Hex sha256 of ``kind`` and ``parts``, each length-prefixed so no two inputs collide."""
+    digest = hashlib.sha256()
+    for part in (kind, *parts):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def _det(message: Any) -> bytes:
+    return bytes(message.SerializeToString(deterministic=True))
+
+
+# --- conversions -------------------------------------------------------------------------
+
+
+def _timestamp_ns(message: Any, field: str) -> int:
+    if not message.HasField(field):
+        return 0
+    ts = getattr(message, field)
+    return int(ts.seconds) * 1_000_000_000 + int(ts.nanos)
+
+
+def _value_to_py(value: struct_pb2.Value) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return struct_to_dict(value.struct_value)
+    if kind == "list_value":
+        return [_value_to_py(v) for v in value.list_value.values]
+    if kind == "number_value":
+        number = value.number_value
+        if number.is_integer() and abs(number) <= _MAX_SAFE_INT_FLOAT:
+            return int(number)
+        return number  # NaN and infinities stay floats
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    return None
+
+
+def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
+    """A Struct as plain Python values (keys sorted: a Struct keeps no order); whole numbers
+    become ints, NaN stays NaN."""
+    return {key: _value_to_py(struct.fields[key]) for key in sorted(struct.fields)}
+
+
+def _method_parameters(parameters: Any) -> dict[str, Any]:
+    """``map<string, Any>`` as JSON: the value when the type is known, else type URL + bytes."""
+    result: dict[str, Any] = {}
+    for name in sorted(parameters):
+        packed = parameters[name]
+        try:
+            result[name] = json_format.MessageToDict(packed)
+        except Exception:  # an Any whose type this server does not know
+            result[name] = {"@type": packed.type_url, "value_hex": packed.value.hex()}
+    return result
+
+
+def _annotations(sensor_metadata: Any) -> dict[str, Any]:
+    if not sensor_metadata.HasField("annotations"):
+        return {}
+    return dict(
+        json_format.MessageToDict(sensor_metadata.annotations, preserving_proto_field_name=True)
+    )
+
+
+def _mime_type(upload_metadata: Any, sensor_metadata: Any | None) -> str:
+    if sensor_metadata is not None and sensor_metadata.mime_type in _MIME_BY_ENUM:
+        return _MIME_BY_ENUM[sensor_metadata.mime_type]
+    return str(upload_metadata.mime_type)
+
+
+# --- checks ------------------------------------------------------------------------------
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def check_file_name(file_name: str) -> None:
+    """Refuse a file name that is absolute or climbs out of its folder."""
+    if not file_name:
+        return
+    if "\0" in file_name:
+        raise InvalidUpload("file_name contains a NUL character")
+    normal = file_name.replace("\\", "/")
+    if normal.startswith("/") or _DRIVE.match(normal):
+        raise InvalidUpload(f"file_name {file_name!r} is absolute; it must be a relative name")
+    if ".." in normal.split("/"):
+        raise InvalidUpload(f"file_name {file_name!r} climbs out of its folder ('..')")
+
+
+def _type_name(data_type: int) -> str:
+    return str(DataType.Name(data_type)) if data_type in DataType.values() else str(data_type)
+
+
+def _check_type(metadata: Any, allowed: Iterable[int], rpc: str) -> None:
+    allowed = tuple(allowed)
+    if metadata.type not in allowed:
+        names = " or ".join(_type_name(t) for t in allowed)
+        raise InvalidUpload(f"{rpc} takes type {names}, metadata says {_type_name(metadata.type)}")
+
+
+def _binary_extension(metadata: Any, mime_type: str) -> str:
+    if metadata.file_extension:
+        return check_extension(metadata.file_extension)
+    return MIME_FILE_EXTENSIONS.get(mime_type, "")
+
+
+def _file_extension(metadata: Any) -> str:
+    if metadata.file_extension:
+        return check_extension(metadata.file_extension)
+    suffix = PurePosixPath(metadata.file_name.replace("\\", "/")).suffix
+    if suffix:
+        return check_extension(suffix)
+    return MIME_FILE_EXTENSIONS.get(metadata.mime_type, "")
+
+
+# --- the servicer ------------------------------------------------------------------------
+
+
+class DataSyncServicer(data_sync_pb2_grpc.DataSyncServiceServicer):
+    """Stores uploads in ``store`` (records) and ``blobs`` (payload files)."""
+
+    def __init__(self, store: Store, blobs: BlobStore) -> None:
+        self._store = store
+        self._blobs = blobs
+        # Set just before the server cancels the calls still running at the end of
+        # its grace period, so a stream cut by that is never taken for a whole one.
+        self.cancelling = threading.Event()
+
+    # gRPC entry points ----------------------------------------------------------------
+
+    def DataCaptureUpload(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._guard(context, "DataCaptureUpload", lambda: self.data_capture_upload(request))
+
+    def StreamingDataCaptureUpload(
+        self, request_iterator: Iterator[Any], context: grpc.ServicerContext
+    ) -> Any:
+        return self._guard(
+            context,
+            "StreamingDataCaptureUpload",
+            lambda: self.streaming_data_capture_upload(request_iterator, context),
+        )
+
+    def FileUpload(self, request_iterator: Iterator[Any], context: grpc.ServicerContext) -> Any:
+        return self._guard(
+            context, "FileUpload", lambda: self.file_upload(request_iterator, context)
+        )
+
+    def _guard(self, context: grpc.ServicerContext, rpc: str, handle: Callable[[], _T]) -> _T:
+        try:
+            return handle()
+        except (InvalidUpload, UnsafePathError) as exc:
+            log.info("%s refused: %s", rpc, exc)
+            _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except grpc.RpcError:
+            raise  # the client went away mid-stream: nothing to answer
+        except UploadCancelled as exc:
+            log.info("%s dropped: %s", rpc, exc)
+            _abort(context, grpc.StatusCode.CANCELLED, str(exc))
+        except OSError as exc:
+            log.error("%s: cannot store the upload: %s", rpc, exc)
+            code = (
+                grpc.StatusCode.RESOURCE_EXHAUSTED
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT)
+                else grpc.StatusCode.INTERNAL
+            )
+            _abort(context, code, f"cannot store the upload: {exc.strerror or exc}")
+        except sqlite3.OperationalError as exc:
+            log.error("%s: database unavailable: %s", rpc, exc)
+            _abort(context, grpc.StatusCode.UNAVAILABLE, f"database unavailable: {exc}")
+        except Exception:
+            log.exception("%s failed", rpc)
+            _abort(context, grpc.StatusCode.INTERNAL, "internal error storing the upload")
+
+    # the work, callable without gRPC ---------------------------------------------------
+
+    def data_capture_upload(self, request: Any) -> Any:
+        if not request.HasField("metadata"):
+            raise InvalidUpload("DataCaptureUpload without metadata")
+        metadata = request.metadata
+        _check_type(metadata, (TABULAR, BINARY), "DataCaptureUpload")
+        check_file_name(metadata.file_name)
+        folder = payload_folder(
+            metadata.part_id,
+            metadata.component_type,
+            metadata.component_name,
+            metadata.method_name,
+        )
+        if not request.sensor_contents:
+            raise InvalidUpload("DataCaptureUpload with no sensor_contents")
+        wanted = "struct" if metadata.type == TABULAR else "binary"
+        for index, reading in enumerate(request.sensor_contents):
+            held = reading.WhichOneof("data")
+            if held != wanted:
+                raise InvalidUpload(
+                    f"sensor_contents[{index}] holds {held or 'no data'}, but metadata type "
+                    f"{_type_name(metadata.type)} needs {wanted}"
+                )
+        file_id = content_id(b"upload", _det(request))
+        metadata_bytes = _det(metadata)
+        now_ns = time.time_ns()
+        if metadata.type == TABULAR:
+            self._store_tabular(request, file_id, metadata_bytes, now_ns)
+            return data_sync_pb2.DataCaptureUploadResponse(file_id=file_id)
+        ids = [
+            self._store_binary(
+                metadata, metadata_bytes, reading.metadata, reading.binary, folder, file_id, now_ns
+            )
+            for reading in request.sensor_contents
+        ]
+        return data_sync_pb2.DataCaptureUploadResponse(
+            file_id=file_id, binary_data_id=ids[0] if len(ids) == 1 else ""
+        )
+
+    def _store_tabular(
+        self, request: Any, file_id: str, metadata_bytes: bytes, now_ns: int
+    ) -> None:
+        metadata = request.metadata
+        tags = tuple(metadata.tags)
+        parameters = _method_parameters(metadata.method_parameters)
+        records = [
+            TabularRecord(
+                id=content_id(b"tabular", metadata_bytes, _det(reading)),
+                upload_id=file_id,
+                part_id=metadata.part_id,
+                component_type=metadata.component_type,
+                component_name=metadata.component_name,
+                method_name=metadata.method_name,
+                tags=tags,
+                time_requested_ns=_timestamp_ns(reading.metadata, "time_requested"),
+                time_received_ns=_timestamp_ns(reading.metadata, "time_received"),
+                mime_type=_mime_type(metadata, reading.metadata),
+                data=struct_to_dict(reading.struct),
+                method_parameters=parameters,
+                uploaded_at_ns=now_ns,
+            )
+            for reading in request.sensor_contents
+        ]
+        added = self._store.record_tabular(records)
+        log.debug("tabular upload %s: %d readings, %d new", file_id, len(records), added)
+
+    def _store_binary(
+        self,
+        metadata: Any,
+        metadata_bytes: bytes,
+        sensor_metadata: Any,
+        payload: bytes,
+        folder: tuple[str, ...],
+        upload_id: str,
+        now_ns: int,
+    ) -> str:
+        mime_type = _mime_type(metadata, sensor_metadata)
+        extension = _binary_extension(metadata, mime_type)
+        stored = self._blobs.put(folder, extension, payload)
+        return self._record_binary(
+            metadata, metadata_bytes, sensor_metadata, stored, extension, mime_type,
+            upload_id, now_ns,
+        )  # fmt: skip
+
+    def _record_binary(
+        self,
+        metadata: Any,
+        metadata_bytes: bytes,
+        sensor_metadata: Any,
+        stored: StoredPayload,
+        extension: str,
+        mime_type: str,
+        upload_id: str | None,
+        now_ns: int,
+    ) -> str:
+        blob_id = content_id(
+            b"binary", metadata_bytes, _det(sensor_metadata), bytes.fromhex(stored.sha256)
+        )
+        record = BlobRecord(
+            id=blob_id,
+            upload_id=upload_id or blob_id,
+            kind="binary",
+            part_id=metadata.part_id,
+            component_type=metadata.component_type,
+            component_name=metadata.component_name,
+            method_name=metadata.method_name,
+            tags=tuple(metadata.tags),
+            time_requested_ns=_timestamp_ns(sensor_metadata, "time_requested"),
+            time_received_ns=_timestamp_ns(sensor_metadata, "time_received"),
+            mime_type=mime_type,
+            file_extension=extension,
+            path=stored.path,
+            size_bytes=stored.size_bytes,
+            sha256=stored.sha256,
+            file_name=metadata.file_name,
+            dataset_ids=tuple(metadata.dataset_ids),
+            annotations=_annotations(sensor_metadata),
+            method_parameters=_method_parameters(metadata.method_parameters),
+            uploaded_at_ns=now_ns,
+        )
+        added = self._store.record_blob(record)
+        log.debug("binary %s (%d bytes) %s", blob_id, stored.size_bytes, "new" if added else "seen")
+        return blob_id
+
+    def _check_whole(self, writer: PayloadWriter, context: grpc.ServicerContext | None) -> None:
+        """Refuse to keep a stream that ended because its call was cancelled.
+
+        gRPC ends the request iterator the same way for a client that finished
+        and for a cancelled call, and may report the cancellation a moment later:
+        so look after the payload is on disk (which takes that moment).
+        """
+        writer.sync()
+        if self.cancelling.is_set():
+            raise UploadCancelled("the server stopped before the upload was complete")
+        if context is not None and not context.is_active():
+            raise UploadCancelled("the call ended before the upload was complete")
+
+    def streaming_data_capture_upload(
+        self, request_iterator: Iterator[Any], context: grpc.ServicerContext | None = None
+    ) -> Any:
+        packets = iter(request_iterator)
+        first = next(packets, None)
+        if first is None or first.WhichOneof("upload_packet") != "metadata":
+            raise InvalidUpload("StreamingDataCaptureUpload must start with its metadata")
+        if not first.metadata.HasField("upload_metadata"):
+            raise InvalidUpload("StreamingDataCaptureUpload metadata without upload_metadata")
+        metadata = first.metadata.upload_metadata
+        sensor_metadata = first.metadata.sensor_metadata
+        _check_type(metadata, (BINARY,), "StreamingDataCaptureUpload")
+        check_file_name(metadata.file_name)
+        folder = payload_folder(
+            metadata.part_id,
+            metadata.component_type,
+            metadata.component_name,
+            metadata.method_name,
+        )
+        mime_type = _mime_type(metadata, sensor_metadata)
+        extension = _binary_extension(metadata, mime_type)
+        with self._blobs.writer(folder, extension) as writer:
+            _copy_chunks(packets, writer, "data", "StreamingDataCaptureUpload")
+            self._check_whole(writer, context)
+            stored = writer.commit()
+        blob_id = self._record_binary(
+            metadata, _det(metadata), sensor_metadata, stored, extension, mime_type,
+            None, time.time_ns(),
+        )  # fmt: skip
+        return data_sync_pb2.StreamingDataCaptureUploadResponse(
+            file_id=blob_id, binary_data_id=blob_id
+        )
+
+    def file_upload(
+        self, request_iterator: Iterator[Any], context: grpc.ServicerContext | None = None
+    ) -> Any:
+        packets = iter(request_iterator)
+        first = next(packets, None)
+        if first is None or first.WhichOneof("upload_packet") != "metadata":
+            raise InvalidUpload("FileUpload must start with its metadata")
+        metadata = first.metadata
+        _check_type(metadata, (FILE, UNSPECIFIED), "FileUpload")
+        check_file_name(metadata.file_name)
+        folder = payload_folder(
+            metadata.part_id,
+            metadata.component_type,
+            metadata.component_name,
+            metadata.method_name,
+        )
+        if not (metadata.component_type or metadata.component_name or metadata.method_name):
+            folder = (folder[0], FILES_FOLDER)  # an arbitrary file, from no component
+        extension = _file_extension(metadata)
+        with self._blobs.writer(folder, extension) as writer:
+            _copy_chunks(packets, writer, "file_contents", "FileUpload")
+            self._check_whole(writer, context)
+            stored = writer.commit()
+        now_ns = time.time_ns()
+        modified_ns = _timestamp_ns(metadata, "file_modify_time") or _timestamp_ns(
+            metadata, "file_create_time"
+        )
+        blob_id = content_id(b"file", _det(metadata), bytes.fromhex(stored.sha256))
+        record = BlobRecord(
+            id=blob_id,
+            upload_id=blob_id,
+            kind="file",
+            part_id=metadata.part_id,
+            component_type=metadata.component_type,
+            component_name=metadata.component_name,
+            method_name=metadata.method_name,
+            tags=tuple(metadata.tags),
+            time_requested_ns=modified_ns or now_ns,
+            time_received_ns=now_ns,
+            mime_type=metadata.mime_type,
+            file_extension=extension,
+            path=stored.path,
+            size_bytes=stored.size_bytes,
+            sha256=stored.sha256,
+            file_name=metadata.file_name,
+            dataset_ids=tuple(metadata.dataset_ids),
+            method_parameters=_method_parameters(metadata.method_parameters),
+            uploaded_at_ns=now_ns,
+        )
+        added = self._store.record_blob(record)
+        log.debug("file %s (%d bytes) %s", blob_id, stored.size_bytes, "new" if added else "seen")
+        return data_sync_pb2.FileUploadResponse(file_id=blob_id, binary_data_id=blob_id)
+
+
+def _copy_chunks(packets: Iterator[Any], writer: PayloadWriter, field: str, rpc: str) -> None:
+    for index, packet in enumerate(packets, start=1):
+        held = packet.WhichOneof("upload_packet")
+        if held != field:
+            raise InvalidUpload(
+                f"{rpc} packet {index} holds {held or 'nothing'}; only the first may be metadata"
+            )
+        chunk = getattr(packet, field)
+        writer.write(chunk if field == "data" else chunk.data)
+
+
+def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    context.abort(code, message)
+    raise AssertionError("context.abort returned")  # pragma: no cover
