@@ -9,11 +9,12 @@ DEBUG = os.environ.get("CAPSYNC_DEBUG") == "1"
 
 extensions = [
     Extension(
-        "capsync._wire",
-        ["ext/capsync/_wire.pyx"],
+        f"capsync.{name}",
+        [f"ext/capsync/{name}.pyx"],
         extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
         define_macros=[("CYTHON_TRACE_NOGIL", "1")] if DEBUG else [],
-    ),
+    )
+    for name in ("_wire", "_clock")
 ]
 
 setup(

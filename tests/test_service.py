@@ -422,3 +422,35 @@ def test_run_unknown_model_exit_2_names_it(tmp_path: Path) -> None:
     _, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "warp-drive" in err and "fake" in err and "Traceback" not in err
+
+
+def test_spin_until_returns_at_or_after_the_deadline(wire_impl) -> None:
+    from capsync import _impl
+
+    clock = _impl.clock()
+    assert clock is (_impl.PURE_CLOCK if wire_impl is _impl.PURE else _impl.COMPILED_CLOCK)
+    for delay_ns in (0, 1_000, 50_000, 300_000):
+        deadline = time.perf_counter_ns() + delay_ns
+        returned = clock.spin_until_ns(deadline)
+        assert deadline <= returned <= time.perf_counter_ns()
+    assert clock.spin_until_ns(0) > 0  # a deadline in the past returns at once
+
+
+def test_spinning_leaves_the_gil_to_other_threads(wire_impl) -> None:
+    from capsync import _impl
+
+    counted = [0]
+    done = threading.Event()
+
+    def count() -> None:
+        while not done.is_set():
+            counted[0] += 1
+
+    other = threading.Thread(target=count)
+    other.start()
+    try:
+        _impl.clock().spin_until_ns(time.perf_counter_ns() + 50_000_000)
+    finally:
+        done.set()
+        other.join()
+    assert counted[0] > 1000  # the other thread ran while we waited

@@ -1,4 +1,8 @@
-"""Pick the wire implementation: the compiled ``capsync._wire`` or its pure-Python twin.
+"""Pick the implementation of the compiled entry points, or their pure-Python twins.
+
+Two compiled modules exist: ``capsync._wire`` (the capture file hot path) and
+``capsync._clock`` (GIL-free waiting); their twins are ``_wire_py`` and
+``_clock_py``. They are switched together.
 
 ``CAPSYNC_NO_EXTENSIONS=1`` (any non-empty value but ``0``) forces the twin;
 so does a missing or broken extension, or a big-endian host (the compiled
@@ -14,28 +18,37 @@ import os
 import sys
 from types import ModuleType
 
-from capsync import _wire_py
+from capsync import _clock_py, _wire_py
 
 
-def _load_compiled() -> ModuleType | None:
+def _load_compiled(name: str) -> ModuleType | None:
     if os.environ.get("CAPSYNC_NO_EXTENSIONS", "") not in ("", "0"):
         return None
     if sys.byteorder != "little":
         return None
     try:
-        return importlib.import_module("capsync._wire")
+        return importlib.import_module(name)
     except ImportError:
         return None
 
 
-COMPILED: ModuleType | None = _load_compiled()
+COMPILED: ModuleType | None = _load_compiled("capsync._wire")
+COMPILED_CLOCK: ModuleType | None = _load_compiled("capsync._clock")
 PURE: ModuleType = _wire_py
+PURE_CLOCK: ModuleType = _clock_py
 _current: ModuleType = COMPILED if COMPILED is not None else PURE
 
 
 def wire() -> ModuleType:
     """The wire module in use."""
     return _current
+
+
+def clock() -> ModuleType:
+    """The clock module that goes with the wire module in use."""
+    if _current is PURE or COMPILED_CLOCK is None:
+        return PURE_CLOCK
+    return COMPILED_CLOCK
 
 
 def use(module: ModuleType) -> ModuleType:

@@ -37,7 +37,7 @@ from capsync.service.schedule import Ticker
 _log = logging.getLogger("capsync.collector")
 
 DRAIN_INTERVAL_S = 0.002
-DRAIN_SLICE = 16  # readings written between two GIL yields
+DRAIN_SLICE = 4  # readings written between two GIL yields
 MAX_WRITE_BACKOFF_S = 5.0
 FIRST_WRITE_BACKOFF_S = 0.05
 

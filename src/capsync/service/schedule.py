@@ -2,16 +2,17 @@
 
 A caller that is late by a whole period or more skips the ticks it missed (and
 counts them) instead of calling several times in a row to catch up. Waiting
-sleeps until ``spin_margin_ns`` before the tick, then yields in a loop: the
-loop gives up the GIL on every turn, so other threads keep running, and the
-tick is met within microseconds rather than the operating system's sleep
-granularity.
+sleeps until ``spin_margin_ns`` before the tick (an OS sleep can overshoot by
+a millisecond on a busy machine), then spins to the tick in
+``capsync._clock.spin_until_ns``, which holds no GIL while it spins.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+
+from capsync import _impl
 
 DEFAULT_SPIN_MARGIN_NS = 200_000
 
@@ -49,16 +50,13 @@ class Ticker:
             missed = late // period
             self.skipped += missed
             target += missed * period
-        while now < target:
-            remaining = target - now
-            if remaining > self.spin_margin_ns:
-                if stop.wait((remaining - self.spin_margin_ns) / 1e9):
-                    return False
-            else:
-                time.sleep(0)  # yield the GIL while spinning
-                if stop.is_set():
-                    return False
-            now = time.perf_counter_ns()
+        remaining = target - now
+        if remaining > self.spin_margin_ns and stop.wait(
+            (remaining - self.spin_margin_ns) / 1e9
+        ):
+            return False
+        if now < target:
+            now = _impl.clock().spin_until_ns(target)
         self.lateness_ns = now - target
         self.next_ns = target + period
         return not stop.is_set()

@@ -1,0 +1,14 @@
+"""Pure-Python twin of ``capsync._clock``: spin until a deadline, yielding the GIL each turn."""
+
+from __future__ import annotations
+
+import time
+
+
+def spin_until_ns(deadline_ns: int) -> int:
+    """Busy-wait until ``time.perf_counter_ns() >= deadline_ns``; return that time in ns."""
+    while True:
+        now_ns = time.perf_counter_ns()
+        if now_ns >= deadline_ns:
+            return now_ns
+        time.sleep(0)  # releases the GIL (at the cost of the kernel's timer slack)
