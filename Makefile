@@ -36,6 +36,10 @@ debug: $(PY)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The whole suite with the extension switched off at import (the twin only).
+test-python: $(STAMP)
+	CAPSYNC_NO_EXTENSIONS=1 $(PY) -m pytest
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
 	$(VENV)/bin/mypy
@@ -45,8 +49,9 @@ proto: $(STAMP)
 	$(PY) -m capsync.proto.generate
 
 bench: $(STAMP)
-	$(PY) -m pytest benchmarks -q -p no:randomly --benchmark-only --benchmark-json=.bench.json
+	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-json=.bench.json
 	$(PY) benchmarks/report.py .bench.json
+	$(PY) benchmarks/collector_rate.py
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

@@ -267,7 +267,7 @@ def test_name_collisions_get_a_suffix(tmp_path: Path, monkeypatch) -> None:
     from capsync.capture import naming
 
     monkeypatch.setattr(
-        naming, "timestamp_name", lambda now=None: "2026-01-01T00_00_00.000000+00_00"
+        naming, "timestamp_name", lambda now_ns=None: "2026-01-01T00_00_00.000000+00_00"
     )
     with capsync.open_stream(tmp_path, **CAMERA) as stream:
         paths = [stream.append_binary(b"x") for _ in range(3)]
@@ -393,3 +393,22 @@ def test_stream_options_are_checked(tmp_path: Path) -> None:
         capsync.open_stream(tmp_path, max_file_size_bytes=0, **SENSOR)
     with pytest.raises(ValueError, match="fsync_interval_s must be > 0"):
         capsync.open_stream(tmp_path, fsync_interval_s=0, **SENSOR)
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/Los_Angeles", "Asia/Kolkata"])
+def test_timestamp_names_carry_the_local_offset(monkeypatch, tz: str) -> None:
+    import datetime as dt
+
+    from capsync.capture import naming
+
+    monkeypatch.setenv("TZ", tz)
+    time.tzset()
+    try:
+        moment_ns = 1_795_302_002_723_808_123
+        name = naming.timestamp_name(moment_ns)
+        expected = dt.datetime.fromtimestamp(moment_ns / 1e9).astimezone()
+        offset = expected.strftime("%z")
+        assert name == expected.strftime("%Y-%m-%dT%H_%M_%S.723808") + f"{offset[:3]}_{offset[3:]}"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

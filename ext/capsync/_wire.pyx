@@ -13,7 +13,9 @@ import numpy as np
 
 from capsync import _wire_py
 
+from cpython.exc cimport PyErr_Occurred
 from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.errno cimport EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint64_t
@@ -88,6 +90,17 @@ cdef inline Py_ssize_t put_timestamp_body(uint8_t* out, int64_t ns) noexcept nog
         out[n] = 0x10
         n += 1 + put_varint(out + n + 1, <uint64_t>nanos)
     return n
+
+
+cdef inline int64_t _as_int64(object value, str name) except? -1:
+    """``value`` as int64: C fast path for a plain int, the twin's checks (and errors) else."""
+    cdef int overflow = 0
+    cdef long long number
+    if type(value) is int:
+        number = PyLong_AsLongLongAndOverflow(value, &overflow)
+        if overflow == 0 and not (number == -1 and PyErr_Occurred()):
+            return number
+    return _wire_py.as_int64(value, name)
 
 
 cdef object _twin_error(object encode, tuple args):
@@ -234,14 +247,24 @@ cdef class RecordBuffer:
         self._size += nbytes
         return 0
 
+    cdef inline Py_ssize_t _open_len(self) except -1:
+        """Start a length-delimited body: one placeholder byte for its length."""
+        cdef Py_ssize_t start = self._size
+        self._put_byte(0)
+        return start
+
     cdef int _close_len(self, Py_ssize_t start) except -1:
-        """Prefix the bytes written since ``start`` with their length as a varint."""
-        cdef Py_ssize_t nbytes = self._size - start
-        cdef int prefix = varint_size(<uint64_t>nbytes)
-        self._reserve(prefix)
-        memmove(self._data + start + prefix, self._data + start, nbytes)
+        """Write the length of the body opened at ``start``; widen the prefix if >= 128."""
+        cdef Py_ssize_t nbytes = self._size - start - 1
+        cdef int prefix
+        if nbytes < 0x80:
+            self._data[start] = <uint8_t>nbytes
+            return 0
+        prefix = varint_size(<uint64_t>nbytes)
+        self._reserve(prefix - 1)
+        memmove(self._data + start + prefix, self._data + start + 1, nbytes)
         put_varint(self._data + start, <uint64_t>nbytes)
-        self._size += prefix
+        self._size += prefix - 1
         return 0
 
     cdef int _timestamp(self, int64_t ns) except -1:
@@ -255,7 +278,7 @@ cdef class RecordBuffer:
                        uint64_t mime_type) except -1:
         cdef Py_ssize_t start
         self._put_byte(0x0A)  # SensorData.metadata
-        start = self._size
+        start = self._open_len()
         self._put_byte(0x0A)  # SensorMetadata.time_requested
         self._timestamp(time_requested_ns)
         self._put_byte(0x12)  # SensorMetadata.time_received
@@ -291,13 +314,13 @@ cdef class RecordBuffer:
             return 0
         elif isinstance(value, (dict, Mapping)):
             self._put_byte(0x2A)  # Value.struct_value
-            start = self._size
+            start = self._open_len()
             self._struct(value, depth + 1)
             self._close_len(start)
             return 0
         elif isinstance(value, (list, tuple)):
             self._put_byte(0x32)  # Value.list_value
-            start = self._size
+            start = self._open_len()
             self._list(value, depth + 1)
             self._close_len(start)
             return 0
@@ -321,31 +344,39 @@ cdef class RecordBuffer:
             raise ValueError("nested too deep")
         for item in values:
             self._put_byte(0x0A)  # ListValue.values
-            start = self._size
+            start = self._open_len()
             self._value(item, depth)
             self._close_len(start)
         return 0
 
     cdef int _struct(self, object fields, int depth) except -1:
-        cdef Py_ssize_t entry_start, value_start, nbytes
-        cdef const char* utf8
         if depth > MAX_NESTING_DEPTH:
             raise ValueError("nested too deep")
-        items = (<dict>fields).items() if type(fields) is dict else fields.items()
-        for key, item in items:
-            if not isinstance(key, str):
-                raise TypeError("key is not a string")
-            utf8 = PyUnicode_AsUTF8AndSize(key, &nbytes)
-            self._put_byte(0x0A)  # Struct.fields entry
-            entry_start = self._size
-            self._put_byte(0x0A)  # entry key
-            self._put_varint(<uint64_t>nbytes)
-            self._put_bytes(utf8, nbytes)
-            self._put_byte(0x12)  # entry value
-            value_start = self._size
-            self._value(item, depth)
-            self._close_len(value_start)
-            self._close_len(entry_start)
+        if type(fields) is dict:
+            for key, item in (<dict>fields).items():
+                self._entry(key, item, depth)
+        else:
+            for key, item in fields.items():
+                self._entry(key, item, depth)
+        return 0
+
+    cdef int _entry(self, object key, object item, int depth) except -1:
+        """One ``Struct.fields`` map entry: key, then value."""
+        cdef Py_ssize_t entry_start, value_start, nbytes
+        cdef const char* utf8
+        if not isinstance(key, str):
+            raise TypeError("key is not a string")
+        utf8 = PyUnicode_AsUTF8AndSize(key, &nbytes)
+        self._put_byte(0x0A)  # Struct.fields entry
+        entry_start = self._open_len()
+        self._put_byte(0x0A)  # entry key
+        self._put_varint(<uint64_t>nbytes)
+        self._put_bytes(utf8, nbytes)
+        self._put_byte(0x12)  # entry value
+        value_start = self._open_len()
+        self._value(item, depth)
+        self._close_len(value_start)
+        self._close_len(entry_start)
         return 0
 
     cdef int _wrapped_struct(self, object readings, object wrap_key) except -1:
@@ -355,14 +386,14 @@ cdef class RecordBuffer:
             return self._struct(readings, 1)
         utf8 = PyUnicode_AsUTF8AndSize(wrap_key, &nbytes)
         self._put_byte(0x0A)
-        entry_start = self._size
+        entry_start = self._open_len()
         self._put_byte(0x0A)
         self._put_varint(<uint64_t>nbytes)
         self._put_bytes(utf8, nbytes)
         self._put_byte(0x12)
-        value_start = self._size
+        value_start = self._open_len()
         self._put_byte(0x2A)
-        struct_start = self._size
+        struct_start = self._open_len()
         self._struct(readings, 2)
         self._close_len(struct_start)
         self._close_len(value_start)
@@ -398,14 +429,15 @@ cdef class RecordBuffer:
         cdef int64_t received
         cdef Py_ssize_t frame_start = self._size
         cdef Py_ssize_t struct_start
-        if not isinstance(readings, Mapping):
+        if type(readings) is not dict and not isinstance(readings, Mapping):
             raise TypeError(f"readings must be a dict, got {type(readings).__name__}")
-        requested = _wire_py.as_int64(time_requested_ns, "time_requested_ns")
-        received = _wire_py.as_int64(time_received_ns, "time_received_ns")
+        requested = _as_int64(time_requested_ns, "time_requested_ns")
+        received = _as_int64(time_received_ns, "time_received_ns")
         try:
+            frame_start = self._open_len()
             self._metadata(requested, received, 0)
             self._put_byte(0x12)  # SensorData.struct
-            struct_start = self._size
+            struct_start = self._open_len()
             self._wrapped_struct(readings, wrap_key)
             self._close_len(struct_start)
             self._close_len(frame_start)
@@ -471,8 +503,8 @@ cdef class RecordBuffer:
             raise ValueError(f"payload_nbytes must be >= 0, got {payload_nbytes}")
         if mime_type < 0:
             raise ValueError(f"mime_type must be >= 0, got {mime_type}")
-        requested = _wire_py.as_int64(time_requested_ns, "time_requested_ns")
-        received = _wire_py.as_int64(time_received_ns, "time_received_ns")
+        requested = _as_int64(time_requested_ns, "time_requested_ns")
+        received = _as_int64(time_received_ns, "time_received_ns")
         self._metadata(requested, received, mime_type)
         self._put_byte(0x1A)  # SensorData.binary
         self._put_varint(<uint64_t>payload_nbytes)

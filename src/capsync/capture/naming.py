@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import os
+import time
 from pathlib import Path
 
 from capsync.methods import api_folder
@@ -34,11 +34,17 @@ def capture_folder(capture_dir: str | os.PathLike[str], api: str, name: str, met
     return Path(capture_dir) / api_folder(api) / name / method
 
 
-def timestamp_name(now: dt.datetime | None = None) -> str:
+def timestamp_name(now_ns: int | None = None) -> str:
     """Local creation time as ``YYYY-MM-DDTHH_MM_SS.ffffff±HH_MM``."""
-    moment = (now or dt.datetime.now()).astimezone()
-    offset = moment.strftime("%z")  # ±HHMM
-    return moment.strftime("%Y-%m-%dT%H_%M_%S.%f") + f"{offset[:3]}_{offset[3:]}"
+    seconds, nanos = divmod(time.time_ns() if now_ns is None else now_ns, 1_000_000_000)
+    local = time.localtime(seconds)
+    offset_s = local.tm_gmtoff
+    sign = "+" if offset_s >= 0 else "-"
+    offset_s = abs(offset_s)
+    return (
+        time.strftime("%Y-%m-%dT%H_%M_%S", local)
+        + f".{nanos // 1000:06d}{sign}{offset_s // 3600:02d}_{offset_s % 3600 // 60:02d}"
+    )
 
 
 def make_folder(folder: Path) -> None:

@@ -145,18 +145,25 @@ class CaptureStream:
         """Append one tabular reading (a dict of JSON-like values)."""
         if self._binary:
             raise TypeError(f"{self.label} is a binary method: use append_binary")
-        requested, received = _times(time_requested_ns, time_received_ns)
+        if time_requested_ns is None or time_received_ns is None:
+            time_requested_ns, time_received_ns = _times(time_requested_ns, time_received_ns)
+        buffer = self._buffer
         with self._lock:
-            self._check_can_accept()
-            self._open_if_needed()
-            self._buffer.append_readings(readings, requested, received, self._wrap_key)
+            # Hot path: an open file and room in memory. Everything else is the slow path.
+            if self._fd is None or self._closed or buffer.nbytes >= self._max_buffered_bytes:
+                self._check_can_accept()
+                self._open_if_needed()
+            buffer.append_readings(readings, time_requested_ns, time_received_ns, self._wrap_key)
             self._records += 1
             self._file_records += 1
-            if self._file_nbytes + self._buffer.nbytes >= self._max_file_size_bytes:
+            buffered = buffer.nbytes
+            if self._file_nbytes + buffered >= self._max_file_size_bytes:
                 self._complete_current()
-            elif self._buffer.nbytes >= WRITE_CHUNK_BYTES:
+                self._sync_if_due()
+            elif buffered >= WRITE_CHUNK_BYTES:
                 self._try_write()
-            self._sync_if_due()
+                self._sync_if_due()
+            # An idle or slow stream meets its deadline through the background flusher.
 
     def append_batch(
         self,
