@@ -132,6 +132,8 @@ def run(args: argparse.Namespace) -> int:
         except CaptureFileError as exc:
             failures += 1
             print(f"capsync: error: {exc}", file=sys.stderr)
+        except BrokenPipeError:
+            raise  # the reader went away (| head): main() ends quietly
         except OSError as exc:
             failures += 1
             print(f"capsync: error: {path}: {exc.strerror or exc}", file=sys.stderr)
