@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -23,6 +24,7 @@ COMMANDS = {
     "run": "capsync.cli.run_cmd",
     "serve": "capsync.cli.serve_cmd",
     "data": "capsync.cli.data_cmd",
+    "sync": "capsync.cli.sync_cmd",
 }
 
 
@@ -58,6 +60,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Output piped into e.g. `head`, which has exited: stop quietly, as other tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

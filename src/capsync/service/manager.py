@@ -4,6 +4,12 @@ It reads a machine config, builds the resources its capture methods name,
 runs one :class:`Collector` per enabled (resource, method), and keeps them in
 line with the config on :meth:`reconfigure`. At start it recovers ``.prog``
 files left by a crash so they are synced, never lost.
+
+When the config says where to sync (a ``sync`` or ``cloud`` section), a
+:class:`~capsync.sync.SyncScheduler` uploads the completed files every
+``sync_interval_mins`` (unless ``sync_disabled``, and only while the
+``selective_syncer_name`` sensor says ``should_sync: true`` when one is set);
+:meth:`sync_now` runs a pass on demand.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capsync.capture.recovery import Recovery, recover_in_progress
 from capsync.config import (
@@ -25,8 +31,13 @@ from capsync.config import (
     ResourceConfig,
     load_config,
 )
+from capsync.config.model import split_resource_name
 from capsync.resources import Resource, ResourceContext, build_resource
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings, CollectorStats
+from capsync.service.ratelimit import RateLimitedLog
+
+if TYPE_CHECKING:  # capsync.sync imports from capsync.service: import it lazily at run time
+    from capsync.sync import ProgressFn, SyncReport, SyncScheduler, SyncStats
 
 _log = logging.getLogger("capsync.manager")
 
@@ -57,6 +68,13 @@ class DataManager:
         self._started = False
         self._closed = False
         self.recovered: list[Recovery] = []
+        # Resources built only to be asked something (the selective syncer sensor).
+        self._other_resources: dict[tuple[str, str], Resource] = {}
+        self._sync_lock = threading.Lock()
+        self._sync_scheduler: SyncScheduler | None = None
+        self._sync_key: tuple[Any, ...] | None = None
+        self._sync_error: str | None = "sync is not running (the service is not started)"
+        self._sync_log = RateLimitedLog(_log, 30.0)
 
     @classmethod
     def from_config(
@@ -96,7 +114,8 @@ class DataManager:
             except BaseException:
                 self.close()
                 raise
-            return self
+        self._update_sync()
+        return self
 
     def reconfigure(
         self, config: MachineConfig | str | os.PathLike[str] | Mapping[str, Any]
@@ -110,8 +129,11 @@ class DataManager:
         new_config = config if isinstance(config, MachineConfig) else load_config(config)
         with self._lock:
             self.config = new_config
-            if self._started and not self._closed:
-                self._apply(self._plan(new_config))
+            self._close_other_resources()
+            if not self._started or self._closed:
+                return
+            self._apply(self._plan(new_config))
+        self._update_sync()
 
     def flush_to_capture(self) -> None:
         """Complete every open tabular file (done before each sync pass)."""
@@ -127,18 +149,163 @@ class DataManager:
         return {collector.label: collector.stats() for collector in collectors}
 
     def close(self) -> None:
-        """Stop every collector, writing what they queued and completing their files."""
+        """Stop sync (an upload in flight is abandoned: its file stays), then every
+        collector, writing what they queued and completing their files."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             collectors = list(self._collectors.values())
             self._collectors.clear()
+        self._stop_sync("the service is closed")
         for collector in collectors:
             collector.close()
-        for resource in self._resources.values():
+        with self._lock:
+            for resource in self._resources.values():
+                resource.close()
+            self._resources.clear()
+            self._close_other_resources()
+
+    # ----- sync -------------------------------------------------------------------------
+
+    def resource(self, name: str) -> Resource | None:
+        """The resource ``name`` (or ``api/name``) of the config, built if no collector uses it.
+
+        None when the config has no such resource or it cannot be built (logged).
+        """
+        split = split_resource_name(name)
+        api, short = split if split is not None else (None, name)
+        with self._lock:
+            for table in (self._resources, self._other_resources):
+                for (res_api, res_name), resource in table.items():
+                    if res_name == short and api in (None, res_api):
+                        return resource
+            for config in (*self.config.components, *self.config.services):
+                if config.name == short and api in (None, config.api):
+                    source = self.config.source_path
+                    context = ResourceContext(
+                        capture_dir=str(self.capture_dir),
+                        config_dir=str(Path(source).parent) if source else None,
+                    )
+                    try:
+                        resource = build_resource(
+                            config.api, config.model, config.name, config.attributes, context
+                        )
+                    except Exception as exc:
+                        self._sync_log.log(logging.ERROR, f"cannot build {name!r}: {exc}")
+                        return None
+                    self._other_resources[(config.api, config.name)] = resource
+                    return resource
+        return None
+
+    def sync_now(self, progress: ProgressFn | None = None) -> SyncReport:
+        """Complete the open tabular files and run one sync pass now (even if
+        ``sync_disabled``); raises :class:`ServiceError` when sync is not configured."""
+        scheduler = self._sync_scheduler
+        if scheduler is None:
+            raise ServiceError(self._sync_error or "sync is not configured")
+        self.flush_to_capture()
+        return scheduler.syncer.sync_once(progress)
+
+    def sync_stats(self) -> SyncStats | None:
+        """Upload totals since sync started; None when sync is not running (see the log)."""
+        scheduler = self._sync_scheduler
+        return None if scheduler is None else scheduler.syncer.stats()
+
+    def uploading(self) -> frozenset[Path]:
+        """The files being uploaded now: never delete one of these."""
+        scheduler = self._sync_scheduler
+        return frozenset() if scheduler is None else scheduler.syncer.uploading()
+
+    def _should_sync(self) -> bool:
+        """A scheduled pass runs unless ``sync_disabled``, or the selective syncer says no."""
+        settings = self.settings
+        if settings.sync_disabled:
+            return False
+        name = settings.selective_syncer_name
+        if not name:
+            return True
+        resource = self.resource(name)
+        if resource is None:
+            self._sync_log.log(
+                logging.WARNING,
+                f"selective_syncer_name {name!r} names no resource of the config: not syncing",
+            )
+            return False
+        try:
+            readings = resource.capture("Readings", {})
+        except Exception as exc:
+            self._sync_log.log(
+                logging.WARNING, f"selective syncer {name!r}: Readings failed ({exc}): not syncing"
+            )
+            return False
+        return isinstance(readings, Mapping) and readings.get("should_sync") is True
+
+    def _update_sync(self) -> None:
+        """Start, keep or restart sync to match the config."""
+        from capsync.sync import (
+            SyncConfigError,
+            Syncer,
+            SyncScheduler,
+            SyncSettings,
+            resolve_target,
+            sync_configured,
+        )
+
+        with self._sync_lock:
+            config = self.config
+            if self._closed:
+                return
+            key: tuple[Any, ...] | None = None
+            error: str | None = None
+            if config.data_manager is None:
+                error = "sync is not configured: the config has no data_manager service"
+            elif not sync_configured(config):
+                error = "sync is not configured: the config has neither a sync nor a cloud section"
+            else:
+                try:
+                    key = (resolve_target(config), SyncSettings.from_config(self.settings))
+                except SyncConfigError as exc:
+                    error = f"sync is not running: {exc}"
+            if key is not None and key == self._sync_key:
+                return
+            self._stop_sync_locked(error)
+            if key is None:
+                if config.data_manager is not None and sync_configured(config):
+                    _log.error("%s", error)
+                return
+            target, settings = key
+            try:
+                syncer = Syncer(settings, target)
+            except SyncConfigError as exc:
+                self._sync_error = f"sync is not running: {exc}"
+                _log.error("%s", self._sync_error)
+                return
+            self._sync_scheduler = SyncScheduler(
+                syncer,
+                interval_s=lambda: self.settings.sync_interval_s,
+                should_sync=self._should_sync,
+                before_pass=self.flush_to_capture,
+            ).start()
+            self._sync_key = key
+            self._sync_error = None
+            _log.info("syncing %s to %s every %.1f s", settings.capture_dir, target.address,
+                      self.settings.sync_interval_s)  # fmt: skip
+
+    def _stop_sync(self, reason: str) -> None:
+        with self._sync_lock:
+            self._stop_sync_locked(reason)
+
+    def _stop_sync_locked(self, reason: str | None) -> None:
+        scheduler, self._sync_scheduler, self._sync_key = self._sync_scheduler, None, None
+        self._sync_error = reason
+        if scheduler is not None:
+            scheduler.stop()
+
+    def _close_other_resources(self) -> None:
+        for resource in self._other_resources.values():
             resource.close()
-        self._resources.clear()
+        self._other_resources.clear()
 
     def __enter__(self) -> DataManager:
         return self.start()

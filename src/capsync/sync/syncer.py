@@ -1,0 +1,586 @@
+"""``Syncer``: one pass uploads every eligible file with a pool of workers.
+
+A pass lists the completed capture files and the ready arbitrary files,
+then uploads them with up to ``maximum_num_sync_threads`` workers. A file is
+claimed before its upload (in this process by a set, across processes by a
+non-blocking ``flock``), so no two workers ever upload the same file at once.
+A file is deleted only once the server confirmed every request for it.
+
+Failures (see :mod:`capsync.sync.errors`): a transient one is retried with
+exponential backoff; an unreachable server, or one that refuses the key,
+pauses every worker (longer, doubling, capped at ``max_backoff_s``); a file the
+server refuses as invalid, or one that does not parse, is moved to
+``<capture_dir>/failed/`` with an ERROR log line saying why. A pass stops
+retrying after ``retry_for_s``; what is left is tried again by a later pass.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import grpc
+
+from capsync.capture.reader import CaptureFileError
+from capsync.config import DataManagerConfig
+from capsync.service.ratelimit import RateLimitedLog
+from capsync.sync import files
+from capsync.sync.connection import DEFAULT_RPC_TIMEOUT_S, SyncTarget, UploadClient, open_channel
+from capsync.sync.errors import (
+    FIRST_BACKOFF_S,
+    Backoff,
+    ErrorKind,
+    Gate,
+    classify,
+    describe_rpc_error,
+)
+from capsync.sync.files import SyncItem
+from capsync.sync.upload import REQUEST_MAX_BYTES, upload_arbitrary_file, upload_capture_file
+
+_log = logging.getLogger("capsync.sync")
+
+# How long a scheduled pass keeps retrying a file before leaving it to the next pass.
+DEFAULT_RETRY_FOR_S = 300.0
+STOPPED = "sync stopped before the upload finished"
+BUSY = "being uploaded by another worker or process"
+
+
+class SyncClosedError(RuntimeError):
+    """The syncer was closed; it uploads nothing more."""
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    """What a pass uploads: the data_manager attributes sync reads."""
+
+    capture_dir: str
+    tags: tuple[str, ...] = ()
+    additional_sync_paths: tuple[str, ...] = ()
+    file_last_modified_s: float = 10.0
+    max_workers: int = 1
+
+    @classmethod
+    def from_config(cls, config: DataManagerConfig) -> SyncSettings:
+        return cls(
+            capture_dir=config.capture_dir,
+            tags=config.tags,
+            additional_sync_paths=config.additional_sync_paths,
+            file_last_modified_s=config.file_last_modified_s,
+            max_workers=max(1, config.maximum_num_sync_threads),
+        )
+
+
+@dataclass(frozen=True)
+class SyncProgress:
+    """Where a pass stands; handed to the progress callback as it moves."""
+
+    files_total: int
+    files_done: int  # uploaded, moved aside or left
+    bytes_total: int
+    bytes_done: int
+
+
+ProgressFn = Callable[[SyncProgress], None]
+
+
+@dataclass
+class SyncReport:
+    """What one pass did."""
+
+    files_total: int = 0
+    files_uploaded: int = 0
+    records_uploaded: int = 0
+    bytes_uploaded: int = 0  # bytes of the files the confirmed requests covered
+    moved: dict[str, str] = field(default_factory=dict)  # path -> why it went to failed/
+    left: dict[str, str] = field(default_factory=dict)  # path -> why it is still there
+    elapsed_s: float = 0.0
+
+    @property
+    def files_moved(self) -> int:
+        return len(self.moved)
+
+    @property
+    def files_left(self) -> int:
+        return len(self.left)
+
+    @property
+    def complete(self) -> bool:
+        """True when every file was uploaded (none left, none moved to failed/)."""
+        return not self.left and not self.moved
+
+
+@dataclass(frozen=True)
+class SyncStats:
+    """Totals since the syncer started."""
+
+    passes: int
+    files_uploaded: int
+    records_uploaded: int
+    bytes_uploaded: int
+    files_moved_to_failed: int
+    files_left: int  # by the last pass
+    uploading: int  # files in flight now
+    last_pass_finished: float | None  # time.time() of the end of the last pass
+    last_error: str | None
+
+
+@dataclass
+class _Outcome:
+    status: Literal["uploaded", "moved", "left", "gone"]
+    reason: str = ""
+    records: int = 0
+    file_bytes: int = 0
+
+
+class _Pass:
+    """The shared state of one pass."""
+
+    def __init__(
+        self,
+        items: list[SyncItem],
+        progress: ProgressFn | None,
+        retry_until: float | None,
+        retry_rejected: bool,
+    ) -> None:
+        self.retry_until = retry_until
+        self.retry_rejected = retry_rejected
+        self.aborted: str | None = None  # set when retrying is pointless (key refused)
+        self._progress = progress
+        self._lock = threading.Lock()
+        self._files_total = len(items)
+        self._bytes_total = sum(item.size_bytes for item in items)
+        self._files_done = 0
+        self._bytes_done = 0
+
+    def out_of_time(self, delay_s: float) -> bool:
+        return self.retry_until is not None and time.monotonic() + delay_s > self.retry_until
+
+    def add_bytes(self, nbytes: int, *, file_done: bool = False) -> None:
+        with self._lock:  # held for the callback too: it sees progress in order, one at a time
+            self._bytes_done += nbytes
+            self._files_done += file_done
+            if self._progress is None:
+                return
+            snapshot = SyncProgress(
+                self._files_total, self._files_done, self._bytes_total, self._bytes_done
+            )
+            try:
+                self._progress(snapshot)
+            except Exception:
+                _log.debug("progress callback failed", exc_info=True)
+
+    def start(self) -> None:
+        self.add_bytes(0)
+
+
+class Syncer:
+    """Uploads the files of one capture dir (and its additional sync paths) to ``target``."""
+
+    def __init__(
+        self,
+        settings: SyncSettings,
+        target: SyncTarget,
+        *,
+        request_max_bytes: int = REQUEST_MAX_BYTES,
+        rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S,
+        retry_for_s: float | None = DEFAULT_RETRY_FOR_S,
+        first_backoff_s: float = FIRST_BACKOFF_S,
+    ) -> None:
+        self.settings = settings
+        self.target = target
+        self.request_max_bytes = request_max_bytes
+        self.retry_for_s = retry_for_s
+        self.first_backoff_s = first_backoff_s
+        self._channel = open_channel(target)
+        self._client = UploadClient(self._channel, target, rpc_timeout_s=rpc_timeout_s)
+        self._stop = threading.Event()
+        self._gate = Gate(target.max_backoff_s)
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._running_passes = 0
+        self._claimed: set[Path] = set()
+        self._errors_log = RateLimitedLog(_log, 10.0)
+        self._passes = 0
+        self._files_uploaded = 0
+        self._records_uploaded = 0
+        self._bytes_uploaded = 0
+        self._files_moved = 0
+        self._files_left = 0
+        self._last_pass_finished: float | None = None
+        self._last_error: str | None = None
+
+    @property
+    def capture_dir(self) -> Path:
+        return Path(self.settings.capture_dir)
+
+    @property
+    def closed(self) -> bool:
+        return self._stop.is_set()
+
+    # ----- queries ----------------------------------------------------------------------
+
+    def uploading(self) -> frozenset[Path]:
+        """The files claimed right now: being uploaded (never delete one of these)."""
+        with self._lock:
+            return frozenset(self._claimed)
+
+    def claim(self, path: Path) -> bool:
+        """Claim ``path`` (absolute) so no worker uploads it; False when it is claimed already.
+
+        For others that act on capture files (disk-pressure deletion); undo with
+        :meth:`release`.
+        """
+        with self._lock:
+            if path in self._claimed:
+                return False
+            self._claimed.add(path)
+            return True
+
+    def release(self, path: Path) -> None:
+        with self._lock:
+            self._claimed.discard(path)
+
+    def stats(self) -> SyncStats:
+        with self._lock:
+            return SyncStats(
+                passes=self._passes,
+                files_uploaded=self._files_uploaded,
+                records_uploaded=self._records_uploaded,
+                bytes_uploaded=self._bytes_uploaded,
+                files_moved_to_failed=self._files_moved,
+                files_left=self._files_left,
+                uploading=len(self._claimed),
+                last_pass_finished=self._last_pass_finished,
+                last_error=self._last_error,
+            )
+
+    def eligible(self) -> list[SyncItem]:
+        """What a pass would upload now: capture files first, then arbitrary files."""
+        settings = self.settings
+        items = files.capture_files(settings.capture_dir)
+        if settings.additional_sync_paths:
+            items += files.arbitrary_files(
+                settings.additional_sync_paths,
+                capture_dir=settings.capture_dir,
+                min_age_s=settings.file_last_modified_s,
+            )
+        return items
+
+    # ----- a pass -----------------------------------------------------------------------
+
+    def sync_once(
+        self,
+        progress: ProgressFn | None = None,
+        *,
+        retry_for_s: float | Literal["default"] | None = "default",
+        retry_rejected: bool = True,
+    ) -> SyncReport:
+        """Upload every eligible file once; return what happened.
+
+        ``retry_for_s`` bounds how long failed uploads are retried (None: until
+        :meth:`close`); ``retry_rejected=False`` ends the pass at once when the
+        server refuses the key (a manual sync), instead of waiting for a fixed key.
+        """
+        with self._lock:
+            if self._stop.is_set():
+                raise SyncClosedError("the syncer is closed")
+            self._running_passes += 1
+        try:
+            return self._run_pass(
+                progress, self.retry_for_s if retry_for_s == "default" else retry_for_s,
+                retry_rejected,
+            )  # fmt: skip
+        finally:
+            with self._lock:
+                self._running_passes -= 1
+                self._idle.notify_all()
+
+    def _run_pass(
+        self, progress: ProgressFn | None, retry_for_s: float | None, retry_rejected: bool
+    ) -> SyncReport:
+        started = time.monotonic()
+        files.remove_orphan_resume_files(self.settings.capture_dir)
+        items = self.eligible()
+        state = _Pass(
+            items,
+            progress,
+            None if retry_for_s is None else started + retry_for_s,
+            retry_rejected,
+        )
+        report = SyncReport(files_total=len(items))
+        state.start()
+        if items:
+            workers = max(1, min(self.settings.max_workers, len(items)))
+            pool = ThreadPoolExecutor(workers, thread_name_prefix="capsync-sync")
+            try:
+                futures: dict[Future[_Outcome], SyncItem] = {
+                    pool.submit(self._sync_item, item, state): item for item in items
+                }
+                for future in as_completed(futures):
+                    self._add(report, futures[future], future.result())
+            except BaseException:
+                self._abort()  # e.g. Ctrl-C: cancel the calls in flight, keep the files
+                raise
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+        report.elapsed_s = time.monotonic() - started
+        self._record_pass(report)
+        return report
+
+    def _add(self, report: SyncReport, item: SyncItem, outcome: _Outcome) -> None:
+        report.records_uploaded += outcome.records
+        report.bytes_uploaded += outcome.file_bytes
+        if outcome.status == "uploaded":
+            report.files_uploaded += 1
+        elif outcome.status == "moved":
+            report.moved[str(item.path)] = outcome.reason
+        elif outcome.status == "left":
+            report.left[str(item.path)] = outcome.reason
+
+    def _record_pass(self, report: SyncReport) -> None:
+        with self._lock:
+            self._passes += 1
+            self._files_uploaded += report.files_uploaded
+            self._records_uploaded += report.records_uploaded
+            self._bytes_uploaded += report.bytes_uploaded
+            self._files_moved += report.files_moved
+            self._files_left = report.files_left
+            self._last_pass_finished = time.time()
+            reasons = [r for r in report.left.values() if r not in (BUSY, STOPPED)]
+            if reasons:
+                self._last_error = reasons[0]
+            elif report.files_uploaded:
+                self._last_error = None
+        if report.files_uploaded or report.moved or report.left:
+            _log.info(
+                "sync pass: %d of %d files uploaded (%d records, %d bytes) in %.1f s%s%s",
+                report.files_uploaded,
+                report.files_total,
+                report.records_uploaded,
+                report.bytes_uploaded,
+                report.elapsed_s,
+                f"; {report.files_moved} moved to failed/" if report.moved else "",
+                f"; {report.files_left} left for a later pass" if report.left else "",
+            )
+
+    # ----- one file ---------------------------------------------------------------------
+
+    def _sync_item(self, item: SyncItem, state: _Pass) -> _Outcome:
+        outcome = _Outcome("left", STOPPED)
+        try:
+            if state.aborted is not None:
+                outcome = _Outcome("left", state.aborted)
+            elif not self._stop.is_set():
+                outcome = self._claimed_upload(item, state)
+        except Exception as exc:  # a bug must not take the pass (or the scheduler) down
+            _log.exception("%s: unexpected error while syncing", item.path)
+            outcome = _Outcome("left", f"unexpected error: {exc}")
+        state.add_bytes(max(0, item.size_bytes - outcome.file_bytes), file_done=True)
+        return outcome
+
+    def _claimed_upload(self, item: SyncItem, state: _Pass) -> _Outcome:
+        if not self.claim(item.path):
+            return _Outcome("left", BUSY)
+        try:
+            try:
+                fd = os.open(item.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return _Outcome("gone")
+            try:
+                try:  # held for the whole upload: another process (or a deleter) keeps off
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return _Outcome("left", BUSY)
+                if not _same_file(fd, item.path):  # deleted or replaced before we locked it
+                    return _Outcome("gone")
+                return self._upload_with_retries(item, state)
+            finally:
+                os.close(fd)
+        finally:
+            self.release(item.path)
+
+    def _upload_with_retries(self, item: SyncItem, state: _Pass) -> _Outcome:
+        backoff = Backoff(self.first_backoff_s, self.target.max_backoff_s)
+        outcome = _Outcome("left")
+        reason = ""
+        while True:
+            if state.aborted is not None:
+                outcome.reason = state.aborted
+                return outcome
+            waited = self._wait_for_gate(state)
+            if waited is not None:
+                outcome.reason = waited
+                return outcome
+            try:
+                return self._upload(item, outcome, state)
+            except FileNotFoundError:
+                outcome.status = "gone"
+                return outcome
+            except CaptureFileError as exc:
+                return self._move(item, outcome, f"it does not parse: {exc.problem}")
+            except grpc.RpcError as exc:
+                if self._stop.is_set():
+                    outcome.reason = STOPPED
+                    return outcome
+                kind = classify(exc.code() if hasattr(exc, "code") else None)
+                reason = describe_rpc_error(exc)
+            except _Stopped:
+                outcome.reason = STOPPED
+                return outcome
+            except ValueError:
+                if self._stop.is_set():  # grpc: "Cannot invoke RPC on closed channel!"
+                    outcome.reason = STOPPED
+                    return outcome
+                raise
+            except OSError as exc:
+                outcome.reason = f"cannot read or delete it: {exc.strerror or exc}"
+                _log.warning("%s: %s", item.path, outcome.reason)
+                return outcome
+            if kind is ErrorKind.PERMANENT:
+                return self._move(item, outcome, f"the server refused it: {reason}")
+            if kind is ErrorKind.REJECTED:
+                reason = f"the server refused the API key (key id {self.target.key_id!r}): {reason}"
+                if not state.retry_rejected:
+                    if state.aborted is None:
+                        state.aborted = reason
+                        _log.error("%s; files are kept", reason)
+                    outcome.reason = reason
+                    return outcome
+                self._errors_log.log(logging.ERROR, f"{reason}; files are kept, retrying")
+                self._gate.close_for(kind, reason)
+                continue
+            if kind is ErrorKind.UNREACHABLE:
+                reason = f"cannot reach {self.target.address}: {reason}"
+                self._errors_log.log(logging.WARNING, f"{reason}; retrying")
+                self._gate.close_for(kind, reason)
+                continue
+            delay = backoff.next()
+            self._errors_log.log(logging.WARNING, f"{item.path}: upload failed: {reason}; retrying")
+            if state.out_of_time(delay):
+                outcome.reason = reason
+                return outcome
+            if self._stop.wait(delay):
+                outcome.reason = STOPPED
+                return outcome
+
+    def _wait_for_gate(self, state: _Pass) -> str | None:
+        """Wait while the gate is shut; a reason when the pass must leave the file instead."""
+        while True:
+            delay = self._gate.remaining_s()
+            if delay <= 0:
+                return STOPPED if self._stop.is_set() else None
+            if state.out_of_time(delay):
+                return self._gate.reason or "the server was not reachable in time"
+            if self._stop.wait(delay):
+                return STOPPED
+
+    def _upload(self, item: SyncItem, outcome: _Outcome, state: _Pass) -> _Outcome:
+        """Upload ``item`` and delete it; raises on any failure (the file stays)."""
+
+        def confirmed(records: int, nbytes: int) -> None:
+            outcome.records += records
+            outcome.file_bytes += nbytes
+            state.add_bytes(nbytes)
+            self._gate.open()
+            if self._stop.is_set():
+                raise _Stopped
+
+        if item.kind == "capture":
+            upload_capture_file(
+                self._client,
+                item.path,
+                file_name=item.relative_name,
+                request_max_bytes=self.request_max_bytes,
+                on_confirmed=confirmed,
+            )
+            os.unlink(item.path)
+            _remove_quietly(files.resume_path(item.path))
+        else:
+            before = os.stat(item.path)
+            result = upload_arbitrary_file(
+                self._client,
+                item.path,
+                file_name=item.relative_name,
+                tags=tuple(dict.fromkeys((*self.settings.tags, *files.path_tags(item.path)))),
+                dataset_ids=files.path_dataset_ids(item.path),
+            )
+            self._gate.open()
+            after = os.stat(item.path)
+            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
+                outcome.reason = "it changed while it was uploaded; a later pass sends it again"
+                return outcome
+            os.unlink(item.path)
+            outcome.file_bytes += result.file_bytes
+            state.add_bytes(result.file_bytes)
+        _log.debug("uploaded %s (%d records, %d bytes)", item.path, outcome.records,
+                   outcome.file_bytes)  # fmt: skip
+        outcome.status = "uploaded"
+        outcome.reason = ""
+        return outcome
+
+    def _move(self, item: SyncItem, outcome: _Outcome, reason: str) -> _Outcome:
+        try:
+            target = files.move_to_failed(self.capture_dir, item)
+        except OSError as exc:
+            _log.error("%s: %s; cannot move it to failed/: %s", item.path, reason, exc)
+            outcome.reason = f"{reason}; cannot move it to failed/: {exc.strerror or exc}"
+            return outcome
+        _remove_quietly(files.resume_path(item.path))
+        _log.error("moved %s to %s: %s", item.path, target, reason)
+        outcome.status = "moved"
+        outcome.reason = reason
+        return outcome
+
+    # ----- lifecycle --------------------------------------------------------------------
+
+    def _abort(self) -> None:
+        self._stop.set()
+        self._channel.close()  # calls in flight end with CANCELLED; their files stay
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        """Stop: calls in flight are cancelled (their files stay for the next run)."""
+        self._abort()
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while self._running_passes:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    _log.warning("sync: %d passes still running at close", self._running_passes)
+                    return
+                self._idle.wait(remaining)
+
+    def __enter__(self) -> Syncer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _Stopped(Exception):
+    """The syncer was closed between two requests of a file."""
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        _log.warning("cannot remove %s: %s", path, exc.strerror or exc)

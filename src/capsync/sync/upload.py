@@ -1,0 +1,365 @@
+"""Uploading one file: the requests a capture file or an arbitrary file becomes.
+
+* A tabular capture file becomes ``DataCaptureUpload`` requests of at most
+  ``request_max_bytes`` each (one record more when a single record is bigger).
+  Records are scanned from a memory map and copied into one request at a
+  time, so a file of any size costs about one request of memory.
+* A binary capture file becomes one request per record: a payload over
+  1,000,000 bytes goes as a ``StreamingDataCaptureUpload`` of 64 KiB chunks
+  sliced from the map, a smaller one as a unary ``DataCaptureUpload``.
+* An arbitrary file becomes a ``FileUpload`` stream of 64 KiB chunks.
+
+Every request of a file carries the same ``UploadMetadata``, so the server's
+ids (and its de-duplication) do not depend on how the file was split.
+A capture file that takes several requests records how far the server
+confirmed it (:mod:`capsync.sync.resume`); an upload that starts again skips
+that part. Nothing here deletes a file: the caller does, once this returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import timestamp_pb2
+from google.protobuf.message import DecodeError
+
+from capsync import _impl
+from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_header
+from capsync.proto import data_sync_pb2
+from capsync.sync.connection import UploadClient
+from capsync.sync.resume import ResumePoint, ResumeRecord
+
+_log = logging.getLogger("capsync.sync")
+
+REQUEST_MAX_BYTES = 1 << 20  # well under gRPC's 4 MiB default message limit
+STREAMING_THRESHOLD_BYTES = 1_000_000  # binary payloads above this are streamed
+CHUNK_BYTES = 64 * 1024
+
+_METADATA_TAG = b"\x0a"  # DataCaptureUploadRequest.metadata, length-delimited
+_SENSOR_CONTENTS_TAG = b"\x12"  # DataCaptureUploadRequest.sensor_contents
+_SENSOR_METADATA_FIELD = 1  # SensorData.metadata
+_BINARY_FIELD = 3  # SensorData.binary
+
+DataType = data_sync_pb2.DataType
+TABULAR = DataType.DATA_TYPE_TABULAR_SENSOR
+BINARY = DataType.DATA_TYPE_BINARY_SENSOR
+
+# Called after each confirmed request with the records and the file bytes it covered.
+Confirmed = Callable[[int, int], None]
+
+
+@dataclass
+class UploadResult:
+    """What one upload sent (not counting what an earlier attempt had confirmed)."""
+
+    records: int = 0
+    requests: int = 0
+    file_bytes: int = 0  # bytes of the file the confirmed requests covered
+    resumed_records: int = 0  # records skipped: confirmed by an earlier attempt
+
+
+def capture_upload_metadata(
+    header: data_sync_pb2.DataCaptureMetadata, *, part_id: str, file_name: str
+) -> data_sync_pb2.UploadMetadata:
+    """The ``UploadMetadata`` of every request made from a capture file with ``header``."""
+    metadata = data_sync_pb2.UploadMetadata(
+        part_id=part_id,
+        component_type=header.component_type,
+        component_name=header.component_name,
+        method_name=header.method_name,
+        type=header.type,
+        file_name=file_name,
+        file_extension=header.file_extension,
+        tags=list(header.tags),
+        mime_type=header.mime_type,
+    )
+    for key, value in header.method_parameters.items():
+        metadata.method_parameters[key].CopyFrom(value)
+    return metadata
+
+
+# --- capture files -----------------------------------------------------------------------
+
+
+def upload_capture_file(
+    client: UploadClient,
+    path: str | os.PathLike[str],
+    *,
+    file_name: str,
+    request_max_bytes: int = REQUEST_MAX_BYTES,
+    on_confirmed: Confirmed | None = None,
+) -> UploadResult:
+    """Send every record of the capture file at ``path`` not yet confirmed.
+
+    Raises :class:`CaptureFileError` for a file that does not parse and
+    ``grpc.RpcError`` for a failed call; either way the file is left as it
+    is, with its resume record up to date.
+    """
+    path = Path(path)
+    resume = ResumeRecord(path, os.stat(path))
+    with mapped(path) as data:
+        span = parse_header(path, data)
+        header = span.header
+        metadata = capture_upload_metadata(header, part_id=client.part_id, file_name=file_name)
+        start, done = span.records_offset, 0
+        point = resume.load()
+        if point is not None and span.records_offset <= point.offset <= len(data):
+            start, done = point.offset, point.records
+            _log.debug("%s: resuming after %d confirmed records", path, done)
+        result = UploadResult(resumed_records=done)
+        job = _Job(client, path, data, metadata, resume, result, on_confirmed)
+        if header.type == TABULAR:
+            end = job.send_tabular(start, done, request_max_bytes)
+        elif header.type == BINARY:
+            end = job.send_binary(start, done)
+        else:
+            raise CaptureFileError(
+                path, f"header has data type {header.type}: not tabular or binary"
+            )
+        if end < len(data):
+            _log.warning(
+                "%s: %d bytes after the last whole record were left out (a truncated record)",
+                path,
+                len(data) - end,
+            )
+    return result
+
+
+class _Job:
+    """The upload of one mapped capture file."""
+
+    def __init__(
+        self,
+        client: UploadClient,
+        path: Path,
+        data: Any,
+        metadata: data_sync_pb2.UploadMetadata,
+        resume: ResumeRecord,
+        result: UploadResult,
+        on_confirmed: Confirmed | None,
+    ) -> None:
+        self.client = client
+        self.path = path
+        self.data = data
+        self.metadata = metadata
+        self.resume = resume
+        self.result = result
+        self.on_confirmed = on_confirmed
+        self.wire = _impl.wire()
+
+    def confirmed(self, records: int, start: int, end: int, total_records: int) -> None:
+        """Count a confirmed request covering ``[start, end)``; remember it unless the last."""
+        self.result.records += records
+        self.result.requests += 1
+        self.result.file_bytes += end - start
+        if end < len(self.data):
+            self.resume.save(ResumePoint(end, total_records))
+        if self.on_confirmed is not None:
+            self.on_confirmed(records, end - start)
+
+    # tabular ---------------------------------------------------------------------------
+
+    def send_tabular(self, start: int, done: int, request_max_bytes: int) -> int:
+        """Send the records from ``start`` in bounded requests; the end of the last whole record."""
+        metadata_bytes = self.metadata.SerializeToString(deterministic=True)
+        head = _METADATA_TAG + self.wire.encode_varint(len(metadata_bytes)) + metadata_bytes
+        parts: list[bytes] = [head]
+        size = len(head)
+        batch_records = 0
+        batch_start = end = start
+        for offset, length in iter_spans(self.data, start):
+            if length == 0:
+                raise CaptureFileError(self.path, f"empty record at offset {offset}")
+            frame_end = offset + length
+            frame_bytes = 1 + frame_end - end  # tag + length prefix + record
+            if batch_records and size + frame_bytes > request_max_bytes:
+                done += batch_records
+                self._send_tabular_batch(parts, batch_start, end, done)
+                parts, size, batch_records, batch_start = [head], len(head), 0, end
+            parts.append(_SENSOR_CONTENTS_TAG)
+            parts.append(self.data[end:frame_end])
+            size += frame_bytes
+            batch_records += 1
+            end = frame_end
+        if batch_records:
+            done += batch_records
+            self._send_tabular_batch(parts, batch_start, end, done)
+        return end
+
+    def _send_tabular_batch(self, parts: list[bytes], start: int, end: int, total: int) -> None:
+        body = b"".join(parts)
+        try:
+            request = data_sync_pb2.DataCaptureUploadRequest.FromString(body)
+        except DecodeError:
+            raise self._locate_bad_record(start, end) from None
+        records = len(request.sensor_contents)
+        self.client.data_capture_upload(request)
+        self.confirmed(records, start, end, total)
+
+    def _locate_bad_record(self, start: int, end: int) -> CaptureFileError:
+        for offset, length in iter_spans(self.data, start):
+            if offset >= end:
+                break
+            try:
+                data_sync_pb2.SensorData.FromString(self.data[offset : offset + length])
+            except DecodeError as exc:
+                return CaptureFileError(
+                    self.path, f"record at offset {offset} does not parse: {exc}"
+                )
+        return CaptureFileError(
+            self.path, f"records between offsets {start} and {end} do not parse"
+        )
+
+    # binary ----------------------------------------------------------------------------
+
+    def send_binary(self, start: int, done: int) -> int:
+        """Send each record from ``start`` on its own; the end of the last whole record."""
+        end = start
+        for offset, length in iter_spans(self.data, start):
+            if length == 0:
+                raise CaptureFileError(self.path, f"empty record at offset {offset}")
+            metadata_span, payload_span = self._fields(offset, length)
+            if payload_span is not None and payload_span[1] > STREAMING_THRESHOLD_BYTES:
+                self._stream(metadata_span, payload_span)
+            else:
+                self._unary(offset, length)
+            done += 1
+            self.confirmed(1, end, offset + length, done)
+            end = offset + length
+        return end
+
+    def _unary(self, offset: int, length: int) -> None:
+        try:
+            reading = data_sync_pb2.SensorData.FromString(self.data[offset : offset + length])
+        except DecodeError as exc:
+            raise CaptureFileError(
+                self.path, f"record at offset {offset} does not parse: {exc}"
+            ) from None
+        request = data_sync_pb2.DataCaptureUploadRequest(
+            metadata=self.metadata, sensor_contents=[reading]
+        )
+        self.client.data_capture_upload(request)
+
+    def _stream(self, metadata_span: tuple[int, int] | None, payload_span: tuple[int, int]) -> None:
+        sensor_metadata = data_sync_pb2.SensorMetadata()
+        if metadata_span is not None:
+            at, length = metadata_span
+            try:
+                sensor_metadata.ParseFromString(self.data[at : at + length])
+            except DecodeError as exc:
+                raise CaptureFileError(
+                    self.path, f"sensor metadata at offset {at} does not parse: {exc}"
+                ) from None
+        first = data_sync_pb2.StreamingDataCaptureUploadRequest(
+            metadata=data_sync_pb2.DataCaptureUploadMetadata(
+                upload_metadata=self.metadata, sensor_metadata=sensor_metadata
+            )
+        )
+        data = self.data
+        begin, size = payload_span
+
+        def packets() -> Iterator[data_sync_pb2.StreamingDataCaptureUploadRequest]:
+            yield first
+            for at in range(begin, begin + size, CHUNK_BYTES):
+                chunk = data[at : min(at + CHUNK_BYTES, begin + size)]
+                yield data_sync_pb2.StreamingDataCaptureUploadRequest(data=chunk)
+
+        self.client.streaming_data_capture_upload(packets(), size)
+
+    def _fields(
+        self, offset: int, length: int
+    ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+        """(offset, length) of a SensorData record's metadata and binary fields, undecoded."""
+        read_varint = self.wire.read_varint
+        data = self.data
+        pos, end = offset, offset + length
+        metadata_span = payload_span = None
+        try:
+            while pos < end:
+                key, pos = read_varint(data, pos)
+                number, wire_type = key >> 3, key & 7
+                if wire_type == 0:
+                    _, pos = read_varint(data, pos)
+                elif wire_type == 1:
+                    pos += 8
+                elif wire_type == 5:
+                    pos += 4
+                elif wire_type == 2:
+                    size, pos = read_varint(data, pos)
+                    if number == _SENSOR_METADATA_FIELD:
+                        metadata_span = (pos, size)
+                    elif number == _BINARY_FIELD:
+                        payload_span = (pos, size)
+                    pos += size
+                else:
+                    raise ValueError(f"wire type {wire_type}")
+        except ValueError as exc:
+            raise CaptureFileError(
+                self.path, f"record at offset {offset} does not parse: {exc}"
+            ) from None
+        if pos != end:
+            raise CaptureFileError(self.path, f"record at offset {offset} overruns its length")
+        return metadata_span, payload_span
+
+
+# --- arbitrary files ---------------------------------------------------------------------
+
+
+def file_upload_metadata(
+    path: Path,
+    *,
+    part_id: str,
+    file_name: str,
+    tags: tuple[str, ...],
+    dataset_ids: tuple[str, ...],
+    mtime_ns: int,
+) -> data_sync_pb2.UploadMetadata:
+    modified = timestamp_pb2.Timestamp(
+        seconds=mtime_ns // 1_000_000_000, nanos=mtime_ns % 1_000_000_000
+    )
+    return data_sync_pb2.UploadMetadata(
+        part_id=part_id,
+        type=data_sync_pb2.DataType.DATA_TYPE_FILE,
+        file_name=file_name,
+        file_extension=path.suffix,
+        tags=list(tags),
+        dataset_ids=list(dataset_ids),
+        file_modify_time=modified,
+    )
+
+
+def upload_arbitrary_file(
+    client: UploadClient,
+    path: str | os.PathLike[str],
+    *,
+    file_name: str,
+    tags: tuple[str, ...] = (),
+    dataset_ids: tuple[str, ...] = (),
+) -> UploadResult:
+    """Send the file at ``path`` as one ``FileUpload`` stream of 64 KiB chunks."""
+    path = Path(path)
+    with open(path, "rb") as handle:
+        st = os.fstat(handle.fileno())
+        metadata = file_upload_metadata(
+            path,
+            part_id=client.part_id,
+            file_name=file_name,
+            tags=tags,
+            dataset_ids=dataset_ids,
+            mtime_ns=st.st_mtime_ns,
+        )
+
+        def packets() -> Iterator[data_sync_pb2.FileUploadRequest]:
+            yield data_sync_pb2.FileUploadRequest(metadata=metadata)
+            while chunk := handle.read(CHUNK_BYTES):
+                yield data_sync_pb2.FileUploadRequest(
+                    file_contents=data_sync_pb2.FileData(data=chunk)
+                )
+
+        client.file_upload(packets(), st.st_size)
+    return UploadResult(records=0, requests=1, file_bytes=st.st_size)
