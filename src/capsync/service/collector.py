@@ -19,6 +19,7 @@ open file is completed to ``.capture``.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import os
 import threading
@@ -59,6 +60,7 @@ class CollectorSettings:
     queue_size: int = 250
     max_file_size_bytes: int = 262_144
     fsync_interval_s: float = 1.0
+    cache_size_kb: float | None = None  # micro-server mode: an in-memory ring, no files
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class Collector:
         capture_dir: str | os.PathLike[str],
         *,
         on_tabular: Callable[[CollectorKey, Mapping[str, Any], int, int], None] | None = None,
+        sink_factory: Callable[[str], Any] | None = None,
     ) -> None:
         if settings.frequency_hz <= 0:
             raise ValueError(f"{key.resource_name}/{key.method}: frequency must be > 0")
@@ -92,6 +95,8 @@ class Collector:
         self.settings = settings
         self.capture_dir = Path(capture_dir)
         self._on_tabular = on_tabular
+        # Makes the writer's sink for a MIME type; default: a capture stream (files on disk).
+        self._sink_factory = sink_factory
         self._binary = is_binary_method(key.method)
         self._params = dict(settings.additional_params)
         self._streams: dict[str, CaptureStream] = {}
@@ -132,14 +137,7 @@ class Collector:
     def retime(self, frequency_hz: float) -> None:
         """Change the capture frequency without stopping (queued readings are kept)."""
         self._ticker.retime(int(1e9 / frequency_hz))
-        self.settings = CollectorSettings(
-            frequency_hz=frequency_hz,
-            additional_params=self.settings.additional_params,
-            tags=self.settings.tags,
-            queue_size=self.settings.queue_size,
-            max_file_size_bytes=self.settings.max_file_size_bytes,
-            fsync_interval_s=self.settings.fsync_interval_s,
-        )
+        self.settings = dataclasses.replace(self.settings, frequency_hz=frequency_hz)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Stop capturing, write every queued reading, complete the open files."""
@@ -322,14 +320,17 @@ class Collector:
             return stream
         with self._streams_lock:
             stream = self._streams.get(mime_type)
-            if stream is None:
+            if stream is None and self._sink_factory is not None:
+                stream = self._sink_factory(mime_type)
+                self._streams[mime_type] = stream
+            elif stream is None:
                 stream = CaptureStream(
                     self.capture_dir,
                     component_type=self.key.api,
                     component_name=self.key.resource_name,
                     method_name=self.key.method,
                     tags=self.settings.tags,
-                    method_parameters=_string_params(self._params),
+                    method_parameters=string_params(self._params),
                     mime_type=mime_type,
                     max_file_size_bytes=self.settings.max_file_size_bytes,
                     fsync_interval_s=self.settings.fsync_interval_s,
@@ -338,7 +339,7 @@ class Collector:
             return stream
 
 
-def _string_params(params: Mapping[str, Any]) -> dict[str, Any]:
+def string_params(params: Mapping[str, Any]) -> dict[str, Any]:
     """additional_params as the header stores them: strings (nested values as their str)."""
     return {
         key: value if isinstance(value, str | int | float | bool) else str(value)

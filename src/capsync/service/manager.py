@@ -32,8 +32,11 @@ from capsync.config import (
     load_config,
 )
 from capsync.config.model import split_resource_name
+from capsync.diskpressure import DeleterStats
 from capsync.resources import Resource, ResourceContext, build_resource
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings, CollectorStats
+from capsync.service.deletion_control import DeletionControl
+from capsync.service.micro_control import MicroServerRings
 from capsync.service.ratelimit import RateLimitedLog
 
 if TYPE_CHECKING:  # capsync.sync imports from capsync.service: import it lazily at run time
@@ -58,7 +61,13 @@ class _Plan:
 class DataManager:
     """Captures every enabled capture method of a machine config to local capture files."""
 
-    def __init__(self, config: MachineConfig, *, fsync_interval_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        config: MachineConfig,
+        *,
+        fsync_interval_s: float = 1.0,
+        deletion_interval_s: float = 30.0,
+    ) -> None:
         self.config = config
         self.fsync_interval_s = fsync_interval_s
         self._collectors: dict[CollectorKey, Collector] = {}
@@ -75,6 +84,8 @@ class DataManager:
         self._sync_key: tuple[Any, ...] | None = None
         self._sync_error: str | None = "sync is not running (the service is not started)"
         self._sync_log = RateLimitedLog(_log, 30.0)
+        self._deletion = DeletionControl(deletion_interval_s, lambda p: p in self.uploading())
+        self._rings = MicroServerRings(self._ring_upload)
 
     @classmethod
     def from_config(
@@ -115,6 +126,7 @@ class DataManager:
                 self.close()
                 raise
         self._update_sync()
+        self._update_deletion()
         return self
 
     def reconfigure(
@@ -134,6 +146,7 @@ class DataManager:
                 return
             self._apply(self._plan(new_config))
         self._update_sync()
+        self._update_deletion()
 
     def flush_to_capture(self) -> None:
         """Complete every open tabular file (done before each sync pass)."""
@@ -157,9 +170,11 @@ class DataManager:
             self._closed = True
             collectors = list(self._collectors.values())
             self._collectors.clear()
+        self._deletion.stop()
         self._stop_sync("the service is closed")
         for collector in collectors:
             collector.close()
+            self._rings.remove(collector.key)
         with self._lock:
             for resource in self._resources.values():
                 resource.close()
@@ -204,8 +219,41 @@ class DataManager:
         scheduler = self._sync_scheduler
         if scheduler is None:
             raise ServiceError(self._sync_error or "sync is not configured")
-        self.flush_to_capture()
+        self._before_sync_pass()
         return scheduler.syncer.sync_once(progress)
+
+    def deletion_stats(self) -> DeleterStats | None:
+        """Disk-pressure deletion counters; None while capture is off."""
+        return self._deletion.stats()
+
+    def ring_stats(self) -> dict[str, dict[str, Any]]:
+        """Micro-server collectors: ring contents, overwrites and uploads, per collector."""
+        return self._rings.stats()
+
+    def _before_sync_pass(self) -> None:
+        self.flush_to_capture()
+        self._rings.drain_all()
+
+    def _ring_upload(self, request: Any) -> Any:
+        scheduler = self._sync_scheduler
+        if scheduler is None:
+            raise ConnectionError(self._sync_error or "sync is not running")
+        return scheduler.syncer.client.data_capture_upload(request)
+
+    def _part_id(self) -> str:
+        from capsync.sync import SyncConfigError, resolve_target, sync_configured
+
+        if not sync_configured(self.config):
+            return ""
+        try:
+            return resolve_target(self.config).part_id
+        except SyncConfigError:
+            return ""
+
+    def _update_deletion(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._deletion.update(self.settings, self.capture_enabled)
 
     def sync_stats(self) -> SyncStats | None:
         """Upload totals since sync started; None when sync is not running (see the log)."""
@@ -285,7 +333,7 @@ class DataManager:
                 syncer,
                 interval_s=lambda: self.settings.sync_interval_s,
                 should_sync=self._should_sync,
-                before_pass=self.flush_to_capture,
+                before_pass=self._before_sync_pass,
             ).start()
             self._sync_key = key
             self._sync_error = None
@@ -343,6 +391,7 @@ class DataManager:
                     queue_size=method.capture_queue_size,
                     max_file_size_bytes=manager.maximum_capture_file_size_bytes,
                     fsync_interval_s=self.fsync_interval_s,
+                    cache_size_kb=method.cache_size_kb,
                 ),
             )
         return plans
@@ -356,7 +405,7 @@ class DataManager:
             not in (None, _construction(plan.target.resource))
         }
         for key in [k for k in current if k not in plans or (k.api, k.resource_name) in changed]:
-            current.pop(key).close()
+            self._close_collector(current.pop(key))
         for ident in changed:  # rebuilt with the new attributes below
             self._resource_configs.pop(ident, None)
             resource = self._resources.pop(ident, None)
@@ -371,9 +420,13 @@ class DataManager:
                 if same_dir and _only_frequency_changed(collector.settings, plan.settings):
                     collector.retime(plan.settings.frequency_hz)
                     continue
-                current.pop(key).close()
+                self._close_collector(current.pop(key))
             current[key] = self._start_collector(plan)
         self._drop_unused_resources()
+
+    def _close_collector(self, collector: Collector) -> None:
+        collector.close()
+        self._rings.remove(collector.key)
 
     def _start_collector(self, plan: _Plan) -> Collector:
         resource = self._resource_for(plan.target)
@@ -382,8 +435,13 @@ class DataManager:
                 f"{resource.describe()} (model {resource.model}) has no capture method "
                 f"{plan.key.method!r}; it supports {', '.join(sorted(resource.methods()))}"
             )
+        sink_factory = None
+        if plan.settings.cache_size_kb is not None:
+            sink_factory = self._rings.sink_factory(plan.key, plan.settings, self._part_id())
         try:
-            collector = Collector(plan.key, resource, plan.settings, self.capture_dir)
+            collector = Collector(
+                plan.key, resource, plan.settings, self.capture_dir, sink_factory=sink_factory
+            )
         except OSError as exc:
             raise ServiceError(f"{plan.key.resource_name}/{plan.key.method}: {exc}") from exc
         collector.start()

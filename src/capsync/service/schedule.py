@@ -51,9 +51,7 @@ class Ticker:
             self.skipped += missed
             target += missed * period
         remaining = target - now
-        if remaining > self.spin_margin_ns and stop.wait(
-            (remaining - self.spin_margin_ns) / 1e9
-        ):
+        if remaining > self.spin_margin_ns and stop.wait((remaining - self.spin_margin_ns) / 1e9):
             return False
         if now < target:
             now = _impl.clock().spin_until_ns(target)

@@ -218,6 +218,11 @@ class Syncer:
         self._last_error: str | None = None
 
     @property
+    def client(self) -> UploadClient:
+        """The connection uploads go through (also used for micro-server ring uploads)."""
+        return self._client
+
+    @property
     def capture_dir(self) -> Path:
         return Path(self.settings.capture_dir)
 

@@ -1,0 +1,140 @@
+"""DataManager wiring of disk-pressure deletion and micro-server rings, end to end."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from server_fixtures import api_keys_fixture, ingest_server_fixture  # noqa: F401
+from sync_helpers import machine_config, server_items, wait_for
+from test_tmpfs import TMPFS_BYTES, FirehoseCamera, tmpfs  # noqa: F401
+
+import capsync
+from capsync.resources import register, unregister
+
+
+@pytest.fixture(autouse=True, scope="module")
+def firehose_model():
+    register("rdk:component:camera", "test:models:firehose", replace=True)(FirehoseCamera)
+    yield
+    unregister("rdk:component:camera", "test:models:firehose")
+
+
+def camera(hz: float, **method: object) -> dict:
+    return {
+        "name": "cam",
+        "type": "camera",
+        "model": "test:models:firehose",
+        "service_configs": [
+            {
+                "type": "data_manager",
+                "attributes": {
+                    "capture_methods": [
+                        {
+                            "method": "ReadImage",
+                            "capture_frequency_hz": hz,
+                            "additional_params": {"mime_type": "image/jpeg"},
+                            **method,
+                        }
+                    ]
+                },
+            }
+        ],
+    }
+
+
+def sensor(hz: float, **method: object) -> dict:
+    return {
+        "name": "temp",
+        "type": "sensor",
+        "model": "fake",
+        "service_configs": [
+            {
+                "type": "data_manager",
+                "attributes": {
+                    "capture_methods": [
+                        {"method": "Readings", "capture_frequency_hz": hz, **method}
+                    ]
+                },
+            }
+        ],
+    }
+
+
+def test_data_manager_deletes_under_disk_pressure_on_a_real_small_disk(tmpfs: Path) -> None:  # noqa: F811
+    capture_dir = tmpfs / "capture"
+    config = machine_config(
+        capture_dir,
+        components=[camera(100.0)],
+        sync_disabled=True,
+        disk_usage_deletion_threshold=0.6,
+        capture_dir_deletion_threshold=0.3,
+    )
+    with capsync.DataManager(
+        capsync.config.load_config(config), deletion_interval_s=0.2
+    ).start() as manager:
+        assert wait_for(
+            lambda: (manager.deletion_stats() or _zero()).deleted_files > 10, timeout_s=30
+        )
+        stats = manager.stats()["cam/ReadImage"]
+        assert stats.captures > 0
+    deleted = manager.deletion_stats()
+    assert deleted is None  # stopped with the service
+    for path in capture_dir.rglob("*.capture"):
+        capsync.read_capture_file(path)  # every remaining file is whole
+
+
+def _zero():
+    class Zero:
+        deleted_files = 0
+
+    return Zero()
+
+
+def test_no_deletion_while_capture_is_disabled(tmp_path: Path) -> None:
+    config = machine_config(tmp_path, components=[sensor(5.0)], capture_disabled=True)
+    with capsync.DataManager(capsync.config.load_config(config)).start() as manager:
+        assert manager.deletion_stats() is None
+    config = machine_config(tmp_path, components=[sensor(5.0)], sync_disabled=True)
+    with capsync.DataManager(capsync.config.load_config(config)).start() as manager:
+        assert manager.deletion_stats() is not None
+
+
+def test_micro_server_collector_uploads_its_ring_and_writes_no_files(
+    tmp_path: Path,
+    ingest_server,
+) -> None:
+    capture_dir = tmp_path / "capture"
+    config = machine_config(
+        capture_dir,
+        ingest_server,
+        components=[sensor(50.0, cache_size_kb=4)],
+        sync_interval_mins=0.005,
+    )
+    with capsync.DataManager(capsync.config.load_config(config)).start() as manager:
+        assert wait_for(lambda: len(server_items(ingest_server.data_dir)) >= 40, timeout_s=30)
+        rings = manager.ring_stats()
+        assert list(rings) == ["temp/Readings"]
+        assert rings["temp/Readings"]["upload"].requests_ok >= 1
+    assert list(capture_dir.rglob("*.capture")) == [] and list(capture_dir.rglob("*.prog")) == []
+    items = server_items(ingest_server.data_dir)
+    stamps = [item["time_requested_ns"] for item in items]
+    assert len(stamps) == len(set(stamps))  # each reading exactly once
+    assert {item["method_name"] for item in items} == {"Readings"}
+
+
+def test_micro_server_ring_keeps_readings_while_the_server_is_away(tmp_path: Path) -> None:
+    capture_dir = tmp_path / "capture"
+    config = machine_config(
+        capture_dir,
+        address="127.0.0.1:1",
+        components=[sensor(100.0, cache_size_kb=2)],
+        sync_interval_mins=0.002,
+    )
+    with capsync.DataManager(capsync.config.load_config(config)).start() as manager:
+        time.sleep(1.0)
+        ring = manager.ring_stats()["temp/Readings"]["ring"]
+        assert ring.records > 0
+        assert ring.overwritten_records > 0  # a 2 KB ring at 100 Hz: the oldest go, counted
+        assert ring.confirmed_records == 0
