@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from capsync.capture.recovery import recover_in_progress
 from capsync.cli.errors import UserError
 from capsync.config import ConfigError, DataManagerConfig, MachineConfig, load_config
 
@@ -120,6 +121,14 @@ def run(args: argparse.Namespace) -> int:
         syncer = Syncer(SyncSettings.from_config(settings), target, retry_for_s=args.retry_for)
     except SyncConfigError as exc:
         raise UserError(f"{args.config}: {exc}", exit_code=2) from None
+    # .prog files a crashed `capsync run` left are completed first (a live writer's are
+    # locked and left alone), so they sync now rather than wait for the next `run`.
+    if Path(settings.capture_dir).exists():
+        for recovery in recover_in_progress(settings.capture_dir):
+            if recovery.action not in ("in_use",):
+                logging.getLogger("capsync.sync").info(
+                    "recovered %s: %s", recovery.path, recovery.action
+                )
     line = ProgressLine(sys.stderr, not args.quiet)
     keep_clear = _ClearBeforeLogging(line)
     handlers = list(logging.getLogger().handlers)
