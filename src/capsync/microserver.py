@@ -59,15 +59,6 @@ DEFAULT_TIMEOUT_S = 60.0
 UploadFn = Callable[[data_sync_pb2.DataCaptureUploadRequest], Any]
 
 
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def cache_capacity_bytes(cache_size_kb: float) -> int:
     """``cache_size_kb * 1000`` bytes; less than 1000 bytes is a config error (ValueError)."""
     capacity = int(cache_size_kb * 1000)
@@ -102,7 +93,7 @@ def upload_metadata_for(
 def metadata_field_bytes(metadata: data_sync_pb2.UploadMetadata) -> bytes:
     """``DataCaptureUploadRequest.metadata`` as its serialized field (tag, length, body)."""
     body = metadata.SerializeToString(deterministic=True)
-    return _TAG_METADATA + _encode_varint(len(body)) + body
+    return _TAG_METADATA + _impl.wire().encode_varint(len(body)) + body
 
 
 def max_record_bytes_for(
