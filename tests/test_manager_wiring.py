@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+from mongo_fixtures import client_for, mongo_db_fixture, mongo_uri_fixture  # noqa: F401
 from server_fixtures import api_keys_fixture, ingest_server_fixture  # noqa: F401
 from sync_helpers import machine_config, server_items, wait_for
 from test_tmpfs import TMPFS_BYTES, FirehoseCamera, tmpfs  # noqa: F401
@@ -138,3 +139,31 @@ def test_micro_server_ring_keeps_readings_while_the_server_is_away(tmp_path: Pat
         assert ring.records > 0
         assert ring.overwritten_records > 0  # a 2 KB ring at 100 Hz: the oldest go, counted
         assert ring.confirmed_records == 0
+
+
+def test_data_manager_also_captures_tabular_readings_into_mongodb(
+    tmp_path: Path,
+    mongo_uri: str,
+    mongo_db: str,
+) -> None:
+    capture_dir = tmp_path / "capture"
+    config = machine_config(
+        capture_dir,
+        components=[sensor(50.0)],
+        sync_disabled=True,
+        mongo_capture_config={"uri": mongo_uri, "database": mongo_db},
+    )
+    with capsync.DataManager(capsync.config.load_config(config)).start() as manager:
+        time.sleep(0.5)
+        assert manager.mongo_stats() is not None
+    with client_for(mongo_uri) as client:
+        collection = client[mongo_db]["readings"]
+        documents = list(collection.find({}, {"_id": 0}).sort("time_requested", 1))
+    on_disk = [
+        r for p in sorted(capture_dir.rglob("*.capture")) for r in capsync.read_capture_file(p)[1]
+    ]
+    assert len(documents) == len(on_disk) >= 15
+    assert {d["component_name"] for d in documents} == {"temp"}
+    assert documents[0]["component_type"] == "rdk:component:sensor"
+    assert documents[0]["method_name"] == "Readings"
+    assert set(documents[0]["data"]) == {"readings"}

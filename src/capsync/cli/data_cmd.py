@@ -25,6 +25,18 @@ HELP = "list or export what the ingest server received"
 
 def _add_common(parser: argparse.ArgumentParser, *, out_help: str, out_required: bool) -> None:
     parser.add_argument("--data", required=True, metavar="DIR", help="the serve --data folder")
+    parser.add_argument(
+        "--mongo-uri",
+        metavar="URI",
+        help="read the records from MongoDB, as stored by serve --mongo-uri (payload files "
+        "are still read from DIR)",
+    )
+    parser.add_argument(
+        "--mongo-database",
+        default="capsync",
+        metavar="NAME",
+        help="the serve --mongo-database (default: capsync)",
+    )
     parser.add_argument("--part", metavar="ID", help="only this machine part id")
     parser.add_argument("--component", metavar="NAME", help="only this component name")
     parser.add_argument(
@@ -91,11 +103,24 @@ def build_filter(args: argparse.Namespace) -> ItemFilter:
 
 def run(args: argparse.Namespace) -> int:
     from capsync.server import query
+    from capsync.server.store import StoreUnavailable
 
     item_filter = build_filter(args)
+    source = {"mongo_uri": args.mongo_uri, "mongo_database": args.mongo_database}
+    mongo_errors: tuple[type[Exception], ...] = ()
+    if args.mongo_uri is not None:
+        from pymongo.errors import PyMongoError
+
+        from capsync._mongo import check_uri, short_error
+
+        try:
+            check_uri(args.mongo_uri)
+        except ValueError as exc:
+            raise UserError(f"--mongo-uri: {exc}") from None
+        mongo_errors = (PyMongoError,)
     try:
         if args.action == "export":
-            result = query.export(args.data, item_filter, args.out, args.format)
+            result = query.export(args.data, item_filter, args.out, args.format, **source)
             note = f"; {len(result.missing)} payload files missing" if result.missing else ""
             print(
                 f"capsync data: exported {result.items} items ({result.payloads} payload files) "
@@ -103,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 1 if result.missing else 0
-        items = query.list_items(args.data, item_filter)
+        items = query.list_items(args.data, item_filter, **source)
         if args.out is None or args.out == "-":
             query.write_items(items, sys.stdout, args.format)
             sys.stdout.flush()
@@ -120,6 +145,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{exc.filename}: {exc.strerror}") from None
     except sqlite3.Error as exc:
         raise UserError(f"cannot read the capsync database in {args.data}: {exc}") from None
+    except StoreUnavailable as exc:
+        raise UserError(str(exc)) from None
+    except mongo_errors as exc:
+        raise UserError(f"MongoDB: {short_error(exc)}") from None
     except OSError as exc:
         raise UserError(f"{exc.filename or args.out}: {exc.strerror or exc}") from None
     return 0

@@ -26,6 +26,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tls-cert", metavar="PEM", help="certificate chain: serve TLS")
     parser.add_argument("--tls-key", metavar="PEM", help="private key of --tls-cert")
     parser.add_argument(
+        "--mongo-uri",
+        metavar="URI",
+        help="keep tabular records and the upload index in MongoDB (mongodb://...) instead of "
+        "the SQLite database in DIR; binary payloads and files stay files under DIR",
+    )
+    parser.add_argument(
+        "--mongo-database",
+        default="capsync",
+        metavar="NAME",
+        help="the MongoDB database for --mongo-uri (default: capsync)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=10.0,
@@ -46,6 +58,15 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--tls-cert and --tls-key go together")
     if args.grace < 0:
         raise UserError("--grace must be >= 0")
+    if args.mongo_uri is not None:
+        from capsync._mongo import check_uri
+
+        try:
+            check_uri(args.mongo_uri)
+        except ValueError as exc:
+            raise UserError(f"--mongo-uri: {exc}") from None
+        if not args.mongo_database:
+            raise UserError("--mongo-database must not be empty")
     tls = None
     if args.tls_cert is not None:
         try:
@@ -59,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
             api_keys_file=args.api_keys,
             tls=tls,
             grace=args.grace,
+            mongo_uri=args.mongo_uri,
+            mongo_database=args.mongo_database,
         )
     except ApiKeysError as exc:
         raise UserError(str(exc)) from None

@@ -2,8 +2,9 @@
 
 A gRPC server implementing ``viam.app.datasync.v1.DataSyncService`` that lets
 in only callers holding an API key, stores binary payloads and files as files
-under the data dir and tabular readings in an embedded SQLite database,
-de-duplicates re-sent uploads and serves the standard gRPC health service::
+under the data dir and tabular readings in an embedded SQLite database (or in
+MongoDB: pass ``store=MongoStore(uri)``), de-duplicates re-sent uploads and
+serves the standard gRPC health service::
 
     keys = ApiKeys([ApiKey("my-key-id", "my-secret")])
     with IngestServer("/srv/capsync", keys, listen="127.0.0.1:0") as server:
@@ -39,10 +40,17 @@ from capsync.server.auth import (
     load_api_keys,
 )
 from capsync.server.blobs import BlobStore
-from capsync.server.query import export, list_items
+from capsync.server.query import export, list_items, open_store
 from capsync.server.service import DataSyncServicer
 from capsync.server.sqlite_store import SqliteStore
-from capsync.server.store import BlobRecord, ItemFilter, Store, TabularRecord
+from capsync.server.store import (
+    DEFAULT_MONGO_DATABASE,
+    BlobRecord,
+    ItemFilter,
+    Store,
+    StoreUnavailable,
+    TabularRecord,
+)
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -54,10 +62,12 @@ __all__ = [
     "ItemFilter",
     "SqliteStore",
     "Store",
+    "StoreUnavailable",
     "TabularRecord",
     "TlsConfig",
     "export",
     "list_items",
+    "open_store",
     "parse_listen",
     "serve",
 ]
@@ -235,13 +245,17 @@ def serve(
     tls: TlsConfig | None = None,
     grace: float = DEFAULT_GRACE_S,
     out: TextIO | None = None,
+    mongo_uri: str | None = None,
+    mongo_database: str = DEFAULT_MONGO_DATABASE,
 ) -> int:
     """Run the server until SIGTERM or SIGINT, then stop gracefully; returns 0.
 
     Prints ``capsync serve: listening on HOST:PORT`` to ``out`` (stdout) once
     bound. Without ``api_keys_file``, keys come from ``<data_dir>/api-keys.json``,
-    created with a new key (mode 0600) on first use. Must run in the main thread
-    (it installs signal handlers).
+    created with a new key (mode 0600) on first use. With ``mongo_uri``, records
+    go to MongoDB database ``mongo_database`` instead of SQLite (a server that is
+    down at start is a warning: uploads get UNAVAILABLE until it is up). Must run
+    in the main thread (it installs signal handlers).
     """
     out = out or sys.stdout
     data_path = Path(data_dir)
@@ -252,7 +266,10 @@ def serve(
         keys_path, keys, created = ensure_api_keys_file(data_path)
         verb = "generated an API key in" if created else "using API keys from"
         print(f"capsync serve: {verb} {keys_path}", file=sys.stderr, flush=True)
-    server = IngestServer(data_path, keys, listen=listen, tls=tls)
+    store: Store | None = None
+    if mongo_uri is not None:
+        store = _open_mongo(mongo_uri, mongo_database)
+    server = IngestServer(data_path, keys, listen=listen, tls=tls, store=store)
     stop_requested = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -268,6 +285,27 @@ def serve(
         server.stop(grace)
     finally:
         server.stop(0)
+        if store is not None:
+            store.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def _open_mongo(uri: str, database: str) -> Store:
+    from capsync.server.mongo_store import MongoStore
+
+    store = MongoStore(uri, database)
+    print(
+        f"capsync serve: records go to MongoDB {store.uri_for_logs} database {database}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        store.ensure_indexes()
+    except StoreUnavailable as exc:
+        log.warning("%s; uploads are refused (UNAVAILABLE) until MongoDB is reachable", exc)
+    except BaseException:
+        store.close()
+        raise
+    return store

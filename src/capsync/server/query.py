@@ -4,6 +4,11 @@
 >>> for item in list_items("/srv/capsync", lab):  # doctest: +SKIP
 ...     print(item["time_requested"], item["data"])
 
+Records come from the SQLite database in the data dir, or from MongoDB for a
+server run with ``--mongo-uri`` (pass ``mongo_uri=``/``mongo_database=``; see
+:func:`open_store`); either way the results are the same, and payload files are
+read from the data dir.
+
 Each item is a dict. Every item has ``id``, ``kind`` (``tabular``, ``binary`` or
 ``file``), ``part_id``, ``component_type``, ``component_name``,
 ``method_name``, ``tags``, ``time_requested``/``time_received`` (ISO-8601 UTC
@@ -35,7 +40,14 @@ from typing import Any, Literal, TextIO
 
 from capsync.server.blobs import UnsafePathError, check_extension, payload_folder
 from capsync.server.sqlite_store import SqliteStore
-from capsync.server.store import BlobRecord, ItemFilter, Record, TabularRecord
+from capsync.server.store import (
+    DEFAULT_MONGO_DATABASE,
+    BlobRecord,
+    ItemFilter,
+    Record,
+    Store,
+    TabularRecord,
+)
 
 Format = Literal["jsonl", "csv"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv")
@@ -152,7 +164,23 @@ def record_to_item(record: Record, data_dir: Path | None = None) -> dict[str, An
     return item
 
 
-def _open_store(data_dir: Path) -> SqliteStore:
+def open_store(
+    data_dir: str | os.PathLike[str],
+    mongo_uri: str | None = None,
+    *,
+    mongo_database: str = DEFAULT_MONGO_DATABASE,
+) -> Store:
+    """The store a server with this ``--data`` (and ``--mongo-uri``) wrote, opened to read.
+
+    Without ``mongo_uri``, the SQLite database in ``data_dir``; with it, the
+    MongoDB database ``mongo_database``. Raises :class:`FileNotFoundError` when
+    there is no capsync data there and
+    :class:`~capsync.server.store.StoreUnavailable` when MongoDB cannot be reached.
+    """
+    if mongo_uri is not None:
+        from capsync.server.mongo_store import MongoStore
+
+        return MongoStore(mongo_uri, mongo_database, create=False)
     try:
         return SqliteStore(data_dir, create=False)
     except FileNotFoundError:
@@ -163,10 +191,14 @@ def _open_store(data_dir: Path) -> SqliteStore:
 
 
 def iter_records(
-    data_dir: str | os.PathLike[str], item_filter: ItemFilter | None = None
+    data_dir: str | os.PathLike[str],
+    item_filter: ItemFilter | None = None,
+    *,
+    mongo_uri: str | None = None,
+    mongo_database: str = DEFAULT_MONGO_DATABASE,
 ) -> Iterator[Record]:
     """The stored records that match, oldest first."""
-    store = _open_store(Path(data_dir))
+    store = open_store(data_dir, mongo_uri, mongo_database=mongo_database)
     try:
         yield from store.query(item_filter)
     finally:
@@ -174,12 +206,20 @@ def iter_records(
 
 
 def list_items(
-    data_dir: str | os.PathLike[str], item_filter: ItemFilter | None = None
+    data_dir: str | os.PathLike[str],
+    item_filter: ItemFilter | None = None,
+    *,
+    mongo_uri: str | None = None,
+    mongo_database: str = DEFAULT_MONGO_DATABASE,
 ) -> Iterator[dict[str, Any]]:
     """The stored items that match, oldest ``time_requested`` first, as dicts whose
-    ``path`` is the absolute path of the stored payload."""
+    ``path`` is the absolute path of the stored payload.
+
+    Records come from the SQLite database in ``data_dir``, or from MongoDB when
+    ``mongo_uri`` is given (payload files are in ``data_dir`` either way)."""
     root = Path(data_dir).absolute()
-    for record in iter_records(root, item_filter):
+    records = iter_records(root, item_filter, mongo_uri=mongo_uri, mongo_database=mongo_database)
+    for record in records:
         yield record_to_item(record, root)
 
 
@@ -263,6 +303,9 @@ def export(
     item_filter: ItemFilter | None,
     out: str | os.PathLike[str],
     format: Format = "jsonl",
+    *,
+    mongo_uri: str | None = None,
+    mongo_database: str = DEFAULT_MONGO_DATABASE,
 ) -> ExportResult:
     """Copy what matches into the folder ``out``.
 
@@ -270,14 +313,15 @@ def export(
     each binary payload and file as a file with its extension (see
     :func:`export_name`); in the manifest, ``path`` is relative to ``out``.
     A payload missing from the data dir is reported (``missing``, path None),
-    not fatal.
+    not fatal. ``mongo_uri``/``mongo_database``: read the records from MongoDB
+    (see :func:`list_items`).
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     root = Path(data_dir).absolute()
     target = Path(out)
-    records = iter_records(root, item_filter)  # opens the store now: fail before mkdir
-    first = next(records, None)
+    records = iter_records(root, item_filter, mongo_uri=mongo_uri, mongo_database=mongo_database)
+    first = next(records, None)  # opens the store now: fail before mkdir
     target.mkdir(parents=True, exist_ok=True)
     result = ExportResult(manifest=target / f"items.{format}")
 

@@ -13,7 +13,7 @@ the same ids and the store keeps it once:
 
 A malformed upload is refused with ``INVALID_ARGUMENT`` before anything is
 stored (the client moves it aside instead of retrying); storage trouble is
-``RESOURCE_EXHAUSTED`` (disk full), ``UNAVAILABLE`` (database busy) or
+``RESOURCE_EXHAUSTED`` (disk full), ``UNAVAILABLE`` (database busy or unreachable) or
 ``INTERNAL``, all of which a client retries.
 """
 
@@ -43,7 +43,7 @@ from capsync.server.blobs import (
     check_extension,
     payload_folder,
 )
-from capsync.server.store import BlobRecord, Store, TabularRecord
+from capsync.server.store import BlobRecord, Store, StoreUnavailable, TabularRecord
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ class DataSyncServicer(data_sync_pb2_grpc.DataSyncServiceServicer):
                 else grpc.StatusCode.INTERNAL
             )
             _abort(context, code, f"cannot store the upload: {exc.strerror or exc}")
-        except sqlite3.OperationalError as exc:
+        except (sqlite3.OperationalError, StoreUnavailable) as exc:
             log.error("%s: database unavailable: %s", rpc, exc)
             _abort(context, grpc.StatusCode.UNAVAILABLE, f"database unavailable: {exc}")
         except Exception:

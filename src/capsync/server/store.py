@@ -25,6 +25,11 @@ from typing import Any, Literal
 Kind = Literal["tabular", "binary", "file"]
 KINDS: tuple[Kind, ...] = ("tabular", "binary", "file")
 BlobKind = Literal["binary", "file"]
+DEFAULT_MONGO_DATABASE = "capsync"  # where ``serve --mongo-uri`` keeps its records
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached (or is busy) right now; the same call may work later."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,10 @@ class ItemFilter:
 
 
 class Store(abc.ABC):
-    """Where the ingest server records what arrived. Implementations must be thread-safe."""
+    """Where the ingest server records what arrived. Implementations must be thread-safe.
+
+    A method may raise :class:`StoreUnavailable` when the database is unreachable.
+    """
 
     @abc.abstractmethod
     def record_tabular(self, records: Sequence[TabularRecord]) -> int:

@@ -28,11 +28,13 @@ from capsync.config import (
     CaptureTarget,
     DataManagerConfig,
     MachineConfig,
+    MongoCaptureConfig,
     ResourceConfig,
     load_config,
 )
 from capsync.config.model import split_resource_name
 from capsync.diskpressure import DeleterStats
+from capsync.mongo_capture import MongoCaptureStats, MongoCaptureWriter
 from capsync.resources import Resource, ResourceContext, build_resource
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings, CollectorStats
 from capsync.service.deletion_control import DeletionControl
@@ -86,6 +88,8 @@ class DataManager:
         self._sync_log = RateLimitedLog(_log, 30.0)
         self._deletion = DeletionControl(deletion_interval_s, lambda p: p in self.uploading())
         self._rings = MicroServerRings(self._ring_upload)
+        self._mongo: MongoCaptureWriter | None = None  # mongo_capture_config's writer
+        self._mongo_config: MongoCaptureConfig | None = None
 
     @classmethod
     def from_config(
@@ -121,6 +125,7 @@ class DataManager:
             if self.capture_dir.exists():
                 self.recovered = recover_in_progress(self.capture_dir)
             try:
+                self._update_mongo()  # before the collectors, so it sees their first readings
                 self._apply(self._plan(self.config))
             except BaseException:
                 self.close()
@@ -144,6 +149,7 @@ class DataManager:
             self._close_other_resources()
             if not self._started or self._closed:
                 return
+            self._update_mongo()
             self._apply(self._plan(new_config))
         self._update_sync()
         self._update_deletion()
@@ -175,6 +181,9 @@ class DataManager:
         for collector in collectors:
             collector.close()
             self._rings.remove(collector.key)
+        mongo, self._mongo, self._mongo_config = self._mongo, None, None
+        if mongo is not None:
+            mongo.close(5.0)
         with self._lock:
             for resource in self._resources.values():
                 resource.close()
@@ -249,6 +258,32 @@ class DataManager:
             return resolve_target(self.config).part_id
         except SyncConfigError:
             return ""
+
+    def mongo_stats(self) -> MongoCaptureStats | None:
+        """MongoDB capture counters (inserted, dropped, failed); None when not configured."""
+        writer = self._mongo
+        return None if writer is None else writer.stats()
+
+    def _on_tabular(
+        self, key: CollectorKey, readings: Mapping[str, Any], requested_ns: int, received_ns: int
+    ) -> None:
+        writer = self._mongo
+        if writer is not None:
+            writer.submit(key, readings, requested_ns, received_ns)
+
+    def _update_mongo(self) -> None:
+        """Start, keep or replace the MongoDB capture writer to match the config."""
+        wanted = self.settings.mongo_capture_config if self.capture_enabled else None
+        if wanted == self._mongo_config or self._closed:
+            return
+        old, self._mongo, self._mongo_config = self._mongo, None, wanted
+        if wanted is not None:
+            try:
+                self._mongo = MongoCaptureWriter(wanted)
+            except ValueError as exc:
+                _log.error("mongo_capture_config: %s; MongoDB capture is off", exc)
+        if old is not None:
+            old.close(5.0)
 
     def _update_deletion(self) -> None:
         with self._lock:
@@ -440,7 +475,12 @@ class DataManager:
             sink_factory = self._rings.sink_factory(plan.key, plan.settings, self._part_id())
         try:
             collector = Collector(
-                plan.key, resource, plan.settings, self.capture_dir, sink_factory=sink_factory
+                plan.key,
+                resource,
+                plan.settings,
+                self.capture_dir,
+                sink_factory=sink_factory,
+                on_tabular=self._on_tabular,
             )
         except OSError as exc:
             raise ServiceError(f"{plan.key.resource_name}/{plan.key.method}: {exc}") from exc
