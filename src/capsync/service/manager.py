@@ -40,9 +40,10 @@ from capsync.service.collector import Collector, CollectorKey, CollectorSettings
 from capsync.service.deletion_control import DeletionControl
 from capsync.service.micro_control import MicroServerRings
 from capsync.service.ratelimit import RateLimitedLog
+from capsync.service.sync_control import SyncControl, SyncNotRunning
 
 if TYPE_CHECKING:  # capsync.sync imports from capsync.service: import it lazily at run time
-    from capsync.sync import ProgressFn, SyncReport, SyncScheduler, SyncStats
+    from capsync.sync import ProgressFn, SyncReport, SyncStats
 
 _log = logging.getLogger("capsync.manager")
 
@@ -81,13 +82,14 @@ class DataManager:
         self.recovered: list[Recovery] = []
         # Resources built only to be asked something (the selective syncer sensor).
         self._other_resources: dict[tuple[str, str], Resource] = {}
-        self._sync_lock = threading.Lock()
-        self._sync_scheduler: SyncScheduler | None = None
-        self._sync_key: tuple[Any, ...] | None = None
-        self._sync_error: str | None = "sync is not running (the service is not started)"
-        self._sync_log = RateLimitedLog(_log, 30.0)
+        self._sync = SyncControl(
+            settings=lambda: self.settings,
+            before_pass=self._before_sync_pass,
+            resource=self.resource,
+        )
+        self._resource_log = RateLimitedLog(_log, 30.0)
         self._deletion = DeletionControl(deletion_interval_s, lambda p: p in self.uploading())
-        self._rings = MicroServerRings(self._ring_upload)
+        self._rings = MicroServerRings(self._sync.upload)
         self._mongo: MongoCaptureWriter | None = None  # mongo_capture_config's writer
         self._mongo_config: MongoCaptureConfig | None = None
 
@@ -130,7 +132,7 @@ class DataManager:
             except BaseException:
                 self.close()
                 raise
-        self._update_sync()
+        self._sync.update(self.config)
         self._update_deletion()
         return self
 
@@ -151,7 +153,7 @@ class DataManager:
                 return
             self._update_mongo()
             self._apply(self._plan(new_config))
-        self._update_sync()
+        self._sync.update(self.config)
         self._update_deletion()
 
     def flush_to_capture(self) -> None:
@@ -177,7 +179,7 @@ class DataManager:
             collectors = list(self._collectors.values())
             self._collectors.clear()
         self._deletion.stop()
-        self._stop_sync("the service is closed")
+        self._sync.stop("the service is closed")
         for collector in collectors:
             collector.close()
             self._rings.remove(collector.key)
@@ -216,7 +218,7 @@ class DataManager:
                             config.api, config.model, config.name, config.attributes, context
                         )
                     except Exception as exc:
-                        self._sync_log.log(logging.ERROR, f"cannot build {name!r}: {exc}")
+                        self._resource_log.log(logging.ERROR, f"cannot build {name!r}: {exc}")
                         return None
                     self._other_resources[(config.api, config.name)] = resource
                     return resource
@@ -225,11 +227,10 @@ class DataManager:
     def sync_now(self, progress: ProgressFn | None = None) -> SyncReport:
         """Complete the open tabular files and run one sync pass now (even if
         ``sync_disabled``); raises :class:`ServiceError` when sync is not configured."""
-        scheduler = self._sync_scheduler
-        if scheduler is None:
-            raise ServiceError(self._sync_error or "sync is not configured")
-        self._before_sync_pass()
-        return scheduler.syncer.sync_once(progress)
+        try:
+            return self._sync.sync_now(progress)
+        except SyncNotRunning as exc:
+            raise ServiceError(str(exc)) from None
 
     def deletion_stats(self) -> DeleterStats | None:
         """Disk-pressure deletion counters; None while capture is off."""
@@ -242,22 +243,6 @@ class DataManager:
     def _before_sync_pass(self) -> None:
         self.flush_to_capture()
         self._rings.drain_all()
-
-    def _ring_upload(self, request: Any) -> Any:
-        scheduler = self._sync_scheduler
-        if scheduler is None:
-            raise ConnectionError(self._sync_error or "sync is not running")
-        return scheduler.syncer.client.data_capture_upload(request)
-
-    def _part_id(self) -> str:
-        from capsync.sync import SyncConfigError, resolve_target, sync_configured
-
-        if not sync_configured(self.config):
-            return ""
-        try:
-            return resolve_target(self.config).part_id
-        except SyncConfigError:
-            return ""
 
     def mongo_stats(self) -> MongoCaptureStats | None:
         """MongoDB capture counters (inserted, dropped, failed); None when not configured."""
@@ -292,98 +277,11 @@ class DataManager:
 
     def sync_stats(self) -> SyncStats | None:
         """Upload totals since sync started; None when sync is not running (see the log)."""
-        scheduler = self._sync_scheduler
-        return None if scheduler is None else scheduler.syncer.stats()
+        return self._sync.stats()
 
     def uploading(self) -> frozenset[Path]:
         """The files being uploaded now: never delete one of these."""
-        scheduler = self._sync_scheduler
-        return frozenset() if scheduler is None else scheduler.syncer.uploading()
-
-    def _should_sync(self) -> bool:
-        """A scheduled pass runs unless ``sync_disabled``, or the selective syncer says no."""
-        settings = self.settings
-        if settings.sync_disabled:
-            return False
-        name = settings.selective_syncer_name
-        if not name:
-            return True
-        resource = self.resource(name)
-        if resource is None:
-            self._sync_log.log(
-                logging.WARNING,
-                f"selective_syncer_name {name!r} names no resource of the config: not syncing",
-            )
-            return False
-        try:
-            readings = resource.capture("Readings", {})
-        except Exception as exc:
-            self._sync_log.log(
-                logging.WARNING, f"selective syncer {name!r}: Readings failed ({exc}): not syncing"
-            )
-            return False
-        return isinstance(readings, Mapping) and readings.get("should_sync") is True
-
-    def _update_sync(self) -> None:
-        """Start, keep or restart sync to match the config."""
-        from capsync.sync import (
-            SyncConfigError,
-            Syncer,
-            SyncScheduler,
-            SyncSettings,
-            resolve_target,
-            sync_configured,
-        )
-
-        with self._sync_lock:
-            config = self.config
-            if self._closed:
-                return
-            key: tuple[Any, ...] | None = None
-            error: str | None = None
-            if config.data_manager is None:
-                error = "sync is not configured: the config has no data_manager service"
-            elif not sync_configured(config):
-                error = "sync is not configured: the config has neither a sync nor a cloud section"
-            else:
-                try:
-                    key = (resolve_target(config), SyncSettings.from_config(self.settings))
-                except SyncConfigError as exc:
-                    error = f"sync is not running: {exc}"
-            if key is not None and key == self._sync_key:
-                return
-            self._stop_sync_locked(error)
-            if key is None:
-                if config.data_manager is not None and sync_configured(config):
-                    _log.error("%s", error)
-                return
-            target, settings = key
-            try:
-                syncer = Syncer(settings, target)
-            except SyncConfigError as exc:
-                self._sync_error = f"sync is not running: {exc}"
-                _log.error("%s", self._sync_error)
-                return
-            self._sync_scheduler = SyncScheduler(
-                syncer,
-                interval_s=lambda: self.settings.sync_interval_s,
-                should_sync=self._should_sync,
-                before_pass=self._before_sync_pass,
-            ).start()
-            self._sync_key = key
-            self._sync_error = None
-            _log.info("syncing %s to %s every %.1f s", settings.capture_dir, target.address,
-                      self.settings.sync_interval_s)  # fmt: skip
-
-    def _stop_sync(self, reason: str) -> None:
-        with self._sync_lock:
-            self._stop_sync_locked(reason)
-
-    def _stop_sync_locked(self, reason: str | None) -> None:
-        scheduler, self._sync_scheduler, self._sync_key = self._sync_scheduler, None, None
-        self._sync_error = reason
-        if scheduler is not None:
-            scheduler.stop()
+        return self._sync.uploading()
 
     def _close_other_resources(self) -> None:
         for resource in self._other_resources.values():
@@ -472,7 +370,9 @@ class DataManager:
             )
         sink_factory = None
         if plan.settings.cache_size_kb is not None:
-            sink_factory = self._rings.sink_factory(plan.key, plan.settings, self._part_id())
+            sink_factory = self._rings.sink_factory(
+                plan.key, plan.settings, SyncControl.part_id(self.config)
+            )
         try:
             collector = Collector(
                 plan.key,

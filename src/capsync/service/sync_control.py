@@ -1,0 +1,166 @@
+"""Keeps the sync scheduler of a DataManager in line with its config.
+
+Sync runs when the config says where to (a ``sync`` or ``cloud`` section);
+a scheduled pass runs every ``sync_interval_mins`` unless ``sync_disabled``,
+and only while the ``selective_syncer_name`` sensor says ``should_sync: true``
+when one is set. A change of target or sync settings restarts the scheduler.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from capsync.config import DataManagerConfig, MachineConfig
+from capsync.resources import Resource
+from capsync.service.ratelimit import RateLimitedLog
+
+if TYPE_CHECKING:
+    from capsync.sync import ProgressFn, SyncReport, SyncScheduler, SyncStats
+
+_log = logging.getLogger("capsync.manager")
+
+
+class SyncNotRunning(RuntimeError):
+    """Sync is not configured or could not start; the message says why."""
+
+
+class SyncControl:
+    def __init__(
+        self,
+        *,
+        settings: Callable[[], DataManagerConfig],
+        before_pass: Callable[[], None],
+        resource: Callable[[str], Resource | None],
+    ) -> None:
+        self._settings = settings
+        self._before_pass = before_pass
+        self._resource = resource
+        self._lock = threading.Lock()
+        self._scheduler: SyncScheduler | None = None
+        self._key: tuple[Any, ...] | None = None
+        self._error: str | None = "sync is not running (the service is not started)"
+        self._log = RateLimitedLog(_log, 30.0)
+
+    # ----- what the DataManager asks ------------------------------------------------------
+
+    def sync_now(self, progress: ProgressFn | None = None) -> SyncReport:
+        scheduler = self._scheduler
+        if scheduler is None:
+            raise SyncNotRunning(self._error or "sync is not configured")
+        self._before_pass()
+        return scheduler.syncer.sync_once(progress)
+
+    def stats(self) -> SyncStats | None:
+        scheduler = self._scheduler
+        return None if scheduler is None else scheduler.syncer.stats()
+
+    def uploading(self) -> frozenset[Path]:
+        scheduler = self._scheduler
+        return frozenset() if scheduler is None else scheduler.syncer.uploading()
+
+    def upload(self, request: Any) -> Any:
+        """Send one DataCaptureUpload over the sync connection (micro-server rings)."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            raise ConnectionError(self._error or "sync is not running")
+        return scheduler.syncer.client.data_capture_upload(request)
+
+    @staticmethod
+    def part_id(config: MachineConfig) -> str:
+        from capsync.sync import SyncConfigError, resolve_target, sync_configured
+
+        if not sync_configured(config):
+            return ""
+        try:
+            return resolve_target(config).part_id
+        except SyncConfigError:
+            return ""
+
+    # ----- lifecycle ------------------------------------------------------------------------
+
+    def update(self, config: MachineConfig) -> None:
+        """Start, keep or restart sync to match ``config``."""
+        from capsync.sync import (
+            SyncConfigError,
+            Syncer,
+            SyncScheduler,
+            SyncSettings,
+            resolve_target,
+            sync_configured,
+        )
+
+        with self._lock:
+            key: tuple[Any, ...] | None = None
+            error: str | None = None
+            if config.data_manager is None:
+                error = "sync is not configured: the config has no data_manager service"
+            elif not sync_configured(config):
+                error = "sync is not configured: the config has neither a sync nor a cloud section"
+            else:
+                try:
+                    key = (resolve_target(config), SyncSettings.from_config(self._settings()))
+                except SyncConfigError as exc:
+                    error = f"sync is not running: {exc}"
+            if key is not None and key == self._key:
+                return
+            self._stop_locked(error)
+            if key is None:
+                if config.data_manager is not None and sync_configured(config):
+                    _log.error("%s", error)
+                return
+            target, settings = key
+            try:
+                syncer = Syncer(settings, target)
+            except SyncConfigError as exc:
+                self._error = f"sync is not running: {exc}"
+                _log.error("%s", self._error)
+                return
+            self._scheduler = SyncScheduler(
+                syncer,
+                interval_s=lambda: self._settings().sync_interval_s,
+                should_sync=self._should_sync,
+                before_pass=self._before_pass,
+            ).start()
+            self._key = key
+            self._error = None
+            _log.info("syncing %s to %s every %.1f s", settings.capture_dir, target.address,
+                      self._settings().sync_interval_s)  # fmt: skip
+
+    def stop(self, reason: str) -> None:
+        """Stop scheduling; an upload in flight is abandoned and its file stays."""
+        with self._lock:
+            self._stop_locked(reason)
+
+    def _stop_locked(self, reason: str | None) -> None:
+        scheduler, self._scheduler, self._key = self._scheduler, None, None
+        self._error = reason
+        if scheduler is not None:
+            scheduler.stop()
+
+    def _should_sync(self) -> bool:
+        """A scheduled pass runs unless ``sync_disabled``, or the selective syncer says no."""
+        settings = self._settings()
+        if settings.sync_disabled:
+            return False
+        name = settings.selective_syncer_name
+        if not name:
+            return True
+        resource = self._resource(name)
+        if resource is None:
+            self._log.log(
+                logging.WARNING,
+                f"selective_syncer_name {name!r} names no resource of the config: not syncing",
+            )
+            return False
+        try:
+            readings = resource.capture("Readings", {})
+        except Exception as exc:
+            self._log.log(
+                logging.WARNING, f"selective syncer {name!r}: Readings failed ({exc}): not syncing"
+            )
+            return False
+        return isinstance(readings, Mapping) and readings.get("should_sync") is True
