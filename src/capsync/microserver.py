@@ -38,7 +38,7 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from capsync import _impl
-from capsync.capture.header import build_header
+from capsync.capture.header import build_header, upload_metadata
 from capsync.capture.stream import StreamStats
 from capsync.methods import is_binary_method, mime_type_enum, wrap_key_for
 from capsync.proto import data_sync_pb2
@@ -74,20 +74,7 @@ def upload_metadata_for(
     dataset_ids: Iterable[str] = (),
 ) -> data_sync_pb2.UploadMetadata:
     """The ``UploadMetadata`` of a collector's uploads, from its capture header."""
-    metadata = data_sync_pb2.UploadMetadata(
-        part_id=part_id,
-        component_type=header.component_type,
-        component_name=header.component_name,
-        method_name=header.method_name,
-        type=header.type,
-        file_extension=header.file_extension,
-        tags=list(header.tags),
-        dataset_ids=list(dataset_ids),
-        mime_type=header.mime_type,
-    )
-    for key, value in header.method_parameters.items():
-        metadata.method_parameters[key].CopyFrom(value)
-    return metadata
+    return upload_metadata(header, part_id=part_id, dataset_ids=dataset_ids)
 
 
 def metadata_field_bytes(metadata: data_sync_pb2.UploadMetadata) -> bytes:

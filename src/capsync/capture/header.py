@@ -69,3 +69,28 @@ def build_header(
 def encode_header(header: data_sync_pb2.DataCaptureMetadata) -> bytes:
     """Serialized header; deterministic, so the same stream always writes the same bytes."""
     return header.SerializeToString(deterministic=True)
+
+
+def upload_metadata(
+    header: data_sync_pb2.DataCaptureMetadata,
+    *,
+    part_id: str,
+    file_name: str = "",
+    dataset_ids: Iterable[str] = (),
+) -> data_sync_pb2.UploadMetadata:
+    """The ``UploadMetadata`` of uploads made from data with this capture ``header``."""
+    metadata = data_sync_pb2.UploadMetadata(
+        part_id=part_id,
+        component_type=header.component_type,
+        component_name=header.component_name,
+        method_name=header.method_name,
+        type=header.type,
+        file_name=file_name,
+        file_extension=header.file_extension,
+        tags=list(header.tags),
+        dataset_ids=list(dataset_ids),
+        mime_type=header.mime_type,
+    )
+    for key, value in header.method_parameters.items():
+        metadata.method_parameters[key].CopyFrom(value)
+    return metadata

@@ -29,6 +29,7 @@ from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
 from capsync import _impl
+from capsync.capture.header import upload_metadata
 from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_header
 from capsync.proto import data_sync_pb2
 from capsync.sync.connection import UploadClient
@@ -67,20 +68,7 @@ def capture_upload_metadata(
     header: data_sync_pb2.DataCaptureMetadata, *, part_id: str, file_name: str
 ) -> data_sync_pb2.UploadMetadata:
     """The ``UploadMetadata`` of every request made from a capture file with ``header``."""
-    metadata = data_sync_pb2.UploadMetadata(
-        part_id=part_id,
-        component_type=header.component_type,
-        component_name=header.component_name,
-        method_name=header.method_name,
-        type=header.type,
-        file_name=file_name,
-        file_extension=header.file_extension,
-        tags=list(header.tags),
-        mime_type=header.mime_type,
-    )
-    for key, value in header.method_parameters.items():
-        metadata.method_parameters[key].CopyFrom(value)
-    return metadata
+    return upload_metadata(header, part_id=part_id, file_name=file_name)
 
 
 # --- capture files -----------------------------------------------------------------------
