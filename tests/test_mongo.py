@@ -369,14 +369,17 @@ def test_capture_survives_mongodb_killed_and_restarted(
     assert stats.inserted + stats.dropped == len(on_disk)
     assert hook.slowest_s < 0.2, "submit must never wait for MongoDB (>= 0.5 s here)"
     docs = mongo_readings(server.uri, "sensorData")
-    assert len(docs) == stats.inserted  # none twice, none lost once acknowledged
+    # None lost once acknowledged. At most one batch more than acknowledged: a batch MongoDB
+    # stored but was killed before acknowledging is retried, and if the queue overflows
+    # meanwhile it is dropped (and counted as dropped) although it did arrive.
+    assert stats.inserted <= len(docs) <= stats.inserted + 20  # batch_size
     stored = {as_compared(doc) for doc in docs}
-    assert len(stored) == len(docs)
+    assert len(stored) == len(docs)  # none twice
     # What is missing is the oldest readings queued when the queue overflowed (drop-oldest):
     # one run of consecutive readings, except that the batch in flight when MongoDB came back
     # may have made it in the middle. Never readings captured after MongoDB was back.
     missing = [i for i, reading in enumerate(on_disk) if reading.as_mongo() not in stored]
-    assert len(missing) == stats.dropped
+    assert stats.dropped - (len(docs) - stats.inserted) == len(missing)
     kept_inside = sorted(set(range(missing[0], missing[-1] + 1)) - set(missing))
     assert len(kept_inside) <= 20  # batch_size
     if kept_inside:
