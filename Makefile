@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.capsync-installed
 EXT_SOURCES := $(wildcard ext/capsync/*.pyx ext/capsync/*.pxd)
 
-.PHONY: help venv install compile debug test test-python lint proto bench demo clean
+.PHONY: help venv install compile debug test test-python lint proto bench bench-sync-full demo clean
 
 help:
 	@echo "make demo     capture with the example config, sync to a local server, show what arrived"
@@ -52,6 +52,11 @@ bench: $(STAMP)
 	$(PY) -m pytest benchmarks -q --benchmark-only --benchmark-json=.bench.json
 	$(PY) benchmarks/report.py .bench.json
 	$(PY) benchmarks/collector_rate.py
+	$(PY) benchmarks/sync_throughput.py --quick
+
+# The README's sync figures: a 1 GiB backlog per phase (about 15 minutes on the dev VM).
+bench-sync-full: $(STAMP)
+	$(PY) benchmarks/sync_throughput.py
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

@@ -83,9 +83,14 @@ _BLOB_COLUMNS = (
 )
 
 
+# NaN/Infinity are kept (as Python's json writes them): sensors do report them.
+# One encoder for all: json.dumps with arguments builds a new one per call.
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode
+_UNSET = object()
+
+
 def _dumps(value: Any) -> str:
-    # NaN/Infinity are kept (as Python's json writes them): sensors do report them.
-    return json.dumps(value, separators=(",", ":"), allow_nan=True)
+    return _encode(value)
 
 
 class SqliteStore(Store):
@@ -134,24 +139,34 @@ class SqliteStore(Store):
         return conn
 
     def record_tabular(self, records: Sequence[TabularRecord]) -> int:
-        rows = [
-            (
-                r.id,
-                r.upload_id,
-                r.part_id,
-                r.component_type,
-                r.component_name,
-                r.method_name,
-                _dumps(r.method_parameters),
-                _dumps(list(r.tags)),
-                r.time_requested_ns,
-                r.time_received_ns,
-                r.mime_type,
-                _dumps(r.data),
-                r.uploaded_at_ns,
+        # The records of one upload share their parameters and tags objects:
+        # encode those once, not once per record.
+        parameters: Any = _UNSET
+        tags: Any = _UNSET
+        parameters_json = tags_json = ""
+        rows = []
+        for r in records:
+            if r.method_parameters is not parameters:
+                parameters, parameters_json = r.method_parameters, _dumps(r.method_parameters)
+            if r.tags is not tags:
+                tags, tags_json = r.tags, _dumps(list(r.tags))
+            rows.append(
+                (
+                    r.id,
+                    r.upload_id,
+                    r.part_id,
+                    r.component_type,
+                    r.component_name,
+                    r.method_name,
+                    parameters_json,
+                    tags_json,
+                    r.time_requested_ns,
+                    r.time_received_ns,
+                    r.mime_type,
+                    _dumps(r.data),
+                    r.uploaded_at_ns,
+                )
             )
-            for r in records
-        ]
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
