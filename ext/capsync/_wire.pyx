@@ -29,6 +29,10 @@ cdef enum:
     MAX_TIMESTAMP_BYTES = 17
     MAX_NESTING_DEPTH = 100
     BATCH_CHUNK_ROWS = 4096
+    # A map entry {key, Value{number}} past its key: key tag + length, value tag + length,
+    # number tag + 8 bytes. Keys up to SHORT_KEY_BYTES keep every length in one byte.
+    FLOAT_ENTRY_OVERHEAD = 13
+    SHORT_KEY_BYTES = 100
 
 _np_bool = np.bool_
 _np_number = (np.integer, np.floating)
@@ -364,9 +368,28 @@ cdef class RecordBuffer:
         """One ``Struct.fields`` map entry: key, then value."""
         cdef Py_ssize_t entry_start, value_start, nbytes
         cdef const char* utf8
-        if not isinstance(key, str):
+        cdef uint8_t* out
+        cdef double number
+        if type(key) is not str and not isinstance(key, str):
             raise TypeError("key is not a string")
         utf8 = PyUnicode_AsUTF8AndSize(key, &nbytes)
+        if type(item) is float and nbytes <= SHORT_KEY_BYTES:
+            # The common case, written in one go: every length fits in one byte.
+            self._reserve(2 + FLOAT_ENTRY_OVERHEAD + nbytes)
+            out = self._data + self._size
+            out[0] = 0x0A  # Struct.fields entry
+            out[1] = <uint8_t>(FLOAT_ENTRY_OVERHEAD + nbytes)
+            out[2] = 0x0A  # entry key
+            out[3] = <uint8_t>nbytes
+            memcpy(out + 4, utf8, nbytes)
+            out += 4 + nbytes
+            out[0] = 0x12  # entry value
+            out[1] = 9  # Value length
+            out[2] = 0x11  # Value.number_value
+            number = PyFloat_AS_DOUBLE(item)
+            memcpy(out + 3, &number, 8)
+            self._size += 2 + FLOAT_ENTRY_OVERHEAD + nbytes
+            return 0
         self._put_byte(0x0A)  # Struct.fields entry
         entry_start = self._open_len()
         self._put_byte(0x0A)  # entry key
