@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +38,7 @@ from google.protobuf.message import DecodeError
 
 from capsync import _impl
 from capsync.capture.header import build_header, upload_metadata
-from capsync.capture.stream import StreamStats
+from capsync.capture.stream import StreamStats, default_times
 from capsync.methods import is_binary_method, mime_type_enum, wrap_key_for
 from capsync.proto import data_sync_pb2
 from capsync.ringbuffer import Chunk, RecordRing, RecordTooLargeError
@@ -114,11 +113,12 @@ class RingCollectorSink:
         tags: Iterable[str] = (),
         method_parameters: Mapping[str, Any] | None = None,
         mime_type: str = "",
+        header: data_sync_pb2.DataCaptureMetadata | None = None,
     ) -> None:
         self.ring = ring
         self.label = f"{component_type}/{component_name}/{method_name}"
         self.folder = f"<memory ring of {ring.capacity_bytes} bytes>"
-        self.header = build_header(
+        self.header = header or build_header(
             component_type=component_type,
             component_name=component_name,
             method_name=method_name,
@@ -156,7 +156,7 @@ class RingCollectorSink:
         """Encode one tabular reading into the ring; return the records it overwrote."""
         if self._binary:
             raise TypeError(f"{self.label} is a binary method: use append_binary")
-        requested, received = _times(time_requested_ns, time_received_ns)
+        requested, received = default_times(time_requested_ns, time_received_ns)
         with self._lock:
             self._check_open()
             self._buffer.clear()
@@ -177,7 +177,7 @@ class RingCollectorSink:
         if not self._binary:
             raise TypeError(f"{self.label} is a tabular method: use append")
         view = memoryview(payload).cast("B")
-        requested, received = _times(time_requested_ns, time_received_ns)
+        requested, received = default_times(time_requested_ns, time_received_ns)
         with self._lock:
             self._check_open()
             self._buffer.clear()
@@ -237,14 +237,6 @@ class RingCollectorSink:
 
     def __repr__(self) -> str:
         return f"<RingCollectorSink {self.label} {self.ring!r}>"
-
-
-def _times(time_requested_ns: int | None, time_received_ns: int | None) -> tuple[int, int]:
-    now = time.time_ns() if time_requested_ns is None or time_received_ns is None else 0
-    return (
-        now if time_requested_ns is None else time_requested_ns,
-        now if time_received_ns is None else time_received_ns,
-    )
 
 
 # ----- the upload side ---------------------------------------------------------------------
@@ -613,6 +605,7 @@ def build(
         tags=tags,
         method_parameters=method_parameters,
         mime_type=mime_type,
+        header=header,
     )
     uploader = RingUploader(
         ring,

@@ -146,7 +146,7 @@ class CaptureStream:
         if self._binary:
             raise TypeError(f"{self.label} is a binary method: use append_binary")
         if time_requested_ns is None or time_received_ns is None:
-            time_requested_ns, time_received_ns = _times(time_requested_ns, time_received_ns)
+            time_requested_ns, time_received_ns = default_times(time_requested_ns, time_received_ns)
         buffer = self._buffer
         with self._lock:
             # Hot path: an open file and room in memory. Everything else is the slow path.
@@ -227,7 +227,7 @@ class CaptureStream:
         if not self._binary:
             raise TypeError(f"{self.label} is a tabular method: use append or append_batch")
         view = memoryview(payload)
-        requested, received = _times(time_requested_ns, time_received_ns)
+        requested, received = default_times(time_requested_ns, time_received_ns)
         with self._lock:
             self._check_open()
             fd, path = naming.create_in_progress(self.folder)
@@ -441,7 +441,8 @@ class CaptureStream:
                 _log.error("%s: fsync of folder %s failed", self.label, self.folder, exc_info=True)
 
 
-def _times(time_requested_ns: int | None, time_received_ns: int | None) -> tuple[int, int]:
+def default_times(time_requested_ns: int | None, time_received_ns: int | None) -> tuple[int, int]:
+    """The reading's two timestamps, ``time.time_ns()`` for the ones not given."""
     now = time.time_ns() if time_requested_ns is None or time_received_ns is None else 0
     return (
         now if time_requested_ns is None else time_requested_ns,
