@@ -165,6 +165,15 @@ def _type_name(data_type: int) -> str:
     return str(DataType.Name(data_type)) if data_type in DataType.values() else str(data_type)
 
 
+def _checked_folder(metadata: Any, allowed: Iterable[int], rpc: str) -> tuple[str, ...]:
+    """Validate an upload's metadata (type, file name); return where its payloads go."""
+    _check_type(metadata, allowed, rpc)
+    check_file_name(metadata.file_name)
+    return payload_folder(
+        metadata.part_id, metadata.component_type, metadata.component_name, metadata.method_name
+    )
+
+
 def _check_type(metadata: Any, allowed: Iterable[int], rpc: str) -> None:
     allowed = tuple(allowed)
     if metadata.type not in allowed:
@@ -251,14 +260,7 @@ class DataSyncServicer(data_sync_pb2_grpc.DataSyncServiceServicer):
         if not request.HasField("metadata"):
             raise InvalidUpload("DataCaptureUpload without metadata")
         metadata = request.metadata
-        _check_type(metadata, (TABULAR, BINARY), "DataCaptureUpload")
-        check_file_name(metadata.file_name)
-        folder = payload_folder(
-            metadata.part_id,
-            metadata.component_type,
-            metadata.component_name,
-            metadata.method_name,
-        )
+        folder = _checked_folder(metadata, (TABULAR, BINARY), "DataCaptureUpload")
         if not request.sensor_contents:
             raise InvalidUpload("DataCaptureUpload with no sensor_contents")
         wanted = "struct" if metadata.type == TABULAR else "binary"
@@ -394,14 +396,7 @@ class DataSyncServicer(data_sync_pb2_grpc.DataSyncServiceServicer):
             raise InvalidUpload("StreamingDataCaptureUpload metadata without upload_metadata")
         metadata = first.metadata.upload_metadata
         sensor_metadata = first.metadata.sensor_metadata
-        _check_type(metadata, (BINARY,), "StreamingDataCaptureUpload")
-        check_file_name(metadata.file_name)
-        folder = payload_folder(
-            metadata.part_id,
-            metadata.component_type,
-            metadata.component_name,
-            metadata.method_name,
-        )
+        folder = _checked_folder(metadata, (BINARY,), "StreamingDataCaptureUpload")
         mime_type = _mime_type(metadata, sensor_metadata)
         extension = _binary_extension(metadata, mime_type)
         with self._blobs.writer(folder, extension) as writer:
@@ -424,14 +419,7 @@ class DataSyncServicer(data_sync_pb2_grpc.DataSyncServiceServicer):
         if first is None or first.WhichOneof("upload_packet") != "metadata":
             raise InvalidUpload("FileUpload must start with its metadata")
         metadata = first.metadata
-        _check_type(metadata, (FILE, UNSPECIFIED), "FileUpload")
-        check_file_name(metadata.file_name)
-        folder = payload_folder(
-            metadata.part_id,
-            metadata.component_type,
-            metadata.component_name,
-            metadata.method_name,
-        )
+        folder = _checked_folder(metadata, (FILE, UNSPECIFIED), "FileUpload")
         if not (metadata.component_type or metadata.component_name or metadata.method_name):
             folder = (folder[0], FILES_FOLDER)  # an arbitrary file, from no component
         extension = _file_extension(metadata)
