@@ -76,7 +76,8 @@ def test_data_manager_deletes_under_disk_pressure_on_a_real_small_disk(tmpfs: Pa
         capsync.config.load_config(config), deletion_interval_s=0.2
     ).start() as manager:
         assert wait_for(
-            lambda: (manager.deletion_stats() or _zero()).deleted_files > 10, timeout_s=30
+            lambda: (stats := manager.deletion_stats()) is not None and stats.deleted_files > 10,
+            timeout_s=30,
         )
         stats = manager.stats()["cam/ReadImage"]
         assert stats.captures > 0
@@ -84,13 +85,6 @@ def test_data_manager_deletes_under_disk_pressure_on_a_real_small_disk(tmpfs: Pa
     assert deleted is None  # stopped with the service
     for path in capture_dir.rglob("*.capture"):
         capsync.read_capture_file(path)  # every remaining file is whole
-
-
-def _zero():
-    class Zero:
-        deleted_files = 0
-
-    return Zero()
 
 
 def test_no_deletion_while_capture_is_disabled(tmp_path: Path) -> None:

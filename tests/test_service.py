@@ -157,12 +157,12 @@ def test_rate_matches_frequency_and_close_completes_files(tmp_path: Path) -> Non
     assert 90 <= stats.captures <= 110
     assert list(tmp_path.rglob("*.prog")) == []
     records = records_under(tmp_path / "rdk_component_sensor" / "s" / "Readings")
-    final = manager_stats_after_close(records)
+    final = counter_values(records)
     assert final == list(range(1, len(records) + 1))  # every reading, in order, once
     assert len(records) >= stats.captures
 
 
-def manager_stats_after_close(records: list) -> list[int]:
+def counter_values(records: list) -> list[int]:
     return [int(struct_to_python(r.struct)["readings"]["n"]) for r in records]
 
 
@@ -256,9 +256,9 @@ def test_reconfigure_adds_removes_and_retimes_without_losing_readings(tmp_path: 
     finally:
         manager.close()
     gone = records_under(tmp_path / "rdk_component_sensor" / "gone")
-    values = manager_stats_after_close(gone)
+    values = counter_values(gone)
     assert values == list(range(1, len(values) + 1)) and len(values) >= 15
-    keep = manager_stats_after_close(records_under(tmp_path / "rdk_component_sensor" / "keep"))
+    keep = counter_values(records_under(tmp_path / "rdk_component_sensor" / "keep"))
     assert keep == list(range(1, len(keep) + 1))
     assert records_under(tmp_path / "rdk_component_sensor" / "new")
 
