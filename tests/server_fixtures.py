@@ -24,7 +24,7 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2, timestamp_pb2
 
-from capsync.proto import data_sync_pb2, data_sync_pb2_grpc
+from capsync.proto import data_sync_pb2, rpc
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 KEY_ID = "test-key-id"
@@ -92,7 +92,7 @@ class ServerProcess:
         return channel
 
     def stub(self) -> Any:
-        return data_sync_pb2_grpc.DataSyncServiceStub(self.channel())
+        return rpc.data_sync_stub(self.channel())
 
     def stderr(self) -> str:
         return self.stderr_path.read_text()

@@ -8,7 +8,8 @@ Three kinds of check:
 * the contract: every message, field number, field type, oneof, reserved number,
   enum value and RPC of the SPEC, read from the generated descriptors;
 * the wire: hand-written bytes for tiny messages, so the field numbers are
-  proven on the wire and not only in the descriptors.
+  proven on the wire and not only in the descriptors, and the gRPC method paths
+  (Viam's, without the ``capsync.`` prefix of the .proto packages).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from google.protobuf import any_pb2, descriptor_pb2, struct_pb2, timestamp_pb2
+from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import Descriptor
 
 import capsync.proto
-from capsync.proto import data_pb2, data_sync_pb2, data_sync_pb2_grpc
-from capsync.proto.generate import SRC_ROOT, descriptor_set, proto_files
+from capsync.proto import data_pb2, data_sync_pb2, rpc
+from capsync.proto.generate import SRC_ROOT, descriptor_set, proto_files, strip_version_check
 
 pytestmark = pytest.mark.wire_independent
 
@@ -36,7 +37,8 @@ GENERATED = {
     DATA_PROTO: "capsync.proto.viam.app.data.v1.data_pb2",
     DATA_SYNC_PROTO: "capsync.proto.viam.app.datasync.v1.data_sync_pb2",
 }
-SERVICE = "viam.app.datasync.v1.DataSyncService"
+SERVICE = "viam.app.datasync.v1.DataSyncService"  # on the wire
+PROTO_SERVICE = "capsync.viam.app.datasync.v1.DataSyncService"  # in the descriptor pool
 
 
 def _default_json_name(name: str) -> str:
@@ -159,51 +161,111 @@ RPCS = {
 }
 
 
-def test_grpc_module_matches_the_service(
+def test_rpc_stub_and_handlers_use_viams_paths(
     protoc_files: dict[str, descriptor_pb2.FileDescriptorProto],
 ) -> None:
     (service,) = protoc_files[DATA_SYNC_PROTO].service
-    assert f"{protoc_files[DATA_SYNC_PROTO].package}.{service.name}" == SERVICE
+    assert f"{protoc_files[DATA_SYNC_PROTO].package}.{service.name}" == PROTO_SERVICE
     from_proto = {
         f"/{SERVICE}/{m.name}": _kind(m.client_streaming, m.server_streaming)
         for m in service.method
     }
     assert from_proto == {path: shape for path, (shape, _, _) in RPCS.items()}
+    assert rpc.wire_service_name(rpc.data_sync_service()) == rpc.DATA_SYNC_SERVICE == SERVICE
 
     channel = _RecordingChannel()
-    data_sync_pb2_grpc.DataSyncServiceStub(channel)
+    stub = rpc.data_sync_stub(channel)
     assert set(channel.calls) == set(RPCS)
     for path, (shape, request, response) in RPCS.items():
         kind, serializer, deserializer = channel.calls[path]
         assert kind == shape, path
+        assert getattr(stub, path.rpartition("/")[2]) == shape
         assert serializer == getattr(data_sync_pb2, request).SerializeToString
         assert deserializer == getattr(data_sync_pb2, response).FromString
 
+    class Servicer:
+        def DataCaptureUpload(self, request: Any, context: Any) -> Any: ...
+        def FileUpload(self, requests: Any, context: Any) -> Any: ...
+        def StreamingDataCaptureUpload(self, requests: Any, context: Any) -> Any: ...
+
     server = _RecordingServer()
-    data_sync_pb2_grpc.add_DataSyncServiceServicer_to_server(
-        data_sync_pb2_grpc.DataSyncServiceServicer(), server
-    )
+    rpc.add_service(server, rpc.data_sync_service(), Servicer())  # type: ignore[arg-type]
     assert set(server.handlers) == set(RPCS)
-    for path, (shape, _, _) in RPCS.items():
+    for path, (shape, request, response) in RPCS.items():
         handler = server.handlers[path]
         assert _kind(handler.request_streaming, handler.response_streaming) == shape, path
+        assert handler.request_deserializer == getattr(data_sync_pb2, request).FromString
+        assert handler.response_serializer == getattr(data_sync_pb2, response).SerializeToString
+
+
+def test_a_servicer_missing_an_rpc_is_refused_at_registration() -> None:
+    class Partial:
+        def DataCaptureUpload(self, request: Any, context: Any) -> Any: ...
+
+    with pytest.raises(TypeError, match="Partial has no method FileUpload"):
+        rpc.add_service(_RecordingServer(), rpc.data_sync_service(), Partial())  # type: ignore[arg-type]
+
+
+def test_a_service_outside_the_capsync_packages_is_refused() -> None:
+    fd = descriptor_pb2.FileDescriptorProto(name="elsewhere.proto", package="viam.app.x.v1")
+    fd.service.add(name="S")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    service = pool.FindServiceByName("viam.app.x.v1.S")
+    with pytest.raises(ValueError, match=r"not in a capsync\.-prefixed package"):
+        rpc.wire_service_name(service)
 
 
 def test_package_reexports_the_generated_modules() -> None:
-    assert sorted(capsync.proto.__all__) == ["data_pb2", "data_sync_pb2", "data_sync_pb2_grpc"]
+    assert sorted(capsync.proto.__all__) == ["data_pb2", "data_sync_pb2"]
     assert data_pb2.__name__ == GENERATED[DATA_PROTO]
     assert data_sync_pb2.__name__ == GENERATED[DATA_SYNC_PROTO]
-    assert data_sync_pb2_grpc.__name__ == "capsync.proto.viam.app.datasync.v1.data_sync_pb2_grpc"
     with pytest.raises(AttributeError):
         _ = capsync.proto.no_such_module  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- protobuf 6 and 7
+
+
+@pytest.mark.parametrize("proto_name", sorted(GENERATED))
+def test_generated_modules_carry_no_runtime_version_check(proto_name: str) -> None:
+    """viam-sdk pins protobuf 6: a module generated by a newer protoc must still load there."""
+    source = (SRC_ROOT / proto_name).with_name(Path(proto_name).stem + "_pb2.py").read_text()
+    assert "_runtime_version" not in source
+    assert "_builder.BuildTopDescriptorsAndMessages" in source
+    assert not list((SRC_ROOT / proto_name).parent.glob("*_pb2_grpc.py"))
+
+
+def test_strip_version_check_removes_exactly_the_check() -> None:
+    generated = (
+        "from google.protobuf import descriptor as _descriptor\n"
+        "from google.protobuf import runtime_version as _runtime_version\n"
+        "from google.protobuf.internal import builder as _builder\n"
+        "_runtime_version.ValidateProtobufRuntimeVersion(\n"
+        "    _runtime_version.Domain.PUBLIC,\n"
+        "    7,\n"
+        "    35,\n"
+        "    1,\n"
+        "    '',\n"
+        "    'x.proto'\n"
+        ")\n"
+        "# @@protoc_insertion_point(imports)\n"
+    )
+    assert strip_version_check(generated) == (
+        "from google.protobuf import descriptor as _descriptor\n"
+        "from google.protobuf.internal import builder as _builder\n"
+        "# @@protoc_insertion_point(imports)\n"
+    )
+    with pytest.raises(RuntimeError, match="changed shape"):
+        strip_version_check("_runtime_version.ValidateProtobufRuntimeVersion(7, 35)\n")
 
 
 # --------------------------------------------------------------------------- the contract
 
 ANY = "google.protobuf.Any"
 TIMESTAMP = "google.protobuf.Timestamp"
-DS = "viam.app.datasync.v1"
-DATA = "viam.app.data.v1"
+DS = "capsync.viam.app.datasync.v1"
+DATA = "capsync.viam.app.data.v1"
 
 # message -> field -> (number, type). Types read "string", "repeated string",
 # "optional double", "map<string, google.protobuf.Any>", or a full message/enum name.

@@ -30,7 +30,7 @@ from typing import TextIO
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from capsync.proto import data_sync_pb2_grpc
+from capsync.proto import rpc
 from capsync.server.auth import (
     ApiKey,
     ApiKeyInterceptor,
@@ -79,7 +79,7 @@ DEFAULT_MAX_WORKERS = 16
 # but leave room above gRPC's 4 MiB default.
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _GRPC_GRACE_MARGIN_S = 30.0
-DATA_SERVICE_NAME = "viam.app.datasync.v1.DataSyncService"
+DATA_SERVICE_NAME = rpc.DATA_SYNC_SERVICE
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class IngestServer:
             ],
         )
         self._servicer = DataSyncServicer(self._store, BlobStore(self.data_dir))
-        data_sync_pb2_grpc.add_DataSyncServiceServicer_to_server(self._servicer, server)
+        rpc.add_service(server, rpc.data_sync_service(), self._servicer)
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         address = f"{self.host}:{self._requested_port}"

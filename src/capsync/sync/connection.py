@@ -18,7 +18,7 @@ import grpc
 
 from capsync.config import MachineConfig
 from capsync.config.model import DEFAULT_MAX_BACKOFF_S
-from capsync.proto import data_sync_pb2_grpc
+from capsync.proto import rpc
 from capsync.sync.errors import SyncConfigError
 
 DEFAULT_TLS_PORT = 443
@@ -169,7 +169,7 @@ class UploadClient:
         rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S,
     ) -> None:
         self.part_id = target.part_id
-        self._stub = data_sync_pb2_grpc.DataSyncServiceStub(channel)
+        self._stub = rpc.data_sync_stub(channel)
         self._metadata = target.metadata
         self._rpc_timeout_s = rpc_timeout_s
 
