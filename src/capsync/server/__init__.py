@@ -30,6 +30,7 @@ from typing import TextIO
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from capsync._mongo import require_pymongo
 from capsync.proto import rpc
 from capsync.server.auth import (
     ApiKey,
@@ -293,6 +294,7 @@ def serve(
 
 
 def _open_mongo(uri: str, database: str) -> Store:
+    require_pymongo()
     from capsync.server.mongo_store import MongoStore
 
     store = MongoStore(uri, database)

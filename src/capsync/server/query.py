@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TextIO
 
+from capsync._mongo import require_pymongo
 from capsync.server.blobs import UnsafePathError, check_extension, payload_folder
 from capsync.server.sqlite_store import SqliteStore
 from capsync.server.store import (
@@ -178,6 +179,7 @@ def open_store(
     :class:`~capsync.server.store.StoreUnavailable` when MongoDB cannot be reached.
     """
     if mongo_uri is not None:
+        require_pymongo()
         from capsync.server.mongo_store import MongoStore
 
         return MongoStore(mongo_uri, mongo_database, create=False)
