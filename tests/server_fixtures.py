@@ -1,9 +1,8 @@
 """Fixtures and helpers for tests of the ingest server (``capsync serve``) and ``capsync data``.
 
 The server always runs as a real process on loopback, started and stopped by
-the test. A test module gets the fixtures ``api_keys_file`` and ``ingest_server`` with::
-
-    from server_fixtures import api_keys_fixture, ingest_server_fixture  # noqa: F401
+the test. The fixtures ``api_keys_file`` and ``ingest_server`` are registered for
+every test module by tests/conftest.py (``pytest_plugins``): ask for them by name.
 """
 
 from __future__ import annotations

@@ -31,13 +31,11 @@ import grpclib.client
 import grpclib.server
 import pytest
 from google.protobuf import json_format, wrappers_pb2
-from server_fixtures import (  # the *_fixture imports define fixtures
+from server_fixtures import (
     AUTH,
     KEY,
     KEY_ID,
     ServerProcess,
-    api_keys_fixture,  # noqa: F401
-    ingest_server_fixture,  # noqa: F401
     subprocess_env,
 )
 from sync_helpers import (
