@@ -33,9 +33,11 @@ FDP = descriptor_pb2.FieldDescriptorProto
 
 DATA_PROTO = "capsync/proto/viam/app/data/v1/data.proto"
 DATA_SYNC_PROTO = "capsync/proto/viam/app/datasync/v1/data_sync.proto"
+HEALTH_PROTO = "capsync/proto/grpc/health/v1/health.proto"
 GENERATED = {
     DATA_PROTO: "capsync.proto.viam.app.data.v1.data_pb2",
     DATA_SYNC_PROTO: "capsync.proto.viam.app.datasync.v1.data_sync_pb2",
+    HEALTH_PROTO: "capsync.proto.grpc.health.v1.health_pb2",
 }
 SERVICE = "viam.app.datasync.v1.DataSyncService"  # on the wire
 PROTO_SERVICE = "capsync.viam.app.datasync.v1.DataSyncService"  # in the descriptor pool
@@ -196,6 +198,35 @@ def test_rpc_stub_and_handlers_use_viams_paths(
         assert _kind(handler.request_streaming, handler.response_streaming) == shape, path
         assert handler.request_deserializer == getattr(data_sync_pb2, request).FromString
         assert handler.response_serializer == getattr(data_sync_pb2, response).SerializeToString
+
+
+def test_health_service_uses_the_standard_paths_and_bytes() -> None:
+    from grpc_health.v1 import health_pb2 as standard
+
+    from capsync.proto.grpc.health.v1 import health_pb2
+    from capsync.server.health import health_service
+
+    assert health_pb2.DESCRIPTOR.package == "capsync.grpc.health.v1"
+    channel = _RecordingChannel()
+    rpc.ServiceStub(channel, health_service())
+    assert {path: kind for path, (kind, _, _) in channel.calls.items()} == {
+        "/grpc.health.v1.Health/Check": "unary_unary",
+        "/grpc.health.v1.Health/Watch": "unary_stream",
+    }
+    ours = health_pb2.HealthCheckResponse
+    statuses = {
+        v.name: v.number for v in ours.DESCRIPTOR.enum_types_by_name["ServingStatus"].values
+    }
+    assert statuses == {"UNKNOWN": 0, "SERVING": 1, "NOT_SERVING": 2, "SERVICE_UNKNOWN": 3}
+    for name, number in statuses.items():
+        assert standard.HealthCheckResponse.ServingStatus.Value(name) == number
+    request = health_pb2.HealthCheckRequest(service="x").SerializeToString()
+    assert request == standard.HealthCheckRequest(service="x").SerializeToString() == b"\x0a\x01x"
+    reply = ours(status=ours.NOT_SERVING).SerializeToString()
+    assert (
+        standard.HealthCheckResponse.FromString(reply).status
+        == standard.HealthCheckResponse.NOT_SERVING
+    )
 
 
 def test_a_servicer_missing_an_rpc_is_refused_at_registration() -> None:

@@ -28,7 +28,6 @@ from types import FrameType, TracebackType
 from typing import TextIO
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from capsync._mongo import require_pymongo
 from capsync.proto import rpc
@@ -41,6 +40,7 @@ from capsync.server.auth import (
     load_api_keys,
 )
 from capsync.server.blobs import BlobStore
+from capsync.server.health import SERVING, HealthServicer, health_service
 from capsync.server.query import export, list_items, open_store
 from capsync.server.service import DataSyncServicer
 from capsync.server.sqlite_store import SqliteStore
@@ -136,7 +136,7 @@ class IngestServer:
         self._max_workers = max_workers
         self._max_message_bytes = max_message_bytes
         self._server: grpc.Server | None = None
-        self._health: health.HealthServicer | None = None
+        self._health: HealthServicer | None = None
         self._servicer: DataSyncServicer | None = None
         self._port: int | None = None
 
@@ -170,8 +170,8 @@ class IngestServer:
         )
         self._servicer = DataSyncServicer(self._store, BlobStore(self.data_dir))
         rpc.add_service(server, rpc.data_sync_service(), self._servicer)
-        self._health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self._health = HealthServicer()
+        rpc.add_service(server, health_service(), self._health)
         address = f"{self.host}:{self._requested_port}"
         try:
             if self._tls is None:
@@ -189,7 +189,7 @@ class IngestServer:
             raise OSError(f"cannot listen on {address}")
         self._port = port
         for service in ("", DATA_SERVICE_NAME):
-            self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+            self._health.set(service, SERVING)
         server.start()
         self._server = server
         log.info("listening on %s:%d (%s)", self.host, port, "TLS" if self._tls else "plaintext")
