@@ -10,6 +10,7 @@ the MCAP chunk, and never through a protobuf object.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
@@ -30,8 +31,8 @@ IMAGE_FORMATS = {
 }
 POINTCLOUD_KEYS = ("pointcloud/pcd", ".pcd")
 
-_IMAGE_DATA_FIELD = 3  # CompressedImage.data
-_POINTS_DATA_FIELD = 6  # PointCloud.data
+_IMAGE_DATA_FIELD = CompressedImage.DESCRIPTOR.fields_by_name["data"].number
+_POINTS_DATA_FIELD = PointCloud.DESCRIPTOR.fields_by_name["data"].number
 
 
 def schema_data(message_class: type) -> bytes:
@@ -154,14 +155,15 @@ def parse_pcd_header(head: bytes) -> PcdLayout:
     )
 
 
-def pcd_points(layout: PcdLayout, body: bytes) -> bytes:
+def pcd_points(layout: PcdLayout, body: Any) -> Any:
     """The point data of a PCD file (``body`` is what follows the header), packed."""
     if layout.data_format == "binary":
         need = layout.points * layout.point_stride
         if len(body) < need:
             raise PcdError(f"PCD data is truncated ({len(body)} of {need} bytes)")
         return body[:need]
-    rows = [line.split() for line in body.decode("ascii", "replace").splitlines() if line.strip()]
+    text = bytes(body).decode("ascii", "replace")
+    rows = [line.split() for line in text.splitlines() if line.strip()]
     table = np.zeros(len(rows), dtype=layout.numpy_dtype)
     names = layout.numpy_dtype.names or ()
     try:
