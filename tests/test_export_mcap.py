@@ -21,6 +21,7 @@ from mcap_protobuf.decoder import DecoderFactory
 from PIL import Image
 from wire_helpers import struct_to_python, ts_ns
 
+from capsync.capture.header import build_header, encode_header
 from capsync.capture.reader import read_capture_file
 from capsync.capture.stream import open_stream
 from capsync.cli import main
@@ -198,11 +199,19 @@ def test_cli_convert_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str
     out = tmp_path / "x.mcap"
     assert main(["convert", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip() == f"capsync: error: {tmp_path / 'nope'}: no such file or folder"
-    broken = tmp_path / "broken.capture"
-    broken.write_bytes(b"\x05\x0a\x03abc")
-    assert main(["convert", str(broken), "--out", str(out)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and str(broken) in err[0]
+    header = encode_header(
+        build_header(component_type="rdk:component:sensor", component_name="s",
+                     method_name="Readings")
+    )  # fmt: skip
+    for name, content in (
+        ("bad-header.capture", b"\x05\xff\xff\xff\xff\xff"),
+        ("bad-record.capture", bytes([len(header)]) + header + b"\x03\x0a\x10\x00"),
+    ):
+        broken = tmp_path / name
+        broken.write_bytes(content)
+        assert main(["convert", str(broken), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"capsync: error: {broken}: "), err
     assert not out.exists() and not list(tmp_path.glob("*.partial"))
 
 
