@@ -247,3 +247,61 @@ def test_struct_json_writes_non_finite_numbers_as_null() -> None:
     message.update({"a": math.nan, "b": math.inf, "c": 1.0})
     data = message.SerializeToString()
     assert json.loads(struct_json(data, 0, len(data))) == {"a": None, "b": None, "c": 1.0}
+
+
+def _frames(values: list[dict[str, Any]], rng: random.Random) -> tuple[bytes, list[int], list[int]]:
+    from capsync.proto import data_sync_pb2
+
+    out = bytearray()
+    offsets, lengths = [], []
+    for value in values:
+        record = data_sync_pb2.SensorData()
+        record.metadata.time_requested.seconds = rng.randrange(-5, 2_000_000_000)
+        record.metadata.time_requested.nanos = rng.randrange(1_000_000_000)
+        record.metadata.time_received.seconds = rng.randrange(0, 2_000_000_000)
+        record.struct.update(value)
+        body = record.SerializeToString()
+        out.append(len(body)) if len(body) < 128 else out.extend(
+            bytes([len(body) & 0x7F | 0x80, len(body) >> 7])
+        )
+        offsets.append(len(out))
+        lengths.append(len(body))
+        out += body
+    return bytes(out), offsets, lengths
+
+
+def _run(encode: Any, *args: Any) -> Any:
+    try:
+        records, log_times, offsets = encode(*args)
+    except ValueError as exc:
+        return ("error", str(exc))
+    return records, [int(t) for t in log_times], [int(o) for o in offsets]
+
+
+@pytest.mark.skipif(
+    __import__("capsync.export.mcap_export", fromlist=["_COMPILED"])._COMPILED is None,
+    reason="compiled capsync._export not built",
+)
+def test_compiled_encoder_matches_its_twin() -> None:
+    from capsync import _export  # type: ignore[attr-defined]
+    from capsync.export import frames
+
+    rng = random.Random(11)
+    for round_ in range(200):
+        values = [{f"f{i}": _random_value(rng, 0) for i in range(rng.randrange(5))}
+                  for _ in range(rng.randrange(1, 6))]  # fmt: skip
+        data, offsets, lengths = _frames(values, rng)
+        if round_ % 2:  # damage a byte: both must fail (or not) the same way
+            at = rng.randrange(len(data))
+            data = data[:at] + bytes([rng.randrange(256)]) + data[at + 1 :]
+        args = (data, np.array(offsets), np.array(lengths), 3, 2**32 - 2)
+        compiled = _run(_export.tabular_message_records, *args)
+        assert compiled == _run(frames.tabular_message_records, *args)
+        if round_ % 2 == 0:
+            records = compiled[0]
+            for start, value in zip(compiled[2], values, strict=True):
+                size = int.from_bytes(records[start + 1 : start + 9], "little") - 22
+                body = records[start + 31 : start + 31 + size]
+                message = struct_pb2.Struct()
+                message.update(value)
+                assert json.loads(body) == json_format.MessageToDict(message)

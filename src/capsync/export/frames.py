@@ -1,44 +1,54 @@
-"""Read ``SensorData`` frames of a capture file without building protobuf objects.
+"""Tabular ``SensorData`` frames as MCAP Message records with JSON data, from the wire bytes.
 
-The MCAP export turns every tabular reading into JSON text. Decoding each
-frame into protobuf messages and then through ``json_format`` costs tens of
-microseconds a reading; walking the wire bytes once and writing the JSON text
-as it goes costs a fraction of that. The JSON is what ``json.dumps`` of
-``MessageToDict(struct)`` would give with ``separators=(",", ":")`` and
-``ensure_ascii=False``, except that a number which is not finite (NaN,
-±Infinity, which JSON cannot hold) is written ``null``.
+Decoding each frame into protobuf messages and then through ``json_format``
+costs tens of microseconds a reading; walking the wire bytes once and writing
+the JSON text as it goes costs a fraction of that. This module is the
+pure-Python twin of the compiled ``capsync._export``: the same function, the
+same output byte for byte, the same errors (``ValueError``).
+
+The JSON is what ``json.dumps(MessageToDict(struct), separators=(",", ":"),
+ensure_ascii=False)`` gives, in the order the fields are on the wire, except
+that a number that is not finite (NaN, ±Infinity, which JSON cannot hold) is
+written ``null``. Where a field is repeated that protobuf keeps once (a
+``Value``'s kind, a map entry's key or value, a frame's metadata), the last
+one is taken, as protobuf does; a ``Value`` with no kind is ``null``.
+
+Times: ``google.protobuf.Timestamp`` to nanoseconds since the epoch, 0 for
+times before it and 2**63-1 for times past what 64 bits hold.
 """
 
 from __future__ import annotations
 
 import json
 import struct
-from dataclasses import dataclass
+from typing import Any
 
 _DOUBLE = struct.Struct("<d")
+_MESSAGE_HEAD = struct.Struct("<BQHIQQ")
+MESSAGE_OPCODE = 0x05
+MESSAGE_HEAD_BYTES = 31
 MAX_DEPTH = 100
+MAX_NS = (1 << 63) - 1
+_MAX_SECONDS = MAX_NS // 1_000_000_000
+_U64 = (1 << 64) - 1
 
 
-class FrameError(ValueError):
-    """A frame that does not parse as the message it should be."""
-
-
-def read_varint(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+def read_varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
     result = shift = 0
     while True:
         if pos >= end:
-            raise FrameError("truncated varint")
+            raise ValueError("truncated varint")
         byte = buf[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
-            return result, pos
+            return result & _U64, pos
         shift += 7
         if shift > 63:
-            raise FrameError("varint too long")
+            raise ValueError("varint too long")
 
 
-def skip_field(buf: bytes, pos: int, end: int, wire_type: int) -> int:
+def skip_field(buf: Any, pos: int, end: int, wire_type: int) -> int:
     if wire_type == 0:
         return read_varint(buf, pos, end)[1]
     if wire_type == 1:
@@ -49,18 +59,26 @@ def skip_field(buf: bytes, pos: int, end: int, wire_type: int) -> int:
     elif wire_type == 5:
         pos += 4
     else:
-        raise FrameError(f"unsupported wire type {wire_type}")
+        raise ValueError(f"unsupported wire type {wire_type}")
     if pos > end:
-        raise FrameError("field runs past the end of its message")
+        raise ValueError("field runs past the end of its message")
     return pos
+
+
+def _field_end(buf: Any, pos: int, end: int) -> tuple[int, int]:
+    """(start, stop) of the length-delimited field whose length is at ``pos``."""
+    length, pos = read_varint(buf, pos, end)
+    if length > end - pos:
+        raise ValueError("field runs past the end of its message")
+    return pos, pos + length
 
 
 def _signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def timestamp_ns(buf: bytes, pos: int, end: int) -> int:
-    """A ``google.protobuf.Timestamp`` in ``buf[pos:end]`` as nanoseconds since the epoch."""
+def timestamp_ns(buf: Any, pos: int, end: int) -> int:
+    """A ``google.protobuf.Timestamp`` as ns since the epoch, clamped to [0, 2**63-1]."""
     seconds = nanos = 0
     while pos < end:
         key, pos = read_varint(buf, pos, end)
@@ -72,188 +90,192 @@ def timestamp_ns(buf: bytes, pos: int, end: int) -> int:
             nanos = _signed64(value)
         else:
             pos = skip_field(buf, pos, end, key & 7)
-    return seconds * 1_000_000_000 + nanos
+    if seconds > _MAX_SECONDS:
+        return MAX_NS
+    if seconds < -_MAX_SECONDS:
+        return 0
+    return min(max(seconds * 1_000_000_000 + nanos, 0), MAX_NS)
 
 
-@dataclass(frozen=True)
-class SensorFrame:
-    """Where the parts of one ``SensorData`` frame are (offsets into the buffer)."""
-
-    time_requested_ns: int
-    time_received_ns: int
-    struct_start: int  # -1 when the frame holds no struct
-    struct_end: int
-    binary_start: int  # -1 when the frame holds no binary
-    binary_end: int
-
-
-def parse_sensor_frame(buf: bytes, pos: int, end: int) -> SensorFrame:
-    requested = received = 0
-    struct_span = binary_span = (-1, -1)
-    while pos < end:
-        key, pos = read_varint(buf, pos, end)
-        if key in (0x0A, 0x12, 0x1A):
-            length, pos = read_varint(buf, pos, end)
-            stop = pos + length
-            if stop > end:
-                raise FrameError("field runs past the end of its message")
-            if key == 0x0A:
-                requested, received = _metadata_times(buf, pos, stop)
-            elif key == 0x12:
-                struct_span, binary_span = (pos, stop), (-1, -1)
-            else:
-                binary_span, struct_span = (pos, stop), (-1, -1)
-            pos = stop
-        else:
-            pos = skip_field(buf, pos, end, key & 7)
-    return SensorFrame(requested, received, *struct_span, *binary_span)
-
-
-def _metadata_times(buf: bytes, pos: int, end: int) -> tuple[int, int]:
+def _metadata_times(buf: Any, pos: int, end: int) -> tuple[int, int]:
     requested = received = 0
     while pos < end:
         key, pos = read_varint(buf, pos, end)
         if key in (0x0A, 0x12):
-            length, pos = read_varint(buf, pos, end)
-            stop = pos + length
-            if stop > end:
-                raise FrameError("field runs past the end of its message")
+            start, stop = _field_end(buf, pos, end)
             if key == 0x0A:
-                requested = timestamp_ns(buf, pos, stop)
+                requested = timestamp_ns(buf, start, stop)
             else:
-                received = timestamp_ns(buf, pos, stop)
+                received = timestamp_ns(buf, start, stop)
             pos = stop
         else:
             pos = skip_field(buf, pos, end, key & 7)
     return requested, received
 
 
-# --- Struct -> JSON text --------------------------------------------------------------
-
-
-def _json_string(buf: bytes, start: int, stop: int) -> str:
-    return json.dumps(bytes(buf[start:stop]).decode("utf-8", "replace"), ensure_ascii=False)
-
-
-def struct_json(buf: bytes, pos: int, end: int, depth: int = 0) -> str:
-    """The ``google.protobuf.Struct`` in ``buf[pos:end]`` as JSON object text."""
-    if depth > MAX_DEPTH:
-        raise FrameError(f"struct nested deeper than {MAX_DEPTH}")
-    parts = []
+def parse_sensor_frame(buf: Any, pos: int, end: int) -> tuple[int, int, int, int, int]:
+    """(time_requested_ns, time_received_ns, data field key (0x12 struct, 0x1A binary,
+    0 none), data start, data stop) of the ``SensorData`` in ``buf[pos:end]``."""
+    requested = received = 0
+    data_key = data_start = data_stop = 0
     while pos < end:
         key, pos = read_varint(buf, pos, end)
-        if key != 0x0A:
-            pos = skip_field(buf, pos, end, key & 7)
-            continue
-        length, pos = read_varint(buf, pos, end)
-        stop = pos + length
-        if stop > end:
-            raise FrameError("field runs past the end of its message")
-        name = ""
-        value = "null"
-        while pos < stop:
-            entry_key, pos = read_varint(buf, pos, stop)
-            if entry_key in (0x0A, 0x12):
-                size, pos = read_varint(buf, pos, stop)
-                if pos + size > stop:
-                    raise FrameError("field runs past the end of its message")
-                if entry_key == 0x0A:
-                    name = _json_string(buf, pos, pos + size)
-                else:
-                    value = value_json(buf, pos, pos + size, depth + 1)
-                pos += size
+        if key in (0x0A, 0x12, 0x1A):
+            start, stop = _field_end(buf, pos, end)
+            if key == 0x0A:
+                requested, received = _metadata_times(buf, start, stop)
             else:
-                pos = skip_field(buf, pos, stop, entry_key & 7)
-        parts.append((name or '""') + ":" + value)
-    return "{" + ",".join(parts) + "}"
-
-
-def list_json(buf: bytes, pos: int, end: int, depth: int) -> str:
-    if depth > MAX_DEPTH:
-        raise FrameError(f"struct nested deeper than {MAX_DEPTH}")
-    parts = []
-    while pos < end:
-        key, pos = read_varint(buf, pos, end)
-        if key != 0x0A:
-            pos = skip_field(buf, pos, end, key & 7)
-            continue
-        length, pos = read_varint(buf, pos, end)
-        if pos + length > end:
-            raise FrameError("field runs past the end of its message")
-        parts.append(value_json(buf, pos, pos + length, depth + 1))
-        pos += length
-    return "[" + ",".join(parts) + "]"
-
-
-def value_json(buf: bytes, pos: int, end: int, depth: int) -> str:
-    """A ``google.protobuf.Value`` as JSON text (the last kind set wins, as in protobuf)."""
-    text = "null"
-    while pos < end:
-        key, pos = read_varint(buf, pos, end)
-        if key == 0x11:  # number_value
-            if pos + 8 > end:
-                raise FrameError("truncated double")
-            number = _DOUBLE.unpack_from(buf, pos)[0]
-            pos += 8
-            text = float.__repr__(number) if number - number == 0 else "null"
-        elif key == 0x08:  # null_value
-            pos = read_varint(buf, pos, end)[1]
-            text = "null"
-        elif key == 0x20:  # bool_value
-            flag, pos = read_varint(buf, pos, end)
-            text = "true" if flag else "false"
-        elif key in (0x1A, 0x2A, 0x32):
-            length, pos = read_varint(buf, pos, end)
-            stop = pos + length
-            if stop > end:
-                raise FrameError("field runs past the end of its message")
-            if key == 0x1A:
-                text = _json_string(buf, pos, stop)
-            elif key == 0x2A:
-                text = struct_json(buf, pos, stop, depth)
-            else:
-                text = list_json(buf, pos, stop, depth)
+                data_key, data_start, data_stop = key, start, stop
             pos = stop
         else:
             pos = skip_field(buf, pos, end, key & 7)
-    return text
+    return requested, received, data_key, data_start, data_stop
+
+
+# --- Struct -> JSON text --------------------------------------------------------------
+
+_ESCAPES = {
+    ord("\\"): "\\\\", ord('"'): '\\"', ord("\b"): "\\b", ord("\f"): "\\f",
+    ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t",
+}  # fmt: skip
+
+
+def json_string(buf: Any, start: int, stop: int) -> bytes:
+    """A protobuf string as JSON text (``json.dumps(s, ensure_ascii=False)``, UTF-8)."""
+    text = bytes(buf[start:stop]).decode("utf-8", "replace")
+    return json.dumps(text, ensure_ascii=False).encode()
+
+
+def _struct(buf: Any, pos: int, end: int, depth: int, out: bytearray) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"struct nested deeper than {MAX_DEPTH}")
+    out += b"{"
+    first = True
+    while pos < end:
+        key, pos = read_varint(buf, pos, end)
+        if key != 0x0A:
+            pos = skip_field(buf, pos, end, key & 7)
+            continue
+        start, stop = _field_end(buf, pos, end)
+        pos = stop
+        name_span = value_span = None
+        while start < stop:
+            entry_key, start = read_varint(buf, start, stop)
+            if entry_key in (0x0A, 0x12):
+                span = _field_end(buf, start, stop)
+                if entry_key == 0x0A:
+                    name_span = span
+                else:
+                    value_span = span
+                start = span[1]
+            else:
+                start = skip_field(buf, start, stop, entry_key & 7)
+        if not first:
+            out += b","
+        first = False
+        out += json_string(buf, *name_span) if name_span else b'""'
+        out += b":"
+        if value_span is None:
+            out += b"null"
+        else:
+            _value(buf, value_span[0], value_span[1], depth + 1, out)
+    out += b"}"
+
+
+def _list(buf: Any, pos: int, end: int, depth: int, out: bytearray) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError(f"struct nested deeper than {MAX_DEPTH}")
+    out += b"["
+    first = True
+    while pos < end:
+        key, pos = read_varint(buf, pos, end)
+        if key != 0x0A:
+            pos = skip_field(buf, pos, end, key & 7)
+            continue
+        start, stop = _field_end(buf, pos, end)
+        pos = stop
+        if not first:
+            out += b","
+        first = False
+        _value(buf, start, stop, depth + 1, out)
+    out += b"]"
+
+
+def _value(buf: Any, pos: int, end: int, depth: int, out: bytearray) -> None:
+    kind = kind_pos = kind_stop = 0
+    while pos < end:
+        key, pos = read_varint(buf, pos, end)
+        if key == 0x11:
+            if end - pos < 8:
+                raise ValueError("truncated double")
+            kind, kind_pos = key, pos
+            pos += 8
+        elif key in (0x08, 0x20):
+            value, pos = read_varint(buf, pos, end)
+            kind, kind_pos = key, value
+        elif key in (0x1A, 0x2A, 0x32):
+            start, stop = _field_end(buf, pos, end)
+            kind, kind_pos, kind_stop = key, start, stop
+            pos = stop
+        else:
+            pos = skip_field(buf, pos, end, key & 7)
+    if kind == 0x11:
+        number = _DOUBLE.unpack_from(buf, kind_pos)[0]
+        out += float.__repr__(number).encode() if number - number == 0 else b"null"
+    elif kind == 0x20:
+        out += b"true" if kind_pos else b"false"
+    elif kind == 0x1A:
+        out += json_string(buf, kind_pos, kind_stop)
+    elif kind == 0x2A:
+        _struct(buf, kind_pos, kind_stop, depth, out)
+    elif kind == 0x32:
+        _list(buf, kind_pos, kind_stop, depth, out)
+    else:
+        out += b"null"
+
+
+def struct_json(buf: Any, pos: int, end: int) -> str:
+    """The ``google.protobuf.Struct`` in ``buf[pos:end]`` as JSON object text."""
+    out = bytearray()
+    _struct(buf, pos, end, 0, out)
+    return out.decode()
 
 
 # --- tabular frames -> MCAP Message records ------------------------------------------
 
-_MESSAGE_HEAD = struct.Struct("<BQHIQQ")
-_MESSAGE_OPCODE = 0x05
-
 
 def tabular_message_records(
-    buf: bytes, spans: list[tuple[int, int]], channel_id: int, first_sequence: int
+    buf: Any, offsets: Any, lengths: Any, channel_id: int, first_sequence: int
 ) -> tuple[bytes, list[int], list[int]]:
-    """MCAP Message records (JSON data) for the tabular frames at ``spans`` of ``buf``.
+    """MCAP Message records (JSON data) for the tabular frames at ``offsets``/``lengths``.
 
     Returns the records back to back, each one's log time (``time_received``)
-    and each one's offset in the records. Publish time is ``time_requested``;
-    a time before the epoch is written as 0. Raises :class:`FrameError`.
+    and each one's offset in the records. Publish time is ``time_requested``.
+    Raises ValueError for a frame that does not parse.
     """
     out = bytearray()
     log_times: list[int] = []
-    offsets: list[int] = []
+    record_offsets: list[int] = []
     sequence = first_sequence
     pack = _MESSAGE_HEAD.pack
-    for start, length in spans:
-        frame = parse_sensor_frame(buf, start, start + length)
-        if frame.struct_start >= 0:
-            text = struct_json(buf, frame.struct_start, frame.struct_end).encode()
-        elif frame.binary_start >= 0:
-            raise FrameError(f"record at offset {start} holds binary data in a tabular file")
+    for start, length in zip(list(offsets), list(lengths), strict=True):
+        start, length = int(start), int(length)
+        requested, received, data_key, data_start, data_stop = parse_sensor_frame(
+            buf, start, start + length
+        )
+        if data_key == 0x1A:
+            raise ValueError(f"record at offset {start} holds binary data in a tabular file")
+        base = len(out)
+        out += bytes(MESSAGE_HEAD_BYTES)
+        if data_key == 0x12:
+            _struct(buf, data_start, data_stop, 0, out)
         else:
-            text = b"{}"
-        log_ns = max(frame.time_received_ns, 0)
-        offsets.append(len(out))
-        log_times.append(log_ns)
-        out += pack(
-            _MESSAGE_OPCODE, 22 + len(text), channel_id, sequence & 0xFFFFFFFF,
-            log_ns, max(frame.time_requested_ns, 0),
+            out += b"{}"
+        out[base : base + MESSAGE_HEAD_BYTES] = pack(
+            MESSAGE_OPCODE, len(out) - base - 9, channel_id, sequence & 0xFFFFFFFF,
+            received, requested,
         )  # fmt: skip
-        out += text
+        record_offsets.append(base)
+        log_times.append(received)
         sequence += 1
-    return bytes(out), log_times, offsets
+    return bytes(out), log_times, record_offsets

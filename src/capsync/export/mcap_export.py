@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -27,15 +27,24 @@ import numpy as np
 from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
 from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 
+from capsync import _impl
 from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_header
 from capsync.export import payloads
-from capsync.export.frames import FrameError, parse_sensor_frame, tabular_message_records
+from capsync.export import frames
 from capsync.export.mcap_writer import DEFAULT_CHUNK_SIZE_BYTES, McapChunkWriter
 from capsync.proto import data_sync_pb2
 from capsync.server.store import BlobRecord, Record, TabularRecord
 
 TABULAR_BATCH_RECORDS = 16_384  # frames turned into messages per call
 _TABULAR = data_sync_pb2.DataType.DATA_TYPE_TABULAR_SENSOR
+_COMPILED = _impl._load_compiled("capsync._export")
+
+
+def tabular_encoder() -> Callable[..., tuple[bytes, Any, Any]]:
+    """``tabular_message_records``: compiled when the compiled wire is in use, else the twin."""
+    if _COMPILED is not None and _impl.native_available():
+        return _COMPILED.tabular_message_records  # type: ignore[no-any-return]
+    return frames.tabular_message_records
 
 
 def json_schema(value: Any) -> dict[str, Any]:
@@ -199,31 +208,34 @@ class McapExporter:
                     self._add_tabular_frames(data, span.records_offset, names)
                 else:
                     self._add_binary_frames(data, span.records_offset, names, header)
-            except FrameError as exc:
+            except ValueError as exc:
                 raise CaptureFileError(path, str(exc)) from None
 
     def _add_tabular_frames(self, data: Any, offset: int, names: tuple[str, str, str]) -> None:
         channel: _Channel | None = None
-        batch: list[tuple[int, int]] = []
-        spans = iter_spans(data, offset)
+        scan = _impl.wire().scan_frames
+        encode = tabular_encoder()
         while True:
-            batch = [s for _, s in zip(range(TABULAR_BATCH_RECORDS), spans, strict=False)]
-            if not batch:
+            offsets, lengths, end = scan(data, offset, TABULAR_BATCH_RECORDS)
+            if len(offsets) == 0:
                 return
             if channel is None:
-                first, _, _ = tabular_message_records(data, batch[:1], 0, 0)
+                first, _, _ = encode(data, offsets[:1], lengths[:1], 0, 0)
                 channel = self._channel(None, *names, "json", first_json=first[31:])
-            records, log_times, offsets = tabular_message_records(
-                data, batch, channel.id, channel.sequence
+            records, log_times, record_offsets = encode(
+                data, offsets, lengths, channel.id, channel.sequence
             )
             self.writer.add_records(
                 channel.id,
                 records,
-                np.array(log_times, dtype=np.uint64),
-                np.array(offsets, dtype=np.uint64),
+                np.asarray(log_times, dtype=np.uint64),
+                np.asarray(record_offsets, dtype=np.uint64),
             )
-            channel.sequence += len(batch)
-            self.counts.messages += len(batch)
+            channel.sequence += len(offsets)
+            self.counts.messages += len(offsets)
+            if len(offsets) < TABULAR_BATCH_RECORDS or end == offset:
+                return
+            offset = end
 
     def _add_binary_frames(
         self,
@@ -234,8 +246,10 @@ class McapExporter:
     ) -> None:
         with memoryview(data) as view:
             for start, length in iter_spans(data, offset):
-                frame = parse_sensor_frame(data, start, start + length)
-                if frame.binary_start < 0:
+                requested, received, data_key, data_start, data_stop = (
+                    frames.parse_sensor_frame(data, start, start + length)
+                )
+                if data_key != 0x1A:
                     self.counts.skipped.append(
                         f"{header.component_name}/{header.method_name}: a record without "
                         "binary data in a binary capture file"
@@ -246,9 +260,9 @@ class McapExporter:
                     names,
                     header.mime_type,
                     header.file_extension,
-                    max(frame.time_received_ns, 0),
-                    max(frame.time_requested_ns, 0),
-                    view[frame.binary_start : frame.binary_end],
+                    received,
+                    requested,
+                    view[data_start:data_stop],
                 )
 
     # --- stored records (server side) ----------------------------------------------
