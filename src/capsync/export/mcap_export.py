@@ -334,9 +334,12 @@ def convert_capture_files(
     files = capture_files(paths)
     with open(out, "wb") as stream:
         exporter = McapExporter(stream, chunk_size_bytes=chunk_size_bytes)
-        for path in files:
-            exporter.add_capture_file(path)
-        return exporter.finish()
+        try:
+            for path in files:
+                exporter.add_capture_file(path)
+            return exporter.finish()
+        finally:
+            exporter.writer.close()
 
 
 def export_records(
@@ -350,6 +353,9 @@ def export_records(
     root = Path(data_dir).absolute()
     with open(out, "wb") as stream:
         exporter = McapExporter(stream, chunk_size_bytes=chunk_size_bytes)
-        for record in records:
-            exporter.add_record(record, root)
-        return exporter.finish()
+        try:
+            for record in records:
+                exporter.add_record(record, root)
+            return exporter.finish()
+        finally:
+            exporter.writer.close()

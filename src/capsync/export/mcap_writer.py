@@ -15,14 +15,16 @@ Two chunk streams are kept: one compressed with zstd (JSON readings, point
 clouds) and one stored uncompressed for payloads that are already compressed
 (JPEG and PNG images), where zstd would spend the time of the whole export to
 save under 1%. Chunk CRCs are written as 0 ("not computed", as the MCAP spec
-allows). Memory stays at about two chunks (``chunk_size_bytes`` each, default
-4 MiB) plus the largest single message.
+allows). Memory stays at about three chunks (``chunk_size_bytes`` each, default
+4 MiB: the two being filled and one being compressed in a background thread
+while the next is encoded) plus the largest single message.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -122,6 +124,8 @@ class McapChunkWriter:
         self._packed = _Chunk("zstd")
         self._stored = _Chunk("")
         self._finished = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: tuple[str, bytearray, Any, int, int, dict[int, Any]] | None = None
         self._write(MCAP_MAGIC)
         self._write_records(Header(profile=profile, library=f"capsync; {LIBRARY_IDENTIFIER}"))
 
@@ -252,17 +256,37 @@ class McapChunkWriter:
     # --- chunks --------------------------------------------------------------------
 
     def _flush_chunk(self, chunk: _Chunk) -> None:
+        """Hand the chunk to be compressed (in the background) and start a new one.
+
+        zstd releases the GIL, so the next chunk is encoded while this one is
+        compressed; at most one chunk waits, and chunks are written in order.
+        """
         if chunk.messages == 0:
             return
+        self._write_pending()
         raw = chunk.data
-        body: Any = self._compressor.compress(raw) if chunk.compression else raw
-        compression = chunk.compression.encode()
+        body: Any = raw
+        if chunk.compression:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="capsync-mcap-zstd")
+            body = self._pool.submit(self._compressor.compress, raw)
+        self._pending = (chunk.compression, raw, body, chunk.start_ns, chunk.end_ns, chunk.index)
+        chunk.data = bytearray()
+        chunk.index = {}
+        chunk.messages = 0
+
+    def _write_pending(self) -> None:
+        if self._pending is None:
+            return
+        compression_name, raw, body, start_ns, end_ns, index = self._pending
+        self._pending = None
+        if isinstance(body, Future):
+            body = body.result()
+        compression = compression_name.encode()
         chunk_start = self._position
         head_len = _CHUNK_HEAD.size - 9 + 4 + len(compression) + 8  # fields after opcode+length
         self._write(
-            _CHUNK_HEAD.pack(
-                Opcode.CHUNK, head_len + len(body), chunk.start_ns, chunk.end_ns, len(raw), 0
-            )
+            _CHUNK_HEAD.pack(Opcode.CHUNK, head_len + len(body), start_ns, end_ns, len(raw), 0)
             + _U32.pack(len(compression))
             + compression
             + _U64.pack(len(body))
@@ -271,39 +295,37 @@ class McapChunkWriter:
         chunk_length = self._position - chunk_start
         index_start = self._position
         offsets: dict[int, int] = {}
-        pieces = []
-        for channel_id, parts in sorted(chunk.index.items()):
-            times = np.concatenate([p[0] for p in parts])
-            where = np.concatenate([p[1] for p in parts])
-            pairs = np.empty((len(times), 2), dtype="<u8")
-            pairs[:, 0] = times
-            pairs[:, 1] = where
+        for channel_id, parts in sorted(index.items()):
+            pairs = np.empty((sum(len(p[0]) for p in parts), 2), dtype="<u8")
+            pairs[:, 0] = np.concatenate([p[0] for p in parts])
+            pairs[:, 1] = np.concatenate([p[1] for p in parts])
             body_bytes = pairs.tobytes()
-            offsets[channel_id] = index_start + sum(len(p) for p in pieces)
-            pieces.append(
+            offsets[channel_id] = self._position
+            self._write(
                 _INDEX_HEAD.pack(Opcode.MESSAGE_INDEX, 6 + len(body_bytes), channel_id,
                                  len(body_bytes)) + body_bytes
             )  # fmt: skip
-        for piece in pieces:
-            self._write(piece)
         self._chunk_indexes.append(
             ChunkIndex(
-                message_start_time=chunk.start_ns,
-                message_end_time=chunk.end_ns,
+                message_start_time=start_ns,
+                message_end_time=end_ns,
                 chunk_start_offset=chunk_start,
                 chunk_length=chunk_length,
                 message_index_offsets=offsets,
                 message_index_length=self._position - index_start,
-                compression=chunk.compression,
+                compression=compression_name,
                 compressed_size=len(body),
                 uncompressed_size=len(raw),
             )
         )
-        chunk.data = bytearray()
-        chunk.index = {}
-        chunk.messages = 0
 
     # --- end -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the compression thread (``finish`` does; call it when abandoning a file)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     @property
     def message_count(self) -> int:
@@ -314,8 +336,12 @@ class McapChunkWriter:
         if self._finished:
             return
         self._finished = True
-        self._flush_chunk(self._packed)
-        self._flush_chunk(self._stored)
+        try:
+            self._flush_chunk(self._packed)
+            self._flush_chunk(self._stored)
+            self._write_pending()
+        finally:
+            self.close()
         self._write_records(DataEnd(data_section_crc=0))
         summary_start = self._position
         builder = RecordBuilder()
