@@ -56,6 +56,41 @@ def flatten(data: dict[str, Any], prefix: str = "", out: dict[str, Any] | None =
     return out
 
 
+def _reading_columns(readings: list[dict[str, Any]]) -> dict[str, pa.Array]:
+    """One typed column per leaf of the readings (numbers as double)."""
+    try:
+        whole = pa.array(readings)  # Arrow infers a struct type in C++: the fast way
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        whole = None  # a field changes type between rows: go leaf by leaf
+    if whole is not None and pa.types.is_struct(whole.type):
+        columns: dict[str, pa.Array] = {}
+        _flatten_struct(whole, "", columns)
+        return columns
+    flat = [flatten(r) for r in readings]
+    names: dict[str, None] = {}
+    for row in flat:
+        names.update(dict.fromkeys(row))
+    return {name: _doubles(_column([row.get(name) for row in flat])) for name in names}
+
+
+def _flatten_struct(array: pa.StructArray, prefix: str, out: dict[str, pa.Array]) -> None:
+    for field_, child in zip(array.type, array.flatten(), strict=True):
+        name = f"{prefix}.{field_.name}" if prefix else field_.name
+        if pa.types.is_struct(child.type) and child.type.num_fields:
+            _flatten_struct(child, name, out)
+        elif pa.types.is_struct(child.type):  # always an empty object
+            out[name] = pa.nulls(len(child))
+        else:
+            out[name] = _doubles(child)
+
+
+def _doubles(array: pa.Array) -> pa.Array:
+    """Struct numbers are doubles, even when a store hands back whole numbers as ints."""
+    if pa.types.is_integer(array.type):
+        return array.cast(pa.float64())
+    return array
+
+
 def _column(values: list[Any]) -> pa.Array:
     try:
         return pa.array(values, from_pandas=False)
@@ -75,10 +110,6 @@ class _Group:
     files: list[Path] = field(default_factory=list)
 
     def table(self) -> pa.Table:
-        flat = [flatten(r.data) for r in self.rows]
-        names: dict[str, None] = {}
-        for row in flat:
-            names.update(dict.fromkeys(row))
         columns: dict[str, pa.Array] = {
             "time_requested": pa.array([r.time_requested_ns for r in self.rows], _TIME),
             "time_received": pa.array([r.time_received_ns for r in self.rows], _TIME),
@@ -86,10 +117,9 @@ class _Group:
         for name in ("part_id", "component_type", "component_name", "method_name"):
             columns[name] = pa.array([getattr(r, name) for r in self.rows], pa.string())
         columns["tags"] = pa.array([list(r.tags) for r in self.rows], pa.list_(pa.string()))
-        for name in names:
-            if name in columns:  # a reading field named like a base column
-                continue
-            columns[name] = _column([row.get(name) for row in flat])
+        for name, column in _reading_columns([r.data for r in self.rows]).items():
+            if name not in columns:  # a reading field named like a base column is left out
+                columns[name] = column
         return pa.table(columns)
 
     def flush(self) -> None:
