@@ -50,15 +50,25 @@ KEYS = ("a", "b", "c", "d", "e", "f")
 def _tabular(root: Path, readings: int) -> None:
     values = np.random.default_rng(1).normal(size=(readings, len(KEYS)))
     requested = T0 + np.arange(readings, dtype=np.int64) * 1_000_000
-    with open_stream(root, component_type="rdk:component:sensor", component_name="imu",
-                     method_name="Readings", max_file_size_bytes=256 << 10) as stream:  # fmt: skip
+    with open_stream(
+        root,
+        component_type="rdk:component:sensor",
+        component_name="imu",
+        method_name="Readings",
+        max_file_size_bytes=256 << 10,
+    ) as stream:
         stream.append_batch(requested, requested + 500, values, KEYS)
 
 
 def _images(root: Path, total_bytes: int, size_bytes: int = 64 << 10) -> None:
     payload = b"\xff\xd8\xff\xe0" + os.urandom(size_bytes - 4)
-    with open_stream(root, component_type="rdk:component:camera", component_name="cam",
-                     method_name="ReadImage", mime_type="image/jpeg") as stream:  # fmt: skip
+    with open_stream(
+        root,
+        component_type="rdk:component:camera",
+        component_name="cam",
+        method_name="ReadImage",
+        mime_type="image/jpeg",
+    ) as stream:
         for i in range(max(1, total_bytes // size_bytes)):
             stream.append_binary(payload, T0 + i * S, T0 + i * S + 7)
 
@@ -109,8 +119,10 @@ def naive_mcap(root: Path, out: Path) -> None:
                 else:
                     data = CompressedImage(
                         timestamp=Timestamp(seconds=received // S, nanos=received % S),
-                        frame_id=header.component_name, format="jpeg", data=record.binary,
-                    ).SerializeToString()  # fmt: skip
+                        frame_id=header.component_name,
+                        format="jpeg",
+                        data=record.binary,
+                    ).SerializeToString()
                 writer.add_message(channel, received, data, requested)
         writer.finish()
 
@@ -147,13 +159,17 @@ def bench_mcap(work: Path, quick: bool) -> list[dict[str, Any]]:
         t_copy = _time(copy, repeat)
         t_ours = _time(lambda root=root: convert_capture_files([root], work / "ours.mcap"), repeat)
         t_naive = _time(lambda root=root: naive_mcap(root, work / "naive.mcap"), 1)
-        rows.append({
-            "case": name, "MB": nbytes / 1e6,
-            "copy MB/s": nbytes / 1e6 / t_copy,
-            "capsync MB/s": nbytes / 1e6 / t_ours,
-            "mcap writer MB/s": nbytes / 1e6 / t_naive,
-            "vs copy": t_copy / t_ours, "vs mcap writer": t_naive / t_ours,
-        })  # fmt: skip
+        rows.append(
+            {
+                "case": name,
+                "MB": nbytes / 1e6,
+                "copy MB/s": nbytes / 1e6 / t_copy,
+                "capsync MB/s": nbytes / 1e6 / t_ours,
+                "mcap writer MB/s": nbytes / 1e6 / t_naive,
+                "vs copy": t_copy / t_ours,
+                "vs mcap writer": t_naive / t_ours,
+            }
+        )
         shutil.rmtree(copy_to, ignore_errors=True)
         shutil.rmtree(root)
     return rows
@@ -175,12 +191,21 @@ def bench_parquet(work: Path, quick: bool) -> dict[str, Any]:
     batch: list[TabularRecord] = []
     tags = ("lab",)
     for i in range(readings):
-        batch.append(TabularRecord(
-            id=f"{i:012d}", upload_id="u", part_id="part", component_type="rdk:component:sensor",
-            component_name="imu", method_name="Readings", tags=tags,
-            time_requested_ns=T0 + i * 1000, time_received_ns=T0 + i * 1000 + 500, mime_type="",
-            data={"readings": dict(zip(KEYS, values[i].tolist(), strict=True))},
-        ))  # fmt: skip
+        batch.append(
+            TabularRecord(
+                id=f"{i:012d}",
+                upload_id="u",
+                part_id="part",
+                component_type="rdk:component:sensor",
+                component_name="imu",
+                method_name="Readings",
+                tags=tags,
+                time_requested_ns=T0 + i * 1000,
+                time_received_ns=T0 + i * 1000 + 500,
+                mime_type="",
+                data={"readings": dict(zip(KEYS, values[i].tolist(), strict=True))},
+            )
+        )
         if len(batch) == 50_000:
             store.record_tabular(batch)
             batch = []
@@ -193,19 +218,23 @@ def bench_parquet(work: Path, quick: bool) -> dict[str, Any]:
 
     t_ours = _time(ours, 1)
     records = list(store.query())
-    t_memory = _time(lambda: (shutil.rmtree(work / "pq", ignore_errors=True),
-                              export_parquet(records, work / "pq")), 1)  # fmt: skip
-    del records
+    t_memory = _time(
+        lambda: (
+            shutil.rmtree(work / "pq", ignore_errors=True),
+            export_parquet(records, work / "pq"),
+        ),
+        1,
+    )
+    records.clear()
     columns: dict[str, Any] = {
         "time_requested": pa.array(T0 + np.arange(readings) * 1000, pa.timestamp("ns", "UTC")),
-        "time_received": pa.array(T0 + np.arange(readings) * 1000 + 500,
-                                  pa.timestamp("ns", "UTC")),
+        "time_received": pa.array(T0 + np.arange(readings) * 1000 + 500, pa.timestamp("ns", "UTC")),
         "part_id": pa.array(["part"] * readings),
         "component_type": pa.array(["rdk:component:sensor"] * readings),
         "component_name": pa.array(["imu"] * readings),
         "method_name": pa.array(["Readings"] * readings),
         "tags": pa.array([["lab"]] * readings, pa.list_(pa.string())),
-    }  # fmt: skip
+    }
     for index, key in enumerate(KEYS):
         columns[f"readings.{key}"] = pa.array(values[:, index])
     table = pa.table(columns)
@@ -242,8 +271,9 @@ def main() -> None:
     parser.add_argument("--only", choices=["mcap", "parquet"])
     args = parser.parse_args()
     print(f"compiled wire in use: {native_available()}")
-    with tempfile.TemporaryDirectory(prefix="capsync-export-bench-",
-                                     dir=os.environ.get("CAPSYNC_BENCH_DIR")) as work:  # fmt: skip
+    with tempfile.TemporaryDirectory(
+        prefix="capsync-export-bench-", dir=os.environ.get("CAPSYNC_BENCH_DIR")
+    ) as work:
         if args.only in (None, "mcap"):
             print("\n## MCAP conversion (capsync convert)\n")
             print(_table(bench_mcap(Path(work), args.quick)))

@@ -38,8 +38,10 @@ def _image(color: tuple[int, int, int], fmt: str) -> bytes:
     return out.getvalue()
 
 
-POINTS = np.array([(1.5, -2.0, 3.25, 7), (0.0, 1.0, 2.0, 9)], dtype=[
-    ("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<u4")])  # fmt: skip
+POINTS = np.array(
+    [(1.5, -2.0, 3.25, 7), (0.0, 1.0, 2.0, 9)],
+    dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "<u4")],
+)
 PCD_BINARY = (
     b"# .PCD v0.7\nVERSION 0.7\nFIELDS x y z rgb\nSIZE 4 4 4 4\nTYPE F F F U\nCOUNT 1 1 1 1\n"
     b"WIDTH 2\nHEIGHT 1\nVIEWPOINT 0 0 0 1 0 0 0\nPOINTS 2\nDATA binary\n" + POINTS.tobytes()
@@ -63,20 +65,38 @@ def _readings(i: int) -> dict[str, Any]:
 @pytest.fixture
 def capture_dir(tmp_path: Path) -> Path:
     root = tmp_path / "capture"
-    with open_stream(root, component_type="rdk:component:sensor", component_name="imu",
-                     method_name="Readings", max_file_size_bytes=4_000) as stream:  # fmt: skip
+    with open_stream(
+        root,
+        component_type="rdk:component:sensor",
+        component_name="imu",
+        method_name="Readings",
+        max_file_size_bytes=4_000,
+    ) as stream:
         for i in range(300):
             stream.append(_readings(i), T0 + i * 1000, T0 + i * 1000 + 500)
-    with open_stream(root, component_type="rdk:component:movement_sensor", component_name="gps",
-                     method_name="Position") as stream:  # fmt: skip
+    with open_stream(
+        root,
+        component_type="rdk:component:movement_sensor",
+        component_name="gps",
+        method_name="Position",
+    ) as stream:
         stream.append({"coordinate": {"latitude": 1.0, "longitude": 2.0}, "altitude_m": 0}, 5, 9)
     for mime, fmt, colors in (("image/jpeg", "JPEG", 3), ("image/png", "PNG", 2)):
-        with open_stream(root, component_type="rdk:component:camera", component_name="cam",
-                         method_name="ReadImage", mime_type=mime) as stream:  # fmt: skip
+        with open_stream(
+            root,
+            component_type="rdk:component:camera",
+            component_name="cam",
+            method_name="ReadImage",
+            mime_type=mime,
+        ) as stream:
             for i in range(colors):
                 stream.append_binary(_image((40 * i, 0, 200), fmt), T0 + i * S, T0 + i * S + 7)
-    with open_stream(root, component_type="rdk:component:camera", component_name="lidar",
-                     method_name="NextPointCloud") as stream:  # fmt: skip
+    with open_stream(
+        root,
+        component_type="rdk:component:camera",
+        component_name="lidar",
+        method_name="NextPointCloud",
+    ) as stream:
         stream.append_binary(PCD_BINARY, T0, T0 + 3)
         stream.append_binary(PCD_ASCII, T0 + S, T0 + S + 3)
     return root
@@ -94,9 +114,13 @@ def _expected(capture_dir: Path) -> dict[tuple[str, str], list[tuple[int, int, A
                 else struct_to_python(record.struct)
             )
             expected[header.component_name, header.method_name].append(
-                (ts_ns(record.metadata.time_received), ts_ns(record.metadata.time_requested),
-                 payload, header.mime_type)
-            )  # fmt: skip
+                (
+                    ts_ns(record.metadata.time_received),
+                    ts_ns(record.metadata.time_requested),
+                    payload,
+                    header.mime_type,
+                )
+            )
     return expected
 
 
@@ -113,7 +137,9 @@ def _read_back(path: Path) -> tuple[Any, dict[str, list[tuple[Any, Any, Any]]]]:
 
 
 @pytest.mark.parametrize("chunk_size_bytes", [1_000, 4 << 20])
-def test_convert_reads_back_exactly(capture_dir: Path, tmp_path: Path, chunk_size_bytes: int) -> None:
+def test_convert_reads_back_exactly(
+    capture_dir: Path, tmp_path: Path, chunk_size_bytes: int
+) -> None:
     out = tmp_path / "out.mcap"
     counts = convert_capture_files([capture_dir], out, chunk_size_bytes=chunk_size_bytes)
     expected = _expected(capture_dir)
@@ -121,8 +147,12 @@ def test_convert_reads_back_exactly(capture_dir: Path, tmp_path: Path, chunk_siz
     assert len(list(capture_dir.rglob("*.capture"))) > 8  # the readings rotated over files
     assert counts.skipped == []
 
-    topics = {("imu", "Readings"), ("gps", "Position"), ("cam", "ReadImage"),
-              ("lidar", "NextPointCloud")}  # fmt: skip
+    topics = {
+        ("imu", "Readings"),
+        ("gps", "Position"),
+        ("cam", "ReadImage"),
+        ("lidar", "NextPointCloud"),
+    }
     assert {c.topic for c in summary.channels.values()} == {f"/{c}/{m}" for c, m in topics}
     assert set(expected) == topics
     stats = summary.statistics
@@ -145,7 +175,7 @@ def test_convert_reads_back_exactly(capture_dir: Path, tmp_path: Path, chunk_siz
         messages = by_topic[f"/{component}/{method}"]
         assert [m[2].log_time for m in messages] == [r[0] for r in rows]
         assert [m[2].publish_time for m in messages] == [r[1] for r in rows]
-        for (schema, channel, message), (received, _, payload, mime) in zip(
+        for (_schema, channel, message), (received, _, payload, mime) in zip(
             messages, rows, strict=True
         ):
             if method in ("Readings", "Position"):
@@ -198,11 +228,15 @@ def test_cli_convert(capture_dir: Path, tmp_path: Path, capsys: pytest.CaptureFi
 def test_cli_convert_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "x.mcap"
     assert main(["convert", str(tmp_path / "nope"), "--out", str(out)]) == 2
-    assert capsys.readouterr().err.strip() == f"capsync: error: {tmp_path / 'nope'}: no such file or folder"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"capsync: error: {tmp_path / 'nope'}: no such file or folder"
+    )
     header = encode_header(
-        build_header(component_type="rdk:component:sensor", component_name="s",
-                     method_name="Readings")
-    )  # fmt: skip
+        build_header(
+            component_type="rdk:component:sensor", component_name="s", method_name="Readings"
+        )
+    )
     for name, content in (
         ("bad-header.capture", b"\x05\xff\xff\xff\xff\xff"),
         ("bad-record.capture", bytes([len(header)]) + header + b"\x03\x0a\x10\x00"),
@@ -288,8 +322,10 @@ def test_compiled_encoder_matches_its_twin() -> None:
 
     rng = random.Random(11)
     for round_ in range(200):
-        values = [{f"f{i}": _random_value(rng, 0) for i in range(rng.randrange(5))}
-                  for _ in range(rng.randrange(1, 6))]  # fmt: skip
+        values = [
+            {f"f{i}": _random_value(rng, 0) for i in range(rng.randrange(5))}
+            for _ in range(rng.randrange(1, 6))
+        ]
         data, offsets, lengths = _frames(values, rng)
         if round_ % 2:  # damage a byte: both must fail (or not) the same way
             at = rng.randrange(len(data))

@@ -58,9 +58,13 @@ def _image_request(payload: bytes, ns: int, label: str, box: bool) -> Any:
     annotations = request.sensor_contents[0].metadata.annotations
     if box:
         annotations.bboxes.add(
-            id="b1", label=f"{label}-blob", x_min_normalized=0.0, y_min_normalized=0.25,
-            x_max_normalized=0.5, y_max_normalized=1.0,
-        )  # fmt: skip
+            id="b1",
+            label=f"{label}-blob",
+            x_min_normalized=0.0,
+            y_min_normalized=0.25,
+            x_max_normalized=0.5,
+            y_max_normalized=1.0,
+        )
         annotations.classifications.add(label="bright")
         annotations.classifications.add(label=label)  # also a tag: listed once
     return request
@@ -78,10 +82,11 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             tabular_request([(T0 + i * S, _thermo(i)) for i in range(5)], part_id="part-2"),
             tabular_request(
                 [(T0 + i * S + 1, {"x": i * 0.5, "y": -1.0}) for i in range(30)],
-                component_type="rdk:component:movement_sensor", component_name="imu",
+                component_type="rdk:component:movement_sensor",
+                component_name="imu",
                 method_name="LinearAcceleration",
             ),
-        ]  # fmt: skip
+        ]
         for i in range(6):
             color, label = (RED, "red") if i % 2 == 0 else (BLUE, "blue")
             requests.append(_image_request(_jpeg(color, i), T0 + i * S, label, box=i == 0))
@@ -106,8 +111,10 @@ def _records(data_dir: Path, **criteria: Any) -> list[Any]:
 
 def test_data_export_mcap_matches_the_store(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "all.mcap"
-    assert main(["data", "export", "--data", str(data_dir), "--format", "mcap",
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(["data", "export", "--data", str(data_dir), "--format", "mcap", "--out", str(out)])
+        == 0
+    )
     records = _records(data_dir)
     expected: dict[tuple[str, str, str], list[Any]] = defaultdict(list)
     for record in records:
@@ -138,8 +145,23 @@ def test_data_export_mcap_matches_the_store(data_dir: Path, tmp_path: Path) -> N
 
 def test_data_export_mcap_filters(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "imu.mcap"
-    assert main(["data", "export", "--data", str(data_dir), "--format", "mcap",
-                 "--component", "imu", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "data",
+                "export",
+                "--data",
+                str(data_dir),
+                "--format",
+                "mcap",
+                "--component",
+                "imu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     with open(out, "rb") as stream:
         summary = make_reader(stream).get_summary()
     assert [c.topic for c in summary.channels.values()] == ["/part-1/imu/LinearAcceleration"]
@@ -151,8 +173,10 @@ def test_data_export_mcap_filters(data_dir: Path, tmp_path: Path) -> None:
 
 def test_data_export_parquet_reads_back_in_duckdb(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "parquet"
-    assert main(["data", "export", "--data", str(data_dir), "--format", "parquet",
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(["data", "export", "--data", str(data_dir), "--format", "parquet", "--out", str(out)])
+        == 0
+    )
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.parquet"))
     assert files == [
         "part-1/rdk_component_movement_sensor/imu/LinearAcceleration.parquet",
@@ -165,10 +189,21 @@ def test_data_export_parquet_reads_back_in_duckdb(data_dir: Path, tmp_path: Path
     )
     columns = thermo.columns
     rows = thermo.fetchall()
-    assert columns[:7] == ["time_requested", "time_received", "part_id", "component_type",
-                           "component_name", "method_name", "tags"]  # fmt: skip
-    assert set(columns[7:]) == {"readings.temp", "readings.unit", "readings.probe.ok",
-                                "readings.probe.v"}  # fmt: skip
+    assert columns[:7] == [
+        "time_requested",
+        "time_received",
+        "part_id",
+        "component_type",
+        "component_name",
+        "method_name",
+        "tags",
+    ]
+    assert set(columns[7:]) == {
+        "readings.temp",
+        "readings.unit",
+        "readings.probe.ok",
+        "readings.probe.v",
+    }
     types = dict(zip(columns, thermo.types, strict=True))
     assert str(types["readings.temp"]) == "DOUBLE"
     assert str(types["readings.probe.ok"]) == "BOOLEAN"
@@ -200,10 +235,18 @@ def test_parquet_schema_change_starts_a_new_file(tmp_path: Path) -> None:
 
     def record(i: int, data: dict[str, Any]) -> TabularRecord:
         return TabularRecord(
-            id=str(i), upload_id="u", part_id="p", component_type="rdk:component:sensor",
-            component_name="s", method_name="Readings", tags=(), time_requested_ns=i,
-            time_received_ns=i + 1, mime_type="", data=data,
-        )  # fmt: skip
+            id=str(i),
+            upload_id="u",
+            part_id="p",
+            component_type="rdk:component:sensor",
+            component_name="s",
+            method_name="Readings",
+            tags=(),
+            time_requested_ns=i,
+            time_received_ns=i + 1,
+            mime_type="",
+            data=data,
+        )
 
     records = [record(i, {"readings": {"a": float(i)}}) for i in range(5)]
     records += [record(5 + i, {"readings": {"a": 1.0, "b": "new"}}) for i in range(3)]
@@ -211,13 +254,20 @@ def test_parquet_schema_change_starts_a_new_file(tmp_path: Path) -> None:
     result = export_parquet(records, tmp_path, batch_rows=2)
     assert [p.name for p in result.files] == ["Readings.parquet", "Readings.1.parquet"]
     rows = duckdb.sql(
-        f"SELECT time_requested, \"readings.a\", \"readings.b\" FROM read_parquet("
+        f'SELECT time_requested, "readings.a", "readings.b" FROM read_parquet('
         f"'{tmp_path}/**/*.parquet', union_by_name=true) ORDER BY time_requested"
     ).fetchall()
     assert [(r[1], r[2]) for r in rows] == [
-        (0.0, None), (1.0, None), (2.0, None), (3.0, None), (4.0, None),
-        (1.0, "new"), (1.0, "new"), (1.0, "new"), (2.0, None),
-    ]  # fmt: skip
+        (0.0, None),
+        (1.0, None),
+        (2.0, None),
+        (3.0, None),
+        (4.0, None),
+        (1.0, "new"),
+        (1.0, "new"),
+        (1.0, "new"),
+        (2.0, None),
+    ]
 
 
 # --- datasets and training -----------------------------------------------------------
@@ -225,8 +275,10 @@ def test_parquet_schema_change_starts_a_new_file(tmp_path: Path) -> None:
 
 def test_dataset_export_matches_annotations(data_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "ds"
-    assert main(["data", "export", "--data", str(data_dir), "--dataset", DATASET,
-                 "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        main(["data", "export", "--data", str(data_dir), "--dataset", DATASET, "--out", str(out)])
+        == 0
+    )
     lines = [json.loads(line) for line in (out / "dataset.jsonl").read_text().splitlines()]
     members = [r for r in _records(data_dir, kind="binary") if DATASET in r.dataset_ids]
     assert len(lines) == len(members) == 6
@@ -238,12 +290,18 @@ def test_dataset_export_matches_annotations(data_dir: Path, tmp_path: Path) -> N
         label = record.tags[0]
         if record.time_requested_ns == T0:
             assert line["classification_annotations"] == [
-                {"annotation_label": "bright"}, {"annotation_label": label}
+                {"annotation_label": "bright"},
+                {"annotation_label": label},
             ]
-            assert line["bounding_box_annotations"] == [{
-                "annotation_label": f"{label}-blob", "x_min_normalized": 0.0,
-                "y_min_normalized": 0.25, "x_max_normalized": 0.5, "y_max_normalized": 1.0,
-            }]  # fmt: skip
+            assert line["bounding_box_annotations"] == [
+                {
+                    "annotation_label": f"{label}-blob",
+                    "x_min_normalized": 0.0,
+                    "y_min_normalized": 0.25,
+                    "x_max_normalized": 0.5,
+                    "y_max_normalized": 1.0,
+                }
+            ]
         else:
             assert line["classification_annotations"] == [{"annotation_label": label}]
             assert line["bounding_box_annotations"] == []
@@ -255,10 +313,9 @@ def _classify(model_dir: Path, image: Image.Image) -> str:
     assert model["type"] == "capsync.color_histogram_classifier"
     bins = model["bins"]
     pixels = np.asarray(image.convert("RGB").resize((64, 64)))
-    hist = np.concatenate([
-        np.histogram(pixels[:, :, c], bins=bins, range=(0, 256))[0] / (64 * 64)
-        for c in range(3)
-    ])  # fmt: skip
+    hist = np.concatenate(
+        [np.histogram(pixels[:, :, c], bins=bins, range=(0, 256))[0] / (64 * 64) for c in range(3)]
+    )
     distances = [np.linalg.norm(hist - np.array(c)) for c in model["centroids"]]
     return str(model["labels"][int(np.argmin(distances))])
 
@@ -268,8 +325,19 @@ def test_train_runs_the_example_script_and_its_model_classifies(
 ) -> None:
     model_dir = tmp_path / "model"
     script = EXAMPLES / "train_color_classifier.py"
-    done = run_capsync("train", "--data", str(data_dir), "--dataset", DATASET,
-                       "--script", str(script), "--args", "bins=6", "--out", str(model_dir))  # fmt: skip
+    done = run_capsync(
+        "train",
+        "--data",
+        str(data_dir),
+        "--dataset",
+        DATASET,
+        "--script",
+        str(script),
+        "--args",
+        "bins=6",
+        "--out",
+        str(model_dir),
+    )
     assert done.returncode == 0, done.stderr
     assert "trained 3 labels: blue, bright, red" in done.stdout
     model = json.loads((model_dir / "model.json").read_text())
@@ -294,8 +362,19 @@ def test_train_passes_arguments_and_returns_the_exit_code(data_dir: Path, tmp_pa
         "sys.exit(3)\n"
     )
     model_dir = tmp_path / "m"
-    done = run_capsync("train", "--data", str(data_dir), "--dataset", DATASET, "--script",
-                       str(script), "--args", "epochs=2,lr=0.1", "--out", str(model_dir))  # fmt: skip
+    done = run_capsync(
+        "train",
+        "--data",
+        str(data_dir),
+        "--dataset",
+        DATASET,
+        "--script",
+        str(script),
+        "--args",
+        "epochs=2,lr=0.1",
+        "--out",
+        str(model_dir),
+    )
     assert done.returncode == 3
     argv = json.loads(done.stdout.splitlines()[0])
     assert argv[0].startswith("--dataset_file=") and argv[0].endswith("/dataset.jsonl")
@@ -308,8 +387,16 @@ def test_train_bad_input_is_one_line(data_dir: Path, tmp_path: Path) -> None:
         (["--script", str(tmp_path / "missing.py")], "missing.py"),
         (["--script", str(EXAMPLES / "train_color_classifier.py"), "--args", "nokey"], "--args"),
     ):
-        done = run_capsync("train", "--data", str(data_dir), "--dataset", DATASET,
-                           "--out", str(tmp_path / "o"), *args)  # fmt: skip
+        done = run_capsync(
+            "train",
+            "--data",
+            str(data_dir),
+            "--dataset",
+            DATASET,
+            "--out",
+            str(tmp_path / "o"),
+            *args,
+        )
         assert done.returncode == 2
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], done.stderr
@@ -323,16 +410,29 @@ def test_example_script_standalone(tmp_path: Path) -> None:
             color, label = (RED, "red") if i % 2 else (BLUE, "blue")
             path = images / f"{i}.jpeg"
             path.write_bytes(_jpeg(color, i))
-            out.write(json.dumps({"image_path": f"imgs/{i}.jpeg", "classification_annotations":
-                                  [{"annotation_label": label}], "bounding_box_annotations": []}))
+            out.write(
+                json.dumps(
+                    {
+                        "image_path": f"imgs/{i}.jpeg",
+                        "classification_annotations": [{"annotation_label": label}],
+                        "bounding_box_annotations": [],
+                    }
+                )
+            )
             out.write("\n")
     import subprocess
 
     done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "train_color_classifier.py"),
-         f"--dataset_file={tmp_path / 'dataset.jsonl'}",
-         f"--model_output_directory={tmp_path / 'model'}"],
-        capture_output=True, text=True, check=False, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(EXAMPLES / "train_color_classifier.py"),
+            f"--dataset_file={tmp_path / 'dataset.jsonl'}",
+            f"--model_output_directory={tmp_path / 'model'}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert _classify(tmp_path / "model", Image.open(io.BytesIO(_jpeg(RED, 50)))) == "red"

@@ -80,7 +80,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     _add_common(export_parser, out_help="folder to export into", out_required=True)
     export_parser.add_argument(
-        "--dataset", metavar="ID", help="export this dataset's images and dataset.jsonl for training"
+        "--dataset", metavar="ID", help="export a dataset's images and dataset.jsonl (training)"
     )
 
 
@@ -108,10 +108,9 @@ def build_filter(args: argparse.Namespace) -> ItemFilter:
 
 
 def run(args: argparse.Namespace) -> int:
+    from capsync.cli import data_export_cmd
     from capsync.server import query
     from capsync.server.store import StoreUnavailable
-
-    from capsync.cli import data_export_cmd
 
     if args.format in data_export_cmd.FORMATS and args.action != "export":
         raise UserError(f"--format {args.format} is for data export", 2)

@@ -28,9 +28,13 @@ def wants(args: argparse.Namespace) -> bool:
 
 
 def export_dataset(
-    data_dir: str, dataset_id: str, out: str, *, mongo_uri: str | None = None,
+    data_dir: str,
+    dataset_id: str,
+    out: str,
+    *,
+    mongo_uri: str | None = None,
     mongo_database: str = "capsync",
-) -> int:  # fmt: skip
+) -> int:
     from capsync.export.dataset import export_dataset as write_dataset
     from capsync.server.query import open_store
 
@@ -49,14 +53,16 @@ def run(args: argparse.Namespace) -> int:
     from capsync.cli.data_cmd import build_filter
     from capsync.server.query import iter_records
 
-    if args.format not in FORMATS:
-        if args.dataset is None:
-            raise UserError(f"--format {args.format} is not written here", 2)
+    if args.format not in FORMATS and args.dataset is None:
+        raise UserError(f"--format {args.format} is not written here", 2)
     if getattr(args, "dataset", None) is not None:
         return export_dataset(
-            args.data, args.dataset, args.out, mongo_uri=args.mongo_uri,
+            args.data,
+            args.dataset,
+            args.out,
+            mongo_uri=args.mongo_uri,
             mongo_database=args.mongo_database,
-        )  # fmt: skip
+        )
     item_filter = build_filter(args)
     if args.format == "parquet" and args.kind not in (None, "tabular"):
         raise UserError("--format parquet: only tabular readings go to Parquet (--type tabular)", 2)

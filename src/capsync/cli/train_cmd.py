@@ -87,9 +87,12 @@ def run(args: argparse.Namespace) -> int:
         dataset_dir = Path(args.dataset_dir or Path(scratch) / "dataset").absolute()
         try:
             export_dataset(
-                args.data, args.dataset, str(dataset_dir), mongo_uri=args.mongo_uri,
+                args.data,
+                args.dataset,
+                str(dataset_dir),
+                mongo_uri=args.mongo_uri,
                 mongo_database=args.mongo_database,
-            )  # fmt: skip
+            )
         except FileNotFoundError as exc:
             raise UserError(f"{exc.filename}: {exc.strerror}", 2) from None
         out.mkdir(parents=True, exist_ok=True)

@@ -135,9 +135,14 @@ def parse_sensor_frame(buf: Any, pos: int, end: int) -> tuple[int, int, int, int
 # --- Struct -> JSON text --------------------------------------------------------------
 
 _ESCAPES = {
-    ord("\\"): "\\\\", ord('"'): '\\"', ord("\b"): "\\b", ord("\f"): "\\f",
-    ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t",
-}  # fmt: skip
+    ord("\\"): "\\\\",
+    ord('"'): '\\"',
+    ord("\b"): "\\b",
+    ord("\f"): "\\f",
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
 
 
 def json_string(buf: Any, start: int, stop: int) -> bytes:
@@ -272,9 +277,13 @@ def tabular_message_records(
         else:
             out += b"{}"
         out[base : base + MESSAGE_HEAD_BYTES] = pack(
-            MESSAGE_OPCODE, len(out) - base - 9, channel_id, sequence & 0xFFFFFFFF,
-            received, requested,
-        )  # fmt: skip
+            MESSAGE_OPCODE,
+            len(out) - base - 9,
+            channel_id,
+            sequence & 0xFFFFFFFF,
+            received,
+            requested,
+        )
         record_offsets.append(base)
         log_times.append(received)
         sequence += 1

@@ -29,8 +29,7 @@ from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 
 from capsync import _impl
 from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_header
-from capsync.export import payloads
-from capsync.export import frames
+from capsync.export import frames, payloads
 from capsync.export.mcap_writer import DEFAULT_CHUNK_SIZE_BYTES, McapChunkWriter
 from capsync.proto import data_sync_pb2
 from capsync.server.store import BlobRecord, Record, TabularRecord
@@ -43,7 +42,7 @@ _COMPILED = _impl._load_compiled("capsync._export")
 def tabular_encoder() -> Callable[..., tuple[bytes, Any, Any]]:
     """``tabular_message_records``: compiled when the compiled wire is in use, else the twin."""
     if _COMPILED is not None and _impl.native_available():
-        return _COMPILED.tabular_message_records  # type: ignore[no-any-return]
+        return _COMPILED.tabular_message_records
     return frames.tabular_message_records
 
 
@@ -164,7 +163,7 @@ class McapExporter:
         publish_ns: int,
         payload: Any,
     ) -> None:
-        component_type, component_name, method = header
+        _component_type, component_name, method = header
         fmt = payloads.image_format(mime_type, extension)
         parts: list[Any]
         if fmt is not None:
@@ -173,9 +172,7 @@ class McapExporter:
             parts, compress = [prefix, payload], False
         elif payloads.is_pointcloud(mime_type, extension):
             try:
-                layout = payloads.parse_pcd_header(
-                    bytes(payload[: payloads.PCD_HEADER_MAX_BYTES])
-                )
+                layout = payloads.parse_pcd_header(bytes(payload[: payloads.PCD_HEADER_MAX_BYTES]))
                 points: Any = payloads.pcd_points(layout, payload[layout.data_offset :])
             except payloads.PcdError as exc:
                 self.counts.skipped.append(f"{component_name}/{method}: {exc}")
@@ -188,9 +185,14 @@ class McapExporter:
             parts, compress = [payload], True
         size = sum(len(p) for p in parts)
         self.writer.add_message_parts(
-            channel.id, log_ns, publish_ns, size, parts,
-            sequence=channel.sequence & 0xFFFFFFFF, compress=compress,
-        )  # fmt: skip
+            channel.id,
+            log_ns,
+            publish_ns,
+            size,
+            parts,
+            sequence=channel.sequence & 0xFFFFFFFF,
+            compress=compress,
+        )
         channel.sequence += 1
         self.counts.messages += 1
 
@@ -246,8 +248,8 @@ class McapExporter:
     ) -> None:
         with memoryview(data) as view:
             for start, length in iter_spans(data, offset):
-                requested, received, data_key, data_start, data_stop = (
-                    frames.parse_sensor_frame(data, start, start + length)
+                requested, received, data_key, data_start, data_stop = frames.parse_sensor_frame(
+                    data, start, start + length
                 )
                 if data_key != 0x1A:
                     self.counts.skipped.append(
@@ -291,9 +293,14 @@ class McapExporter:
             with mapped(source) as payload, memoryview(payload) as view:
                 self.counts.files += 1
                 self._add_binary(
-                    record.part_id, names, record.mime_type, record.file_extension,
-                    log_ns, publish_ns, view,
-                )  # fmt: skip
+                    record.part_id,
+                    names,
+                    record.mime_type,
+                    record.file_extension,
+                    log_ns,
+                    publish_ns,
+                    view,
+                )
         except FileNotFoundError:
             self.counts.skipped.append(f"{record.id}: payload file {source} is missing")
 

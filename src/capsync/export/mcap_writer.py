@@ -215,9 +215,14 @@ class McapChunkWriter:
     ) -> None:
         """Append one message (for records that come one by one, e.g. from a store)."""
         self.add_message_parts(
-            channel_id, log_time_ns, publish_time_ns, len(data), [data],
-            sequence=sequence, compress=compress,
-        )  # fmt: skip
+            channel_id,
+            log_time_ns,
+            publish_time_ns,
+            len(data),
+            [data],
+            sequence=sequence,
+            compress=compress,
+        )
 
     def add_message_parts(
         self,
@@ -236,9 +241,7 @@ class McapChunkWriter:
         the chunk (so a payload file is read straight into it, not copied twice)."""
         chunk = self._packed if compress else self._stored
         base = len(chunk.data)
-        chunk.data += message_head(
-            channel_id, sequence, log_time_ns, publish_time_ns, data_nbytes
-        )
+        chunk.data += message_head(channel_id, sequence, log_time_ns, publish_time_ns, data_nbytes)
         for part in parts:
             chunk.data += part
         if fill is not None:
@@ -302,9 +305,11 @@ class McapChunkWriter:
             body_bytes = pairs.tobytes()
             offsets[channel_id] = self._position
             self._write(
-                _INDEX_HEAD.pack(Opcode.MESSAGE_INDEX, 6 + len(body_bytes), channel_id,
-                                 len(body_bytes)) + body_bytes
-            )  # fmt: skip
+                _INDEX_HEAD.pack(
+                    Opcode.MESSAGE_INDEX, 6 + len(body_bytes), channel_id, len(body_bytes)
+                )
+                + body_bytes
+            )
         self._chunk_indexes.append(
             ChunkIndex(
                 message_start_time=start_ns,

@@ -184,8 +184,7 @@ def export_parquet(
         for record in records:
             if not isinstance(record, TabularRecord):
                 continue
-            key = (record.part_id, record.component_type, record.component_name,
-                   record.method_name)  # fmt: skip
+            key = (record.part_id, record.component_type, record.component_name, record.method_name)
             group = groups.get(key)
             if group is None:
                 try:
