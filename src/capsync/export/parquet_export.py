@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -84,6 +85,16 @@ def _flatten_struct(array: pa.StructArray, prefix: str, out: dict[str, pa.Array]
             out[name] = _doubles(child)
 
 
+def _tags_column(rows: list[TabularRecord]) -> pa.Array:
+    """The tags of each row; the few distinct tag tuples are converted once each."""
+    distinct: dict[tuple[str, ...], int] = {}
+    indices = np.fromiter(
+        (distinct.setdefault(r.tags, len(distinct)) for r in rows), dtype=np.int32, count=len(rows)
+    )
+    values = pa.array([list(tags) for tags in distinct], pa.list_(pa.string()))
+    return values.take(pa.array(indices))
+
+
 def _doubles(array: pa.Array) -> pa.Array:
     """Struct numbers are doubles, even when a store hands back whole numbers as ints."""
     if pa.types.is_integer(array.type):
@@ -114,9 +125,13 @@ class _Group:
             "time_requested": pa.array([r.time_requested_ns for r in self.rows], _TIME),
             "time_received": pa.array([r.time_received_ns for r in self.rows], _TIME),
         }
+        first = self.rows[0]
+        zeros = pa.array(np.zeros(len(self.rows), dtype=np.int32))
         for name in ("part_id", "component_type", "component_name", "method_name"):
-            columns[name] = pa.array([getattr(r, name) for r in self.rows], pa.string())
-        columns["tags"] = pa.array([list(r.tags) for r in self.rows], pa.list_(pa.string()))
+            # The same in every row of the file: stored once, as a dictionary.
+            value = pa.array([getattr(first, name)], pa.string())
+            columns[name] = pa.DictionaryArray.from_arrays(zeros, value)
+        columns["tags"] = _tags_column(self.rows)
         for name, column in _reading_columns([r.data for r in self.rows]).items():
             if name not in columns:  # a reading field named like a base column is left out
                 columns[name] = column
