@@ -21,6 +21,7 @@ from mcap_protobuf.decoder import DecoderFactory
 from PIL import Image
 from wire_helpers import struct_to_python, ts_ns
 
+from capsync import native_available
 from capsync.capture.header import build_header, encode_header
 from capsync.capture.reader import read_capture_file
 from capsync.capture.stream import open_stream
@@ -341,3 +342,31 @@ def test_compiled_encoder_matches_its_twin() -> None:
                 message = struct_pb2.Struct()
                 message.update(value)
                 assert json.loads(body) == json_format.MessageToDict(message)
+
+
+def test_convert_memory_stays_bounded(tmp_path: Path) -> None:
+    """Over 30 MB of capture files go through with a few MB of Python allocations."""
+    import tracemalloc
+
+    root = tmp_path / "big"
+    payload = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 4096  # ~1 MiB "JPEG"
+    with open_stream(root, component_type="rdk:component:camera", component_name="cam",
+                     method_name="ReadImage", mime_type="image/jpeg") as stream:  # fmt: skip
+        for i in range(30):
+            stream.append_binary(payload, T0 + i, T0 + i + 1)
+    readings = 10_000 if native_available() else 1_000  # the twin is slow under tracemalloc
+    values = np.random.default_rng(3).normal(size=(readings, 6))
+    times = T0 + np.arange(readings, dtype=np.int64)
+    with open_stream(root, component_type="rdk:component:sensor", component_name="imu",
+                     method_name="Readings") as stream:  # fmt: skip
+        stream.append_batch(times, times + 1, values, ["a", "b", "c", "d", "e", "f"])
+    total = sum(p.stat().st_size for p in root.rglob("*.capture"))
+    assert total > 31_000_000
+    tracemalloc.start()
+    try:
+        counts = convert_capture_files([root], tmp_path / "big.mcap", chunk_size_bytes=1 << 20)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert counts.messages == readings + 30
+    assert peak < 12_000_000, peak
