@@ -253,7 +253,24 @@ def test_cli_convert_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str
 def _random_value(rng: random.Random, depth: int) -> Any:
     kind = rng.randrange(7 if depth < 3 else 4)
     if kind == 0:
-        return rng.choice([0.0, -0.0, 1e300, -2.5e-310, rng.uniform(-1e6, 1e6), 3.0])
+        return rng.choice(
+            [
+                0.0,
+                -0.0,
+                1e300,
+                -2.5e-310,
+                rng.uniform(-1e6, 1e6),
+                3.0,
+                -7.0,
+                1e15,
+                1e16,
+                -1e16,
+                9999999999999998.0,
+                float(rng.randrange(-(10**12), 10**12)),
+                2.0**63,
+                -(2.0**63),
+            ]
+        )
     if kind == 1:
         return "".join(rng.choice('ab"\\\n\t\x01\u00e9\u2603 ') for _ in range(rng.randrange(6)))
     if kind == 2:

@@ -436,3 +436,39 @@ def test_example_script_standalone(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert _classify(tmp_path / "model", Image.open(io.BytesIO(_jpeg(RED, 50)))) == "red"
+
+
+def test_export_format_mistakes_are_one_line(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv, message, code in (
+        (["data", "list", "--data", str(data_dir), "--format", "mcap"],
+         "--format mcap is for data export", 2),
+        (["data", "export", "--data", str(data_dir), "--format", "parquet", "--type", "binary",
+          "--out", str(tmp_path / "p")],
+         "--format parquet: only tabular readings go to Parquet (--type tabular)", 2),
+        # data_cmd's own handling of a missing store (exit 1, like data list/export)
+        (["data", "export", "--data", str(tmp_path / "nowhere"), "--format", "mcap",
+          "--out", str(tmp_path / "x.mcap")],
+         "no capsync data here", 1),
+    ):  # fmt: skip
+        assert main(argv) == code
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], lines
+    assert not (tmp_path / "x.mcap").exists()
+
+
+def test_parquet_reads_with_pyarrow(data_dir: Path, tmp_path: Path) -> None:
+    """pandas and polars read Parquet through pyarrow's reader (or one like it)."""
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "pq"
+    assert main(["data", "export", "--data", str(data_dir), "--format", "parquet",
+                 "--component", "imu", "--out", str(out)]) == 0  # fmt: skip
+    table = pq.read_table(
+        out / "part-1/rdk_component_movement_sensor/imu/LinearAcceleration.parquet"
+    )
+    assert table.num_rows == 30
+    assert table.column("x").to_pylist() == [i * 0.5 for i in range(30)]
+    assert table.column("y").to_pylist() == [-1.0] * 30
+    assert table.column("component_name").to_pylist() == ["imu"] * 30

@@ -15,6 +15,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.mem cimport PyMem_Free
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, realloc
+from libc.math cimport signbit
 from libc.string cimport memcpy, strlen
 
 
@@ -310,7 +311,11 @@ cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
             _skip(buf, &pos, end, key & 7)
     if kind == 0x11:
         memcpy(&number, buf + kind_start, 8)
-        if number - number == 0:
+        if -1e16 < number < 1e16 and number == <double><int64_t>number and (
+            number != 0 or not signbit(number)
+        ):
+            _integral(<int64_t>number, out)  # what repr() writes, without its general path
+        elif number - number == 0:
             text = PyOS_double_to_string(number, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
             try:
                 _put(out, text, strlen(text))
@@ -331,6 +336,28 @@ cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
         _list(buf, kind_start, kind_stop, depth, out)
     else:
         _put(out, b"null", 4)
+    return 0
+
+
+cdef int _integral(int64_t value, Out* out) except -1:
+    """``repr(float(value))`` for a whole number below 1e16: digits, then ``.0``."""
+    cdef char digits[24]
+    cdef int n = 0
+    cdef uint64_t magnitude = <uint64_t>(-value) if value < 0 else <uint64_t>value
+    while True:
+        digits[23 - n] = <char>(48 + magnitude % 10)
+        n += 1
+        magnitude //= 10
+        if magnitude == 0:
+            break
+    if value < 0:
+        n += 1
+        digits[24 - n] = b'-'
+    _reserve(out, n + 2)
+    memcpy(out.data + out.size, &digits[24 - n], n)
+    out.data[out.size + n] = b'.'
+    out.data[out.size + n + 1] = b'0'
+    out.size += n + 2
     return 0
 
 
