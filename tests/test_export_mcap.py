@@ -17,6 +17,9 @@ from foxglove_schemas_protobuf.PackedElementField_pb2 import PackedElementField
 from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 from google.protobuf import json_format, struct_pb2
 from mcap.reader import make_reader
+from mcap.records import Message as McapMessage
+from mcap.records import MessageIndex
+from mcap.stream_reader import StreamReader
 from mcap_protobuf.decoder import DecoderFactory
 from PIL import Image
 from wire_helpers import struct_to_python, ts_ns
@@ -161,6 +164,11 @@ def test_convert_reads_back_exactly(
     for channel in summary.channels.values():
         key = (channel.metadata["component_name"], channel.metadata["method_name"])
         assert stats.channel_message_counts[channel.id] == len(expected[key])
+    with open(out, "rb") as stream:  # read front to back too, as a non-seekable reader does
+        records = list(StreamReader(stream, skip_magic=False).records)
+    assert sum(isinstance(r, McapMessage) for r in records) == stats.message_count
+    for index in (r for r in records if isinstance(r, MessageIndex)):
+        assert [t for t, _ in index.records] == sorted(t for t, _ in index.records)
     if chunk_size_bytes == 1_000:
         assert stats.chunk_count > 10
     assert all(i.compression in ("zstd", "") for i in summary.chunk_indexes)

@@ -84,9 +84,25 @@ class _Chunk:
     data: bytearray = field(default_factory=bytearray)
     # channel id -> list of (log times, offsets into data) arrays
     index: dict[int, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    # channel id -> (log times, offsets) of messages added one at a time
+    single: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
     start_ns: int = 0
     end_ns: int = 0
     messages: int = 0
+
+    def note_one(self, channel_id: int, log_time_ns: int, offset: int) -> None:
+        """One message (no numpy arrays for a single entry: images come one by one)."""
+        if self.messages == 0:
+            self.start_ns = self.end_ns = log_time_ns
+        else:
+            self.start_ns = min(self.start_ns, log_time_ns)
+            self.end_ns = max(self.end_ns, log_time_ns)
+        self.messages += 1
+        entry = self.single.get(channel_id)
+        if entry is None:
+            entry = self.single[channel_id] = ([], [])
+        entry[0].append(log_time_ns)
+        entry[1].append(offset)
 
     def note(self, channel_id: int, log_times: np.ndarray, offsets: np.ndarray) -> None:
         if len(log_times) == 0:
@@ -250,9 +266,14 @@ class McapChunkWriter:
             chunk.data += bytes(rest)
             with memoryview(chunk.data) as view:
                 fill(view[start : start + rest])
-        times = np.array([log_time_ns], dtype=np.uint64)
-        chunk.note(channel_id, times, np.array([base], dtype=np.uint64))
-        self._count(channel_id, times)
+        chunk.note_one(channel_id, log_time_ns, base)
+        if self._message_count == 0:
+            self._start_ns = self._end_ns = log_time_ns
+        else:
+            self._start_ns = min(self._start_ns, log_time_ns)
+            self._end_ns = max(self._end_ns, log_time_ns)
+        self._message_count += 1
+        self._counts[channel_id] += 1
         if len(chunk.data) >= self._chunk_size:
             self._flush_chunk(chunk)
 
@@ -273,9 +294,15 @@ class McapChunkWriter:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="capsync-mcap-zstd")
             body = self._pool.submit(self._compressor.compress, raw)
-        self._pending = (chunk.compression, raw, body, chunk.start_ns, chunk.end_ns, chunk.index)
+        index = chunk.index
+        for channel_id, (times, offsets) in chunk.single.items():
+            index.setdefault(channel_id, []).append(
+                (np.array(times, dtype=np.uint64), np.array(offsets, dtype=np.uint64))
+            )
+        self._pending = (chunk.compression, raw, body, chunk.start_ns, chunk.end_ns, index)
         chunk.data = bytearray()
         chunk.index = {}
+        chunk.single = {}
         chunk.messages = 0
 
     def _write_pending(self) -> None:
@@ -299,9 +326,12 @@ class McapChunkWriter:
         index_start = self._position
         offsets: dict[int, int] = {}
         for channel_id, parts in sorted(index.items()):
-            pairs = np.empty((sum(len(p[0]) for p in parts), 2), dtype="<u8")
-            pairs[:, 0] = np.concatenate([p[0] for p in parts])
-            pairs[:, 1] = np.concatenate([p[1] for p in parts])
+            times = np.concatenate([p[0] for p in parts])
+            where = np.concatenate([p[1] for p in parts])
+            order = np.argsort(times, kind="stable")  # an index is in log time order
+            pairs = np.empty((len(times), 2), dtype="<u8")
+            pairs[:, 0] = times[order]
+            pairs[:, 1] = where[order]
             body_bytes = pairs.tobytes()
             offsets[channel_id] = self._position
             self._write(
