@@ -398,3 +398,16 @@ def test_convert_memory_stays_bounded(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert counts.messages == readings + 30
     assert peak < 12_000_000, peak
+
+
+def test_reading_json_matches_the_capture_file_path() -> None:
+    from capsync.export.mcap_export import reading_json
+
+    value = {"readings": {"a": math.nan, "b": [math.inf, 1.5, {"c": -math.inf}], "d": "é"}}
+    message = struct_pb2.Struct()
+    message.update(value)
+    data = message.SerializeToString()
+    assert json.loads(reading_json(value)) == json.loads(struct_json(data, 0, len(data)))
+    assert json.loads(reading_json(value)) == {
+        "readings": {"a": None, "b": [None, 1.5, {"c": None}], "d": "é"}
+    }

@@ -64,6 +64,27 @@ def json_schema(value: Any) -> dict[str, Any]:
     return {}
 
 
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if value - value == 0 else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def reading_json(data: dict[str, Any]) -> bytes:
+    """A stored reading as JSON text, NaN and ±Infinity as null (as capture files convert)."""
+    try:
+        return _encode_json(data).encode()
+    except ValueError:  # a number JSON cannot hold
+        return _encode_json(_finite(data)).encode()
+
+
 @dataclass
 class ExportCounts:
     """What an MCAP export wrote."""
@@ -274,9 +295,7 @@ class McapExporter:
         names = (record.component_type, record.component_name, record.method_name)
         log_ns, publish_ns = max(record.time_received_ns, 0), max(record.time_requested_ns, 0)
         if isinstance(record, TabularRecord):
-            text = json.dumps(
-                record.data, separators=(",", ":"), ensure_ascii=False, allow_nan=True
-            ).encode()
+            text = reading_json(record.data)
             channel = self._channel(record.part_id, *names, "json", first_json=text)
             self.writer.add_message(
                 channel.id, log_ns, publish_ns, text, sequence=channel.sequence & 0xFFFFFFFF
