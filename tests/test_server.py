@@ -53,9 +53,13 @@ def stored(server: ServerProcess, **criteria: Any) -> list[dict[str, Any]]:
 
 
 def payload_files(data_dir: Path) -> list[Path]:
-    """Every file under the data dir except the database and the keys file."""
+    """Every file under the data dir except the databases, the segments and the keys file."""
     skip = {"capsync.db", "capsync.db-wal", "capsync.db-shm", "api-keys.json"}
-    return sorted(p for p in data_dir.rglob("*") if p.is_file() and p.name not in skip)
+    return sorted(
+        p
+        for p in data_dir.rglob("*")
+        if p.is_file() and p.name not in skip and p.relative_to(data_dir).parts[0] != "tabular"
+    )
 
 
 # --- health ------------------------------------------------------------------------------

@@ -540,11 +540,12 @@ def test_a_split_file_resumes_after_its_confirmed_requests(
     class Flaky:
         part_id = client.part_id
 
-        def data_capture_upload(self, request: Any) -> Any:
+        def data_capture_upload_future(self, body: bytes) -> Any:
+            request = data_sync_pb2.DataCaptureUploadRequest.FromString(body)
             sent.append(len(request.sensor_contents))
             if len(sent) == fail_at[0]:
                 raise FakeRpcError(grpc.StatusCode.UNAVAILABLE)
-            return client.data_capture_upload(request)
+            return client.data_capture_upload_future(body)
 
     try:
         with pytest.raises(grpc.RpcError):
@@ -572,13 +573,13 @@ def test_an_unreachable_server_is_retried_with_growing_pauses(tmp_path: Path) ->
     config = machine_config(capture_dir, address=f"127.0.0.1:{port}", max_backoff_s=30)
     syncer = syncer_for(config, retry_for_s=2.5)
     calls = []
-    real = syncer._client.data_capture_upload
+    real = syncer._client.data_capture_upload_future
 
     def counted(request: Any) -> Any:
         calls.append(time.monotonic())
         return real(request)
 
-    syncer._client.data_capture_upload = counted  # type: ignore[method-assign]
+    syncer._client.data_capture_upload_future = counted  # type: ignore[method-assign]
     started = time.monotonic()
     with syncer:
         report = syncer.sync_once()

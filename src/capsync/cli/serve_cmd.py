@@ -38,6 +38,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="the MongoDB database for --mongo-uri (default: capsync)",
     )
     parser.add_argument(
+        "--blobs",
+        choices=("local", "gridfs"),
+        default="local",
+        help="where binary payloads and files go: files under --data (default), or MongoDB "
+        "GridFS (needs --mongo-uri)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=10.0,
@@ -67,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--mongo-uri: {exc}") from None
         if not args.mongo_database:
             raise UserError("--mongo-database must not be empty")
+    if args.blobs == "gridfs" and args.mongo_uri is None:
+        raise UserError("--blobs gridfs needs --mongo-uri")
     tls = None
     if args.tls_cert is not None:
         try:
@@ -82,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             grace=args.grace,
             mongo_uri=args.mongo_uri,
             mongo_database=args.mongo_database,
+            blobs=args.blobs,
         )
     except ApiKeysError as exc:
         raise UserError(str(exc)) from None

@@ -4,7 +4,7 @@
 >>> for item in list_items("/srv/capsync", lab):  # doctest: +SKIP
 ...     print(item["time_requested"], item["data"])
 
-Records come from the SQLite database in the data dir, or from MongoDB for a
+Records come from the batch log in the data dir, or from MongoDB for a
 server run with ``--mongo-uri`` (pass ``mongo_uri=``/``mongo_database=``; see
 :func:`open_store`); either way the results are the same, and payload files are
 read from the data dir.
@@ -40,8 +40,7 @@ from typing import Any, Literal, TextIO
 
 from capsync._mongo import require_pymongo
 from capsync.server.blobs import UnsafePathError, check_extension, payload_folder
-from capsync.server.sqlite_store import SqliteStore
-from capsync.server.store import (
+from capsync.server.stores.base import (
     DEFAULT_MONGO_DATABASE,
     BlobRecord,
     ItemFilter,
@@ -49,6 +48,7 @@ from capsync.server.store import (
     Store,
     TabularRecord,
 )
+from capsync.server.stores.local import LocalStore
 
 Format = Literal["jsonl", "csv"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv")
@@ -148,8 +148,11 @@ def record_to_item(record: Record, data_dir: Path | None = None) -> dict[str, An
     if isinstance(record, TabularRecord):
         item["data"] = record.data
     else:
+        in_gridfs = record.path.startswith("gridfs:")  # serve --blobs gridfs: no local file
         stored = (
-            record.path if data_dir is None else str(data_dir.joinpath(*record.path.split("/")))
+            record.path
+            if data_dir is None or in_gridfs
+            else str(data_dir.joinpath(*record.path.split("/")))
         )
         item.update(
             file_name=record.file_name,
@@ -180,11 +183,11 @@ def open_store(
     """
     if mongo_uri is not None:
         require_pymongo()
-        from capsync.server.mongo_store import MongoStore
+        from capsync.server.stores.mongo import MongoStore
 
         return MongoStore(mongo_uri, mongo_database, create=False)
     try:
-        return SqliteStore(data_dir, create=False)
+        return LocalStore(data_dir, create=False)
     except FileNotFoundError:
         raise FileNotFoundError(
             2, "no capsync data here (no capsync.db): is this the serve --data folder?",
@@ -327,17 +330,28 @@ def export(
     target.mkdir(parents=True, exist_ok=True)
     result = ExportResult(manifest=target / f"items.{format}")
 
+    gridfs_blobs: Any = None
+    if mongo_uri is not None:
+        require_pymongo()
+        from capsync.server.gridfs_blobs import GridFsBlobs
+
+        gridfs_blobs = GridFsBlobs(mongo_uri, mongo_database)
+
     def items() -> Iterator[dict[str, Any]]:
         pending = [first] if first is not None else []
         for record in _chain(pending, records):
             item = record_to_item(record)
             if isinstance(record, BlobRecord):
-                item["path"] = _copy_payload(root, target, record, result)
+                item["path"] = _copy_payload(root, target, record, result, gridfs_blobs)
             result.items += 1
             yield item
 
-    with open(result.manifest, "w", encoding="utf-8", newline="") as stream:
-        write_items(items(), stream, format)
+    try:
+        with open(result.manifest, "w", encoding="utf-8", newline="") as stream:
+            write_items(items(), stream, format)
+    finally:
+        if gridfs_blobs is not None:
+            gridfs_blobs.close()
     return result
 
 
@@ -346,11 +360,20 @@ def _chain(head: list[Record], rest: Iterator[Record]) -> Iterator[Record]:
     yield from rest
 
 
-def _copy_payload(root: Path, target: Path, record: BlobRecord, result: ExportResult) -> str | None:
+def _copy_payload(
+    root: Path, target: Path, record: BlobRecord, result: ExportResult, gridfs_blobs: Any = None
+) -> str | None:
     source = root.joinpath(*record.path.split("/"))
     name = export_name(record)
     destination = target.joinpath(*name.split("/"))
     destination.parent.mkdir(parents=True, exist_ok=True)
+    if record.path.startswith("gridfs:"):  # a payload kept in MongoDB (serve --blobs gridfs)
+        if gridfs_blobs is None or not gridfs_blobs.copy_to(record.path, destination):
+            log.warning("payload of %s is missing: %s", record.id, record.path)
+            result.missing.append(record.id)
+            return None
+        result.payloads += 1
+        return name
     try:
         shutil.copyfile(source, destination)
     except FileNotFoundError:

@@ -18,7 +18,7 @@ import grpc
 
 from capsync.config import MachineConfig
 from capsync.config.model import DEFAULT_MAX_BACKOFF_S
-from capsync.proto import rpc
+from capsync.proto import data_sync_pb2, rpc
 from capsync.sync.errors import SyncConfigError
 
 DEFAULT_TLS_PORT = 443
@@ -159,7 +159,11 @@ def open_channel(target: SyncTarget) -> grpc.Channel:
 
 
 class UploadClient:
-    """The three upload calls of DataSyncService, with the API key and a deadline on each."""
+    """The three upload calls of DataSyncService, with the API key and a deadline on each.
+
+    ``DataCaptureUpload`` goes out as raw bytes (a body built from capture-file
+    frames is sent as it is; a message is serialized once), and its deadline
+    grows with the body's size."""
 
     def __init__(
         self,
@@ -169,7 +173,7 @@ class UploadClient:
         rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S,
     ) -> None:
         self.part_id = target.part_id
-        self._stub = rpc.data_sync_stub(channel)
+        self._stub = rpc.data_sync_stub(channel, raw=("DataCaptureUpload",))
         self._metadata = target.metadata
         self._rpc_timeout_s = rpc_timeout_s
 
@@ -177,9 +181,16 @@ class UploadClient:
         return self._rpc_timeout_s + nbytes / MIN_UPLOAD_RATE_BYTES_PER_S
 
     def data_capture_upload(self, request: Any) -> Any:
-        return self._stub.DataCaptureUpload(
-            request, metadata=self._metadata, timeout=self.timeout_s(request.ByteSize())
+        """Send one request (raw body bytes or a message); return the response message."""
+        return self.data_capture_upload_future(request).result()
+
+    def data_capture_upload_future(self, request: Any) -> _UploadFuture:
+        """Start one upload; ``.result()`` waits for the response message (or raises)."""
+        body = request if isinstance(request, bytes | bytearray) else request.SerializeToString()
+        future = self._stub.DataCaptureUpload.future(
+            body, metadata=self._metadata, timeout=self.timeout_s(len(body))
         )
+        return _UploadFuture(future)
 
     def streaming_data_capture_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
         return self._stub.StreamingDataCaptureUpload(
@@ -190,3 +201,16 @@ class UploadClient:
         return self._stub.FileUpload(
             packets, metadata=self._metadata, timeout=self.timeout_s(nbytes)
         )
+
+
+class _UploadFuture:
+    """A DataCaptureUpload in flight; :meth:`result` parses the answer."""
+
+    def __init__(self, future: Any) -> None:
+        self._future = future
+
+    def result(self) -> Any:
+        return data_sync_pb2.DataCaptureUploadResponse.FromString(self._future.result())
+
+    def cancel(self) -> None:
+        self._future.cancel()
