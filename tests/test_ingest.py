@@ -21,7 +21,6 @@ from server_fixtures import (
     BINARY,
     ServerProcess,
     sensor_metadata,
-    struct,
     tabular_request,
     upload_metadata,
 )

@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 import grpc
+
 from capsync.proto import rpc
 from capsync.server.auth import ApiKeyInterceptor, ApiKeys
 from capsync.server.blobs import BlobStore

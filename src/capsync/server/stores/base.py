@@ -209,13 +209,12 @@ class Store(abc.ABC):
         crash) keeps only readings not already kept, byte for byte.
         """
 
+    @abc.abstractmethod
     def record_tabular(self, records: Sequence[TabularRecord]) -> int:
         """Keep already-decoded readings (migration, tests); return how many were new.
 
-        Each group of records from one ``upload_id`` becomes one batch."""
-        from capsync.server.records import batches_from_records
-
-        return sum(self.record_batch(batch) for batch in batches_from_records(records))
+        Each group of records from one ``upload_id`` becomes one batch
+        (:func:`capsync.server.records.batches_from_records`)."""
 
     @abc.abstractmethod
     def record_blob(self, record: BlobRecord) -> bool:

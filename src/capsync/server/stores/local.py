@@ -164,6 +164,9 @@ class LocalStore(Store):
                  batch.id, len(overlapping), len(keep), batch.count)  # fmt: skip
         return batch if len(keep) == batch.count else subset_batch(batch, keep)
 
+    def record_tabular(self, records: Sequence[TabularRecord]) -> int:
+        return sum(self.record_batch(batch) for batch in batches_from_records(records))
+
     def record_blob(self, record: BlobRecord) -> bool:
         """One blob row, committed together with concurrent callers' rows (one fsync)."""
         return self._blob_rows.submit(record)
@@ -295,4 +298,4 @@ class LocalStore(Store):
         self._blobs.close()
 
 
-__all__ = ["TABULAR_FOLDER", "LocalStore", "batches_from_records"]
+__all__ = ["TABULAR_FOLDER", "LocalStore"]

@@ -56,7 +56,7 @@ from pymongo.errors import (
 )
 
 from capsync._mongo import check_uri, client_options, is_transient, redact_uri, short_error
-from capsync.server.records import decode_batch, subset_batch
+from capsync.server.records import batches_from_records, decode_batch, subset_batch
 from capsync.server.stores.base import (
     DEFAULT_MONGO_DATABASE,
     BlobRecord,
@@ -374,6 +374,9 @@ class MongoStore(Store):
             with contextlib.suppress(DuplicateKeyError):
                 self._batches.insert_one(_batch_document(batch, len(records)))
         return added
+
+    def record_tabular(self, records: Sequence[TabularRecord]) -> int:
+        return sum(self.record_batch(batch) for batch in batches_from_records(records))
 
     def _overlapping(self, batch: TabularBatch) -> list[str]:
         query = {
