@@ -236,8 +236,9 @@ def test_client_killed_mid_upload_keeps_the_file_and_resyncs_without_duplicates(
 ) -> None:
     capture_dir = tmp_path / "capture"
     # Oldest first: the big tabular file takes several requests, so it has a resume record
-    # from its first confirmed request until it is done.
-    big = write_tabular(capture_dir, "big", 20_000)  # about 2 MB: two requests
+    # from its first confirmed request until it is done (two requests are in flight at
+    # once, so it needs several more than two for that to last).
+    big = write_tabular(capture_dir, "big", 80_000)  # about 8 MB: eight requests
     make_old(big)
     paths = [big]
     paths += [write_tabular(capture_dir, f"s{i}", 300, start_ns=BASE_NS + i) for i in range(10)]
