@@ -13,12 +13,9 @@ import argparse
 import os
 import sqlite3
 import sys
-from typing import TYPE_CHECKING
 
+from capsync.cli._filters import build_filter
 from capsync.cli.errors import UserError
-
-if TYPE_CHECKING:
-    from capsync.server.store import ItemFilter
 
 HELP = "list or export what the ingest server received"
 
@@ -81,29 +78,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     _add_common(export_parser, out_help="folder to export into", out_required=True)
     export_parser.add_argument(
         "--dataset", metavar="ID", help="export a dataset's images and dataset.jsonl (training)"
-    )
-
-
-def build_filter(args: argparse.Namespace) -> ItemFilter:
-    from capsync.server.query import parse_time
-    from capsync.server.store import ItemFilter
-
-    times: dict[str, int | None] = {}
-    for flag in ("since", "until"):
-        text = getattr(args, flag)
-        try:
-            times[flag] = None if text is None else parse_time(text)
-        except ValueError as exc:
-            raise UserError(f"--{flag}: {exc}") from None
-    return ItemFilter(
-        part_id=args.part,
-        component=args.component,
-        component_type=args.component_type,
-        method=args.method,
-        kind=args.kind,
-        tags=tuple(args.tag),
-        since_ns=times["since"],
-        until_ns=times["until"],
     )
 
 

@@ -50,7 +50,7 @@ def export_dataset(
 
 
 def run(args: argparse.Namespace) -> int:
-    from capsync.cli.data_cmd import build_filter
+    from capsync.cli._filters import build_filter
     from capsync.server.query import iter_records
 
     if args.format not in FORMATS and args.dataset is None:
