@@ -35,6 +35,8 @@ MIME_TYPE_ENUM = {
 }
 
 _METHOD_DEFAULT_EXTENSIONS = {"NextPointCloud": ".pcd", "PointCloudMap": ".pcd"}
+# rdk writes no extension for these binary methods whatever the MIME type (SPEC §8).
+_NO_EXTENSION_METHODS = frozenset({"CaptureAllFromCamera"})
 
 
 def is_binary_method(method_name: str) -> bool:
@@ -51,6 +53,8 @@ def file_extension_for(method_name: str, mime_type: str = "") -> str:
     """The header's ``file_extension``: ``.dat`` for tabular data, else from the MIME type."""
     if not is_binary_method(method_name):
         return TABULAR_FILE_EXTENSION
+    if method_name in _NO_EXTENSION_METHODS:
+        return ""
     if mime_type in MIME_FILE_EXTENSIONS:
         return MIME_FILE_EXTENSIONS[mime_type]
     return _METHOD_DEFAULT_EXTENSIONS.get(method_name, "")

@@ -34,7 +34,7 @@ from typing import Any
 from capsync import _impl, _wire_py
 from capsync.capture import naming
 from capsync.capture.flusher import FLUSHER
-from capsync.capture.header import build_header, encode_header
+from capsync.capture.header import annotated_record, build_header, encode_header
 from capsync.methods import is_binary_method, mime_type_enum, wrap_key_for
 
 _log = logging.getLogger("capsync.capture")
@@ -225,12 +225,16 @@ class CaptureStream:
         payload: Any,
         time_requested_ns: int | None = None,
         time_received_ns: int | None = None,
+        *,
+        annotations: bytes = b"",
     ) -> Path:
         """Write one binary reading (any buffer) to a file of its own; return the file's path.
 
         The payload goes from the caller's buffer to the file descriptor
         without a copy. On a write error the partial file is removed and the
         error raised: the reading is still the caller's to retry.
+        ``annotations`` (a serialized ``viam.app.data.v1.Annotations``) goes into the
+        record's ``SensorMetadata``; such records are encoded by the protobuf runtime.
         """
         if not self._binary:
             raise TypeError(f"{self.label} is a tabular method: use append or append_batch")
@@ -242,8 +246,16 @@ class CaptureStream:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 self._buffer.append_frame(self._header_bytes)
-                self._buffer.append_binary_prefix(view.nbytes, requested, received, self._mime_enum)
-                written = self._buffer.write_to(fd, view)
+                if annotations:
+                    self._buffer.append_frame(
+                        annotated_record(view, requested, received, self._mime_enum, annotations)
+                    )
+                    written = self._buffer.write_to(fd)
+                else:
+                    self._buffer.append_binary_prefix(
+                        view.nbytes, requested, received, self._mime_enum
+                    )
+                    written = self._buffer.write_to(fd, view)
             except OSError as exc:
                 self._buffer.clear()
                 os.close(fd)

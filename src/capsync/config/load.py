@@ -41,9 +41,9 @@ VIAM_TOP_LEVEL_KEYS = frozenset(
 # Resource keys viam-server knows and capsync has no use for.
 _IGNORED_RESOURCE_KEYS = ("frame", "log_configuration")
 _IGNORED_REMOTE_KEYS = (
-    "auth", "connection_check_interval", "frame", "managed_by", "prefix",
-    "reconnect_interval", "secret",
+    "connection_check_interval", "frame", "managed_by", "prefix", "reconnect_interval",
 )  # fmt: skip
+ROBOT_LOCATION_SECRET = "robot-location-secret"
 
 
 def load_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> MachineConfig:
@@ -185,6 +185,11 @@ def _remote(top: ObjectReader, i: int, item: Any) -> RemoteConfig:
     r = ObjectReader(item, where, top.warnings)
     name = _name(r)
     r.where = f'remote "{name}"'
+    entity, cred_type, payload = _remote_auth(r.child("auth"))
+    secret = r.text("secret") or ""
+    if secret and not payload:  # rdk: the secret becomes robot-location-secret credentials
+        cred_type, payload = ROBOT_LOCATION_SECRET, secret
+    ca_file = r.text("ca_file")
     remote = RemoteConfig(
         name=name,
         address=r.text("address") or "",
@@ -192,9 +197,30 @@ def _remote(top: ObjectReader, i: int, item: Any) -> RemoteConfig:
         capture_methods=parse_service_configs(
             r.array("service_configs"), r.where, top.warnings, remote=True
         ),
+        auth_entity=entity,
+        auth_type=cred_type,
+        auth_payload=payload,
+        ca_file=os.path.expanduser(ca_file) if ca_file else None,
     )
     r.finish(ignored=_IGNORED_REMOTE_KEYS)
     return remote
+
+
+def _remote_auth(r: ObjectReader | None) -> tuple[str, str, str]:
+    """A remote's ``auth``: (entity, credentials type, payload); all "" when absent."""
+    if r is None:
+        return "", "", ""
+    entity = r.text("entity") or ""
+    credentials = r.child("credentials")
+    r.finish(ignored=("external_auth_address", "external_auth_to_entity", "managed"))
+    if credentials is None:
+        return entity, "", ""
+    cred_type = credentials.text("type") or ""
+    payload = credentials.text("payload") or ""
+    credentials.finish()
+    if payload and not cred_type:
+        credentials.fail("type", 'is required with a payload (e.g. "api-key")')
+    return entity, cred_type, payload
 
 
 def _cloud(r: ObjectReader | None) -> CloudConfig | None:

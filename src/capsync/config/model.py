@@ -135,6 +135,13 @@ class RemoteConfig:
     insecure: bool = False
     # Each names its resource by full name (CaptureMethodConfig.name).
     capture_methods: tuple[CaptureMethodConfig, ...] = ()
+    # ``auth``: entity (an API key id) and credentials; ``secret`` is the legacy
+    # robot location secret (credentials type "robot-location-secret").
+    auth_entity: str = ""
+    auth_type: str = ""
+    auth_payload: str = field(default="", repr=False)
+    # capsync's own: a PEM CA bundle to trust instead of the system roots.
+    ca_file: str | None = None
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -37,10 +37,22 @@ def capture_method(method: str) -> Callable[[_F], _F]:
 
 @dataclass(frozen=True, slots=True)
 class ResourceContext:
-    """Where a resource lives: the capture folder and the folder of its config file."""
+    """Where a resource lives: the capture folder and the folder of its config file.
+
+    ``resolve`` finds another resource of the machine by name (``cam`` or
+    ``rdk:component:camera/cam``), e.g. the camera a vision service reads; it
+    raises ``LookupError`` when there is none (or while the machine reconfigures).
+    """
 
     capture_dir: str | None = None
     config_dir: str | None = None
+    resolve: Callable[[str], Resource] | None = field(default=None, compare=False)
+
+    def dependency(self, name: str) -> Resource:
+        """The resource ``name`` of this machine; ``LookupError`` when unavailable."""
+        if self.resolve is None:
+            raise LookupError(f"resource {name!r}: no other resources are available here")
+        return self.resolve(name)
 
     def resolve_path(self, path: str) -> Path:
         """``path`` with ``~`` expanded; a relative path is taken from ``config_dir``."""

@@ -67,3 +67,11 @@ class EndOfData(ResourceError):
 
     Collectors log this once and stop calling the method.
     """
+
+
+class NoCaptureToStore(ResourceError):
+    """This call has nothing worth storing (a filtered camera saw nothing of interest).
+
+    Collectors skip the tick quietly: neither an error nor a capture (rdk's
+    ``ErrNoCaptureToStore``).
+    """

@@ -64,11 +64,20 @@ class BinaryResult:
         The payload's MIME type, e.g. ``image/jpeg`` or ``pointcloud/pcd``.
     name:
         The source name for images returned by ``GetImages``; ``""`` otherwise.
+    annotations:
+        A serialized ``viam.app.data.v1.Annotations`` stored in the record's
+        ``SensorMetadata`` (CaptureAllFromCamera); ``b""`` for none.
+    time_requested_ns, time_received_ns:
+        When the reading was taken, if not in the call that returned it (a frame a
+        filtered camera held back); None means the call's own times.
     """
 
     payload: bytes | memoryview
     mime_type: str
     name: str = ""
+    annotations: bytes = b""
+    time_requested_ns: int | None = None
+    time_received_ns: int | None = None
 
 
 # Tabular methods return a JSON-like dict; binary methods one BinaryResult, or a list of

@@ -32,7 +32,7 @@ from typing import Any
 from capsync._log import RateLimitedLog
 from capsync.capture.stream import CaptureStream, CaptureWriteError
 from capsync.methods import is_binary_method
-from capsync.resources import BinaryResult, EndOfData, Resource
+from capsync.resources import BinaryResult, EndOfData, NoCaptureToStore, Resource
 from capsync.service.schedule import Ticker
 
 _log = logging.getLogger("capsync.collector")
@@ -217,6 +217,8 @@ class Collector:
                     self._finished = True
                     _log.info("%s: %s; capture stopped", self.label, exc)
                     return
+                except NoCaptureToStore:
+                    continue
                 except Exception as exc:
                     self._errors += 1
                     self._errors_log.log(
@@ -299,12 +301,12 @@ class Collector:
 
     def _write(self, result: Any, requested: int, received: int) -> None:
         if isinstance(result, BinaryResult):
-            self._stream_for(result.mime_type).append_binary(result.payload, requested, received)
+            self._write_binary(result, requested, received)
         elif isinstance(result, list):
             for item in result:
                 if not isinstance(item, BinaryResult):
                     raise TypeError(f"expected binary results, got {type(item).__name__}")
-                self._stream_for(item.mime_type).append_binary(item.payload, requested, received)
+                self._write_binary(item, requested, received)
         elif self._binary:
             raise TypeError(
                 f"{self.key.method} must return binary data, got {type(result).__name__}"
@@ -313,6 +315,16 @@ class Collector:
             self._stream_for("").append(result, requested, received)
             if self._on_tabular is not None:
                 self._on_tabular(self.key, result, requested, received)
+
+    def _write_binary(self, result: BinaryResult, requested: int, received: int) -> None:
+        if result.time_requested_ns is not None:  # a reading held back (filtered camera)
+            requested = result.time_requested_ns
+            received = result.time_received_ns or requested
+        stream = self._stream_for(result.mime_type)
+        if result.annotations:
+            stream.append_binary(result.payload, requested, received, annotations=result.annotations)
+        else:
+            stream.append_binary(result.payload, requested, received)
 
     def _stream_for(self, mime_type: str) -> CaptureStream:
         stream = self._streams.get(mime_type)

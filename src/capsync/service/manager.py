@@ -36,6 +36,7 @@ from capsync.config import (
 )
 from capsync.config.model import split_resource_name
 from capsync.diskpressure import DeleterStats
+from capsync.remote import remote_resource_config
 from capsync.resources import Resource, ResourceContext, build_resource
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings, CollectorStats
 from capsync.service.deletion_control import DeletionControl
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # pymongo is an optional extra: capsync.mongo_capture is impo
     from capsync.mongo_capture import MongoCaptureStats, MongoCaptureWriter
 
 _log = logging.getLogger("capsync.manager")
+DEPENDENCY_LOCK_TIMEOUT_S = 0.5
 
 
 class ServiceError(RuntimeError):
@@ -209,11 +211,7 @@ class DataManager:
                         return resource
             for config in (*self.config.components, *self.config.services):
                 if config.name == short and api in (None, config.api):
-                    source = self.config.source_path
-                    context = ResourceContext(
-                        capture_dir=str(self.capture_dir),
-                        config_dir=str(Path(source).parent) if source else None,
-                    )
+                    context = self._context()
                     try:
                         resource = build_resource(
                             config.api, config.model, config.name, config.attributes, context
@@ -305,18 +303,16 @@ class DataManager:
         if manager is None or manager.capture_disabled:
             return {}
         plans: dict[CollectorKey, _Plan] = {}
+        remotes = {remote.name: remote for remote in config.remotes}
         for target in config.capture_targets():
             method = target.method
             if not method.enabled:
                 continue
-            if target.resource is None:
-                _log.warning(
-                    "%s %s on remote %s: capturing from a remote part is not supported; skipped",
-                    target.api,
-                    target.resource_name,
-                    target.remote,
+            if target.resource is None and target.remote in remotes:  # built as any other
+                resource = remote_resource_config(
+                    remotes[target.remote], target.api, target.resource_name
                 )
-                continue
+                target = dataclasses.replace(target, resource=resource)
             key = CollectorKey(target.api, target.resource_name, method.method)
             plans[key] = _Plan(
                 key=key,
@@ -397,16 +393,33 @@ class DataManager:
         ident = (config.api, config.name)
         resource = self._resources.get(ident)
         if resource is None:
-            source = self.config.source_path
-            context = ResourceContext(
-                capture_dir=str(self.capture_dir),
-                config_dir=str(Path(source).parent) if source else None,
-            )
             resource = build_resource(
-                config.api, config.model, config.name, config.attributes, context
+                config.api, config.model, config.name, config.attributes, self._context()
             )
             self._resources[ident] = resource
             self._resource_configs[ident] = config
+        return resource
+
+    def _context(self) -> ResourceContext:
+        source = self.config.source_path
+        return ResourceContext(
+            capture_dir=str(self.capture_dir),
+            config_dir=str(Path(source).parent) if source else None,
+            resolve=self._dependency,
+        )
+
+    def _dependency(self, name: str) -> Resource:
+        """Another resource for a resource (a vision service's camera). Never waits long
+        for the lock: a capture thread asking while the config changes must not block the
+        reconfiguration that is joining it."""
+        if not self._lock.acquire(timeout=DEPENDENCY_LOCK_TIMEOUT_S):
+            raise LookupError(f"resource {name!r}: busy reconfiguring, try again")
+        try:
+            resource = self.resource(name)
+        finally:
+            self._lock.release()
+        if resource is None:
+            raise LookupError(f"no resource {name!r} in the config (or it cannot be built)")
         return resource
 
     def _drop_unused_resources(self) -> None:

@@ -1,0 +1,16 @@
+"""Capture from resources on remote parts (``remotes[]``) over Viam's gRPC API."""
+
+from __future__ import annotations
+
+from .connection import POOL, RemoteCallError, RemoteConnection, RemoteSettings
+from .resources import REMOTE_MODEL, RemoteResource, remote_resource_config
+
+__all__ = [
+    "POOL",
+    "REMOTE_MODEL",
+    "RemoteCallError",
+    "RemoteConnection",
+    "RemoteResource",
+    "RemoteSettings",
+    "remote_resource_config",
+]
