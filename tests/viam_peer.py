@@ -160,9 +160,7 @@ def build_resources() -> list[Any]:
     class PeerVision(Vision):
         def _detections(self) -> list[Any]:
             return [
-                Detection(
-                    x_min=a, y_min=b, x_max=c, y_max=d, confidence=conf, class_name=label
-                )
+                Detection(x_min=a, y_min=b, x_max=c, y_max=d, confidence=conf, class_name=label)
                 for a, b, c, d, conf, label in DETECTIONS
             ]
 

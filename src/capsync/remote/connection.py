@@ -134,7 +134,9 @@ class RemoteConnection:
         settings = self.settings
         request = auth_pb2.AuthenticateRequest(
             entity=settings.auth_entity or settings.address,
-            credentials=auth_pb2.Credentials(type=settings.auth_type, payload=settings.auth_payload),
+            credentials=auth_pb2.Credentials(
+                type=settings.auth_type, payload=settings.auth_payload
+            ),
         )
         method = self._channel.unary_unary(
             AUTHENTICATE_PATH,

@@ -167,7 +167,9 @@ class RemoteBoard(RemoteResource):
     @capture_method("Gpios")
     def gpios(self, params: Mapping[str, Any]) -> dict[str, Any]:
         request = board_pb2.GetGPIORequest(
-            name=self.name, pin=_param(self, params, "pin_name", "Gpios"), extra=from_data_management()
+            name=self.name,
+            pin=_param(self, params, "pin_name", "Gpios"),
+            extra=from_data_management(),
         )
         return {"high": self.call("GetGPIO", request, board_pb2.GetGPIOResponse).high}
 
@@ -321,7 +323,12 @@ def _image_size(payload: bytes) -> tuple[int, int]:
 
 
 _DETECTION_FIELDS = ("x_min", "y_min", "x_max", "y_max")
-_NORMALIZED_FIELDS = ("x_min_normalized", "y_min_normalized", "x_max_normalized", "y_max_normalized")
+_NORMALIZED_FIELDS = (
+    "x_min_normalized",
+    "y_min_normalized",
+    "x_max_normalized",
+    "y_max_normalized",
+)
 
 
 def _detection_dict(d: vision_pb2.Detection) -> dict[str, Any]:

@@ -13,6 +13,10 @@ rdk:component:movement_sensor   fake        Position, velocities, heading, ...
 rdk:component:board             fake        Analogs, Gpios
 rdk:component:camera            fake        ReadImage, GetImages, NextPointCloud
 rdk:component:camera            image_dir   the image/PCD files of a folder in turn
+rdk:component:camera            filtered    another camera's frames, only when a vision
+                                            service finds something
+rdk:service:vision              color_detector  boxes around regions of one color
+rdk:service:vision              color_histogram_classifier  labels from a model file
 =============================== =========== =========================================
 
 Users add models with ``@register("rdk:component:sensor", "acme:sensors:thermo")`` on a
@@ -27,9 +31,11 @@ from . import (  # noqa: F401  (imported to register the built-in models)
     fake_camera,
     fake_movement_sensor,
     fake_sensor,
+    filtered_camera,
     host_sensor,
     image_dir_camera,
     replay_sensor,
+    vision_service,
     wifi_sensor,
 )
 from .base import Resource, ResourceContext, capture_method
@@ -64,6 +70,7 @@ from .results import (
     is_binary_method,
     normalize_mime_type,
 )
+from .vision_service import VisionModel
 
 __all__ = [
     "BINARY_METHODS",
@@ -83,6 +90,7 @@ __all__ = [
     "ResourceError",
     "UnknownModelError",
     "UnsupportedMethodError",
+    "VisionModel",
     "api_for_type",
     "build_resource",
     "capture_method",

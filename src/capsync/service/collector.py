@@ -322,7 +322,9 @@ class Collector:
             received = result.time_received_ns or requested
         stream = self._stream_for(result.mime_type)
         if result.annotations:
-            stream.append_binary(result.payload, requested, received, annotations=result.annotations)
+            stream.append_binary(
+                result.payload, requested, received, annotations=result.annotations
+            )
         else:
             stream.append_binary(result.payload, requested, received)
 
