@@ -14,7 +14,8 @@ _SERVICES = {
 
 
 def service_name(api: str) -> str:
-    """``rdk:component:movement_sensor`` -> ``viam.component.movementsensor.v1.MovementSensorService``.
+    """The gRPC service of a resource API, e.g. ``rdk:component:movement_sensor`` ->
+    ``viam.component.movementsensor.v1.MovementSensorService``.
 
     APIs capsync does not list follow Viam's pattern (``power_sensor`` ->
     ``viam.component.powersensor.v1.PowerSensorService``).
