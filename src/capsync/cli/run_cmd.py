@@ -12,11 +12,15 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from capsync.cli.errors import UserError
 from capsync.config import ConfigError, MachineConfig, load_config
 from capsync.resources import ResourceError
 from capsync.service import CollectorStats, DataManager, ServiceError
+
+if TYPE_CHECKING:
+    from capsync.server.auth import ApiKeys
 
 HELP = "run data capture from a machine config until SIGINT/SIGTERM or --duration"
 _log = logging.getLogger("capsync.run")
@@ -34,6 +38,19 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="seconds between status lines (default 5)",
     )
     parser.add_argument("--quiet", action="store_true", help="no status lines")
+    parser.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="serve the data manager's API (DataManagerService: Sync, GetStatus, ...) here; "
+        "port 0 picks one, printed at start",
+    )
+    parser.add_argument(
+        "--api-keys",
+        type=Path,
+        metavar="FILE",
+        help='keys that may call --listen: JSON {"keys": [{"id": ..., "key": ...}]} (required '
+        "with --listen)",
+    )
     parser.add_argument(
         "--log-level",
         dest="log_level_override",
@@ -70,8 +87,30 @@ def status_line(
     return "status: " + ("; ".join(parts) if parts else "no collectors")
 
 
+def listen_keys(args: argparse.Namespace) -> ApiKeys | None:
+    """The API keys of ``--listen``; None without it. Checked before anything starts."""
+    if args.listen is None:
+        if args.api_keys is not None:
+            raise UserError("--api-keys goes with --listen", exit_code=2)
+        return None
+    from capsync.server import ApiKeysError, parse_listen
+    from capsync.server.auth import load_api_keys
+
+    try:
+        parse_listen(args.listen)
+    except ValueError as exc:
+        raise UserError(f"--listen: {exc}", exit_code=2) from None
+    if args.api_keys is None:
+        raise UserError("--listen needs --api-keys FILE (who may call the API)", exit_code=2)
+    try:
+        return load_api_keys(args.api_keys)
+    except ApiKeysError as exc:
+        raise UserError(str(exc), exit_code=2) from None
+
+
 def run(args: argparse.Namespace) -> int:
     config = load(args.config, args.capture_dir)
+    keys = listen_keys(args)
     stop = threading.Event()
     reload_requested = threading.Event()
 
@@ -94,6 +133,17 @@ def run(args: argparse.Namespace) -> int:
         if recovery.action != "in_use":
             _log.info("recovered %s: %s", recovery.path, recovery.action)
     _log.info("capturing %d methods into %s", len(manager.stats()), manager.capture_dir)
+    api_server = None
+    if keys is not None:
+        from capsync.service.api_server import start_api_server
+
+        try:
+            api_server, port = start_api_server(manager, args.listen, keys)
+        except (OSError, RuntimeError) as exc:
+            manager.close()
+            raise UserError(f"--listen {args.listen}: {exc}", exit_code=2) from None
+        host = args.listen.rpartition(":")[0]
+        print(f"data manager API listening on {host}:{port}", flush=True)
     started = time.monotonic()
     deadline = started + args.duration if args.duration is not None else None
     last_stats = manager.stats()
@@ -119,6 +169,8 @@ def run(args: argparse.Namespace) -> int:
                 print(status_line(stats, last_stats, now - last_time), flush=True)
                 last_stats, last_time = stats, now
     finally:
+        if api_server is not None:
+            api_server.stop(2.0).wait()
         manager.close()
     final = manager_summary(manager, time.monotonic() - started)
     if not args.quiet:

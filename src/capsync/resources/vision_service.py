@@ -161,9 +161,9 @@ class ClassifierService(VisionModel):
         super().__init__(name, attributes, context)
         path = context.resolve_path(require_str(self, self.attributes, "model_path"))
         try:
-            self.model = load_model(path)
+            self.classifier = load_model(path)
         except ModelFileError as exc:
             raise self.config_error("model_path", str(exc)) from None
 
     def classifications(self, image: Any, n: int = 0) -> list[Classification]:
-        return self.model.classify(image, n)
+        return self.classifier.classify(image, n)

@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import os
 import threading
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ from capsync.config import (
 )
 from capsync.config.model import split_resource_name
 from capsync.diskpressure import DeleterStats
+from capsync.methods import MIME_FILE_EXTENSIONS
 from capsync.remote import remote_resource_config
 from capsync.resources import Resource, ResourceContext, build_resource
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings, CollectorStats
@@ -49,6 +51,7 @@ if TYPE_CHECKING:  # pymongo is an optional extra: capsync.mongo_capture is impo
 
 _log = logging.getLogger("capsync.manager")
 DEPENDENCY_LOCK_TIMEOUT_S = 0.5
+DATASET_DIR = "dataset"  # UploadBinaryDataToDatasets' files, under the capture dir
 
 
 class ServiceError(RuntimeError):
@@ -230,6 +233,32 @@ class DataManager:
             return self._sync.sync_now(progress)
         except SyncNotRunning as exc:
             raise ServiceError(str(exc)) from None
+
+    def upload_binary_to_datasets(
+        self,
+        data: bytes,
+        mime_type: str,
+        tags: tuple[str, ...] = (),
+        dataset_ids: tuple[str, ...] = (),
+    ) -> None:
+        """Upload ``data`` now, straight into ``dataset_ids`` (DataManagerService's
+        UploadBinaryDataToDatasets): written to ``<capture_dir>/dataset/`` then sent as a
+        file with the config's tags plus ``tags``; the file is removed either way."""
+        folder = self.capture_dir / DATASET_DIR
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        name = f"{uuid.uuid4()}{MIME_FILE_EXTENSIONS.get(mime_type, '')}"
+        path = folder / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            all_tags = tuple(dict.fromkeys((*self.settings.tags, *tags)))
+            try:
+                self._sync.upload_file(path, name, all_tags, dataset_ids)
+            except SyncNotRunning as exc:
+                raise ServiceError(str(exc)) from None
+        finally:
+            path.unlink(missing_ok=True)
 
     def deletion_stats(self) -> DeleterStats | None:
         """Disk-pressure deletion counters; None while capture is off."""

@@ -77,6 +77,19 @@ class SyncControl:
             raise ConnectionError(self._error or "sync is not running")
         return scheduler.syncer.client.data_capture_upload(request)
 
+    def upload_file(
+        self, path: Path, file_name: str, tags: tuple[str, ...], dataset_ids: tuple[str, ...]
+    ) -> None:
+        """Send one file as a FileUpload over the sync connection (datasets upload)."""
+        from capsync.sync.upload import upload_arbitrary_file
+
+        scheduler = self._scheduler
+        if scheduler is None:
+            raise SyncNotRunning(self._error or "sync is not running")
+        upload_arbitrary_file(
+            scheduler.syncer.client, path, file_name=file_name, tags=tags, dataset_ids=dataset_ids
+        )
+
     @staticmethod
     def part_id(config: MachineConfig) -> str:
         if not sync_configured(config):
