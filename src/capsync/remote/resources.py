@@ -86,7 +86,10 @@ class RemoteResource(Resource):
         settings = RemoteSettings(
             **{k: self.attributes[k] for k in _SETTINGS_KEYS if self.attributes.get(k)}
         )
-        self._connection: RemoteConnection | None = POOL.acquire(settings)
+        try:
+            self._connection: RemoteConnection | None = POOL.acquire(settings)
+        except OSError as exc:  # the CA file
+            raise self.config_error("ca_file", f"cannot be read: {exc.strerror or exc}") from None
 
     def call(self, method: str, request: Message, response_type: type[Any]) -> Any:
         """Call ``method`` of this resource's API on the remote, bounded by ``call_timeout_s``."""

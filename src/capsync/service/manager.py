@@ -38,7 +38,6 @@ from capsync.config import (
 from capsync.config.model import split_resource_name
 from capsync.diskpressure import DeleterStats
 from capsync.methods import MIME_FILE_EXTENSIONS
-from capsync.remote import remote_resource_config
 from capsync.resources import Resource, ResourceContext, build_resource
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings, CollectorStats
 from capsync.service.deletion_control import DeletionControl
@@ -338,6 +337,8 @@ class DataManager:
             if not method.enabled:
                 continue
             if target.resource is None and target.remote in remotes:  # built as any other
+                from capsync.remote import remote_resource_config  # grpc only when needed
+
                 resource = remote_resource_config(
                     remotes[target.remote], target.api, target.resource_name
                 )
