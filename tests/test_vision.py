@@ -365,3 +365,17 @@ def test_capture_all_from_camera_and_filtered_camera_files(tmp_path: Path) -> No
     assert [next(read_capture_file(p)[1]).binary for p in kept] == [
         (frames_dir / f"frame{i:02d}.png").read_bytes() for i in sorted(hits)
     ]
+
+
+def test_features_are_the_training_scripts() -> None:
+    """The description ``examples/train_color_classifier.py`` (capsync train) computes."""
+    from capsync.vision.classifier import features
+
+    rng = np.random.default_rng(7)
+    image = Image.fromarray(rng.integers(0, 256, (50, 90, 3), dtype=np.uint8))
+    bins = 6
+    pixels = np.asarray(image.convert("RGB").resize((64, 64)), dtype=np.uint8)
+    expected = np.concatenate(
+        [np.histogram(pixels[:, :, c], bins=bins, range=(0, 256))[0] / (64 * 64) for c in range(3)]
+    )
+    assert np.array_equal(features(image, bins), expected)

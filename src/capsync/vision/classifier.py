@@ -10,9 +10,11 @@ example script, or by :func:`save_model`)::
      "image_size_px": 64,                    # optional, default 64
      "temperature": 0.05}                    # optional, default 0.05
 
-Features (:func:`features`): the image in RGB, downscaled (bilinear) so its
-longer side is ``image_size_px``; per channel, a histogram of ``bins`` equal
-bins over 0..255 normalized to sum 1; the three concatenated (R, G, B). A
+Features (:func:`features`): the image in RGB, resized to ``image_size_px``
+square (Pillow's default filter); per channel, a histogram of ``bins`` equal
+bins over 0..255 normalized to sum 1; the three concatenated (R, G, B). This
+is exactly what ``examples/train_color_classifier.py`` (``capsync train``)
+computes, so its models load here unchanged. A
 label's centroid is the mean feature of its training images. Classifying
 measures the Euclidean distance to every centroid; confidences are
 ``softmax(-distance / temperature)``, highest first.
@@ -43,13 +45,7 @@ class ModelFileError(ValueError):
 
 def features(image: Any, bins: int, image_size_px: int = DEFAULT_IMAGE_SIZE_PX) -> np.ndarray:
     """The feature vector (3 * ``bins`` floats) of a PIL image."""
-    from PIL import Image
-
-    rgb = image.convert("RGB")
-    scale = image_size_px / max(rgb.size)
-    if scale < 1.0:
-        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
-        rgb = rgb.resize(size, Image.Resampling.BILINEAR)
+    rgb = image.convert("RGB").resize((image_size_px, image_size_px))
     pixels = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3)
     index = (pixels.astype(np.int32) * bins) >> 8  # bin of each channel value
     out = np.empty(3 * bins, dtype=np.float64)
