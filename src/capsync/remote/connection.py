@@ -25,7 +25,7 @@ from typing import TypeVar
 import grpc
 from google.protobuf.message import Message
 
-from capsync.proto.rpc.v1 import auth_pb2
+from capsync.proto.goutils.rpc.v1 import auth_pb2
 
 _log = logging.getLogger("capsync.remote")
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 from google.protobuf import json_format
 
-from capsync.proto.rpc.v1 import auth_pb2
+from capsync.proto.goutils.rpc.v1 import auth_pb2
 from capsync.proto.viam.common.v1 import common_pb2
 from capsync.proto.viam.service.datamanager.v1 import data_manager_pb2 as dm_pb2
 
