@@ -261,3 +261,30 @@ def test_listen_needs_api_keys(tmp_path: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "capsync: error: --listen needs --api-keys FILE (who may call the API)"
     ]
+
+
+@pytest.mark.slow
+def test_sync_says_unavailable_when_the_server_is_down(
+    robot: tuple[RunProcess, Path], ingest_server: ServerProcess
+) -> None:
+    """Last in the module: it stops the shared server."""
+    from grpclib.const import Status
+    from grpclib.exceptions import GRPCError
+    from viam.gen.service.datamanager.v1.data_manager_grpc import DataManagerServiceStub
+    from viam.gen.service.datamanager.v1.data_manager_pb2 import SyncRequest
+
+    run, capture_dir = robot
+    ingest_server.stop()
+    assert wait_for(lambda: any(capture_dir.rglob("*.prog")))
+    metadata = authenticate(run.port)
+
+    async def sync(channel: Any) -> Any:
+        return await DataManagerServiceStub(channel).Sync(
+            SyncRequest(name="dm"), metadata=metadata, timeout=4
+        )
+
+    with pytest.raises(GRPCError) as info:
+        asyncio.run(_call(run.port, sync))
+    assert info.value.status == Status.UNAVAILABLE
+    assert "files not uploaded" in (info.value.message or "")
+    assert list(capture_dir.rglob("*.capture"))  # kept for the next pass

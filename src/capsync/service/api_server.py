@@ -2,7 +2,8 @@
 
 Serves ``viam.service.datamanager.v1.DataManagerService`` (Viam's method paths):
 
-* ``Sync`` completes the open files, runs one sync pass and answers when it is done;
+* ``Sync`` completes the open files, runs one sync pass and answers when it is done
+  (UNAVAILABLE, with the reason, when files could not be uploaded);
 * ``UploadBinaryDataToDatasets`` uploads the bytes straight into the given datasets
   (as rdk does: an arbitrary-file upload with the tags and dataset ids);
 * ``GetStatus`` answers collector and sync figures; ``DoCommand`` takes
@@ -40,6 +41,7 @@ _log = logging.getLogger("capsync.api")
 SERVICE = "viam.service.datamanager.v1.DataManagerService"
 AUTH_SERVICE = "proto.rpc.v1.AuthService"
 API_KEY_CREDENTIALS = "api-key"
+DEFAULT_SYNC_RETRY_S = 60.0
 _MIME_NAMES = {1: "image/jpeg", 2: "image/png", 3: "pointcloud/pcd", 4: "video/mp4"}
 
 
@@ -114,14 +116,23 @@ class DataManagerApi:
         return auth_pb2.AuthenticateResponse(access_token=self.tokens.issue())
 
     def sync(self, request: dm_pb2.SyncRequest, context: grpc.ServicerContext) -> Any:
-        self._sync(context)
+        """OK once every file was uploaded; UNAVAILABLE (saying why) when some are left."""
+        report = self._sync(context)
+        if report["files_left"]:
+            context.abort(
+                grpc.StatusCode.UNAVAILABLE,
+                f"{report['files_left']} files not uploaded: {report['first_reason']}",
+            )
         return dm_pb2.SyncResponse()
 
     def _sync(self, context: grpc.ServicerContext) -> dict[str, Any]:
         from capsync.service.manager import ServiceError
 
+        # Retry failed uploads only while the caller still waits (a minute without a deadline).
+        remaining_s = context.time_remaining()
+        retry_for_s = DEFAULT_SYNC_RETRY_S if remaining_s is None else max(0.0, remaining_s - 1.0)
         try:
-            report = self.manager.sync_now()
+            report = self.manager.sync_now(retry_for_s=retry_for_s)
         except ServiceError as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return {
@@ -129,6 +140,7 @@ class DataManagerApi:
             "files_left": report.files_left,
             "files_moved_to_failed": report.files_moved,
             "complete": report.complete,
+            "first_reason": next(iter(report.left.values()), ""),
         }
 
     def upload_binary_data_to_datasets(

@@ -225,11 +225,14 @@ class DataManager:
                     return resource
         return None
 
-    def sync_now(self, progress: ProgressFn | None = None) -> SyncReport:
+    def sync_now(
+        self, progress: ProgressFn | None = None, *, retry_for_s: float | None = None
+    ) -> SyncReport:
         """Complete the open tabular files and run one sync pass now (even if
-        ``sync_disabled``); raises :class:`ServiceError` when sync is not configured."""
+        ``sync_disabled``); raises :class:`ServiceError` when sync is not configured.
+        ``retry_for_s`` bounds how long failed uploads are retried (default: the syncer's)."""
         try:
-            return self._sync.sync_now(progress)
+            return self._sync.sync_now(progress, retry_for_s)
         except SyncNotRunning as exc:
             raise ServiceError(str(exc)) from None
 

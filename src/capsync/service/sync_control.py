@@ -55,12 +55,16 @@ class SyncControl:
 
     # ----- what the DataManager asks ------------------------------------------------------
 
-    def sync_now(self, progress: ProgressFn | None = None) -> SyncReport:
+    def sync_now(
+        self, progress: ProgressFn | None = None, retry_for_s: float | None = None
+    ) -> SyncReport:
         scheduler = self._scheduler
         if scheduler is None:
             raise SyncNotRunning(self._error or "sync is not configured")
         self._before_pass()
-        return scheduler.syncer.sync_once(progress)
+        if retry_for_s is None:
+            return scheduler.syncer.sync_once(progress)
+        return scheduler.syncer.sync_once(progress, retry_for_s=retry_for_s)
 
     def stats(self) -> SyncStats | None:
         scheduler = self._scheduler
