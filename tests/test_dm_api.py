@@ -17,8 +17,7 @@ from server_fixtures import KEY, KEY_ID, ServerProcess, start_server, subprocess
 from sync_helpers import machine_config, server_items, wait_for, write_config
 
 from capsync.config import load_config
-from capsync.remote import remote_resource_config
-from capsync.resources import build_resource
+from capsync.remote import build_remote_resource, remote_resource_config
 
 pytestmark = pytest.mark.wire_independent
 
@@ -231,7 +230,7 @@ def test_status_and_do_command_as_a_remote_with_api_key_auth(
     }
     config = load_config({"remotes": [remote]}).remotes[0]
     rc = remote_resource_config(config, "rdk:service:data_manager", "dm")
-    resource = build_resource(rc.api, rc.model, rc.name, rc.attributes)
+    resource = build_remote_resource(rc)
     try:
         status = resource.capture("DoCommand", {"docommand_input": {"command": "status"}})
         assert status["collectors"]["thermo/Readings"]["captures"] > 0
@@ -239,7 +238,7 @@ def test_status_and_do_command_as_a_remote_with_api_key_auth(
         resource.close()
     bad = dict(remote, auth={"entity": KEY_ID, "credentials": {"type": "api-key", "payload": "x"}})
     rc = remote_resource_config(load_config({"remotes": [bad]}).remotes[0], rc.api, "dm")
-    resource = build_resource(rc.api, rc.model, rc.name, rc.attributes)
+    resource = build_remote_resource(rc)
     try:
         with pytest.raises(Exception, match="UNAUTHENTICATED"):
             resource.capture("DoCommand", {"docommand_input": {"command": "status"}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from pathlib import Path
 from typing import Any
@@ -9,9 +10,9 @@ from typing import Any
 import pytest
 
 from capsync.config import ConfigError, load_config
-from capsync.remote import RemoteSettings, remote_resource_config
+from capsync.remote import RemoteSettings, build_remote_resource, remote_resource_config
 from capsync.remote.api import method_path
-from capsync.resources import ResourceConfigError, build_resource
+from capsync.resources import ResourceConfigError
 
 pytestmark = pytest.mark.wire_independent
 
@@ -110,7 +111,7 @@ def test_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
     (remote,) = load_config(remotes(ca_file=str(tmp_path / "missing.pem"))).remotes
     rc = remote_resource_config(remote, "rdk:component:sensor", "s")
     with pytest.raises(ResourceConfigError, match="'ca_file' cannot be read"):
-        build_resource(rc.api, rc.model, rc.name, rc.attributes)
+        build_remote_resource(rc)
 
 
 def test_a_remote_that_does_not_answer_costs_one_deadline() -> None:
@@ -128,8 +129,8 @@ def test_a_remote_that_does_not_answer_costs_one_deadline() -> None:
             {"remotes": [{"name": "r", "address": f"127.0.0.1:{port}", "insecure": True}]}
         ).remotes
         rc = remote_resource_config(remote, "rdk:component:sensor", "s")
-        resource = build_resource(
-            rc.api, rc.model, rc.name, {**rc.attributes, "call_timeout_s": 0.3}
+        resource = build_remote_resource(
+            dataclasses.replace(rc, attributes={**rc.attributes, "call_timeout_s": 0.3})
         )
         try:
             with pytest.raises(RemoteCallError) as info:

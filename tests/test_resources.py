@@ -115,7 +115,11 @@ def test_known_models_lists_the_builtins() -> None:
         "rdk:builtin:replay",
         "rdk:builtin:wifi-rssi",
     ]
-    assert models[CAMERA] == ["rdk:builtin:fake", "rdk:builtin:image_dir"]
+    assert models[CAMERA] == ["rdk:builtin:fake", "rdk:builtin:filtered", "rdk:builtin:image_dir"]
+    assert models["rdk:service:vision"] == [
+        "rdk:builtin:color_detector",
+        "rdk:builtin:color_histogram_classifier",
+    ]
     assert models["rdk:component:board"] == ["rdk:builtin:fake"]
     assert models["rdk:component:movement_sensor"] == ["rdk:builtin:fake"]
     assert known_models("camera") == {CAMERA: models[CAMERA]}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .connection import POOL, RemoteCallError, RemoteConnection, RemoteSettings
-from .resources import REMOTE_MODEL, RemoteResource, remote_resource_config
+from .resources import REMOTE_MODEL, RemoteResource, build_remote_resource, remote_resource_config
 
 __all__ = [
     "POOL",
@@ -12,5 +12,6 @@ __all__ = [
     "RemoteConnection",
     "RemoteResource",
     "RemoteSettings",
+    "build_remote_resource",
     "remote_resource_config",
 ]

@@ -30,9 +30,7 @@ from capsync.resources import (
     Resource,
     ResourceContext,
     capture_method,
-    known_models,
     normalize_mime_type,
-    register,
 )
 from capsync.vision import Classification, Detection, encode_annotations, min_confidence_param
 
@@ -46,11 +44,10 @@ _SETTINGS_KEYS = ("address", "insecure", "ca_file", "auth_entity", "auth_type", 
 def remote_resource_config(remote: RemoteConfig, api: str, name: str) -> ResourceConfig:
     """The resource config the data manager builds resource ``api``/``name`` of ``remote`` from.
 
-    An API capsync has no class for gets :class:`RemoteGeneric` (DoCommand, Readings).
+    Build it with :func:`build_remote_resource` (remote models are not in the model
+    registry: they are not something a config can name).
     """
     namespace, kind, type_ = api.split(":")
-    if REMOTE_MODEL not in known_models(api)[api]:
-        register(api, REMOTE_MODEL)(RemoteGeneric)
     return ResourceConfig(
         name=name,
         type=type_,
@@ -143,14 +140,12 @@ class RemoteGeneric(RemoteResource):
         return self.remote_readings()
 
 
-@register("rdk:component:sensor", REMOTE_MODEL)
 class RemoteSensor(RemoteResource):
     @capture_method("Readings")
     def readings(self, params: Mapping[str, Any]) -> dict[str, Any]:
         return self.remote_readings()
 
 
-@register("rdk:component:board", REMOTE_MODEL)
 class RemoteBoard(RemoteResource):
     @capture_method("Analogs")
     def analogs(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -177,7 +172,6 @@ class RemoteBoard(RemoteResource):
         return {"high": self.call("GetGPIO", request, board_pb2.GetGPIOResponse).high}
 
 
-@register("rdk:component:camera", REMOTE_MODEL)
 class RemoteCamera(RemoteResource):
     def _images(self) -> list[camera_pb2.Image]:
         request = camera_pb2.GetImagesRequest(name=self.name, extra=from_data_management())
@@ -209,7 +203,6 @@ class RemoteCamera(RemoteResource):
         return BinaryResult(response.point_cloud, MIME_PCD)
 
 
-@register("rdk:component:movement_sensor", REMOTE_MODEL)
 class RemoteMovementSensor(RemoteResource):
     def _get(self, method: str, response_type: type[Any]) -> Any:
         request = ms_pb2.GetPositionRequest(name=self.name, extra=from_data_management())
@@ -252,7 +245,6 @@ class RemoteMovementSensor(RemoteResource):
         return self.remote_readings()
 
 
-@register("rdk:service:vision", REMOTE_MODEL)
 class RemoteVision(RemoteResource):
     @capture_method("CaptureAllFromCamera")
     def capture_all_from_camera(self, params: Mapping[str, Any]) -> BinaryResult:
@@ -316,6 +308,27 @@ class RemoteVision(RemoteResource):
             return min_confidence_param(params.get("min_confidence_score"))
         except ValueError as exc:
             raise self.config_error("min_confidence_score", str(exc)) from None
+
+
+_CLASSES: dict[str, type[RemoteResource]] = {
+    "rdk:component:sensor": RemoteSensor,
+    "rdk:component:board": RemoteBoard,
+    "rdk:component:camera": RemoteCamera,
+    "rdk:component:movement_sensor": RemoteMovementSensor,
+    "rdk:service:vision": RemoteVision,
+}
+
+
+def build_remote_resource(
+    config: ResourceConfig, context: ResourceContext | None = None
+) -> RemoteResource:
+    """The resource of a :func:`remote_resource_config`; an API capsync has no class for
+    gets :class:`RemoteGeneric` (DoCommand, and Readings where the API has GetReadings)."""
+    cls = _CLASSES.get(config.api, RemoteGeneric)
+    resource = cls(config.name, config.attributes, context or ResourceContext())
+    resource.api = config.api
+    resource.model = REMOTE_MODEL
+    return resource
 
 
 def _image_size(payload: bytes) -> tuple[int, int]:

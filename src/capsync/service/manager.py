@@ -425,6 +425,10 @@ class DataManager:
         config = target.resource
         ident = (config.api, config.name)
         resource = self._resources.get(ident)
+        if resource is None and target.remote is not None:
+            from capsync.remote import build_remote_resource
+
+            resource = build_remote_resource(config, self._context())
         if resource is None:
             resource = build_resource(
                 config.api, config.model, config.name, config.attributes, self._context()
