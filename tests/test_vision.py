@@ -379,3 +379,35 @@ def test_features_are_the_training_scripts() -> None:
         [np.histogram(pixels[:, :, c], bins=bins, range=(0, 256))[0] / (64 * 64) for c in range(3)]
     )
     assert np.array_equal(features(image, bins), expected)
+
+
+def test_a_python_vision_model_from_the_registry() -> None:
+    from viam.gen.app.datasync.v1 import data_sync_pb2 as viam_sync
+
+    from capsync.resources import VisionModel, register, unregister
+    from capsync.vision import Classification, Detection
+
+    @register("rdk:service:vision", "acme:vision:ripeness")
+    class Ripeness(VisionModel):
+        def detections(self, image: Any) -> list[Detection]:
+            return [Detection(0, 0, image.width // 2, image.height, 0.7, "fruit")]
+
+        def classifications(self, image: Any, n: int = 0) -> list[Classification]:
+            return [Classification("ripe", 0.9), Classification("rotten", 0.05)][: n or None]
+
+    try:
+        resources: dict[str, Resource] = {"cam": FrameCamera([frame()])}
+        context = machine(resources)
+        vision = build_resource(
+            "rdk:service:vision", "acme:vision:ripeness", "ripe", {"camera_name": "cam"}, context
+        )
+        result = vision.capture("CaptureAllFromCamera", {"min_confidence_score": "0.1"})
+        assert result.payload == png(frame()) and result.mime_type == "image/png"
+        annotations = viam_sync.SensorMetadata.FromString(
+            b"\x22" + bytes([len(result.annotations)]) + result.annotations
+        ).annotations
+        (box,) = annotations.bboxes
+        assert (box.label, box.x_max_normalized, box.y_max_normalized) == ("fruit", 0.5, 1.0)
+        assert [(c.label, c.confidence) for c in annotations.classifications] == [("ripe", 0.9)]
+    finally:
+        unregister("rdk:service:vision", "acme:vision:ripeness")
