@@ -38,7 +38,7 @@ from capsync.vision import (
     min_confidence_param,
 )
 from capsync.vision.classifier import ModelFileError, load_model
-from capsync.vision.color_detector import ColorDetector
+from capsync.vision.color_detector import ColorDetector, ColorDetectorError
 
 from .attrs import get_int, get_str, require_str
 from .base import Resource, ResourceContext, capture_method
@@ -145,8 +145,8 @@ class ColorDetectorService(VisionModel):
                 numbers["value_cutoff_pct"],
                 get_str(self, self.attributes, "label", "") or "",
             )
-        except ValueError as exc:
-            raise self.config_error("detect_color", f"/ hue_tolerance_pct: {exc}") from None
+        except ColorDetectorError as exc:
+            raise self.config_error(exc.key, exc.problem) from None
 
     def detections(self, image: Any) -> list[Detection]:
         return self.detector.detect(np.asarray(image.convert("RGB")))

@@ -27,6 +27,15 @@ _HUE_NAMES = (
 )  # fmt: skip
 
 
+class ColorDetectorError(ValueError):
+    """A bad attribute: ``key`` names it, ``problem`` says what is wrong."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key} {problem}")
+        self.key = key
+        self.problem = problem
+
+
 def parse_hex_color(text: str) -> tuple[int, int, int]:
     """``"#RRGGBB"`` -> (r, g, b); ValueError otherwise."""
     value = text.strip()
@@ -81,18 +90,28 @@ class ColorDetector:
         label: str = "",
     ) -> ColorDetector:
         """Checked like rdk checks them; ValueError names the attribute."""
-        color = np.array([[parse_hex_color(detect_color)]], dtype=np.uint8)
+        try:
+            color = np.array([[parse_hex_color(detect_color)]], dtype=np.uint8)
+        except ValueError as exc:
+            raise ColorDetectorError("detect_color", str(exc)) from None
         h, s, v = (float(x[0, 0]) for x in hsv(color))
         sat = saturation_cutoff_pct or DEFAULT_SATURATION_CUTOFF
         val = value_cutoff_pct or DEFAULT_VALUE_CUTOFF
         if not 0.0 < hue_tolerance_pct <= 1.0:
-            raise ValueError(f"hue_tolerance_pct must be in (0, 1], got {hue_tolerance_pct}")
+            raise ColorDetectorError(
+                "hue_tolerance_pct", f"must be more than 0 and at most 1, got {hue_tolerance_pct}"
+            )
+        for key, cutoff in (("saturation_cutoff_pct", sat), ("value_cutoff_pct", val)):
+            if not 0.0 <= cutoff <= 1.0:
+                raise ColorDetectorError(key, f"must be between 0 and 1, got {cutoff}")
         if s == 0 or s < sat:
-            raise ValueError(f"detect_color {detect_color!r} is too close to grayscale to detect")
+            raise ColorDetectorError(
+                "detect_color", f"{detect_color!r} is too close to grayscale to detect"
+            )
         if v < val:
-            raise ValueError(f"detect_color {detect_color!r} is too dark to detect")
+            raise ColorDetectorError("detect_color", f"{detect_color!r} is too dark to detect")
         if segment_size_px < 0:
-            raise ValueError(f"segment_size_px must be >= 0, got {segment_size_px}")
+            raise ColorDetectorError("segment_size_px", f"must be >= 0, got {segment_size_px}")
         return cls(
             hue_deg=h,
             hue_tolerance=hue_tolerance_pct,
