@@ -411,3 +411,23 @@ def test_a_python_vision_model_from_the_registry() -> None:
         assert [(c.label, c.confidence) for c in annotations.classifications] == [("ripe", 0.9)]
     finally:
         unregister("rdk:service:vision", "acme:vision:ripeness")
+
+
+@pytest.mark.parametrize(
+    ("attrs", "message"),
+    [
+        (
+            {"detect_color": "red"},
+            """'detect_color' must be a color such as "#FF0000", got 'red'""",
+        ),
+        (
+            {"hue_tolerance_pct": 2},
+            "'hue_tolerance_pct' must be more than 0 and at most 1, got 2.0",
+        ),
+        ({"segment_size_px": "big"}, "'segment_size_px' must be an integer >= 0, got 'big'"),
+    ],
+)
+def test_bad_color_detector_attributes_name_the_key(attrs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ResourceConfigError) as info:
+        build_resource("rdk:service:vision", "color_detector", "det", {**COLOR_DETECTOR, **attrs})
+    assert str(info.value) == f"vision 'det' (model rdk:builtin:color_detector): {message}"
