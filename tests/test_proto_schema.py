@@ -38,7 +38,20 @@ GENERATED = {
     DATA_PROTO: "capsync.proto.viam.app.data.v1.data_pb2",
     DATA_SYNC_PROTO: "capsync.proto.viam.app.datasync.v1.data_sync_pb2",
     HEALTH_PROTO: "capsync.proto.grpc.health.v1.health_pb2",
-}
+    # What capsync calls remote parts with, and its own DataManagerService (tests/test_remote*.py).
+    "capsync/proto/goutils/rpc/v1/auth.proto": "capsync.proto.goutils.rpc.v1.auth_pb2",
+    "capsync/proto/viam/common/v1/common.proto": "capsync.proto.viam.common.v1.common_pb2",
+    "capsync/proto/viam/component/board/v1/board.proto":
+        "capsync.proto.viam.component.board.v1.board_pb2",
+    "capsync/proto/viam/component/camera/v1/camera.proto":
+        "capsync.proto.viam.component.camera.v1.camera_pb2",
+    "capsync/proto/viam/component/movementsensor/v1/movementsensor.proto":
+        "capsync.proto.viam.component.movementsensor.v1.movementsensor_pb2",
+    "capsync/proto/viam/service/datamanager/v1/data_manager.proto":
+        "capsync.proto.viam.service.datamanager.v1.data_manager_pb2",
+    "capsync/proto/viam/service/vision/v1/vision.proto":
+        "capsync.proto.viam.service.vision.v1.vision_pb2",
+}  # fmt: skip
 SERVICE = "viam.app.datasync.v1.DataSyncService"  # on the wire
 PROTO_SERVICE = "capsync.viam.app.datasync.v1.DataSyncService"  # in the descriptor pool
 
