@@ -92,7 +92,7 @@ class RemoteResource(Resource):
         """Call ``method`` of this resource's API on the remote, bounded by ``call_timeout_s``."""
         connection = self._connection
         if connection is None:
-            raise RuntimeError(f"{self.describe()} on remote {self.remote!r} is closed")
+            raise RuntimeError(f"{self.describe()} is closed")
         return connection.call(
             method_path(self.api, method), request, response_type, self.timeout_s
         )
