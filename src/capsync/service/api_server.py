@@ -132,7 +132,7 @@ class DataManagerApi:
         remaining_s = context.time_remaining()
         retry_for_s = DEFAULT_SYNC_RETRY_S if remaining_s is None else max(0.0, remaining_s - 1.0)
         try:
-            report = self.manager.sync_now(retry_for_s=retry_for_s)
+            report = self.manager.sync_now(timeout_s=retry_for_s)
         except ServiceError as exc:
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         return {

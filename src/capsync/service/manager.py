@@ -49,6 +49,9 @@ if TYPE_CHECKING:  # pymongo is an optional extra: capsync.mongo_capture is impo
     from capsync.mongo_capture import MongoCaptureStats, MongoCaptureWriter
 
 _log = logging.getLogger("capsync.manager")
+
+# How long DataManager.sync_now keeps retrying by default.
+SYNC_NOW_TIMEOUT_S = 30.0
 DEPENDENCY_LOCK_TIMEOUT_S = 0.5
 DATASET_DIR = "dataset"  # UploadBinaryDataToDatasets' files, under the capture dir
 
@@ -226,13 +229,18 @@ class DataManager:
         return None
 
     def sync_now(
-        self, progress: ProgressFn | None = None, *, retry_for_s: float | None = None
+        self, progress: ProgressFn | None = None, *, timeout_s: float = SYNC_NOW_TIMEOUT_S
     ) -> SyncReport:
         """Complete the open tabular files and run one sync pass now (even if
         ``sync_disabled``); raises :class:`ServiceError` when sync is not configured.
-        ``retry_for_s`` bounds how long failed uploads are retried (default: the syncer's)."""
+
+        Failed uploads are retried for at most ``timeout_s`` (a call in flight
+        then still ends by its own deadline); what could not be uploaded stays
+        for a later pass. The report says what happened: ``files_uploaded``,
+        ``files_left`` (with each reason) and ``last_error``.
+        """
         try:
-            return self._sync.sync_now(progress, retry_for_s)
+            return self._sync.sync_now(progress, timeout_s)
         except SyncNotRunning as exc:
             raise ServiceError(str(exc)) from None
 
