@@ -431,3 +431,31 @@ def test_bad_color_detector_attributes_name_the_key(attrs: dict[str, Any], messa
     with pytest.raises(ResourceConfigError) as info:
         build_resource("rdk:service:vision", "color_detector", "det", {**COLOR_DETECTOR, **attrs})
     assert str(info.value) == f"vision 'det' (model rdk:builtin:color_detector): {message}"
+
+
+def test_a_model_from_the_training_example_script_loads_and_classifies(tmp_path: Path) -> None:
+    """The format agreed with ``capsync train``: examples/train_color_classifier.py writes it."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "train_color_classifier.py"
+    lines = []
+    for i, (square, label) in enumerate([(SQUARE, "red"), (None, "empty")] * 3):
+        path = tmp_path / f"img{i}.png"
+        frame(square).save(path)
+        entry = {
+            "image_path": str(path),
+            "classification_annotations": [{"annotation_label": label}],
+        }
+        lines.append(json.dumps(entry))
+    (tmp_path / "dataset.jsonl").write_text("\n".join(lines) + "\n")
+    done = subprocess.run(
+        [sys.executable, str(script), f"--dataset_file={tmp_path / 'dataset.jsonl'}",
+         f"--model_output_directory={tmp_path / 'model'}", "--bins=4"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    model = load_model(tmp_path / "model")
+    assert model.labels == ("empty", "red")
+    assert model.classify(frame((12, 8, 32, 24)), n=1)[0].class_name == "red"
+    assert model.classify(frame(None), n=1)[0].class_name == "empty"
