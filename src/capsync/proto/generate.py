@@ -18,6 +18,7 @@ missing or stale.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,32 @@ def _run_protoc(proto_root: Path, args: Sequence[str]) -> None:
         )
 
 
+_RUNTIME_IMPORT = "from google.protobuf import runtime_version as _runtime_version\n"
+_RUNTIME_CHECK = re.compile(r"_runtime_version\.ValidateProtobufRuntimeVersion\([^)]*\)\n")
+
+
+def strip_runtime_check(source: bytes) -> bytes:
+    """A generated ``_pb2`` module without protoc's gencode/runtime version check.
+
+    protoc pins the module to a protobuf runtime at least as new as itself; the
+    modules use nothing newer than protobuf 6, and must import next to viam-sdk
+    (which pins protobuf 6.x), so the check is dropped.
+    """
+    text = source.decode("utf-8").replace(_RUNTIME_IMPORT, "")
+    return _RUNTIME_CHECK.sub("", text).encode("utf-8")
+
+
+def wire_service_names(source: bytes) -> bytes:
+    """A generated ``_pb2_grpc`` module whose method paths are Viam's.
+
+    The .proto packages are Viam's prefixed with ``capsync.`` (so capsync and
+    viam-sdk register different names in one process), but on the wire a
+    method path must stay exactly Viam's (``/viam.app.datasync.v1.DataSyncService/...``).
+    """
+    text = source.decode("utf-8")
+    return text.replace("'/capsync.viam.", "'/viam.").replace("'capsync.viam.", "'viam.").encode()
+
+
 def descriptor_set(proto_root: Path = SRC_ROOT) -> bytes:
     """Compile the .proto files under ``proto_root`` and return the FileDescriptorSet.
 
@@ -107,7 +134,12 @@ def generate(out_dir: Path = SRC_ROOT, proto_root: Path = SRC_ROOT) -> list[Path
         for generated in sorted(p for p in staging.rglob("*") if p.is_file()):
             target = out_dir / generated.relative_to(staging)
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(generated.read_bytes())
+            content = generated.read_bytes()
+            if generated.name.endswith("_pb2.py"):
+                content = strip_runtime_check(content)
+            elif generated.name.endswith("_pb2_grpc.py"):
+                content = wire_service_names(content)
+            target.write_bytes(content)
             written.append(target)
     return written
 

@@ -39,7 +39,10 @@ from capsync.server.auth import (
     ensure_api_keys_file,
     load_api_keys,
 )
+from capsync.query import DataQuery, source_for_store
 from capsync.server.blobs import BlobStore
+from capsync.server.data_service import data_service_handler
+from capsync.server.dataset_service import dataset_service_handler
 from capsync.server.query import export, list_items, open_store
 from capsync.server.service import DataSyncServicer
 from capsync.server.sqlite_store import SqliteStore
@@ -137,6 +140,7 @@ class IngestServer:
         self._server: grpc.Server | None = None
         self._health: health.HealthServicer | None = None
         self._servicer: DataSyncServicer | None = None
+        self._query: DataQuery | None = None
         self._port: int | None = None
 
     @property
@@ -169,6 +173,11 @@ class IngestServer:
         )
         self._servicer = DataSyncServicer(self._store, BlobStore(self.data_dir))
         data_sync_pb2_grpc.add_DataSyncServiceServicer_to_server(self._servicer, server)
+        # Viam's data query API on the same port, behind the same API keys.
+        self._query = DataQuery(source_for_store(self._store, self.data_dir), self.data_dir)
+        server.add_generic_rpc_handlers(
+            (data_service_handler(self._query), dataset_service_handler(self._query))
+        )
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         address = f"{self.host}:{self._requested_port}"
@@ -214,6 +223,9 @@ class IngestServer:
         log.info("stopped")
 
     def _close_owned_store(self) -> None:
+        if self._query is not None:
+            self._query.close()
+            self._query = None
         if self._owns_store and self._store is not None:
             self._store.close()
             self._store = None

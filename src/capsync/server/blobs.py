@@ -26,7 +26,9 @@ EMPTY_SEGMENT = "_"
 MAX_SEGMENT_BYTES = 255
 MAX_EXTENSION_CHARS = 32
 # Names at the top of the data dir that a part folder must not take.
-RESERVED_NAMES = frozenset({"capsync.db", "capsync.db-wal", "capsync.db-shm", "api-keys.json"})
+RESERVED_NAMES = frozenset(
+    {"capsync.db", "capsync.db-wal", "capsync.db-shm", "api-keys.json", "capsync-query"}
+)
 _TEMP_PREFIX = ".upload-"
 
 

@@ -6,35 +6,165 @@
 """Generated protocol buffer code."""
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pool as _descriptor_pool
-from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
-_runtime_version.ValidateProtobufRuntimeVersion(
-    _runtime_version.Domain.PUBLIC,
-    7,
-    35,
-    1,
-    '',
-    'capsync/proto/viam/app/data/v1/data.proto'
-)
 # @@protoc_insertion_point(imports)
 
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)capsync/proto/viam/app/data/v1/data.proto\x12\x10viam.app.data.v1\"w\n\x0b\x41nnotations\x12-\n\x06\x62\x62oxes\x18\x01 \x03(\x0b\x32\x1d.viam.app.data.v1.BoundingBox\x12\x39\n\x0f\x63lassifications\x18\x02 \x03(\x0b\x32 .viam.app.data.v1.Classification\"\xb8\x01\n\x0b\x42oundingBox\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x18\n\x10x_min_normalized\x18\x03 \x01(\x01\x12\x18\n\x10y_min_normalized\x18\x04 \x01(\x01\x12\x18\n\x10x_max_normalized\x18\x05 \x01(\x01\x12\x18\n\x10y_max_normalized\x18\x06 \x01(\x01\x12\x17\n\nconfidence\x18\x07 \x01(\x01H\x00\x88\x01\x01\x42\r\n\x0b_confidence\"S\n\x0e\x43lassification\x12\r\n\x05label\x18\x01 \x01(\t\x12\x17\n\nconfidence\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\n\n\x02id\x18\x03 \x01(\tB\r\n\x0b_confidenceb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n)capsync/proto/viam/app/data/v1/data.proto\x12\x18\x63\x61psync.viam.app.data.v1\x1a\x19google/protobuf/any.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x01\n\x0b\x41nnotations\x12\x35\n\x06\x62\x62oxes\x18\x01 \x03(\x0b\x32%.capsync.viam.app.data.v1.BoundingBox\x12\x41\n\x0f\x63lassifications\x18\x02 \x03(\x0b\x32(.capsync.viam.app.data.v1.Classification\"\xb8\x01\n\x0b\x42oundingBox\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x18\n\x10x_min_normalized\x18\x03 \x01(\x01\x12\x18\n\x10y_min_normalized\x18\x04 \x01(\x01\x12\x18\n\x10x_max_normalized\x18\x05 \x01(\x01\x12\x18\n\x10y_max_normalized\x18\x06 \x01(\x01\x12\x17\n\nconfidence\x18\x07 \x01(\x01H\x00\x88\x01\x01\x42\r\n\x0b_confidence\"S\n\x0e\x43lassification\x12\r\n\x05label\x18\x01 \x01(\t\x12\x17\n\nconfidence\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\n\n\x02id\x18\x03 \x01(\tB\r\n\x0b_confidence\"\x91\x01\n\x0b\x44\x61taRequest\x12\x30\n\x06\x66ilter\x18\x01 \x01(\x0b\x32 .capsync.viam.app.data.v1.Filter\x12\r\n\x05limit\x18\x02 \x01(\x04\x12\x0c\n\x04last\x18\x03 \x01(\t\x12\x33\n\nsort_order\x18\x04 \x01(\x0e\x32\x1f.capsync.viam.app.data.v1.Order\"\x99\x03\n\x06\x46ilter\x12\x16\n\x0e\x63omponent_name\x18\x01 \x01(\t\x12\x16\n\x0e\x63omponent_type\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x04 \x01(\t\x12\x12\n\nrobot_name\x18\x06 \x01(\t\x12\x10\n\x08robot_id\x18\x07 \x01(\t\x12\x11\n\tpart_name\x18\x08 \x01(\t\x12\x0f\n\x07part_id\x18\t \x01(\t\x12\x14\n\x0clocation_ids\x18\n \x03(\t\x12\x18\n\x10organization_ids\x18\x0b \x03(\t\x12\x11\n\tmime_type\x18\x0c \x03(\t\x12;\n\x08interval\x18\r \x01(\x0b\x32).capsync.viam.app.data.v1.CaptureInterval\x12\x39\n\x0btags_filter\x18\x0e \x01(\x0b\x32$.capsync.viam.app.data.v1.TagsFilter\x12\x13\n\x0b\x62\x62ox_labels\x18\x0f \x03(\t\x12\x12\n\ndataset_id\x18\x10 \x01(\tJ\x04\x08\x03\x10\x04J\x04\x08\x05\x10\x06R\x0f\x63omponent_modelR\x04tags\"R\n\nTagsFilter\x12\x36\n\x04type\x18\x01 \x01(\x0e\x32(.capsync.viam.app.data.v1.TagsFilterType\x12\x0c\n\x04tags\x18\x02 \x03(\t\"\xb1\x03\n\x0f\x43\x61ptureMetadata\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x13\n\x0blocation_id\x18\x02 \x01(\t\x12\x12\n\nrobot_name\x18\x03 \x01(\t\x12\x10\n\x08robot_id\x18\x04 \x01(\t\x12\x11\n\tpart_name\x18\x05 \x01(\t\x12\x0f\n\x07part_id\x18\x06 \x01(\t\x12\x16\n\x0e\x63omponent_type\x18\x07 \x01(\t\x12\x16\n\x0e\x63omponent_name\x18\t \x01(\t\x12\x13\n\x0bmethod_name\x18\n \x01(\t\x12Z\n\x11method_parameters\x18\x0b \x03(\x0b\x32?.capsync.viam.app.data.v1.CaptureMetadata.MethodParametersEntry\x12\x0c\n\x04tags\x18\x0c \x03(\t\x12\x11\n\tmime_type\x18\r \x01(\t\x1aM\n\x15MethodParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any:\x02\x38\x01J\x04\x08\x08\x10\tR\x0f\x63omponent_model\"e\n\x0f\x43\x61ptureInterval\x12)\n\x05start\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x8c\x01\n\x1aTabularDataByFilterRequest\x12;\n\x0c\x64\x61ta_request\x18\x01 \x01(\x0b\x32%.capsync.viam.app.data.v1.DataRequest\x12\x12\n\ncount_only\x18\x02 \x01(\x08\x12\x1d\n\x15include_internal_data\x18\x03 \x01(\x08\"\xc6\x01\n\x1bTabularDataByFilterResponse\x12;\n\x08metadata\x18\x01 \x03(\x0b\x32).capsync.viam.app.data.v1.CaptureMetadata\x12\x33\n\x04\x64\x61ta\x18\x02 \x03(\x0b\x32%.capsync.viam.app.data.v1.TabularData\x12\r\n\x05\x63ount\x18\x03 \x01(\x04\x12\x0c\n\x04last\x18\x04 \x01(\t\x12\x18\n\x10total_size_bytes\x18\x05 \x01(\x04\"\xb3\x01\n\x0bTabularData\x12%\n\x04\x64\x61ta\x18\x01 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x16\n\x0emetadata_index\x18\x02 \x01(\r\x12\x32\n\x0etime_requested\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rtime_received\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\x17TabularDataBySQLRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x11\n\tsql_query\x18\x02 \x01(\t\"8\n\x18TabularDataBySQLResponse\x12\x10\n\x08raw_data\x18\x02 \x03(\x0cJ\x04\x08\x01\x10\x02R\x04\x64\x61ta\"|\n\x11TabularDataSource\x12=\n\x04type\x18\x01 \x01(\x0e\x32/.capsync.viam.app.data.v1.TabularDataSourceType\x12\x18\n\x0bpipeline_id\x18\x02 \x01(\tH\x00\x88\x01\x01\x42\x0e\n\x0c_pipeline_id\"\xaf\x02\n\x17TabularDataByMQLRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x12\n\nmql_binary\x18\x03 \x03(\x0c\x12\x1c\n\x0fuse_recent_data\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x45\n\x0b\x64\x61ta_source\x18\x06 \x01(\x0b\x32+.capsync.viam.app.data.v1.TabularDataSourceH\x01\x88\x01\x01\x12\x1e\n\x11query_prefix_name\x18\x07 \x01(\tH\x02\x88\x01\x01\x42\x12\n\x10_use_recent_dataB\x0e\n\x0c_data_sourceB\x14\n\x12_query_prefix_nameJ\x04\x08\x02\x10\x03J\x04\x08\x05\x10\x06R\tmql_queryR\x11use_data_pipeline\"8\n\x18TabularDataByMQLResponse\x12\x10\n\x08raw_data\x18\x02 \x03(\x0cJ\x04\x08\x01\x10\x02R\x04\x64\x61ta\"\x85\x02\n\x18\x45xportTabularDataRequest\x12\x0f\n\x07part_id\x18\x01 \x01(\t\x12\x15\n\rresource_name\x18\x02 \x01(\t\x12\x18\n\x10resource_subtype\x18\x03 \x01(\t\x12\x13\n\x0bmethod_name\x18\x04 \x01(\t\x12;\n\x08interval\x18\x05 \x01(\x0b\x32).capsync.viam.app.data.v1.CaptureInterval\x12;\n\x15\x61\x64\x64itional_parameters\x18\x06 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x88\x01\x01\x42\x18\n\x16_additional_parameters\"\xf8\x02\n\x19\x45xportTabularDataResponse\x12\x0f\n\x07part_id\x18\x01 \x01(\t\x12\x15\n\rresource_name\x18\x02 \x01(\t\x12\x18\n\x10resource_subtype\x18\x03 \x01(\t\x12\x13\n\x0bmethod_name\x18\x04 \x01(\t\x12\x31\n\rtime_captured\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0forganization_id\x18\x06 \x01(\t\x12\x13\n\x0blocation_id\x18\x07 \x01(\t\x12\x12\n\nrobot_name\x18\x08 \x01(\t\x12\x10\n\x08robot_id\x18\t \x01(\t\x12\x11\n\tpart_name\x18\n \x01(\t\x12\x32\n\x11method_parameters\x18\x0b \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0c\n\x04tags\x18\x0c \x03(\t\x12(\n\x07payload\x18\r \x01(\x0b\x32\x17.google.protobuf.Struct\"\xcb\x01\n\x1bGetLatestTabularDataRequest\x12\x0f\n\x07part_id\x18\x01 \x01(\t\x12\x15\n\rresource_name\x18\x02 \x01(\t\x12\x13\n\x0bmethod_name\x18\x03 \x01(\t\x12\x18\n\x10resource_subtype\x18\x04 \x01(\t\x12;\n\x15\x61\x64\x64itional_parameters\x18\x05 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x88\x01\x01\x42\x18\n\x16_additional_parameters\"\xac\x01\n\x1cGetLatestTabularDataResponse\x12\x31\n\rtime_captured\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0btime_synced\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x07payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\"X\n\nBinaryData\x12\x0e\n\x06\x62inary\x18\x01 \x01(\x0c\x12:\n\x08metadata\x18\x02 \x01(\x0b\x32(.capsync.viam.app.data.v1.BinaryMetadata\"\xa3\x01\n\x19\x42inaryDataByFilterRequest\x12;\n\x0c\x64\x61ta_request\x18\x01 \x01(\x0b\x32%.capsync.viam.app.data.v1.DataRequest\x12\x16\n\x0einclude_binary\x18\x02 \x01(\x08\x12\x12\n\ncount_only\x18\x03 \x01(\x08\x12\x1d\n\x15include_internal_data\x18\x04 \x01(\x08\"\x87\x01\n\x1a\x42inaryDataByFilterResponse\x12\x32\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32$.capsync.viam.app.data.v1.BinaryData\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12\x0c\n\x04last\x18\x03 \x01(\t\x12\x18\n\x10total_size_bytes\x18\x04 \x01(\x04\"I\n\x08\x42inaryID\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x17\n\x0forganization_id\x18\x02 \x01(\t\x12\x13\n\x0blocation_id\x18\x03 \x01(\t\"\x95\x01\n\x16\x42inaryDataByIDsRequest\x12\x16\n\x0einclude_binary\x18\x02 \x01(\x08\x12:\n\nbinary_ids\x18\x03 \x03(\x0b\x32\".capsync.viam.app.data.v1.BinaryIDB\x02\x18\x01\x12\x17\n\x0f\x62inary_data_ids\x18\x04 \x03(\tJ\x04\x08\x01\x10\x02R\x08\x66ile_ids\"\\\n\x17\x42inaryDataByIDsResponse\x12\x32\n\x04\x64\x61ta\x18\x01 \x03(\x0b\x32$.capsync.viam.app.data.v1.BinaryData\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\"\x80\x03\n\x0e\x42inaryMetadata\x12\x0e\n\x02id\x18\x01 \x01(\tB\x02\x18\x01\x12\x43\n\x10\x63\x61pture_metadata\x18\x02 \x01(\x0b\x32).capsync.viam.app.data.v1.CaptureMetadata\x12\x32\n\x0etime_requested\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rtime_received\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tfile_name\x18\x05 \x01(\t\x12\x10\n\x08\x66ile_ext\x18\x06 \x01(\t\x12\x0b\n\x03uri\x18\x07 \x01(\t\x12:\n\x0b\x61nnotations\x18\x08 \x01(\x0b\x32%.capsync.viam.app.data.v1.Annotations\x12\x13\n\x0b\x64\x61taset_ids\x18\t \x03(\t\x12\x16\n\x0e\x62inary_data_id\x18\n \x01(\t\x12\x17\n\x0f\x66ile_size_bytes\x18\x0b \x01(\x04\"\xc9\x01\n\x13\x44\x65leteTabularFilter\x12\x14\n\x0clocation_ids\x18\x01 \x03(\t\x12\x10\n\x08robot_id\x18\x02 \x01(\t\x12\x0f\n\x07part_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63omponent_type\x18\x04 \x01(\t\x12\x16\n\x0e\x63omponent_name\x18\x05 \x01(\t\x12\x0e\n\x06method\x18\x06 \x01(\t\x12\x39\n\x0btags_filter\x18\x07 \x01(\x0b\x32$.capsync.viam.app.data.v1.TagsFilter\"\xa2\x01\n\x18\x44\x65leteTabularDataRequest\x12\x17\n\x0forganization_id\x18\x01 \x01(\t\x12\x1e\n\x16\x64\x65lete_older_than_days\x18\x02 \x01(\r\x12\x42\n\x06\x66ilter\x18\x03 \x01(\x0b\x32-.capsync.viam.app.data.v1.DeleteTabularFilterH\x00\x88\x01\x01\x42\t\n\x07_filter\"2\n\x19\x44\x65leteTabularDataResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x04\"r\n\x1f\x44\x65leteBinaryDataByFilterRequest\x12\x30\n\x06\x66ilter\x18\x01 \x01(\x0b\x32 .capsync.viam.app.data.v1.Filter\x12\x1d\n\x15include_internal_data\x18\x02 \x01(\x08\"G\n DeleteBinaryDataByFilterResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x04J\x04\x08\x02\x10\x03R\x06result\"\x83\x01\n\x1c\x44\x65leteBinaryDataByIDsRequest\x12:\n\nbinary_ids\x18\x02 \x03(\x0b\x32\".capsync.viam.app.data.v1.BinaryIDB\x02\x18\x01\x12\x17\n\x0f\x62inary_data_ids\x18\x03 \x03(\tJ\x04\x08\x01\x10\x02R\x08\x66ile_ids\"D\n\x1d\x44\x65leteBinaryDataByIDsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x04J\x04\x08\x02\x10\x03R\x06result\"\x94\x01\n\x1f\x41\x64\x64TagsToBinaryDataByIDsRequest\x12:\n\nbinary_ids\x18\x03 \x03(\x0b\x32\".capsync.viam.app.data.v1.BinaryIDB\x02\x18\x01\x12\x17\n\x0f\x62inary_data_ids\x18\x04 \x03(\t\x12\x0c\n\x04tags\x18\x02 \x03(\tJ\x04\x08\x01\x10\x02R\x08\x66ile_ids\"\"\n AddTagsToBinaryDataByIDsResponse\"d\n\"AddTagsToBinaryDataByFilterRequest\x12\x30\n\x06\x66ilter\x18\x01 \x01(\x0b\x32 .capsync.viam.app.data.v1.Filter\x12\x0c\n\x04tags\x18\x02 \x03(\t\"%\n#AddTagsToBinaryDataByFilterResponse\"\x99\x01\n$RemoveTagsFromBinaryDataByIDsRequest\x12:\n\nbinary_ids\x18\x03 \x03(\x0b\x32\".capsync.viam.app.data.v1.BinaryIDB\x02\x18\x01\x12\x17\n\x0f\x62inary_data_ids\x18\x04 \x03(\t\x12\x0c\n\x04tags\x18\x02 \x03(\tJ\x04\x08\x01\x10\x02R\x08\x66ile_ids\">\n%RemoveTagsFromBinaryDataByIDsResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x04\"i\n\'RemoveTagsFromBinaryDataByFilterRequest\x12\x30\n\x06\x66ilter\x18\x01 \x01(\x0b\x32 .capsync.viam.app.data.v1.Filter\x12\x0c\n\x04tags\x18\x02 \x03(\t\"A\n(RemoveTagsFromBinaryDataByFilterResponse\x12\x15\n\rdeleted_count\x18\x01 \x01(\x04\"G\n\x13TagsByFilterRequest\x12\x30\n\x06\x66ilter\x18\x01 \x01(\x0b\x32 .capsync.viam.app.data.v1.Filter\"$\n\x14TagsByFilterResponse\x12\x0c\n\x04tags\x18\x01 \x03(\t\"\xa3\x02\n AddBoundingBoxToImageByIDRequest\x12\x39\n\tbinary_id\x18\x07 \x01(\x0b\x32\".capsync.viam.app.data.v1.BinaryIDB\x02\x18\x01\x12\x16\n\x0e\x62inary_data_id\x18\x08 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x18\n\x10x_min_normalized\x18\x03 \x01(\x01\x12\x18\n\x10y_min_normalized\x18\x04 \x01(\x01\x12\x18\n\x10x_max_normalized\x18\x05 \x01(\x01\x12\x18\n\x10y_max_normalized\x18\x06 \x01(\x01\x12\x17\n\nconfidence\x18\t \x01(\x01H\x00\x88\x01\x01\x42\r\n\x0b_confidenceJ\x04\x08\x01\x10\x02R\x07\x66ile_id\"4\n!AddBoundingBoxToImageByIDResponse\x12\x0f\n\x07\x62\x62ox_id\x18\x01 \x01(\t\"\x9a\x01\n%RemoveBoundingBoxFromImageByIDRequest\x12\x39\n\tbinary_id\x18\x03 \x01(\x0b\x32\".capsync.viam.app.data.v1.BinaryIDB\x02\x18\x01\x12\x16\n\x0e\x62inary_data_id\x18\x04 \x01(\t\x12\x0f\n\x07\x62\x62ox_id\x18\x02 \x01(\tJ\x04\x08\x01\x10\x02R\x07\x66ile_id\"(\n&RemoveBoundingBoxFromImageByIDResponse\"\x94\x03\n\x18UpdateBoundingBoxRequest\x12\x39\n\tbinary_id\x18\x01 \x01(\x0b\x32\".capsync.viam.app.data.v1.BinaryIDB\x02\x18\x01\x12\x16\n\x0e\x62inary_data_id\x18\x08 \x01(\t\x12\x0f\n\x07\x62\x62ox_id\x18\x02 \x01(\t\x12\x12\n\x05label\x18\x03 \x01(\tH\x00\x88\x01\x01\x12\x1d\n\x10x_min_normalized\x18\x04 \x01(\x01H\x01\x88\x01\x01\x12\x1d\n\x10y_min_normalized\x18\x05 \x01(\x01H\x02\x88\x01\x01\x12\x1d\n\x10x_max_normalized\x18\x06 \x01(\x01H\x03\x88\x01\x01\x12\x1d\n\x10y_max_normalized\x18\x07 \x01(\x01H\x04\x88\x01\x01\x12\x17\n\nconfidence\x18\t \x01(\x01H\x05\x88\x01\x01\x42\x08\n\x06_labelB\x13\n\x11_x_min_normalizedB\x13\n\x11_y_min_normalizedB\x13\n\x11_x_max_normalizedB\x13\n\x11_y_max_normalizedB\r\n\x0b_confidence\"\x1b\n\x19UpdateBoundingBoxResponse\"T\n BoundingBoxLabelsByFilterRequest\x12\x30\n\x06\x66ilter\x18\x01 \x01(\x0b\x32 .capsync.viam.app.data.v1.Filter\"3\n!BoundingBoxLabelsByFilterResponse\x12\x0e\n\x06labels\x18\x01 \x03(\t\"\x8d\x01\n\"AddBinaryDataToDatasetByIDsRequest\x12:\n\nbinary_ids\x18\x01 \x03(\x0b\x32\".capsync.viam.app.data.v1.BinaryIDB\x02\x18\x01\x12\x17\n\x0f\x62inary_data_ids\x18\x03 \x03(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\"%\n#AddBinaryDataToDatasetByIDsResponse\"\x92\x01\n\'RemoveBinaryDataFromDatasetByIDsRequest\x12:\n\nbinary_ids\x18\x01 \x03(\x0b\x32\".capsync.viam.app.data.v1.BinaryIDB\x02\x18\x01\x12\x17\n\x0f\x62inary_data_ids\x18\x03 \x03(\t\x12\x12\n\ndataset_id\x18\x02 \x01(\t\"*\n(RemoveBinaryDataFromDatasetByIDsResponse*I\n\x05Order\x12\x15\n\x11ORDER_UNSPECIFIED\x10\x00\x12\x14\n\x10ORDER_DESCENDING\x10\x01\x12\x13\n\x0fORDER_ASCENDING\x10\x02*\x90\x01\n\x0eTagsFilterType\x12 \n\x1cTAGS_FILTER_TYPE_UNSPECIFIED\x10\x00\x12 \n\x1cTAGS_FILTER_TYPE_MATCH_BY_OR\x10\x01\x12\x1b\n\x17TAGS_FILTER_TYPE_TAGGED\x10\x02\x12\x1d\n\x19TAGS_FILTER_TYPE_UNTAGGED\x10\x03*\xbe\x01\n\x15TabularDataSourceType\x12(\n$TABULAR_DATA_SOURCE_TYPE_UNSPECIFIED\x10\x00\x12%\n!TABULAR_DATA_SOURCE_TYPE_STANDARD\x10\x01\x12(\n$TABULAR_DATA_SOURCE_TYPE_HOT_STORAGE\x10\x02\x12*\n&TABULAR_DATA_SOURCE_TYPE_PIPELINE_SINK\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'capsync.proto.viam.app.data.v1.data_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ANNOTATIONS']._serialized_start=63
-  _globals['_ANNOTATIONS']._serialized_end=182
-  _globals['_BOUNDINGBOX']._serialized_start=185
-  _globals['_BOUNDINGBOX']._serialized_end=369
-  _globals['_CLASSIFICATION']._serialized_start=371
-  _globals['_CLASSIFICATION']._serialized_end=454
+  _globals['_CAPTUREMETADATA_METHODPARAMETERSENTRY']._loaded_options = None
+  _globals['_CAPTUREMETADATA_METHODPARAMETERSENTRY']._serialized_options = b'8\001'
+  _globals['_BINARYDATABYIDSREQUEST'].fields_by_name['binary_ids']._loaded_options = None
+  _globals['_BINARYDATABYIDSREQUEST'].fields_by_name['binary_ids']._serialized_options = b'\030\001'
+  _globals['_BINARYMETADATA'].fields_by_name['id']._loaded_options = None
+  _globals['_BINARYMETADATA'].fields_by_name['id']._serialized_options = b'\030\001'
+  _globals['_DELETEBINARYDATABYIDSREQUEST'].fields_by_name['binary_ids']._loaded_options = None
+  _globals['_DELETEBINARYDATABYIDSREQUEST'].fields_by_name['binary_ids']._serialized_options = b'\030\001'
+  _globals['_ADDTAGSTOBINARYDATABYIDSREQUEST'].fields_by_name['binary_ids']._loaded_options = None
+  _globals['_ADDTAGSTOBINARYDATABYIDSREQUEST'].fields_by_name['binary_ids']._serialized_options = b'\030\001'
+  _globals['_REMOVETAGSFROMBINARYDATABYIDSREQUEST'].fields_by_name['binary_ids']._loaded_options = None
+  _globals['_REMOVETAGSFROMBINARYDATABYIDSREQUEST'].fields_by_name['binary_ids']._serialized_options = b'\030\001'
+  _globals['_ADDBOUNDINGBOXTOIMAGEBYIDREQUEST'].fields_by_name['binary_id']._loaded_options = None
+  _globals['_ADDBOUNDINGBOXTOIMAGEBYIDREQUEST'].fields_by_name['binary_id']._serialized_options = b'\030\001'
+  _globals['_REMOVEBOUNDINGBOXFROMIMAGEBYIDREQUEST'].fields_by_name['binary_id']._loaded_options = None
+  _globals['_REMOVEBOUNDINGBOXFROMIMAGEBYIDREQUEST'].fields_by_name['binary_id']._serialized_options = b'\030\001'
+  _globals['_UPDATEBOUNDINGBOXREQUEST'].fields_by_name['binary_id']._loaded_options = None
+  _globals['_UPDATEBOUNDINGBOXREQUEST'].fields_by_name['binary_id']._serialized_options = b'\030\001'
+  _globals['_ADDBINARYDATATODATASETBYIDSREQUEST'].fields_by_name['binary_ids']._loaded_options = None
+  _globals['_ADDBINARYDATATODATASETBYIDSREQUEST'].fields_by_name['binary_ids']._serialized_options = b'\030\001'
+  _globals['_REMOVEBINARYDATAFROMDATASETBYIDSREQUEST'].fields_by_name['binary_ids']._loaded_options = None
+  _globals['_REMOVEBINARYDATAFROMDATASETBYIDSREQUEST'].fields_by_name['binary_ids']._serialized_options = b'\030\001'
+  _globals['_ORDER']._serialized_start=8170
+  _globals['_ORDER']._serialized_end=8243
+  _globals['_TAGSFILTERTYPE']._serialized_start=8246
+  _globals['_TAGSFILTERTYPE']._serialized_end=8390
+  _globals['_TABULARDATASOURCETYPE']._serialized_start=8393
+  _globals['_TABULARDATASOURCETYPE']._serialized_end=8583
+  _globals['_ANNOTATIONS']._serialized_start=162
+  _globals['_ANNOTATIONS']._serialized_end=297
+  _globals['_BOUNDINGBOX']._serialized_start=300
+  _globals['_BOUNDINGBOX']._serialized_end=484
+  _globals['_CLASSIFICATION']._serialized_start=486
+  _globals['_CLASSIFICATION']._serialized_end=569
+  _globals['_DATAREQUEST']._serialized_start=572
+  _globals['_DATAREQUEST']._serialized_end=717
+  _globals['_FILTER']._serialized_start=720
+  _globals['_FILTER']._serialized_end=1129
+  _globals['_TAGSFILTER']._serialized_start=1131
+  _globals['_TAGSFILTER']._serialized_end=1213
+  _globals['_CAPTUREMETADATA']._serialized_start=1216
+  _globals['_CAPTUREMETADATA']._serialized_end=1649
+  _globals['_CAPTUREMETADATA_METHODPARAMETERSENTRY']._serialized_start=1549
+  _globals['_CAPTUREMETADATA_METHODPARAMETERSENTRY']._serialized_end=1626
+  _globals['_CAPTUREINTERVAL']._serialized_start=1651
+  _globals['_CAPTUREINTERVAL']._serialized_end=1752
+  _globals['_TABULARDATABYFILTERREQUEST']._serialized_start=1755
+  _globals['_TABULARDATABYFILTERREQUEST']._serialized_end=1895
+  _globals['_TABULARDATABYFILTERRESPONSE']._serialized_start=1898
+  _globals['_TABULARDATABYFILTERRESPONSE']._serialized_end=2096
+  _globals['_TABULARDATA']._serialized_start=2099
+  _globals['_TABULARDATA']._serialized_end=2278
+  _globals['_TABULARDATABYSQLREQUEST']._serialized_start=2280
+  _globals['_TABULARDATABYSQLREQUEST']._serialized_end=2349
+  _globals['_TABULARDATABYSQLRESPONSE']._serialized_start=2351
+  _globals['_TABULARDATABYSQLRESPONSE']._serialized_end=2407
+  _globals['_TABULARDATASOURCE']._serialized_start=2409
+  _globals['_TABULARDATASOURCE']._serialized_end=2533
+  _globals['_TABULARDATABYMQLREQUEST']._serialized_start=2536
+  _globals['_TABULARDATABYMQLREQUEST']._serialized_end=2839
+  _globals['_TABULARDATABYMQLRESPONSE']._serialized_start=2841
+  _globals['_TABULARDATABYMQLRESPONSE']._serialized_end=2897
+  _globals['_EXPORTTABULARDATAREQUEST']._serialized_start=2900
+  _globals['_EXPORTTABULARDATAREQUEST']._serialized_end=3161
+  _globals['_EXPORTTABULARDATARESPONSE']._serialized_start=3164
+  _globals['_EXPORTTABULARDATARESPONSE']._serialized_end=3540
+  _globals['_GETLATESTTABULARDATAREQUEST']._serialized_start=3543
+  _globals['_GETLATESTTABULARDATAREQUEST']._serialized_end=3746
+  _globals['_GETLATESTTABULARDATARESPONSE']._serialized_start=3749
+  _globals['_GETLATESTTABULARDATARESPONSE']._serialized_end=3921
+  _globals['_BINARYDATA']._serialized_start=3923
+  _globals['_BINARYDATA']._serialized_end=4011
+  _globals['_BINARYDATABYFILTERREQUEST']._serialized_start=4014
+  _globals['_BINARYDATABYFILTERREQUEST']._serialized_end=4177
+  _globals['_BINARYDATABYFILTERRESPONSE']._serialized_start=4180
+  _globals['_BINARYDATABYFILTERRESPONSE']._serialized_end=4315
+  _globals['_BINARYID']._serialized_start=4317
+  _globals['_BINARYID']._serialized_end=4390
+  _globals['_BINARYDATABYIDSREQUEST']._serialized_start=4393
+  _globals['_BINARYDATABYIDSREQUEST']._serialized_end=4542
+  _globals['_BINARYDATABYIDSRESPONSE']._serialized_start=4544
+  _globals['_BINARYDATABYIDSRESPONSE']._serialized_end=4636
+  _globals['_BINARYMETADATA']._serialized_start=4639
+  _globals['_BINARYMETADATA']._serialized_end=5023
+  _globals['_DELETETABULARFILTER']._serialized_start=5026
+  _globals['_DELETETABULARFILTER']._serialized_end=5227
+  _globals['_DELETETABULARDATAREQUEST']._serialized_start=5230
+  _globals['_DELETETABULARDATAREQUEST']._serialized_end=5392
+  _globals['_DELETETABULARDATARESPONSE']._serialized_start=5394
+  _globals['_DELETETABULARDATARESPONSE']._serialized_end=5444
+  _globals['_DELETEBINARYDATABYFILTERREQUEST']._serialized_start=5446
+  _globals['_DELETEBINARYDATABYFILTERREQUEST']._serialized_end=5560
+  _globals['_DELETEBINARYDATABYFILTERRESPONSE']._serialized_start=5562
+  _globals['_DELETEBINARYDATABYFILTERRESPONSE']._serialized_end=5633
+  _globals['_DELETEBINARYDATABYIDSREQUEST']._serialized_start=5636
+  _globals['_DELETEBINARYDATABYIDSREQUEST']._serialized_end=5767
+  _globals['_DELETEBINARYDATABYIDSRESPONSE']._serialized_start=5769
+  _globals['_DELETEBINARYDATABYIDSRESPONSE']._serialized_end=5837
+  _globals['_ADDTAGSTOBINARYDATABYIDSREQUEST']._serialized_start=5840
+  _globals['_ADDTAGSTOBINARYDATABYIDSREQUEST']._serialized_end=5988
+  _globals['_ADDTAGSTOBINARYDATABYIDSRESPONSE']._serialized_start=5990
+  _globals['_ADDTAGSTOBINARYDATABYIDSRESPONSE']._serialized_end=6024
+  _globals['_ADDTAGSTOBINARYDATABYFILTERREQUEST']._serialized_start=6026
+  _globals['_ADDTAGSTOBINARYDATABYFILTERREQUEST']._serialized_end=6126
+  _globals['_ADDTAGSTOBINARYDATABYFILTERRESPONSE']._serialized_start=6128
+  _globals['_ADDTAGSTOBINARYDATABYFILTERRESPONSE']._serialized_end=6165
+  _globals['_REMOVETAGSFROMBINARYDATABYIDSREQUEST']._serialized_start=6168
+  _globals['_REMOVETAGSFROMBINARYDATABYIDSREQUEST']._serialized_end=6321
+  _globals['_REMOVETAGSFROMBINARYDATABYIDSRESPONSE']._serialized_start=6323
+  _globals['_REMOVETAGSFROMBINARYDATABYIDSRESPONSE']._serialized_end=6385
+  _globals['_REMOVETAGSFROMBINARYDATABYFILTERREQUEST']._serialized_start=6387
+  _globals['_REMOVETAGSFROMBINARYDATABYFILTERREQUEST']._serialized_end=6492
+  _globals['_REMOVETAGSFROMBINARYDATABYFILTERRESPONSE']._serialized_start=6494
+  _globals['_REMOVETAGSFROMBINARYDATABYFILTERRESPONSE']._serialized_end=6559
+  _globals['_TAGSBYFILTERREQUEST']._serialized_start=6561
+  _globals['_TAGSBYFILTERREQUEST']._serialized_end=6632
+  _globals['_TAGSBYFILTERRESPONSE']._serialized_start=6634
+  _globals['_TAGSBYFILTERRESPONSE']._serialized_end=6670
+  _globals['_ADDBOUNDINGBOXTOIMAGEBYIDREQUEST']._serialized_start=6673
+  _globals['_ADDBOUNDINGBOXTOIMAGEBYIDREQUEST']._serialized_end=6964
+  _globals['_ADDBOUNDINGBOXTOIMAGEBYIDRESPONSE']._serialized_start=6966
+  _globals['_ADDBOUNDINGBOXTOIMAGEBYIDRESPONSE']._serialized_end=7018
+  _globals['_REMOVEBOUNDINGBOXFROMIMAGEBYIDREQUEST']._serialized_start=7021
+  _globals['_REMOVEBOUNDINGBOXFROMIMAGEBYIDREQUEST']._serialized_end=7175
+  _globals['_REMOVEBOUNDINGBOXFROMIMAGEBYIDRESPONSE']._serialized_start=7177
+  _globals['_REMOVEBOUNDINGBOXFROMIMAGEBYIDRESPONSE']._serialized_end=7217
+  _globals['_UPDATEBOUNDINGBOXREQUEST']._serialized_start=7220
+  _globals['_UPDATEBOUNDINGBOXREQUEST']._serialized_end=7624
+  _globals['_UPDATEBOUNDINGBOXRESPONSE']._serialized_start=7626
+  _globals['_UPDATEBOUNDINGBOXRESPONSE']._serialized_end=7653
+  _globals['_BOUNDINGBOXLABELSBYFILTERREQUEST']._serialized_start=7655
+  _globals['_BOUNDINGBOXLABELSBYFILTERREQUEST']._serialized_end=7739
+  _globals['_BOUNDINGBOXLABELSBYFILTERRESPONSE']._serialized_start=7741
+  _globals['_BOUNDINGBOXLABELSBYFILTERRESPONSE']._serialized_end=7792
+  _globals['_ADDBINARYDATATODATASETBYIDSREQUEST']._serialized_start=7795
+  _globals['_ADDBINARYDATATODATASETBYIDSREQUEST']._serialized_end=7936
+  _globals['_ADDBINARYDATATODATASETBYIDSRESPONSE']._serialized_start=7938
+  _globals['_ADDBINARYDATATODATASETBYIDSRESPONSE']._serialized_end=7975
+  _globals['_REMOVEBINARYDATAFROMDATASETBYIDSREQUEST']._serialized_start=7978
+  _globals['_REMOVEBINARYDATAFROMDATASETBYIDSREQUEST']._serialized_end=8124
+  _globals['_REMOVEBINARYDATAFROMDATASETBYIDSRESPONSE']._serialized_start=8126
+  _globals['_REMOVEBINARYDATAFROMDATASETBYIDSRESPONSE']._serialized_end=8168
 # @@protoc_insertion_point(module_scope)

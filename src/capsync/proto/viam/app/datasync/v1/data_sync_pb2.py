@@ -6,17 +6,8 @@
 """Generated protocol buffer code."""
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pool as _descriptor_pool
-from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
-_runtime_version.ValidateProtobufRuntimeVersion(
-    _runtime_version.Domain.PUBLIC,
-    7,
-    35,
-    1,
-    '',
-    'capsync/proto/viam/app/datasync/v1/data_sync.proto'
-)
 # @@protoc_insertion_point(imports)
 
 _sym_db = _symbol_database.Default()
@@ -28,7 +19,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2capsync/proto/viam/app/datasync/v1/data_sync.proto\x12\x14viam.app.datasync.v1\x1a)capsync/proto/viam/app/data/v1/data.proto\x1a\x19google/protobuf/any.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x95\x03\n\x13\x44\x61taCaptureMetadata\x12\x16\n\x0e\x63omponent_type\x18\x01 \x01(\t\x12\x16\n\x0e\x63omponent_name\x18\x02 \x01(\t\x12\x13\n\x0bmethod_name\x18\x04 \x01(\t\x12,\n\x04type\x18\x05 \x01(\x0e\x32\x1e.viam.app.datasync.v1.DataType\x12Z\n\x11method_parameters\x18\x06 \x03(\x0b\x32?.viam.app.datasync.v1.DataCaptureMetadata.MethodParametersEntry\x12\x16\n\x0e\x66ile_extension\x18\x07 \x01(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x11\n\tmime_type\x18\n \x01(\t\x1aM\n\x15MethodParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any:\x02\x38\x01J\x04\x08\x03\x10\x04J\x04\x08\t\x10\nR\x0f\x63omponent_modelR\nsession_id\"\xde\x01\n\x0eSensorMetadata\x12\x32\n\x0etime_requested\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rtime_received\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\tmime_type\x18\x03 \x01(\x0e\x32\x1e.viam.app.datasync.v1.MimeType\x12\x32\n\x0b\x61nnotations\x18\x04 \x01(\x0b\x32\x1d.viam.app.data.v1.Annotations\"\x89\x01\n\nSensorData\x12\x36\n\x08metadata\x18\x01 \x01(\x0b\x32$.viam.app.datasync.v1.SensorMetadata\x12)\n\x06struct\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x12\x10\n\x06\x62inary\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04\x64\x61ta\"\xb0\x04\n\x0eUploadMetadata\x12\x0f\n\x07part_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63omponent_type\x18\x02 \x01(\t\x12\x16\n\x0e\x63omponent_name\x18\x03 \x01(\t\x12\x13\n\x0bmethod_name\x18\x05 \x01(\t\x12,\n\x04type\x18\x06 \x01(\x0e\x32\x1e.viam.app.datasync.v1.DataType\x12\x11\n\tfile_name\x18\x07 \x01(\t\x12U\n\x11method_parameters\x18\x08 \x03(\x0b\x32:.viam.app.datasync.v1.UploadMetadata.MethodParametersEntry\x12\x16\n\x0e\x66ile_extension\x18\t \x01(\t\x12\x0c\n\x04tags\x18\n \x03(\t\x12\x13\n\x0b\x64\x61taset_ids\x18\x0c \x03(\t\x12\x11\n\tmime_type\x18\r \x01(\t\x12\x34\n\x10\x66ile_create_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10\x66ile_modify_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1aM\n\x15MethodParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any:\x02\x38\x01J\x04\x08\x04\x10\x05J\x04\x08\x0b\x10\x0cR\x0f\x63omponent_modelR\nsession_id\"\x8d\x01\n\x18\x44\x61taCaptureUploadRequest\x12\x36\n\x08metadata\x18\x01 \x01(\x0b\x32$.viam.app.datasync.v1.UploadMetadata\x12\x39\n\x0fsensor_contents\x18\x02 \x03(\x0b\x32 .viam.app.datasync.v1.SensorData\"D\n\x19\x44\x61taCaptureUploadResponse\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x16\n\x0e\x62inary_data_id\x18\x02 \x01(\t\"\x18\n\x08\x46ileData\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x97\x01\n\x11\x46ileUploadRequest\x12\x38\n\x08metadata\x18\x01 \x01(\x0b\x32$.viam.app.datasync.v1.UploadMetadataH\x00\x12\x37\n\rfile_contents\x18\x02 \x01(\x0b\x32\x1e.viam.app.datasync.v1.FileDataH\x00\x42\x0f\n\rupload_packet\"=\n\x12\x46ileUploadResponse\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x16\n\x0e\x62inary_data_id\x18\x02 \x01(\t\"\x99\x01\n\x19\x44\x61taCaptureUploadMetadata\x12=\n\x0fupload_metadata\x18\x01 \x01(\x0b\x32$.viam.app.datasync.v1.UploadMetadata\x12=\n\x0fsensor_metadata\x18\x02 \x01(\x0b\x32$.viam.app.datasync.v1.SensorMetadata\"\x89\x01\n!StreamingDataCaptureUploadRequest\x12\x43\n\x08metadata\x18\x01 \x01(\x0b\x32/.viam.app.datasync.v1.DataCaptureUploadMetadataH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x0f\n\rupload_packet\"M\n\"StreamingDataCaptureUploadResponse\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x16\n\x0e\x62inary_data_id\x18\x02 \x01(\t*t\n\x08\x44\x61taType\x12\x19\n\x15\x44\x41TA_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x41TA_TYPE_BINARY_SENSOR\x10\x01\x12\x1c\n\x18\x44\x41TA_TYPE_TABULAR_SENSOR\x10\x02\x12\x12\n\x0e\x44\x41TA_TYPE_FILE\x10\x03*\x90\x01\n\x08MimeType\x12\x19\n\x15MIME_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14MIME_TYPE_IMAGE_JPEG\x10\x01\x12\x17\n\x13MIME_TYPE_IMAGE_PNG\x10\x02\x12\x1d\n\x19MIME_TYPE_APPLICATION_PCD\x10\x03\x12\x17\n\x13MIME_TYPE_VIDEO_MP4\x10\x04\x32\xfe\x02\n\x0f\x44\x61taSyncService\x12t\n\x11\x44\x61taCaptureUpload\x12..viam.app.datasync.v1.DataCaptureUploadRequest\x1a/.viam.app.datasync.v1.DataCaptureUploadResponse\x12\x61\n\nFileUpload\x12\'.viam.app.datasync.v1.FileUploadRequest\x1a(.viam.app.datasync.v1.FileUploadResponse(\x01\x12\x91\x01\n\x1aStreamingDataCaptureUpload\x12\x37.viam.app.datasync.v1.StreamingDataCaptureUploadRequest\x1a\x38.viam.app.datasync.v1.StreamingDataCaptureUploadResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n2capsync/proto/viam/app/datasync/v1/data_sync.proto\x12\x1c\x63\x61psync.viam.app.datasync.v1\x1a)capsync/proto/viam/app/data/v1/data.proto\x1a\x19google/protobuf/any.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa5\x03\n\x13\x44\x61taCaptureMetadata\x12\x16\n\x0e\x63omponent_type\x18\x01 \x01(\t\x12\x16\n\x0e\x63omponent_name\x18\x02 \x01(\t\x12\x13\n\x0bmethod_name\x18\x04 \x01(\t\x12\x34\n\x04type\x18\x05 \x01(\x0e\x32&.capsync.viam.app.datasync.v1.DataType\x12\x62\n\x11method_parameters\x18\x06 \x03(\x0b\x32G.capsync.viam.app.datasync.v1.DataCaptureMetadata.MethodParametersEntry\x12\x16\n\x0e\x66ile_extension\x18\x07 \x01(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x11\n\tmime_type\x18\n \x01(\t\x1aM\n\x15MethodParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any:\x02\x38\x01J\x04\x08\x03\x10\x04J\x04\x08\t\x10\nR\x0f\x63omponent_modelR\nsession_id\"\xee\x01\n\x0eSensorMetadata\x12\x32\n\x0etime_requested\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rtime_received\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x39\n\tmime_type\x18\x03 \x01(\x0e\x32&.capsync.viam.app.datasync.v1.MimeType\x12:\n\x0b\x61nnotations\x18\x04 \x01(\x0b\x32%.capsync.viam.app.data.v1.Annotations\"\x91\x01\n\nSensorData\x12>\n\x08metadata\x18\x01 \x01(\x0b\x32,.capsync.viam.app.datasync.v1.SensorMetadata\x12)\n\x06struct\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructH\x00\x12\x10\n\x06\x62inary\x18\x03 \x01(\x0cH\x00\x42\x06\n\x04\x64\x61ta\"\xc0\x04\n\x0eUploadMetadata\x12\x0f\n\x07part_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63omponent_type\x18\x02 \x01(\t\x12\x16\n\x0e\x63omponent_name\x18\x03 \x01(\t\x12\x13\n\x0bmethod_name\x18\x05 \x01(\t\x12\x34\n\x04type\x18\x06 \x01(\x0e\x32&.capsync.viam.app.datasync.v1.DataType\x12\x11\n\tfile_name\x18\x07 \x01(\t\x12]\n\x11method_parameters\x18\x08 \x03(\x0b\x32\x42.capsync.viam.app.datasync.v1.UploadMetadata.MethodParametersEntry\x12\x16\n\x0e\x66ile_extension\x18\t \x01(\t\x12\x0c\n\x04tags\x18\n \x03(\t\x12\x13\n\x0b\x64\x61taset_ids\x18\x0c \x03(\t\x12\x11\n\tmime_type\x18\r \x01(\t\x12\x34\n\x10\x66ile_create_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10\x66ile_modify_time\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1aM\n\x15MethodParametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12#\n\x05value\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any:\x02\x38\x01J\x04\x08\x04\x10\x05J\x04\x08\x0b\x10\x0cR\x0f\x63omponent_modelR\nsession_id\"\x9d\x01\n\x18\x44\x61taCaptureUploadRequest\x12>\n\x08metadata\x18\x01 \x01(\x0b\x32,.capsync.viam.app.datasync.v1.UploadMetadata\x12\x41\n\x0fsensor_contents\x18\x02 \x03(\x0b\x32(.capsync.viam.app.datasync.v1.SensorData\"D\n\x19\x44\x61taCaptureUploadResponse\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x16\n\x0e\x62inary_data_id\x18\x02 \x01(\t\"\x18\n\x08\x46ileData\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\xa7\x01\n\x11\x46ileUploadRequest\x12@\n\x08metadata\x18\x01 \x01(\x0b\x32,.capsync.viam.app.datasync.v1.UploadMetadataH\x00\x12?\n\rfile_contents\x18\x02 \x01(\x0b\x32&.capsync.viam.app.datasync.v1.FileDataH\x00\x42\x0f\n\rupload_packet\"=\n\x12\x46ileUploadResponse\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x16\n\x0e\x62inary_data_id\x18\x02 \x01(\t\"\xa9\x01\n\x19\x44\x61taCaptureUploadMetadata\x12\x45\n\x0fupload_metadata\x18\x01 \x01(\x0b\x32,.capsync.viam.app.datasync.v1.UploadMetadata\x12\x45\n\x0fsensor_metadata\x18\x02 \x01(\x0b\x32,.capsync.viam.app.datasync.v1.SensorMetadata\"\x91\x01\n!StreamingDataCaptureUploadRequest\x12K\n\x08metadata\x18\x01 \x01(\x0b\x32\x37.capsync.viam.app.datasync.v1.DataCaptureUploadMetadataH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x0f\n\rupload_packet\"M\n\"StreamingDataCaptureUploadResponse\x12\x0f\n\x07\x66ile_id\x18\x01 \x01(\t\x12\x16\n\x0e\x62inary_data_id\x18\x02 \x01(\t*t\n\x08\x44\x61taType\x12\x19\n\x15\x44\x41TA_TYPE_UNSPECIFIED\x10\x00\x12\x1b\n\x17\x44\x41TA_TYPE_BINARY_SENSOR\x10\x01\x12\x1c\n\x18\x44\x41TA_TYPE_TABULAR_SENSOR\x10\x02\x12\x12\n\x0e\x44\x41TA_TYPE_FILE\x10\x03*\x90\x01\n\x08MimeType\x12\x19\n\x15MIME_TYPE_UNSPECIFIED\x10\x00\x12\x18\n\x14MIME_TYPE_IMAGE_JPEG\x10\x01\x12\x17\n\x13MIME_TYPE_IMAGE_PNG\x10\x02\x12\x1d\n\x19MIME_TYPE_APPLICATION_PCD\x10\x03\x12\x17\n\x13MIME_TYPE_VIDEO_MP4\x10\x04\x32\xaf\x03\n\x0f\x44\x61taSyncService\x12\x84\x01\n\x11\x44\x61taCaptureUpload\x12\x36.capsync.viam.app.datasync.v1.DataCaptureUploadRequest\x1a\x37.capsync.viam.app.datasync.v1.DataCaptureUploadResponse\x12q\n\nFileUpload\x12/.capsync.viam.app.datasync.v1.FileUploadRequest\x1a\x30.capsync.viam.app.datasync.v1.FileUploadResponse(\x01\x12\xa1\x01\n\x1aStreamingDataCaptureUpload\x12?.capsync.viam.app.datasync.v1.StreamingDataCaptureUploadRequest\x1a@.capsync.viam.app.datasync.v1.StreamingDataCaptureUploadResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,38 +30,38 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DATACAPTUREMETADATA_METHODPARAMETERSENTRY']._serialized_options = b'8\001'
   _globals['_UPLOADMETADATA_METHODPARAMETERSENTRY']._loaded_options = None
   _globals['_UPLOADMETADATA_METHODPARAMETERSENTRY']._serialized_options = b'8\001'
-  _globals['_DATATYPE']._serialized_start=2377
-  _globals['_DATATYPE']._serialized_end=2493
-  _globals['_MIMETYPE']._serialized_start=2496
-  _globals['_MIMETYPE']._serialized_end=2640
-  _globals['_DATACAPTUREMETADATA']._serialized_start=210
-  _globals['_DATACAPTUREMETADATA']._serialized_end=615
-  _globals['_DATACAPTUREMETADATA_METHODPARAMETERSENTRY']._serialized_start=497
-  _globals['_DATACAPTUREMETADATA_METHODPARAMETERSENTRY']._serialized_end=574
-  _globals['_SENSORMETADATA']._serialized_start=618
-  _globals['_SENSORMETADATA']._serialized_end=840
-  _globals['_SENSORDATA']._serialized_start=843
-  _globals['_SENSORDATA']._serialized_end=980
-  _globals['_UPLOADMETADATA']._serialized_start=983
-  _globals['_UPLOADMETADATA']._serialized_end=1543
-  _globals['_UPLOADMETADATA_METHODPARAMETERSENTRY']._serialized_start=497
-  _globals['_UPLOADMETADATA_METHODPARAMETERSENTRY']._serialized_end=574
-  _globals['_DATACAPTUREUPLOADREQUEST']._serialized_start=1546
-  _globals['_DATACAPTUREUPLOADREQUEST']._serialized_end=1687
-  _globals['_DATACAPTUREUPLOADRESPONSE']._serialized_start=1689
-  _globals['_DATACAPTUREUPLOADRESPONSE']._serialized_end=1757
-  _globals['_FILEDATA']._serialized_start=1759
-  _globals['_FILEDATA']._serialized_end=1783
-  _globals['_FILEUPLOADREQUEST']._serialized_start=1786
-  _globals['_FILEUPLOADREQUEST']._serialized_end=1937
-  _globals['_FILEUPLOADRESPONSE']._serialized_start=1939
-  _globals['_FILEUPLOADRESPONSE']._serialized_end=2000
-  _globals['_DATACAPTUREUPLOADMETADATA']._serialized_start=2003
-  _globals['_DATACAPTUREUPLOADMETADATA']._serialized_end=2156
-  _globals['_STREAMINGDATACAPTUREUPLOADREQUEST']._serialized_start=2159
-  _globals['_STREAMINGDATACAPTUREUPLOADREQUEST']._serialized_end=2296
-  _globals['_STREAMINGDATACAPTUREUPLOADRESPONSE']._serialized_start=2298
-  _globals['_STREAMINGDATACAPTUREUPLOADRESPONSE']._serialized_end=2375
-  _globals['_DATASYNCSERVICE']._serialized_start=2643
-  _globals['_DATASYNCSERVICE']._serialized_end=3025
+  _globals['_DATATYPE']._serialized_start=2497
+  _globals['_DATATYPE']._serialized_end=2613
+  _globals['_MIMETYPE']._serialized_start=2616
+  _globals['_MIMETYPE']._serialized_end=2760
+  _globals['_DATACAPTUREMETADATA']._serialized_start=218
+  _globals['_DATACAPTUREMETADATA']._serialized_end=639
+  _globals['_DATACAPTUREMETADATA_METHODPARAMETERSENTRY']._serialized_start=521
+  _globals['_DATACAPTUREMETADATA_METHODPARAMETERSENTRY']._serialized_end=598
+  _globals['_SENSORMETADATA']._serialized_start=642
+  _globals['_SENSORMETADATA']._serialized_end=880
+  _globals['_SENSORDATA']._serialized_start=883
+  _globals['_SENSORDATA']._serialized_end=1028
+  _globals['_UPLOADMETADATA']._serialized_start=1031
+  _globals['_UPLOADMETADATA']._serialized_end=1607
+  _globals['_UPLOADMETADATA_METHODPARAMETERSENTRY']._serialized_start=521
+  _globals['_UPLOADMETADATA_METHODPARAMETERSENTRY']._serialized_end=598
+  _globals['_DATACAPTUREUPLOADREQUEST']._serialized_start=1610
+  _globals['_DATACAPTUREUPLOADREQUEST']._serialized_end=1767
+  _globals['_DATACAPTUREUPLOADRESPONSE']._serialized_start=1769
+  _globals['_DATACAPTUREUPLOADRESPONSE']._serialized_end=1837
+  _globals['_FILEDATA']._serialized_start=1839
+  _globals['_FILEDATA']._serialized_end=1863
+  _globals['_FILEUPLOADREQUEST']._serialized_start=1866
+  _globals['_FILEUPLOADREQUEST']._serialized_end=2033
+  _globals['_FILEUPLOADRESPONSE']._serialized_start=2035
+  _globals['_FILEUPLOADRESPONSE']._serialized_end=2096
+  _globals['_DATACAPTUREUPLOADMETADATA']._serialized_start=2099
+  _globals['_DATACAPTUREUPLOADMETADATA']._serialized_end=2268
+  _globals['_STREAMINGDATACAPTUREUPLOADREQUEST']._serialized_start=2271
+  _globals['_STREAMINGDATACAPTUREUPLOADREQUEST']._serialized_end=2416
+  _globals['_STREAMINGDATACAPTUREUPLOADRESPONSE']._serialized_start=2418
+  _globals['_STREAMINGDATACAPTUREUPLOADRESPONSE']._serialized_end=2495
+  _globals['_DATASYNCSERVICE']._serialized_start=2763
+  _globals['_DATASYNCSERVICE']._serialized_end=3194
 # @@protoc_insertion_point(module_scope)

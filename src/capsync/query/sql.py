@@ -1,0 +1,217 @@
+"""Read-only SQL over the ``readings`` table, run by DuckDB.
+
+The table has Viam's columns (SPEC §7): ``organization_id``, ``location_id``,
+``robot_id``, ``part_id``, ``component_type``, ``component_name``,
+``method_name``, ``time_requested``, ``time_received`` (UTC timestamps),
+``tags`` (a list of strings), ``mime_type`` and ``data`` (the reading as a
+struct, so ``data.readings.temp`` reaches a nested field). It is also
+``sensorData.readings``, as on Viam.
+
+A query is refused (:class:`~capsync.query.filters.QueryError`) unless it is a
+single SELECT that reads only ``readings`` (and its own CTEs): no table
+functions (``read_csv``, ``read_parquet``, ...), no other tables, no writes,
+``ATTACH``, ``COPY``, ``SET`` or ``PRAGMA``. Each query runs in a fresh
+in-memory DuckDB with ``enable_external_access=false`` and the configuration
+locked, so even a check missed here cannot reach a file or change a setting.
+
+Rows come back as dicts with the selected columns in order; DuckDB values
+become BSON-friendly ones (datetimes in UTC, decimals as floats).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from capsync.query.filters import LOCATION_ID, ORGANIZATION_ID, DataFilter, QueryError
+from capsync.server.store import TabularRecord
+
+if TYPE_CHECKING:
+    from capsync.query.api import DataQuery
+
+TABLE = "readings"
+SCHEMA_ALIAS = "sensorData"
+_INT64_MAX = 2**63 - 1
+_TIME = pa.timestamp("us")
+_STRING_COLUMNS = (
+    "organization_id",
+    "location_id",
+    "robot_id",
+    "part_id",
+    "component_type",
+    "component_name",
+    "method_name",
+)
+
+
+def readings_table(records: Iterable[TabularRecord]) -> pa.Table:
+    """The ``readings`` rows of these records as an Arrow table (``data`` a struct)."""
+    columns: dict[str, list[Any]] = {
+        name: [] for name in (*_STRING_COLUMNS, "time_requested", "time_received", "tags")
+    }
+    columns["mime_type"] = []
+    data: list[dict[str, Any]] = []
+    for r in records:
+        columns["organization_id"].append(ORGANIZATION_ID)
+        columns["location_id"].append(LOCATION_ID)
+        columns["robot_id"].append(r.part_id)
+        columns["part_id"].append(r.part_id)
+        columns["component_type"].append(r.component_type)
+        columns["component_name"].append(r.component_name)
+        columns["method_name"].append(r.method_name)
+        columns["time_requested"].append(r.time_requested_ns // 1000 if r.time_requested_ns else None)
+        columns["time_received"].append(r.time_received_ns // 1000 if r.time_received_ns else None)
+        columns["tags"].append(list(r.tags))
+        columns["mime_type"].append(r.mime_type)
+        data.append(r.data)
+    arrays: dict[str, pa.Array] = {
+        name: pa.array(columns[name], pa.string()) for name in _STRING_COLUMNS
+    }
+    arrays["time_requested"] = pa.array(columns["time_requested"], _TIME)
+    arrays["time_received"] = pa.array(columns["time_received"], _TIME)
+    arrays["tags"] = pa.array(columns["tags"], pa.list_(pa.string()))
+    arrays["mime_type"] = pa.array(columns["mime_type"], pa.string())
+    arrays["data"] = data_array(data)
+    return pa.table(arrays)
+
+
+def data_array(data: list[dict[str, Any]]) -> pa.Array:
+    """The readings as one struct column whose fields are the union of every reading's.
+
+    A field holding different kinds of value in different readings (a number
+    here, a string there) cannot be one struct field: then the whole column is
+    JSON text instead.
+    """
+    try:
+        array = pa.array(data)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return pa.array([json.dumps(d, allow_nan=True) for d in data], pa.string())
+    if array.type == pa.null() or (pa.types.is_struct(array.type) and array.type.num_fields == 0):
+        # DuckDB has no empty struct: give every row one null field.
+        return pa.array([{"_": None}] * len(data), pa.struct([("_", pa.string())]))
+    return array
+
+
+# --- the read-only check ---------------------------------------------------------------
+
+
+def _walk(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Refuse anything but one SELECT reading ``readings`` (QueryError naming what is wrong)."""
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error as exc:
+        raise QueryError(f"SQL: {_first_line(exc)}") from None
+    if len(statements) != 1:
+        raise QueryError(f"SQL: expected one statement, got {len(statements)}")
+    kind = statements[0].type
+    if kind != duckdb.StatementType.SELECT:
+        name = str(kind).rsplit(".", 1)[-1]
+        raise QueryError(f"SQL: only SELECT queries are allowed (this is {name}): read-only")
+    try:
+        tree_json = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [query]).fetchone()
+    except duckdb.Error as exc:
+        raise QueryError(f"SQL: {_first_line(exc)}") from None
+    tree = json.loads(tree_json[0] if tree_json else "{}")
+    if tree.get("error"):
+        raise QueryError(f"SQL: {tree.get('error_message', 'cannot parse the query')}")
+    ctes = {
+        str(name).lower()
+        for node in _walk(tree)
+        for entry in node.get("cte_map", {}).get("map", [])
+        if isinstance(entry, dict)
+        for name in [entry.get("key")]
+        if name
+    }
+    for node in _walk(tree):
+        node_type = node.get("type")
+        if node_type == "TABLE_FUNCTION":
+            raise QueryError("SQL: table functions are not allowed; read from readings")
+        if node_type == "BASE_TABLE":
+            table = str(node.get("table_name", "")).lower()
+            schema = str(node.get("schema_name", "")).lower()
+            catalog = str(node.get("catalog_name", "")).lower()
+            if table in ctes and not schema:
+                continue
+            if table != TABLE or catalog or schema not in ("", SCHEMA_ALIAS.lower(), "main"):
+                shown = ".".join(p for p in (catalog, schema, table) if p)
+                raise QueryError(f"SQL: unknown table {shown!r}; the table is readings")
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+def connect(table: pa.Table) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB holding ``readings`` (and ``sensorData.readings``), locked down."""
+    con = duckdb.connect(":memory:", config={"threads": 2})
+    con.register("_capsync_readings", table)
+    con.execute(f"CREATE VIEW {TABLE} AS SELECT * FROM _capsync_readings")
+    con.execute(f'CREATE SCHEMA "{SCHEMA_ALIAS}"')
+    con.execute(f'CREATE VIEW "{SCHEMA_ALIAS}".{TABLE} AS SELECT * FROM main.{TABLE}')
+    con.execute("SET enable_external_access = false")
+    con.execute("SET autoinstall_known_extensions = false")
+    con.execute("SET autoload_known_extensions = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def run_sql(
+    query: DataQuery, sql: str, params: list[Any] | None = None, *, checked: bool = False
+) -> list[dict[str, Any]]:
+    """Run ``sql`` over every stored reading; ``checked``: skip the read-only check (for SQL
+    built by capsync itself, e.g. from MQL)."""
+    if not sql.strip():
+        raise QueryError("SQL: the query is empty")
+    table = readings_table(query.iter_tabular(DataFilter()))
+    con = connect(table)
+    try:
+        if not checked:
+            check_read_only(con, sql)
+        try:
+            result = con.execute(sql, params or [])
+            names = [d[0] for d in result.description or ()]
+            rows = result.fetchall()
+        except duckdb.Error as exc:
+            raise QueryError(f"SQL: {_first_line(exc)}") from None
+    finally:
+        con.close()
+    return [{name: plain(value) for name, value in zip(names, row, strict=True)} for row in rows]
+
+
+def plain(value: Any) -> Any:
+    """A DuckDB result value as one BSON can hold."""
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _INT64_MAX:
+        return float(value)
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, uuid.UUID | dt.time | dt.timedelta):
+        return str(value)
+    return value
