@@ -67,9 +67,15 @@ class _Builder:
             utc = value.astimezone(dt.UTC) if value.tzinfo else value
             self.params.append(utc.replace(tzinfo=None))
             return "?::TIMESTAMP"
-        if isinstance(value, bool | int | float | str):
+        if isinstance(value, bool):
+            return "TRUE" if value else "FALSE"
+        if isinstance(value, int):
+            return f"{value}::BIGINT" if abs(value) < 2**63 else f"{float(value)!r}::DOUBLE"
+        if isinstance(value, float):
+            return f"'{value!r}'::DOUBLE"  # quoted so nan and inf parse too
+        if isinstance(value, str):
             self.params.append(value)
-            return "?"
+            return "?::VARCHAR"
         raise QueryError(f"MQL: cannot compare with {type(value).__name__} value {value!r}")
 
     def expression(self, expr: Any) -> str:

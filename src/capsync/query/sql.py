@@ -15,7 +15,10 @@ in-memory DuckDB with ``enable_external_access=false`` and the configuration
 locked, so even a check missed here cannot reach a file or change a setting.
 
 Rows come back as dicts with the selected columns in order; DuckDB values
-become BSON-friendly ones (datetimes in UTC, decimals as floats).
+become BSON-friendly ones (datetimes in UTC, decimals as floats). Numbers in
+``data`` are doubles, as a ``Struct`` carries them. Inside a struct value, a
+null field is left out: ``data`` is the union of every reading's fields, and a
+field one reading lacks reads as null.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ def data_array(data: list[dict[str, Any]]) -> pa.Array:
     here, a string there) cannot be one struct field: then the whole column is
     JSON text instead.
     """
+    data = [_as_doubles(d) for d in data]
     try:
         array = pa.array(data)
     except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
@@ -97,6 +101,17 @@ def data_array(data: list[dict[str, Any]]) -> pa.Array:
         # DuckDB has no empty struct: give every row one null field.
         return pa.array([{"_": None}] * len(data), pa.struct([("_", pa.string())]))
     return array
+
+
+def _as_doubles(value: Any) -> Any:
+    """Numbers as floats, as a ``Struct`` carries them (the store keeps whole ones as ints)."""
+    if isinstance(value, dict):
+        return {k: _as_doubles(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_as_doubles(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 # --- the read-only check ---------------------------------------------------------------
@@ -209,7 +224,9 @@ def plain(value: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > _INT64_MAX:
         return float(value)
     if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
+        # ``data`` is the union of every reading's fields: a field this reading
+        # lacks comes back null, and is left out, as MongoDB would.
+        return {str(k): plain(v) for k, v in value.items() if v is not None}
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     if isinstance(value, uuid.UUID | dt.time | dt.timedelta):

@@ -25,7 +25,7 @@ from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -39,10 +39,7 @@ from capsync.server.auth import (
     ensure_api_keys_file,
     load_api_keys,
 )
-from capsync.query import DataQuery, source_for_store
 from capsync.server.blobs import BlobStore
-from capsync.server.data_service import data_service_handler
-from capsync.server.dataset_service import dataset_service_handler
 from capsync.server.query import export, list_items, open_store
 from capsync.server.service import DataSyncServicer
 from capsync.server.sqlite_store import SqliteStore
@@ -54,6 +51,9 @@ from capsync.server.store import (
     StoreUnavailable,
     TabularRecord,
 )
+
+if TYPE_CHECKING:
+    from capsync.query import DataQuery
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -173,7 +173,12 @@ class IngestServer:
         )
         self._servicer = DataSyncServicer(self._store, BlobStore(self.data_dir))
         data_sync_pb2_grpc.add_DataSyncServiceServicer_to_server(self._servicer, server)
-        # Viam's data query API on the same port, behind the same API keys.
+        # Viam's data query API on the same port, behind the same API keys. Imported
+        # here: the query layer sits on capsync.server.store, below this package.
+        from capsync.query import DataQuery, source_for_store
+        from capsync.server.data_service import data_service_handler
+        from capsync.server.dataset_service import dataset_service_handler
+
         self._query = DataQuery(source_for_store(self._store, self.data_dir), self.data_dir)
         server.add_generic_rpc_handlers(
             (data_service_handler(self._query), dataset_service_handler(self._query))
