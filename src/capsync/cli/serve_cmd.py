@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from typing import TYPE_CHECKING
+
 from capsync.cli.errors import UserError
+
+if TYPE_CHECKING:
+    from capsync.query.retention import RetentionRules
 
 HELP = "run the ingest server that receives synced data (DataSyncService over gRPC)"
 
@@ -38,6 +43,34 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="the MongoDB database for --mongo-uri (default: capsync)",
     )
     parser.add_argument(
+        "--retention",
+        metavar="FILE",
+        help='JSON {"default": {"days": N, "binary_limit_gb": X, "tabular_limit_gb": Y}, '
+        '"rules": [{"component_name": ..., "method_name": ..., "days": ...}]}: what the '
+        "server keeps of sources whose uploads announce no retention_policy",
+    )
+    parser.add_argument(
+        "--retention-days",
+        type=float,
+        metavar="DAYS",
+        help="default retention: remove data captured more than DAYS ago (overrides the "
+        "file's default)",
+    )
+    parser.add_argument(
+        "--retention-interval",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how often expired data is removed (default: 3600)",
+    )
+    parser.add_argument(
+        "--compact-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often new readings are compacted into Parquet for SQL (default: 10)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=10.0,
@@ -67,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--mongo-uri: {exc}") from None
         if not args.mongo_database:
             raise UserError("--mongo-database must not be empty")
+    retention = _retention(args)
+    for flag in ("retention_interval", "compact_interval"):
+        if not getattr(args, flag) > 0:
+            raise UserError(f"--{flag.replace('_', '-')} must be > 0")
     tls = None
     if args.tls_cert is not None:
         try:
@@ -82,8 +119,32 @@ def run(args: argparse.Namespace) -> int:
             grace=args.grace,
             mongo_uri=args.mongo_uri,
             mongo_database=args.mongo_database,
+            retention=retention,
+            compact_interval_s=args.compact_interval,
+            retention_interval_s=args.retention_interval,
         )
     except ApiKeysError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(str(exc)) from None
+
+
+def _retention(args: argparse.Namespace) -> RetentionRules:
+    import dataclasses
+
+    from capsync.query.retention import RetentionRules
+    from capsync.retention import Retention
+
+    rules = RetentionRules()
+    if args.retention is not None:
+        try:
+            rules = RetentionRules.load(args.retention)
+        except ValueError as exc:
+            raise UserError(f"--retention: {exc}") from None
+    if args.retention_days is not None:
+        if not args.retention_days >= 0:
+            raise UserError("--retention-days must be >= 0")
+        base = rules.default or Retention()
+        days = args.retention_days or None
+        rules = dataclasses.replace(rules, default=dataclasses.replace(base, days=days))
+    return rules

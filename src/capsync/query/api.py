@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from capsync.query.catalog import DatasetCatalog
+from capsync.query.columnar import ColumnarStore
 from capsync.query.filters import Cursor, DataFilter, NotFound, Page, QueryError
 from capsync.query.source import DataSource
 from capsync.server.store import BlobRecord, TabularRecord
@@ -73,6 +74,7 @@ class DataQuery:
         self.source = source
         self.data_dir = Path(data_dir)
         self.datasets = DatasetCatalog(self.data_dir)
+        self.columnar = ColumnarStore(self.data_dir, source) if source.supports_changes else None
         self._lock = threading.Lock()  # read-modify-write of a binary's metadata
         self._owns_source = False
 
@@ -160,12 +162,22 @@ class DataQuery:
         if days < 0:
             raise QueryError(f"delete_older_than_days must be >= 0, got {days}")
         if days == 0:
-            deleted = self.source.delete_tabular(None)
+            before_ns = None
         else:
             now = time.time_ns() if now_ns is None else now_ns
-            deleted = self.source.delete_tabular(utc_day_start_ns(now, days - 1))
+            before_ns = utc_day_start_ns(now, days - 1)
+        deleted = self.delete_tabular(before_ns)
         log.info("deleted %d tabular readings (older than %d days)", deleted, days)
         return deleted
+
+    def delete_tabular(self, before_ns: int | None, data_filter: DataFilter | None = None) -> int:
+        """Delete readings requested before ``before_ns`` (None: all) matching ``data_filter``,
+        from the store and the columnar files; return how many (the store's count)."""
+        if self.columnar is None:
+            return self.source.delete_tabular(before_ns, data_filter)
+        with self.columnar.exclusive():
+            self.columnar.delete_before(before_ns, data_filter)
+            return self.source.delete_tabular(before_ns, data_filter)
 
     # --- binary ----------------------------------------------------------------------------
 

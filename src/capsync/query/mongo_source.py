@@ -145,8 +145,12 @@ class MongoSource(DataSource):
             found = {d["_id"]: _blob_record(d) for d in self._blobs.find({"_id": {"$in": unique}})}
         return [found[i] for i in unique if i in found]
 
-    def delete_tabular(self, before_ns: int | None) -> int:
-        query: Document = {} if before_ns is None else {"time_requested_ns": {"$lt": before_ns}}
+    def delete_tabular(self, before_ns: int | None, data_filter: DataFilter | None = None) -> int:
+        query = mongo_filter(data_filter or DataFilter(), Page(), blobs=False)
+        if query is None:
+            return 0
+        if before_ns is not None:
+            query = {"$and": [query, {"time_requested_ns": {"$lt": before_ns}}]}
         with _unavailable_on_connection_errors("deleting"):
             return int(self._tabular.delete_many(query).deleted_count)
 
@@ -183,14 +187,16 @@ class MongoSource(DataSource):
             )
         return bool(result.matched_count)
 
-    def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
-        """Readings stored after ``mark`` (their ``uploaded_at_ns``)."""
-        query = {"uploaded_at_ns": {"$gt": mark}}
+    def sources(self) -> list[tuple[str, str, str, str]]:
+        group = {"$group": {"_id": {"p": "$part_id", "t": "$component_type",
+                                    "n": "$component_name", "m": "$method_name"}}}  # fmt: skip
+        found: set[tuple[str, str, str, str]] = set()
         with _unavailable_on_connection_errors("reading"):
-            docs = list(self._tabular.find(query, sort=[("uploaded_at_ns", 1)], limit=limit))
-        if not docs:
-            return [], mark
-        return [_tabular_record(d) for d in docs], int(docs[-1]["uploaded_at_ns"])
+            for collection in (self._tabular, self._blobs):
+                for doc in collection.aggregate([group]):
+                    key = doc["_id"]
+                    found.add((key["p"], key["t"], key["n"], key["m"]))
+        return sorted(found)
 
     def aggregate(self, pipeline: Sequence[Document]) -> Iterator[Document]:
         """Run an (already checked) MQL pipeline on MongoDB over Viam-shaped readings."""

@@ -12,8 +12,9 @@ store, :mod:`capsync.query.mongo_source` for MongoDB). An adapter must:
   what it deleted so their payload files can go);
 * replace a binary's mutable metadata: ``tags``, ``annotations`` (the
   ``{"bboxes": [...], "classifications": [...]}`` document) and ``dataset_ids``;
-* list tabular readings stored after a mark (``changes_since``) so the
-  columnar compactor can follow the ingest path.
+* optionally (``supports_changes``), list tabular readings stored after a
+  mark (``changes_since``) so the columnar compactor (:mod:`capsync.query.columnar`)
+  can follow the ingest path; without it SQL reads the readings from the store.
 
 Records are the store's own :class:`~capsync.server.store.TabularRecord` and
 :class:`~capsync.server.store.BlobRecord`.
@@ -53,8 +54,9 @@ class DataSource(abc.ABC):
         """The binaries with these ids, in the order asked (unknown ids are left out)."""
 
     @abc.abstractmethod
-    def delete_tabular(self, before_ns: int | None) -> int:
-        """Delete readings requested before ``before_ns`` (None: all); return how many."""
+    def delete_tabular(self, before_ns: int | None, data_filter: DataFilter | None = None) -> int:
+        """Delete readings requested before ``before_ns`` (None: all), of those matching
+        ``data_filter`` (None: every reading); return how many."""
 
     @abc.abstractmethod
     def delete_blobs(self, ids: Sequence[str]) -> list[BlobRecord]:
@@ -75,9 +77,17 @@ class DataSource(abc.ABC):
     ) -> bool:
         """Replace the given fields of one binary; False when it does not exist."""
 
-    @abc.abstractmethod
+    #: Whether :meth:`changes_since` works (then readings are compacted into Parquet).
+    supports_changes = False
+
     def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
-        """Up to ``limit`` readings stored after ``mark`` (0: from the start), and the new mark."""
+        """Up to ``limit`` readings stored after ``mark`` (0: from the start), in the order
+        they were stored, and the new mark. A mark is only ever compared with marks."""
+        raise NotImplementedError(f"{type(self).__name__} cannot list changes")
+
+    @abc.abstractmethod
+    def sources(self) -> list[tuple[str, str, str, str]]:
+        """Every (part, component type, component name, method) holding readings or binaries."""
 
     @abc.abstractmethod
     def close(self) -> None:

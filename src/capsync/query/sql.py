@@ -27,12 +27,14 @@ import datetime as dt
 import decimal
 import json
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
+from capsync.query.columnar import ID_COLUMN
 from capsync.query.filters import LOCATION_ID, ORGANIZATION_ID, DataFilter, QueryError
 from capsync.server.store import TabularRecord
 
@@ -176,11 +178,31 @@ def _first_line(exc: BaseException) -> str:
 # --- running ---------------------------------------------------------------------------
 
 
-def connect(table: pa.Table) -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory DuckDB holding ``readings`` (and ``sensorData.readings``), locked down."""
+def _readings_connection(query: DataQuery) -> duckdb.DuckDBPyConnection:
+    """DuckDB over the columnar files plus the tail, or over the store's readings."""
+    if query.columnar is None:
+        return connect(readings_table(query.iter_tabular(DataFilter())))
+    files, mark = query.columnar.snapshot()
+    return connect(readings_table(query.columnar.tail(mark)), files, query.columnar.root)
+
+
+def connect(
+    tail: pa.Table, files: Sequence[Path] = (), folder: Path | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A fresh in-memory DuckDB whose ``readings`` (and ``sensorData.readings``) are the
+    Parquet ``files`` (under ``folder``) and the ``tail`` rows, locked down."""
     con = duckdb.connect(":memory:", config={"threads": 2})
-    con.register("_capsync_readings", table)
-    con.execute(f"CREATE VIEW {TABLE} AS SELECT * FROM _capsync_readings")
+    con.register("_capsync_tail", tail)
+    if files:
+        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+        con.execute(
+            f"CREATE VIEW {TABLE} AS SELECT * EXCLUDE ({ID_COLUMN}) FROM "
+            f"read_parquet([{listed}], union_by_name = true) "
+            "UNION ALL BY NAME SELECT * FROM _capsync_tail"
+        )
+        con.execute("SET allowed_directories = [?]", [str(folder) + "/"])
+    else:
+        con.execute(f"CREATE VIEW {TABLE} AS SELECT * FROM _capsync_tail")
     con.execute(f'CREATE SCHEMA "{SCHEMA_ALIAS}"')
     con.execute(f'CREATE VIEW "{SCHEMA_ALIAS}".{TABLE} AS SELECT * FROM main.{TABLE}')
     con.execute("SET enable_external_access = false")
@@ -197,8 +219,7 @@ def run_sql(
     built by capsync itself, e.g. from MQL)."""
     if not sql.strip():
         raise QueryError("SQL: the query is empty")
-    table = readings_table(query.iter_tabular(DataFilter()))
-    con = connect(table)
+    con = _readings_connection(query)
     try:
         if not checked:
             check_read_only(con, sql)

@@ -192,11 +192,14 @@ class SqliteSource(DataSource):
                 found[row[0]] = _blob_record(row)
         return [found[i] for i in unique if i in found]
 
-    def delete_tabular(self, before_ns: int | None) -> int:
-        conn = self._conn()
-        if before_ns is None:
-            return int(conn.execute("DELETE FROM tabular").rowcount)
-        return int(conn.execute("DELETE FROM tabular WHERE time_requested_ns < ?", (before_ns,)).rowcount)
+    supports_changes = True
+
+    def delete_tabular(self, before_ns: int | None, data_filter: DataFilter | None = None) -> int:
+        where, params = where_clause(data_filter or DataFilter(), Page(), blobs=False)
+        if before_ns is not None:
+            where = (where + " AND" if where else " WHERE") + " time_requested_ns < ?"
+            params.append(before_ns)
+        return int(self._conn().execute(f"DELETE FROM tabular{where}", params).rowcount)
 
     def delete_blobs(self, ids: Sequence[str]) -> list[BlobRecord]:
         conn = self._conn()
@@ -249,6 +252,13 @@ class SqliteSource(DataSource):
         if not rows:
             return [], mark
         return [_tabular_record(row[1:]) for row in rows], int(rows[-1][0])
+
+    def sources(self) -> list[tuple[str, str, str, str]]:
+        rows = self._conn().execute(
+            "SELECT part_id, component_type, component_name, method_name FROM tabular "
+            "UNION SELECT part_id, component_type, component_name, method_name FROM blobs"
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def close(self) -> None:
         with self._lock:

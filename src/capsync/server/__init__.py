@@ -54,6 +54,8 @@ from capsync.server.store import (
 
 if TYPE_CHECKING:
     from capsync.query import DataQuery
+    from capsync.query.retention import RetentionBook, RetentionRules
+    from capsync.server.maintenance import Maintenance
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -128,6 +130,9 @@ class IngestServer:
         store: Store | None = None,
         max_workers: int = DEFAULT_MAX_WORKERS,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        retention: RetentionRules | None = None,
+        compact_interval_s: float = 10.0,
+        retention_interval_s: float = 3600.0,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host, self._requested_port = parse_listen(listen)
@@ -141,6 +146,11 @@ class IngestServer:
         self._health: health.HealthServicer | None = None
         self._servicer: DataSyncServicer | None = None
         self._query: DataQuery | None = None
+        self._retention = retention
+        self._compact_interval_s = compact_interval_s
+        self._retention_interval_s = retention_interval_s
+        self._maintenance: Maintenance | None = None
+        self._book: RetentionBook | None = None
         self._port: int | None = None
 
     @property
@@ -161,11 +171,18 @@ class IngestServer:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self._store is None:
             self._store = SqliteStore(self.data_dir)
+        from capsync.query.retention import RetentionBook, RetentionRules
+        from capsync.server.maintenance import RetentionHeaderInterceptor
+
+        self._book = RetentionBook(self.data_dir)
         server = grpc.server(
             futures.ThreadPoolExecutor(
                 max_workers=self._max_workers, thread_name_prefix="capsync-ingest"
             ),
-            interceptors=[ApiKeyInterceptor(self._keys)],
+            interceptors=[
+                RetentionHeaderInterceptor(self._book, self._keys),
+                ApiKeyInterceptor(self._keys),
+            ],
             options=[
                 ("grpc.max_receive_message_length", self._max_message_bytes),
                 ("grpc.so_reuseport", 0),  # a second server on a taken port must fail
@@ -182,6 +199,15 @@ class IngestServer:
         self._query = DataQuery(source_for_store(self._store, self.data_dir), self.data_dir)
         server.add_generic_rpc_handlers(
             (data_service_handler(self._query), dataset_service_handler(self._query))
+        )
+        from capsync.server.maintenance import Maintenance
+
+        self._maintenance = Maintenance(
+            self._query,
+            self._book,
+            self._retention or RetentionRules(),
+            compact_interval_s=self._compact_interval_s,
+            retention_interval_s=self._retention_interval_s,
         )
         self._health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -205,6 +231,7 @@ class IngestServer:
             self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         server.start()
         self._server = server
+        self._maintenance.start()
         log.info("listening on %s:%d (%s)", self.host, port, "TLS" if self._tls else "plaintext")
 
     def stop(self, grace: float | None = DEFAULT_GRACE_S) -> None:
@@ -228,6 +255,12 @@ class IngestServer:
         log.info("stopped")
 
     def _close_owned_store(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.stop()
+            self._maintenance = None
+        if self._book is not None:
+            self._book.close()
+            self._book = None
         if self._query is not None:
             self._query.close()
             self._query = None
@@ -264,8 +297,15 @@ def serve(
     out: TextIO | None = None,
     mongo_uri: str | None = None,
     mongo_database: str = DEFAULT_MONGO_DATABASE,
+    retention: RetentionRules | None = None,
+    compact_interval_s: float = 10.0,
+    retention_interval_s: float = 3600.0,
 ) -> int:
     """Run the server until SIGTERM or SIGINT, then stop gracefully; returns 0.
+
+    ``retention``: the server's own retention rules and default (see
+    :mod:`capsync.query.retention`); readings are compacted into Parquet every
+    ``compact_interval_s`` and retention applied every ``retention_interval_s``.
 
     Prints ``capsync serve: listening on HOST:PORT`` to ``out`` (stdout) once
     bound. Without ``api_keys_file``, keys come from ``<data_dir>/api-keys.json``,
@@ -286,7 +326,10 @@ def serve(
     store: Store | None = None
     if mongo_uri is not None:
         store = _open_mongo(mongo_uri, mongo_database)
-    server = IngestServer(data_path, keys, listen=listen, tls=tls, store=store)
+    server = IngestServer(
+        data_path, keys, listen=listen, tls=tls, store=store, retention=retention,
+        compact_interval_s=compact_interval_s, retention_interval_s=retention_interval_s,
+    )  # fmt: skip
     stop_requested = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
