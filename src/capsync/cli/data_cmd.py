@@ -1,4 +1,5 @@
-"""``capsync data list|export``: what the ingest server received.
+"""``capsync data list|export``: what the ingest server received (and, through
+:mod:`capsync.cli.data_api_cmd`, ``sql``, ``mql``, ``tag``, ``untag``, ``dataset``).
 
 ``list`` writes the matching items (JSON lines or CSV) to stdout or ``--out``;
 ``export`` copies them into the folder ``--out``: a manifest
@@ -20,7 +21,7 @@ from capsync.cli.errors import UserError
 if TYPE_CHECKING:
     from capsync.server.store import ItemFilter
 
-HELP = "list or export what the ingest server received"
+HELP = "list, export, query (SQL, MQL), tag and group into datasets what the server received"
 
 
 def _add_common(parser: argparse.ArgumentParser, *, out_help: str, out_required: bool) -> None:
@@ -76,6 +77,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "binary payload and file, with its extension, into the folder --out",
     )
     _add_common(export_parser, out_help="folder to export into", out_required=True)
+    from capsync.cli import data_api_cmd
+
+    data_api_cmd.register(actions)
 
 
 def build_filter(args: argparse.Namespace) -> ItemFilter:
@@ -102,6 +106,10 @@ def build_filter(args: argparse.Namespace) -> ItemFilter:
 
 
 def run(args: argparse.Namespace) -> int:
+    from capsync.cli import data_api_cmd
+
+    if args.action in data_api_cmd.ACTIONS:
+        return data_api_cmd.run(args)
     from capsync.server import query
     from capsync.server.store import StoreUnavailable
 

@@ -73,7 +73,7 @@ class DataQuery:
     def __init__(self, source: DataSource, data_dir: str | os.PathLike[str]) -> None:
         self.source = source
         self.data_dir = Path(data_dir)
-        self.datasets = DatasetCatalog(self.data_dir)
+        self._datasets: DatasetCatalog | None = None
         self.columnar = ColumnarStore(self.data_dir, source) if source.supports_changes else None
         self._lock = threading.Lock()  # read-modify-write of a binary's metadata
         self._owns_source = False
@@ -106,8 +106,17 @@ class DataQuery:
         query._owns_source = True
         return query
 
+    @property
+    def datasets(self) -> DatasetCatalog:
+        """The dataset catalog (created in the data dir on first use)."""
+        with self._lock:
+            if self._datasets is None:
+                self._datasets = DatasetCatalog(self.data_dir)
+            return self._datasets
+
     def close(self) -> None:
-        self.datasets.close()
+        if self._datasets is not None:
+            self._datasets.close()
         if self._owns_source:
             self.source.close()
 
@@ -193,6 +202,16 @@ class DataQuery:
     def blobs_by_ids(self, ids: Sequence[str]) -> list[BlobRecord]:
         return self.source.blobs_by_ids(ids)
 
+    def iter_blobs(self, data_filter: DataFilter, batch: int = 1000) -> Iterator[BlobRecord]:
+        """Every matching binary, oldest first, read a batch at a time."""
+        cursor: Cursor | None = None
+        while True:
+            records, cursor_next = self.blob_page(data_filter, Page(limit=batch, after=cursor))
+            yield from records
+            if len(records) < batch or cursor_next is None:
+                return
+            cursor = cursor_next
+
     def all_blobs(self, data_filter: DataFilter) -> list[BlobRecord]:
         return list(self.source.blobs(data_filter, Page()))
 
@@ -212,7 +231,8 @@ class DataQuery:
                 if not self.source.payload_in_use(record.path):
                     path = self.data_dir.joinpath(*record.path.split("/"))
                     path.unlink(missing_ok=True)
-        log.info("deleted %d binaries", len(deleted))
+        if deleted:
+            log.info("deleted %d binaries", len(deleted))
         return len(deleted)
 
     def delete_blobs_by_filter(self, data_filter: DataFilter) -> int:

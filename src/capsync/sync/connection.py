@@ -9,8 +9,9 @@ cloud's credentials. TLS is used unless ``sync.insecure`` is true.
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ import grpc
 from capsync.config import MachineConfig
 from capsync.config.model import DEFAULT_MAX_BACKOFF_S
 from capsync.proto import data_sync_pb2_grpc
+from capsync.retention import RETENTION_HEADER, Retention, encode_header
 from capsync.sync.errors import SyncConfigError
 
 DEFAULT_TLS_PORT = 443
@@ -167,23 +169,44 @@ class UploadClient:
         target: SyncTarget,
         *,
         rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S,
+        retention: Mapping[tuple[str, str, str], Retention] | None = None,
     ) -> None:
         self.part_id = target.part_id
         self._stub = data_sync_pb2_grpc.DataSyncServiceStub(channel)
-        self._metadata = target.metadata
+        self._metadata: tuple[tuple[str, str | bytes], ...] = target.metadata
         self._rpc_timeout_s = rpc_timeout_s
+        self._retention = dict(retention or {})
+
+    def _call_metadata(self, upload_metadata: Any) -> tuple[tuple[str, str | bytes], ...]:
+        """The API key, plus the retention header when the upload's source has a policy."""
+        key = (upload_metadata.component_type, upload_metadata.component_name,
+               upload_metadata.method_name)  # fmt: skip
+        policy = self._retention.get(key)
+        if policy is None:
+            return self._metadata
+        header = encode_header((upload_metadata.part_id, *key), policy)
+        return (*self._metadata, (RETENTION_HEADER, header))
 
     def timeout_s(self, nbytes: int) -> float:
         return self._rpc_timeout_s + nbytes / MIN_UPLOAD_RATE_BYTES_PER_S
 
     def data_capture_upload(self, request: Any) -> Any:
         return self._stub.DataCaptureUpload(
-            request, metadata=self._metadata, timeout=self.timeout_s(request.ByteSize())
+            request,
+            metadata=self._call_metadata(request.metadata),
+            timeout=self.timeout_s(request.ByteSize()),
         )
 
     def streaming_data_capture_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
+        metadata = self._metadata
+        if self._retention:
+            first = next(packets, None)
+            if first is not None:
+                if first.WhichOneof("upload_packet") == "metadata":
+                    metadata = self._call_metadata(first.metadata.upload_metadata)
+                packets = itertools.chain([first], packets)
         return self._stub.StreamingDataCaptureUpload(
-            packets, metadata=self._metadata, timeout=self.timeout_s(nbytes)
+            packets, metadata=metadata, timeout=self.timeout_s(nbytes)
         )
 
     def file_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
