@@ -29,7 +29,30 @@ from capsync.server.store import BlobRecord, TabularRecord
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=True).encode
 
 
-def _tabular_record(row: Sequence[Any]) -> TabularRecord:
+class _Shared:
+    """Parses the JSON texts that every reading of an upload shares (tags, parameters)
+    once per page instead of once per reading. The parsed values are shared: never
+    mutate a record's ``method_parameters``."""
+
+    def __init__(self) -> None:
+        self._parameters: dict[str, dict[str, Any]] = {}
+        self._tags: dict[str, tuple[str, ...]] = {}
+
+    def parameters(self, text: str) -> dict[str, Any]:
+        found = self._parameters.get(text)
+        if found is None:
+            found = self._parameters[text] = json.loads(text)
+        return found
+
+    def tags(self, text: str) -> tuple[str, ...]:
+        found = self._tags.get(text)
+        if found is None:
+            found = self._tags[text] = tuple(json.loads(text))
+        return found
+
+
+def _tabular_record(row: Sequence[Any], shared: _Shared | None = None) -> TabularRecord:
+    shared = shared or _Shared()
     return TabularRecord(
         id=row[0],
         upload_id=row[1],
@@ -37,8 +60,8 @@ def _tabular_record(row: Sequence[Any]) -> TabularRecord:
         component_type=row[3],
         component_name=row[4],
         method_name=row[5],
-        method_parameters=json.loads(row[6]),
-        tags=tuple(json.loads(row[7])),
+        method_parameters=shared.parameters(row[6]),
+        tags=shared.tags(row[7]),
         time_requested_ns=row[8],
         time_received_ns=row[9],
         mime_type=row[10],
@@ -162,7 +185,8 @@ class SqliteSource(DataSource):
         rows = self._conn().execute(
             f"SELECT {_TABULAR_COLUMNS} FROM tabular{where}{_order(page)}", params
         )
-        return (_tabular_record(row) for row in rows.fetchall())
+        shared = _Shared()
+        return (_tabular_record(row, shared) for row in rows.fetchall())
 
     def count_tabular(self, data_filter: DataFilter) -> int:
         where, params = where_clause(data_filter, Page(), blobs=False)
@@ -251,7 +275,8 @@ class SqliteSource(DataSource):
         ).fetchall()
         if not rows:
             return [], mark
-        return [_tabular_record(row[1:]) for row in rows], int(rows[-1][0])
+        shared = _Shared()
+        return [_tabular_record(row[1:], shared) for row in rows], int(rows[-1][0])
 
     def sources(self) -> list[tuple[str, str, str, str]]:
         rows = self._conn().execute(

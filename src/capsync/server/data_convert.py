@@ -138,24 +138,19 @@ def binary_metadata(record: BlobRecord) -> pb.BinaryMetadata:
     return meta
 
 
-def tabular_data(records: list[TabularRecord]) -> tuple[list[pb.CaptureMetadata], list[Any]]:
-    """Viam's ``metadata`` list (one entry per distinct source) and ``data`` entries."""
+def tabular_metadata(records: list[TabularRecord]) -> tuple[list[pb.CaptureMetadata], list[int]]:
+    """Viam's ``metadata`` list (one entry per distinct source) and each record's index in it."""
     index: dict[tuple[Any, ...], int] = {}
     metadata: list[pb.CaptureMetadata] = []
-    data: list[Any] = []
+    positions: list[int] = []
     for r in records:
         key = (r.part_id, r.component_type, r.component_name, r.method_name, r.tags, r.mime_type)
         position = index.get(key)
         if position is None:
             position = index[key] = len(metadata)
             metadata.append(capture_metadata(r))
-        entry = pb.TabularData(data=struct(r.data), metadata_index=position)
-        if r.time_requested_ns:
-            entry.time_requested.CopyFrom(timestamp(r.time_requested_ns))
-        if r.time_received_ns:
-            entry.time_received.CopyFrom(timestamp(r.time_received_ns))
-        data.append(entry)
-    return metadata, data
+        positions.append(position)
+    return metadata, positions
 
 
 def binary_ids(message: Any) -> list[str]:

@@ -27,6 +27,7 @@ from capsync.query.api import DEFAULT_PAGE_LIMIT, DataQuery
 from capsync.query.catalog import AlreadyExists
 from capsync.query.filters import Cursor, DataFilter, NotFound, Page, QueryError
 from capsync.server import data_convert as convert
+from capsync.server import data_wire
 from capsync.server.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -108,14 +109,16 @@ class DataService:
         if request.count_only:
             return pb.TabularDataByFilterResponse(count=self.query.count_tabular(data_filter))
         records, cursor = self.query.tabular_page(data_filter, page)
-        metadata, data = convert.tabular_data(records)
-        return pb.TabularDataByFilterResponse(
+        metadata, indexes = convert.tabular_metadata(records)
+        entries = [data_wire.tabular_entry(r, i) for r, i in zip(records, indexes, strict=True)]
+        head = pb.TabularDataByFilterResponse(
             metadata=metadata,
-            data=data,
-            count=len(data),
+            count=len(records),
             last=cursor.token() if cursor else "",
-            total_size_bytes=sum(entry.data.ByteSize() for entry in data),
+            total_size_bytes=sum(len(entry) for entry in entries),
         )
+        # Serialized here: the data entries are appended as bytes (see data_wire).
+        return head.SerializeToString() + data_wire.tabular_data_field(entries)
 
     @answer_errors
     def TabularDataBySQL(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -345,6 +348,11 @@ def unimplemented_handler(reason: str) -> grpc.RpcMethodHandler:
     return grpc.unary_unary_rpc_method_handler(refuse)
 
 
+def serialize(message: Any) -> bytes:
+    """A response message's bytes (a method may return them already serialized)."""
+    return message if isinstance(message, bytes) else bytes(message.SerializeToString())
+
+
 def data_service_handler(query: DataQuery) -> grpc.GenericRpcHandler:
     """The generic handler serving DataService on Viam's method paths."""
     service = DataService(query)
@@ -354,7 +362,7 @@ def data_service_handler(query: DataQuery) -> grpc.GenericRpcHandler:
         handlers[name] = make(
             getattr(service, name),
             request_deserializer=request_type.FromString,
-            response_serializer=lambda message: message.SerializeToString(),
+            response_serializer=serialize,
         )
     for name, reason in UNIMPLEMENTED.items():
         handlers[name] = unimplemented_handler(f"{name}: {reason}")
