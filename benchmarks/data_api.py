@@ -142,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"| {readings:,} readings | value |")
     print("|---|---|")
-    print(f"| TabularDataByFilter paging (10,000 per page) | {readings / paging_s:,.0f} readings/s |")
+    print(
+        f"| TabularDataByFilter paging (10,000 per page) | {readings / paging_s:,.0f} readings/s |"
+    )
     print(f"| first page (50) | {first_s * 1000:.1f} ms |")
     print(f"| SQL aggregate via TabularDataBySQL | {sql_s * 1000:.1f} ms |")
     print(f"| DuckDB on one Parquet file (baseline) | {duck_s * 1000:.1f} ms |")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import bson
@@ -128,13 +127,17 @@ def test_tag_filters(server: ServerProcess) -> None:
     assert count(create_filter(part_id=PART, tags=["lab", "field"])) == 120  # any of them
     assert count(create_filter(part_id=PART, tags=["nope"])) == 0
     assert count(create_filter(part_id=PART, tags=[])) == THERMO_N + BARO_N
-    tagged = Filter(part_id=PART, tags_filter=TagsFilter(type=TagsFilterType.TAGS_FILTER_TYPE_TAGGED))
+    tagged = Filter(
+        part_id=PART, tags_filter=TagsFilter(type=TagsFilterType.TAGS_FILTER_TYPE_TAGGED)
+    )
     untagged = Filter(
         part_id=PART, tags_filter=TagsFilter(type=TagsFilterType.TAGS_FILTER_TYPE_UNTAGGED)
     )
     assert count(tagged) == THERMO_N
     assert count(untagged) == BARO_N
-    data, _, _ = call(server, lambda c: c.tabular_data_by_filter(create_filter(part_id=PART, tags=["field"]), 1))
+    data, _, _ = call(
+        server, lambda c: c.tabular_data_by_filter(create_filter(part_id=PART, tags=["field"]), 1)
+    )
     assert data[0].data == thermo(60)
     assert list(data[0].metadata.tags) == ["field"]
 
@@ -143,7 +146,7 @@ def test_interval_filter(server: ServerProcess) -> None:
     start, end = utc(T0_NS + 10 * SECOND_NS), utc(T0_NS + 20 * SECOND_NS)
     start = start.replace(tzinfo=dt.UTC)
     end = end.replace(tzinfo=dt.UTC)
-    data, count, _ = call(
+    data, _, _ = call(
         server,
         lambda c: c.tabular_data_by_filter(thermo_filter(start_time=start, end_time=end), 100),
     )
@@ -175,15 +178,15 @@ def test_bad_page_token_is_invalid_argument(server: ServerProcess) -> None:
 
 def test_get_latest_tabular_data(server: ServerProcess) -> None:
     before = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    latest = call(
-        server, lambda c: c.get_latest_tabular_data(PART, "thermo", SENSOR, "Readings")
-    )
+    latest = call(server, lambda c: c.get_latest_tabular_data(PART, "thermo", SENSOR, "Readings"))
     assert latest is not None
     captured, synced, payload = latest
     assert captured == utc(T0_NS + (THERMO_N - 1) * SECOND_NS)
     assert payload == thermo(THERMO_N - 1)
     assert dt.timedelta(0) < before - synced < dt.timedelta(minutes=5)  # when the upload arrived
-    assert call(server, lambda c: c.get_latest_tabular_data(PART, "nope", SENSOR, "Readings")) is None
+    assert (
+        call(server, lambda c: c.get_latest_tabular_data(PART, "nope", SENSOR, "Readings")) is None
+    )
 
 
 def test_export_tabular_data(server: ServerProcess) -> None:
@@ -222,9 +225,9 @@ def test_sql_forms_from_viams_docs(server: ServerProcess) -> None:
     assert rows == [
         {"temp": 20 + i * 0.5, "time_requested": utc(T0_NS + i * SECOND_NS)} for i in (60, 61, 62)
     ]
-    assert sql(server, "SELECT count(*) AS n FROM sensorData.readings WHERE part_id = 'p-read'") == [
-        {"n": THERMO_N + BARO_N}
-    ]
+    assert sql(
+        server, "SELECT count(*) AS n FROM sensorData.readings WHERE part_id = 'p-read'"
+    ) == [{"n": THERMO_N + BARO_N}]
     rows = sql(
         server,
         "SELECT component_name, avg(data.readings.temp) AS t, count(*) AS n FROM readings "
@@ -239,7 +242,8 @@ def test_sql_forms_from_viams_docs(server: ServerProcess) -> None:
 
 def test_sql_select_star_shapes(server: ServerProcess) -> None:
     (row,) = sql(
-        server, "SELECT * FROM readings WHERE component_name = 'thermo' ORDER BY time_requested LIMIT 1"
+        server,
+        "SELECT * FROM readings WHERE component_name = 'thermo' ORDER BY time_requested LIMIT 1",
     )
     assert row["tags"] == ["lab"]
     assert row["data"] == {"readings": {"temp": 20.0, "i": 0.0}}
@@ -349,7 +353,9 @@ def test_mql_stages(server: ServerProcess) -> None:
         ({"$unwind": "$tags"}, "$unwind"),
     ],
 )
-def test_mql_refusals_name_the_stage(server: ServerProcess, stage: dict[str, Any], named: str) -> None:
+def test_mql_refusals_name_the_stage(
+    server: ServerProcess, stage: dict[str, Any], named: str
+) -> None:
     message = invalid(server, lambda c: c.tabular_data_by_mql(ORGANIZATION_ID, [stage]))
     assert named in message
 
@@ -375,10 +381,10 @@ def test_other_methods_are_unimplemented_with_a_reason(server: ServerProcess) ->
 
 
 def test_rows_are_bson_documents(server: ServerProcess) -> None:
-    from capsync.proto.viam.app.data.v1 import data_pb2
-
     # The raw wire answer: one BSON document per row.
     import grpc
+
+    from capsync.proto.viam.app.data.v1 import data_pb2
 
     channel = grpc.insecure_channel(server.address)
     try:
@@ -397,7 +403,10 @@ def test_rows_are_bson_documents(server: ServerProcess) -> None:
         )
     finally:
         channel.close()
-    decoded = [bson.decode(raw, codec_options=bson.CodecOptions(tz_aware=True)) for raw in response.raw_data]
+    decoded = [
+        bson.decode(raw, codec_options=bson.CodecOptions(tz_aware=True))
+        for raw in response.raw_data
+    ]
     assert decoded == [
         {"time_requested": utc(T0_NS + i * SECOND_NS).replace(tzinfo=dt.UTC)} for i in (0, 1)
     ]

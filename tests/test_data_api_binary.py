@@ -131,7 +131,10 @@ def test_tags_by_ids_and_filter(server: ServerProcess) -> None:
     part = new_part()
     ids = upload_images(server, part, 4, tags=["upload"])
     call(server, lambda c: c.add_tags_to_binary_data_by_ids(["red", "blue"], ids[:2]))
-    call(server, lambda c: c.add_tags_to_binary_data_by_filter(["green"], create_filter(part_id=part)))
+    call(
+        server,
+        lambda c: c.add_tags_to_binary_data_by_filter(["green"], create_filter(part_id=part)),
+    )
     assert call(server, lambda c: c.tags_by_filter(create_filter(part_id=part))) == [
         "blue", "green", "red", "upload"
     ]  # fmt: skip
@@ -148,7 +151,10 @@ def test_tags_by_ids_and_filter(server: ServerProcess) -> None:
         lambda c: c.remove_tags_from_binary_data_by_filter(["green"], create_filter(part_id=part)),
     )
     assert removed == 4
-    assert call(server, lambda c: c.tags_by_filter(create_filter(part_id=part))) == ["blue", "upload"]
+    assert call(server, lambda c: c.tags_by_filter(create_filter(part_id=part))) == [
+        "blue",
+        "upload",
+    ]
     error = refused(server, lambda c: c.add_tags_to_binary_data_by_ids(["x"], ["no-such-id"]))
     assert error.status == Status.NOT_FOUND
 
@@ -268,7 +274,9 @@ def test_delete_binary_by_ids_and_filter(server: ServerProcess) -> None:
     assert stored[0].read_bytes() == payload(part, 1)
 
 
-def test_payload_shared_by_two_records_stays_until_both_are_gone(server: ServerProcess, tmp_path: Path) -> None:
+def test_payload_shared_by_two_records_stays_until_both_are_gone(
+    server: ServerProcess, tmp_path: Path
+) -> None:
     part = new_part()
     stub = server.stub()
     same = b"same bytes"

@@ -31,9 +31,14 @@ def server_fixture(
 ) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("data-api-mongo")
     server = start_server(
-        tmp / "data", tmp, "--mongo-uri", mongo_uri, "--mongo-database", mongo_db,
+        tmp / "data",
+        tmp,
+        "--mongo-uri",
+        mongo_uri,
+        "--mongo-database",
+        mongo_db,
         keys_file=write_keys(tmp / "keys.json"),
-    )  # fmt: skip
+    )
     try:
         stub = server.stub()
         for tag, indexes in (("lab", range(0, N // 2)), ("field", range(N // 2, N))):
@@ -68,9 +73,14 @@ def test_filters_pages_and_mql_on_mongodb(server: ServerProcess) -> None:
             ORGANIZATION_ID,
             [
                 {"$match": {"tags": "lab", "data.readings.i": {"$gte": 10}}},
-                {"$group": {"_id": "$component_name", "n": {"$sum": 1},
-                            "top": {"$max": "$data.readings.i"}}},
-            ],  # fmt: skip
+                {
+                    "$group": {
+                        "_id": "$component_name",
+                        "n": {"$sum": 1},
+                        "top": {"$max": "$data.readings.i"},
+                    }
+                },
+            ],
         ),
     )
     assert rows == [{"_id": "thermo", "n": 5, "top": 14}]
@@ -82,7 +92,9 @@ def test_filters_pages_and_mql_on_mongodb(server: ServerProcess) -> None:
     )
     assert row["organization_id"] == ORGANIZATION_ID and row["robot_id"] == "part-1"
     assert row["data"] == {"readings": {"i": 0}} and "time_requested_ns" not in row
-    assert "$out" in invalid(server, lambda c: c.tabular_data_by_mql(ORGANIZATION_ID, [{"$out": "x"}]))
+    assert "$out" in invalid(
+        server, lambda c: c.tabular_data_by_mql(ORGANIZATION_ID, [{"$out": "x"}])
+    )
     rows = call(
         server,
         lambda c: c.tabular_data_by_sql(ORGANIZATION_ID, "SELECT count(*) AS n FROM readings"),

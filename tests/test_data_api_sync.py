@@ -38,18 +38,25 @@ def ms_utc(ns: int) -> dt.datetime:
 def component(name: str, retention: dict[str, Any]) -> dict[str, Any]:
     method = {"method": "Readings", "capture_frequency_hz": 0, "retention_policy": retention}
     return {
-        "name": name, "type": "sensor", "model": "fake",
+        "name": name,
+        "type": "sensor",
+        "model": "fake",
         "service_configs": [{"type": "data_manager", "attributes": {"capture_methods": [method]}}],
-    }  # fmt: skip
+    }
 
 
 @pytest.fixture(scope="module", name="synced")
 def synced_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("data-api-sync")
     server = start_server(
-        tmp / "data", tmp, "--retention-interval", "0.5", "--compact-interval", "0.5",
+        tmp / "data",
+        tmp,
+        "--retention-interval",
+        "0.5",
+        "--compact-interval",
+        "0.5",
         keys_file=write_keys(tmp / "keys.json"),
-    )  # fmt: skip
+    )
     try:
         capture = tmp / "capture"
         capture.mkdir()
@@ -71,15 +78,21 @@ def test_sql_on_synced_readings(synced: ServerProcess) -> None:
         synced,
         lambda c: c.tabular_data_by_sql(
             ORGANIZATION_ID,
-            "SELECT data.readings.x AS x, data.readings.name AS name, tags, part_id, time_requested "
+            "SELECT data.readings.x AS x, data.readings.name AS name, tags, part_id, "
+            "time_requested "
             "FROM readings WHERE component_name = 'thermo' ORDER BY data.readings.i",
         ),
     )
     assert rows == [
-        {"x": i * 0.25 + 0.1, "name": "thermo", "tags": ["bench"], "part_id": PART_ID,
-         "time_requested": ms_utc(BASE_NS + i * 1000)}
+        {
+            "x": i * 0.25 + 0.1,
+            "name": "thermo",
+            "tags": ["bench"],
+            "part_id": PART_ID,
+            "time_requested": ms_utc(BASE_NS + i * 1000),
+        }
         for i in range(THERMO_N)
-    ]  # fmt: skip
+    ]
 
 
 def test_mql_on_synced_readings(synced: ServerProcess) -> None:
@@ -89,16 +102,25 @@ def test_mql_on_synced_readings(synced: ServerProcess) -> None:
             ORGANIZATION_ID,
             [
                 {"$match": {"component_name": "thermo", "data.readings.i": {"$lt": 10}}},
-                {"$group": {"_id": "$data.readings.name", "n": {"$sum": 1},
-                            "mean": {"$avg": "$data.readings.x"},
-                            "first": {"$min": "$data.readings.i"}}},
-            ],  # fmt: skip
+                {
+                    "$group": {
+                        "_id": "$data.readings.name",
+                        "n": {"$sum": 1},
+                        "mean": {"$avg": "$data.readings.x"},
+                        "first": {"$min": "$data.readings.i"},
+                    }
+                },
+            ],
         ),
     )
     assert rows == [
-        {"_id": "thermo", "n": 10, "mean": sum(i * 0.25 + 0.1 for i in range(10)) / 10,
-         "first": 0.0}
-    ]  # fmt: skip
+        {
+            "_id": "thermo",
+            "n": 10,
+            "mean": sum(i * 0.25 + 0.1 for i in range(10)) / 10,
+            "first": 0.0,
+        }
+    ]
 
 
 def test_the_announced_retention_policy_is_applied(synced: ServerProcess) -> None:
@@ -123,9 +145,13 @@ def capsync_data(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, s
 def test_cli_sql_and_mql(synced: ServerProcess, capsys: pytest.CaptureFixture[str]) -> None:
     data = str(synced.data_dir)
     code, out, err = capsync_data(
-        capsys, "sql", "--data", data,
-        "SELECT count(*) AS n, min(time_requested) AS t FROM readings WHERE component_name = 'thermo'",
-    )  # fmt: skip
+        capsys,
+        "sql",
+        "--data",
+        data,
+        "SELECT count(*) AS n, min(time_requested) AS t FROM readings "
+        "WHERE component_name = 'thermo'",
+    )
     assert code == 0, err
     assert [json.loads(line) for line in out.splitlines()] == [
         {"n": THERMO_N, "t": "2023-11-14T22:13:20Z"}
@@ -150,7 +176,7 @@ def test_cli_sql_and_mql(synced: ServerProcess, capsys: pytest.CaptureFixture[st
 def test_cli_refusals_are_one_line_exit_2(
     synced: ServerProcess, capsys: pytest.CaptureFixture[str], args: list[str], says: str
 ) -> None:
-    code, out, err = capsync_data(capsys, args[0], "--data", str(synced.data_dir), *args[1:])
+    code, _, err = capsync_data(capsys, args[0], "--data", str(synced.data_dir), *args[1:])
     assert code == 2
     assert says in err
     assert len(err.strip().splitlines()) == 1, err
@@ -165,8 +191,9 @@ def test_cli_tags_and_datasets(synced: ServerProcess, capsys: pytest.CaptureFixt
     code, _, err = capsync_data(capsys, "tag", "--data", data, "--id", image, "good", "cute")
     assert code == 0, err
     assert call(synced, lambda c: c.tags_by_filter(create_filter(part_id="cli-part"))) == [
-        "cute", "good"
-    ]  # fmt: skip
+        "cute",
+        "good",
+    ]
     code, _, err = capsync_data(capsys, "untag", "--data", data, "--part", "cli-part", "cute")
     assert code == 0 and "1 of 1 binaries lost a tag" in err
     code, out, err = capsync_data(capsys, "dataset", "--data", data, "create", "pets")

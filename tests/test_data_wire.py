@@ -24,16 +24,26 @@ READINGS: list[dict[str, Any]] = [
 
 
 @pytest.mark.parametrize("data", READINGS)
-@pytest.mark.parametrize(("requested_ns", "received_ns", "index"),
-                         [(0, 0, 0), (1_764_460_800_123_456_789, 5, 3), (-1_500_000_000, 1, 1)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("requested_ns", "received_ns", "index"),
+    [(0, 0, 0), (1_764_460_800_123_456_789, 5, 3), (-1_500_000_000, 1, 1)],
+)
 def test_entries_match_the_runtime(
     data: dict[str, Any], requested_ns: int, received_ns: int, index: int
 ) -> None:
     record = TabularRecord(
-        id="x", upload_id="u", part_id="p", component_type="t", component_name="n",
-        method_name="m", tags=(), time_requested_ns=requested_ns, time_received_ns=received_ns,
-        mime_type="", data=data,
-    )  # fmt: skip
+        id="x",
+        upload_id="u",
+        part_id="p",
+        component_type="t",
+        component_name="n",
+        method_name="m",
+        tags=(),
+        time_requested_ns=requested_ns,
+        time_received_ns=received_ns,
+        mime_type="",
+        data=data,
+    )
     head = data_pb2.TabularDataByFilterResponse(count=1, last="tok")
     wire = head.SerializeToString() + data_wire.tabular_data_field(
         [data_wire.tabular_entry(record, index)]

@@ -143,11 +143,16 @@ def test_retention_days_and_limits(
     assert [b.id for b in query.all_blobs(DataFilter())] == ["blob-2", "blob-3"]
     assert not (tmp_path / "p/blob-0.jpeg").exists() and (tmp_path / "p/blob-3.jpeg").exists()
     assert (report.readings, report.binaries) == (7, 2)
-    assert "retention removed 7 readings and 0 binaries of p/rdk:component:sensor/thermo" in caplog.text
+    assert (
+        "retention removed 7 readings and 0 binaries of p/rdk:component:sensor/thermo"
+        in caplog.text
+    )
     book.close()
 
 
-def test_retention_tabular_limit_drops_oldest_days(tmp_path: Path, store: SqliteStore, query: DataQuery) -> None:
+def test_retention_tabular_limit_drops_oldest_days(
+    tmp_path: Path, store: SqliteStore, query: DataQuery
+) -> None:
     store.record_tabular([reading(i, at_ns=T0_NS + i * DAY_NS, pad="x" * 2000) for i in range(5)])
     assert query.columnar is not None
     query.columnar.compact()

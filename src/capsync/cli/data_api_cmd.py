@@ -4,7 +4,7 @@ They go through the same query layer as ``capsync serve``'s gRPC data API
 (:class:`capsync.query.DataQuery`), straight on the ``--data`` folder (and
 ``--mongo-uri``), so they work with the server running or not::
 
-    capsync data sql --data /srv/capsync "SELECT component_name, count(*) AS n FROM readings GROUP BY 1"
+    capsync data sql --data /srv/capsync "SELECT count(*) AS n FROM readings"
     capsync data tag --data /srv/capsync --id 3f1c... good
     capsync data dataset --data /srv/capsync create pets
 """
@@ -52,14 +52,20 @@ def register(actions: Any) -> None:
                              "one JSON object per row")  # fmt: skip
     _add_source(sql)
     sql.add_argument("query", metavar="SQL")
-    mql = actions.add_parser("mql", help="run a MongoDB aggregation pipeline over the readings",
-                             description="run a MongoDB aggregation pipeline (a JSON list of "
-                             "stages) over the readings; prints one JSON object per result")  # fmt: skip
+    mql = actions.add_parser(
+        "mql",
+        help="run a MongoDB aggregation pipeline over the readings",
+        description="run a MongoDB aggregation pipeline (a JSON list of stages) over the "
+        "readings; prints one JSON object per result",
+    )
     _add_source(mql)
     mql.add_argument("pipeline", metavar="JSON")
     for name, verb in (("tag", "add tags to"), ("untag", "remove tags from")):
-        sub = actions.add_parser(name, help=f"{verb} binary data", description=f"{verb} binary "
-                                 "data chosen by --id or by --part/--component/--method")  # fmt: skip
+        sub = actions.add_parser(
+            name,
+            help=f"{verb} binary data",
+            description=f"{verb} binary data chosen by --id or by --part/--component/--method",
+        )
         _add_source(sub)
         _add_selection(sub)
     dataset = actions.add_parser("dataset", help="create, list, rename, delete and fill datasets",
@@ -106,6 +112,7 @@ def _open(args: argparse.Namespace) -> Iterator[DataQuery]:
         except ValueError as exc:
             raise UserError(f"--mongo-uri: {exc}", 2) from None
         mongo_errors = (PyMongoError,)
+    read_errors: tuple[type[Exception], ...] = (sqlite3.Error, StoreUnavailable, *mongo_errors)
     try:
         with DataQuery.open(args.data, args.mongo_uri, mongo_database=args.mongo_database) as q:
             yield q
@@ -113,7 +120,7 @@ def _open(args: argparse.Namespace) -> Iterator[DataQuery]:
         raise UserError(str(exc).strip("'\""), 2) from None
     except FileNotFoundError as exc:
         raise UserError(f"{exc.filename}: {exc.strerror}", 2) from None
-    except (sqlite3.Error, StoreUnavailable, *mongo_errors) as exc:
+    except read_errors as exc:
         raise UserError(f"cannot read the data in {args.data}: {exc}") from None
 
 
@@ -169,7 +176,9 @@ def _dataset(query: DataQuery, verb: str, words: list[str]) -> None:
         from capsync.server.query import format_time
 
         for d in query.datasets.list():
-            print(json.dumps({"id": d.id, "name": d.name, "time_created": format_time(d.created_ns)}))
+            print(
+                json.dumps({"id": d.id, "name": d.name, "time_created": format_time(d.created_ns)})
+            )
     elif verb == "rename":
         query.datasets.rename(words[0], words[1])
     elif verb == "delete":

@@ -301,7 +301,7 @@ class DataQuery:
             raise QueryError("a bounding box needs a label")
         if confidence is not None and not 0.0 <= confidence <= 1.0:
             raise QueryError(f"confidence must be within [0, 1], got {confidence}")
-        new = {"id": str(uuid.uuid4()), "label": label}
+        new: dict[str, Any] = {"id": str(uuid.uuid4()), "label": label}
         new.update(zip(_BOX_FIELDS, (x_min, y_min, x_max, y_max), strict=True))
         if confidence is not None:
             new["confidence"] = confidence
@@ -318,12 +318,10 @@ class DataQuery:
             (record,) = self._require([blob_id])
             annotations = dict(record.annotations)
             boxes = [box(b) for b in annotations.get("bboxes", [])]
-            for index, current in enumerate(boxes):
-                if current["id"] == box_id:
-                    break
-            else:
+            index = next((i for i, b in enumerate(boxes) if b["id"] == box_id), None)
+            if index is None:
                 raise NotFound(f"binary {blob_id!r} has no bounding box {box_id!r}")
-            updated = dict(current)
+            updated = dict(boxes[index])
             updated.update({k: v for k, v in changes.items() if v is not None})
             check_box(*(updated[name] for name in _BOX_FIELDS))
             if not updated["label"]:
@@ -360,7 +358,9 @@ class DataQuery:
         with self._lock:
             for record in self._require(ids):
                 if dataset_id not in record.dataset_ids:
-                    self.source.update_blob(record.id, dataset_ids=(*record.dataset_ids, dataset_id))
+                    self.source.update_blob(
+                        record.id, dataset_ids=(*record.dataset_ids, dataset_id)
+                    )
 
     def remove_from_dataset(self, ids: Sequence[str], dataset_id: str) -> None:
         self.datasets.get(dataset_id)

@@ -107,14 +107,17 @@ class MongoSource(DataSource):
         self._tabular: Collection[Document] = database[TABULAR_COLLECTION]
         self._blobs: Collection[Document] = database[BLOB_COLLECTION]
 
-    def _find(self, collection: Collection[Document], query: Document | None, page: Page) -> list[Document]:
+    def _find(
+        self, collection: Collection[Document], query: Document | None, page: Page
+    ) -> list[Document]:
         if query is None:
             return []
         with _unavailable_on_connection_errors("reading"):
             cursor = collection.find(query, sort=_sort(page), limit=page.limit or 0)
             return list(cursor)
 
-    def tabular(self, data_filter: DataFilter, page: Page = Page()) -> Iterator[TabularRecord]:
+    def tabular(self, data_filter: DataFilter, page: Page | None = None) -> Iterator[TabularRecord]:
+        page = page or Page()
         docs = self._find(self._tabular, mongo_filter(data_filter, page, blobs=False), page)
         return (_tabular_record(d) for d in docs)
 
@@ -125,7 +128,8 @@ class MongoSource(DataSource):
         with _unavailable_on_connection_errors("counting"):
             return int(self._tabular.count_documents(query))
 
-    def blobs(self, data_filter: DataFilter, page: Page = Page()) -> Iterator[BlobRecord]:
+    def blobs(self, data_filter: DataFilter, page: Page | None = None) -> Iterator[BlobRecord]:
+        page = page or Page()
         docs = self._find(self._blobs, mongo_filter(data_filter, page, blobs=True), page)
         return (_blob_record(d) for d in docs)
 
@@ -133,8 +137,8 @@ class MongoSource(DataSource):
         query = mongo_filter(data_filter, Page(), blobs=True)
         if query is None:
             return 0, 0
-        pipeline = [{"$match": query},
-                    {"$group": {"_id": None, "n": {"$sum": 1}, "size": {"$sum": "$size_bytes"}}}]  # fmt: skip
+        total = {"_id": None, "n": {"$sum": 1}, "size": {"$sum": "$size_bytes"}}
+        pipeline = [{"$match": query}, {"$group": total}]
         with _unavailable_on_connection_errors("counting"):
             found = list(self._blobs.aggregate(pipeline))
         return (int(found[0]["n"]), int(found[0]["size"])) if found else (0, 0)

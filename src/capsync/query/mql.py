@@ -37,7 +37,9 @@ def check_pipeline(pipeline: Sequence[Any]) -> None:
         if name in WRITING:
             raise QueryError(f"MQL: {name} is not allowed: queries are read-only")
         if name not in SUPPORTED:
-            raise QueryError(f"MQL: stage {name} is not supported (supported: {', '.join(SUPPORTED)})")
+            raise QueryError(
+                f"MQL: stage {name} is not supported (supported: {', '.join(SUPPORTED)})"
+            )
 
 
 def _ident(name: str) -> str:
@@ -83,7 +85,7 @@ class _Builder:
         if isinstance(expr, str) and expr.startswith("$"):
             return _path(expr[1:])
         if isinstance(expr, dict):
-            raise QueryError(f"MQL: expression {expr!r} is not supported (use \"$field\" paths)")
+            raise QueryError(f'MQL: expression {expr!r} is not supported (use "$field" paths)')
         return self.value(expr)
 
     def match(self, query: dict[str, Any]) -> str:
@@ -166,7 +168,7 @@ class _Builder:
         else:
             id_sql = self.expression(key)
         grouped = key is not None and not (isinstance(key, dict) and not key)
-        columns = [f"{id_sql} AS \"_id\""]
+        columns = [f'{id_sql} AS "_id"']
         for name, accumulator in spec.items():
             if name == "_id":
                 continue

@@ -129,9 +129,7 @@ class RetentionBook:
         rows = self._conn.execute(
             "SELECT part_id, component_type, component_name, method_name, policy FROM retention"
         ).fetchall()
-        return {
-            (r[0], r[1], r[2], r[3]): Retention.from_document(json.loads(r[4])) for r in rows
-        }
+        return {(r[0], r[1], r[2], r[3]): Retention.from_document(json.loads(r[4])) for r in rows}
 
     def record(self, key: SourceKey, policy: Retention) -> None:
         with self._lock:
@@ -221,4 +219,3 @@ def _apply(query: DataQuery, key: SourceKey, policy: Retention, now: int) -> tup
             readings += query.delete_tabular(day_start_ns(day) + _DAY_NS, source)
             total -= size
     return readings, binaries
-

@@ -34,7 +34,7 @@ class DataSource(abc.ABC):
     """Read and change what a store holds. Implementations must be thread-safe."""
 
     @abc.abstractmethod
-    def tabular(self, data_filter: DataFilter, page: Page = Page()) -> Iterator[TabularRecord]:
+    def tabular(self, data_filter: DataFilter, page: Page | None = None) -> Iterator[TabularRecord]:
         """Matching tabular readings, one page, ordered by ``(time_requested_ns, id)``."""
 
     @abc.abstractmethod
@@ -42,7 +42,7 @@ class DataSource(abc.ABC):
         """How many tabular readings match."""
 
     @abc.abstractmethod
-    def blobs(self, data_filter: DataFilter, page: Page = Page()) -> Iterator[BlobRecord]:
+    def blobs(self, data_filter: DataFilter, page: Page | None = None) -> Iterator[BlobRecord]:
         """Matching binary readings and files, one page, ordered by ``(time_requested_ns, id)``."""
 
     @abc.abstractmethod

@@ -71,7 +71,9 @@ def readings_table(records: Iterable[TabularRecord]) -> pa.Table:
         columns["component_type"].append(r.component_type)
         columns["component_name"].append(r.component_name)
         columns["method_name"].append(r.method_name)
-        columns["time_requested"].append(r.time_requested_ns // 1000 if r.time_requested_ns else None)
+        columns["time_requested"].append(
+            r.time_requested_ns // 1000 if r.time_requested_ns else None
+        )
         columns["time_received"].append(r.time_received_ns // 1000 if r.time_received_ns else None)
         columns["tags"].append(list(r.tags))
         columns["mime_type"].append(r.mime_type)

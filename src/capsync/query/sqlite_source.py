@@ -180,7 +180,8 @@ class SqliteSource(DataSource):
         self._local.conn = conn
         return conn
 
-    def tabular(self, data_filter: DataFilter, page: Page = Page()) -> Iterator[TabularRecord]:
+    def tabular(self, data_filter: DataFilter, page: Page | None = None) -> Iterator[TabularRecord]:
+        page = page or Page()
         where, params = where_clause(data_filter, page, blobs=False)
         rows = self._conn().execute(
             f"SELECT {_TABULAR_COLUMNS} FROM tabular{where}{_order(page)}", params
@@ -190,18 +191,25 @@ class SqliteSource(DataSource):
 
     def count_tabular(self, data_filter: DataFilter) -> int:
         where, params = where_clause(data_filter, Page(), blobs=False)
-        return int(self._conn().execute(f"SELECT count(*) FROM tabular{where}", params).fetchone()[0])
+        return int(
+            self._conn().execute(f"SELECT count(*) FROM tabular{where}", params).fetchone()[0]
+        )
 
-    def blobs(self, data_filter: DataFilter, page: Page = Page()) -> Iterator[BlobRecord]:
+    def blobs(self, data_filter: DataFilter, page: Page | None = None) -> Iterator[BlobRecord]:
+        page = page or Page()
         where, params = where_clause(data_filter, page, blobs=True)
-        rows = self._conn().execute(f"SELECT {_BLOB_COLUMNS} FROM blobs{where}{_order(page)}", params)
+        rows = self._conn().execute(
+            f"SELECT {_BLOB_COLUMNS} FROM blobs{where}{_order(page)}", params
+        )
         return (_blob_record(row) for row in rows.fetchall())
 
     def count_blobs(self, data_filter: DataFilter) -> tuple[int, int]:
         where, params = where_clause(data_filter, Page(), blobs=True)
-        count, size = self._conn().execute(
-            f"SELECT count(*), coalesce(sum(size_bytes), 0) FROM blobs{where}", params
-        ).fetchone()
+        count, size = (
+            self._conn()
+            .execute(f"SELECT count(*), coalesce(sum(size_bytes), 0) FROM blobs{where}", params)
+            .fetchone()
+        )
         return int(count), int(size)
 
     def blobs_by_ids(self, ids: Sequence[str]) -> list[BlobRecord]:
@@ -269,10 +277,14 @@ class SqliteSource(DataSource):
         return cursor.rowcount == 1
 
     def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
-        rows = self._conn().execute(
-            f"SELECT seq, {_TABULAR_COLUMNS} FROM tabular WHERE seq > ? ORDER BY seq LIMIT ?",
-            (mark, limit),
-        ).fetchall()
+        rows = (
+            self._conn()
+            .execute(
+                f"SELECT seq, {_TABULAR_COLUMNS} FROM tabular WHERE seq > ? ORDER BY seq LIMIT ?",
+                (mark, limit),
+            )
+            .fetchall()
+        )
         if not rows:
             return [], mark
         shared = _Shared()

@@ -108,7 +108,7 @@ def capture_metadata(record: TabularRecord | BlobRecord) -> pb.CaptureMetadata:
     return meta
 
 
-def annotations(document: dict[str, Any]) -> pb.Annotations:
+def annotations_message(document: dict[str, Any]) -> pb.Annotations:
     out = pb.Annotations()
     for stored in document.get("bboxes", []):
         out.bboxes.append(pb.BoundingBox(**box(stored)))
@@ -127,7 +127,7 @@ def binary_metadata(record: BlobRecord) -> pb.BinaryMetadata:
         capture_metadata=capture_metadata(record),
         file_name=record.file_name,
         file_ext=record.file_extension,
-        annotations=annotations(record.annotations),
+        annotations=annotations_message(record.annotations),
         dataset_ids=list(record.dataset_ids),
         file_size_bytes=record.size_bytes,
     )

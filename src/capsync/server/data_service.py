@@ -314,7 +314,7 @@ class DataService:
         return pb.RemoveBinaryDataFromDatasetByIDsResponse()
 
 
-_MESSAGES = {
+_MESSAGES: dict[str, tuple[Any, bool]] = {
     "TabularDataByFilter": (pb.TabularDataByFilterRequest, False),
     "TabularDataBySQL": (pb.TabularDataBySQLRequest, False),
     "TabularDataByMQL": (pb.TabularDataByMQLRequest, False),
@@ -358,7 +358,11 @@ def data_service_handler(query: DataQuery) -> grpc.GenericRpcHandler:
     service = DataService(query)
     handlers: dict[str, grpc.RpcMethodHandler] = {}
     for name, (request_type, streaming) in _MESSAGES.items():
-        make = grpc.unary_stream_rpc_method_handler if streaming else grpc.unary_unary_rpc_method_handler
+        make = (
+            grpc.unary_stream_rpc_method_handler
+            if streaming
+            else grpc.unary_unary_rpc_method_handler
+        )
         handlers[name] = make(
             getattr(service, name),
             request_deserializer=request_type.FromString,

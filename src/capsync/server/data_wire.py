@@ -59,7 +59,9 @@ def value_bytes(value: Any) -> bytes:
 def struct_bytes(fields: Mapping[str, Any]) -> bytes:
     """The body of a ``google.protobuf.Struct`` holding ``fields``."""
     return b"".join(
-        _field(0x0A, _field(0x0A, key.encode("utf-8", "surrogatepass")) + _field(0x12, value_bytes(v)))
+        _field(
+            0x0A, _field(0x0A, key.encode("utf-8", "surrogatepass")) + _field(0x12, value_bytes(v))
+        )
         for key, v in fields.items()
     )
 

@@ -78,7 +78,7 @@ class DatasetService:
         return pb.MergeDatasetsResponse(dataset_id=merged)
 
 
-_MESSAGES = {
+_MESSAGES: dict[str, Any] = {
     "CreateDataset": pb.CreateDatasetRequest,
     "DeleteDataset": pb.DeleteDatasetRequest,
     "RenameDataset": pb.RenameDatasetRequest,

@@ -100,7 +100,9 @@ class Maintenance:
             try:
                 self.run_once(retention=due)
             except Exception:
-                log.exception("maintenance pass failed; retrying in %.0f s", self.compact_interval_s)
+                log.exception(
+                    "maintenance pass failed; retrying in %.0f s", self.compact_interval_s
+                )
             if due:
                 next_retention = time.monotonic() + self.retention_interval_s
             wait_s = min(self.compact_interval_s, max(0.0, next_retention - time.monotonic()))

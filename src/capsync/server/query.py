@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import heapq
 import decimal
+import heapq
 import json
 import logging
 import os
