@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import bson
@@ -15,7 +16,7 @@ import pytest
 from data_api_helpers import SECOND_NS, T0_NS, call, invalid, refused, utc
 from grpclib.const import Status
 from server_fixtures import AUTH, ServerProcess, start_server, tabular_request, write_keys
-from viam.proto.app.data import Filter, Order, TagsFilter, TagsFilterType
+from viam.proto.app.data import DeleteTabularFilter, Filter, Order, TagsFilter, TagsFilterType
 from viam.utils import create_filter
 
 from capsync.query import LOCATION_ID, ORGANIZATION_ID
@@ -410,3 +411,34 @@ def test_rows_are_bson_documents(server: ServerProcess) -> None:
     assert decoded == [
         {"time_requested": utc(T0_NS + i * SECOND_NS).replace(tzinfo=dt.UTC)} for i in (0, 1)
     ]
+
+
+def test_delete_tabular_data(tmp_path: Path) -> None:
+    """Its own server: by filter and age in whole UTC days, then everything."""
+    server = start_server(tmp_path / "data", tmp_path, keys_file=write_keys(tmp_path / "k.json"))
+    try:
+        now = dt.datetime.now(dt.UTC)
+        midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        day_ns = 86_400 * SECOND_NS
+        today_ns = int(midnight.timestamp()) * SECOND_NS
+        stub = server.stub()
+        for name in ("a", "b"):
+            readings = [(today_ns - d * day_ns + SECOND_NS, {"d": d}) for d in range(5)]
+            stub.DataCaptureUpload(tabular_request(readings, component_name=name), metadata=AUTH)
+
+        def days(name: str) -> list[int]:
+            f = create_filter(component_name=name)
+            data, _, _ = call(server, lambda c: c.tabular_data_by_filter(f, 100))
+            return [int(d.data["d"]) for d in data]
+
+        only_b = DeleteTabularFilter(component_name="b")
+        # older than 2 days: captured before yesterday's midnight (days 2, 3, 4 ago)
+        assert call(server, lambda c: c.delete_tabular_data(ORGANIZATION_ID, 2, only_b)) == 3
+        assert days("b") == [1, 0] and days("a") == [4, 3, 2, 1, 0]
+        assert sql(server, "SELECT count(*) AS n FROM readings") == [{"n": 7}]
+        tags = DeleteTabularFilter(tags_filter=TagsFilter(tags=["x"]))
+        invalid(server, lambda c: c.delete_tabular_data(ORGANIZATION_ID, 1, tags))
+        assert call(server, lambda c: c.delete_tabular_data(ORGANIZATION_ID, 0)) == 7
+        assert days("a") == [] and sql(server, "SELECT count(*) AS n FROM readings") == [{"n": 0}]
+    finally:
+        server.stop()

@@ -166,8 +166,13 @@ class DataQuery:
         found = list(self.source.tabular(data_filter, Page(limit=1, descending=True)))
         return found[0] if found else None
 
-    def delete_tabular_older_than(self, days: int, now_ns: int | None = None) -> int:
-        """Delete readings captured before UTC midnight ``days`` days ago (0: all of them)."""
+    def delete_tabular_older_than(
+        self, days: int, now_ns: int | None = None, data_filter: DataFilter | None = None
+    ) -> int:
+        """Delete readings captured before UTC midnight ``days`` days ago (0: all of them),
+        of those ``data_filter`` matches (None: all; tags are not a delete criterion)."""
+        if data_filter is not None and (data_filter.tags or data_filter.tag_match != "any"):
+            raise QueryError("filter: deleting tabular data by tags is not supported")
         if days < 0:
             raise QueryError(f"delete_older_than_days must be >= 0, got {days}")
         if days == 0:
@@ -175,7 +180,7 @@ class DataQuery:
         else:
             now = time.time_ns() if now_ns is None else now_ns
             before_ns = utc_day_start_ns(now, days - 1)
-        deleted = self.delete_tabular(before_ns)
+        deleted = self.delete_tabular(before_ns, data_filter)
         log.info("deleted %d tabular readings (older than %d days)", deleted, days)
         return deleted
 

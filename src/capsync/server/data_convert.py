@@ -80,6 +80,21 @@ def data_filter(message: Any) -> DataFilter:
     )
 
 
+def delete_filter(message: Any) -> DataFilter:
+    """A :class:`DataFilter` from Viam's ``DeleteTabularFilter`` (tags are refused)."""
+    if message.HasField("tags_filter") and message.tags_filter.ByteSize():
+        raise QueryError("filter.tags_filter: deleting tabular data by tags is not supported")
+    part_id = message.part_id or message.robot_id or None
+    nothing = bool(message.part_id and message.robot_id and message.part_id != message.robot_id)
+    return DataFilter(
+        part_id=part_id,
+        component_name=message.component_name or None,
+        component_type=component_type(message.component_type),
+        method_name=message.method or None,
+        matches_nothing=nothing,
+    )
+
+
 def _parameters(values: dict[str, Any]) -> dict[str, any_pb2.Any]:
     out: dict[str, any_pb2.Any] = {}
     for key, value in values.items():

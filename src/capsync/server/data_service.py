@@ -190,9 +190,12 @@ class DataService:
 
     @answer_errors
     def DeleteTabularData(self, request: Any, context: grpc.ServicerContext) -> Any:
+        data_filter = None
         if request.HasField("filter") and request.filter.ByteSize():
-            raise QueryError("filter: DeleteTabularData by filter is not supported; use days")
-        deleted = self.query.delete_tabular_older_than(request.delete_older_than_days)
+            data_filter = convert.delete_filter(request.filter)
+        deleted = self.query.delete_tabular_older_than(
+            request.delete_older_than_days, data_filter=data_filter
+        )
         return pb.DeleteTabularDataResponse(deleted_count=deleted)
 
     # --- binary ----------------------------------------------------------------------------
