@@ -22,13 +22,35 @@ _pack_double = _struct.Struct("<d").pack
 _NS_PER_S = 1_000_000_000
 
 
-def varint(value: int) -> bytes:
+def _encode_varint(value: int) -> bytes:
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
         value >>= 7
     out.append(value)
     return bytes(out)
+
+
+_SMALL_VARINTS = [_encode_varint(n) for n in range(1 << 14)]  # lengths are nearly always small
+_NUMBER_PREFIXES: dict[str, bytes] = {}  # a Struct entry up to a number's 8 bytes, per key
+_MAX_PREFIXES = 65_536
+
+
+def varint(value: int) -> bytes:
+    return _SMALL_VARINTS[value] if value < 16_384 else _encode_varint(value)
+
+
+def _number_prefix(key: str) -> bytes:
+    """``fields`` entry tag, length, key, then the Value tag, length and number tag: all a
+    number entry holds but the number itself (the same for every number under ``key``)."""
+    prefix = _NUMBER_PREFIXES.get(key)
+    if prefix is None:
+        key_field = _field(0x0A, key.encode("utf-8", "surrogatepass"))
+        prefix = b"\x0a" + varint(len(key_field) + 11) + key_field + b"\x12\x09\x11"
+        if len(_NUMBER_PREFIXES) >= _MAX_PREFIXES:
+            _NUMBER_PREFIXES.clear()
+        _NUMBER_PREFIXES[key] = prefix
+    return prefix
 
 
 def _field(tag: int, body: bytes) -> bytes:
@@ -58,19 +80,28 @@ def value_bytes(value: Any) -> bytes:
 
 def struct_bytes(fields: Mapping[str, Any]) -> bytes:
     """The body of a ``google.protobuf.Struct`` holding ``fields``."""
-    return b"".join(
-        _field(
-            0x0A, _field(0x0A, key.encode("utf-8", "surrogatepass")) + _field(0x12, value_bytes(v))
-        )
-        for key, v in fields.items()
-    )
+    parts = []
+    for key, v in fields.items():
+        kind = type(v)
+        if kind is float or kind is int:
+            parts.append(_number_prefix(key) + _pack_double(v))
+        else:
+            key_field = _field(0x0A, key.encode("utf-8", "surrogatepass"))
+            parts.append(_field(0x0A, key_field + _field(0x12, value_bytes(v))))
+    return b"".join(parts)
+
+
+_SECONDS: dict[int, bytes] = {}  # readings of a page share their seconds
 
 
 def timestamp_bytes(ns: int) -> bytes:
     seconds, nanos = divmod(ns, _NS_PER_S)
-    out = b""
-    if seconds:
-        out += b"\x08" + varint(seconds if seconds > 0 else seconds + (1 << 64))
+    out = _SECONDS.get(seconds)
+    if out is None:
+        out = b"\x08" + varint(seconds if seconds > 0 else seconds + (1 << 64)) if seconds else b""
+        if len(_SECONDS) >= _MAX_PREFIXES:
+            _SECONDS.clear()
+        _SECONDS[seconds] = out
     if nanos:
         out += b"\x10" + varint(nanos)
     return out
