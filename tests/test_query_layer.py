@@ -192,3 +192,24 @@ def test_pages_and_cursor(store: SqliteStore, query: DataQuery) -> None:
         seen.extend(r.data["readings"]["i"] for r in page)
         cursor = cursor_next
     assert seen == list(range(7))
+
+
+def test_mql_group_then_project_keeps_id_and_sums_to_zero(
+    store: SqliteStore, query: DataQuery
+) -> None:
+    store.record_tabular([reading(i) for i in range(4)])
+    rows = query.mql(
+        [
+            {"$group": {"_id": "$component_name", "n": {"$sum": 1}, "none": {"$sum": "$nope"}}},
+            {"$project": {"n": 1, "none": 1}},
+        ]
+    )
+    assert rows == [{"_id": "thermo", "n": 4, "none": 0}]
+    rows = query.mql(
+        [{"$group": {"_id": None, "n": {"$sum": 1}}}, {"$project": {"_id": 0, "n": 1}}]
+    )
+    assert rows == [{"n": 4}]
+    rows = query.mql(
+        [{"$match": {"data.readings.i": {"$in": [1, 3]}}}, {"$project": {"i": "$data.readings.i"}}]
+    )
+    assert rows == [{"i": 1.0}, {"i": 3.0}]

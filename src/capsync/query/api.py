@@ -405,15 +405,14 @@ class DataQuery:
     def mql(self, pipeline: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Run a MongoDB aggregation pipeline over the readings (see :mod:`capsync.query.mql`)."""
         native = getattr(self.source, "aggregate", None)
-        from capsync.query.mql import check_pipeline, pipeline_to_sql
+        from capsync.query.mql import check_pipeline
 
         check_pipeline(pipeline)
         if native is not None:
             return list(native(pipeline))
-        from capsync.query.sql import run_sql
+        from capsync.query.sql import run_mql
 
-        sql, params = pipeline_to_sql(pipeline)
-        rows = run_sql(self, sql, params, checked=True)
+        rows = run_mql(self, pipeline)
         if pipeline and "$count" in pipeline[-1] and rows and not next(iter(rows[0].values())):
             return []  # MongoDB's $count emits nothing for no input
         return rows

@@ -14,7 +14,7 @@ after the same check.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from capsync.query.filters import QueryError
@@ -59,8 +59,17 @@ def _literal_text(text: str) -> str:
 
 
 class _Builder:
-    def __init__(self) -> None:
+    def __init__(self, known: Callable[[str], bool] | None) -> None:
         self.params: list[Any] = []
+        self.known = known  # whether a dotted path exists in the readings table
+        self.on_readings = True  # until a $group or $project reshapes the rows
+
+    def path(self, path: str) -> str:
+        """A field path; one no reading has is null, as a missing field is in MongoDB."""
+        sql = _path(path)
+        if self.on_readings and self.known is not None and not self.known(path):
+            return "NULL"
+        return sql
 
     def value(self, value: Any) -> str:
         if value is None:
@@ -83,7 +92,7 @@ class _Builder:
     def expression(self, expr: Any) -> str:
         """An aggregation expression: ``"$path"`` or a literal."""
         if isinstance(expr, str) and expr.startswith("$"):
-            return _path(expr[1:])
+            return self.path(expr[1:])
         if isinstance(expr, dict):
             raise QueryError(f'MQL: expression {expr!r} is not supported (use "$field" paths)')
         return self.value(expr)
@@ -102,7 +111,7 @@ class _Builder:
             return "(" + (" AND " if key == "$and" else " OR ").join(parts) + ")"
         if key.startswith("$"):
             raise QueryError(f"MQL: operator {key} is not supported in $match")
-        column = _path(key)
+        column = self.path(key)
         is_list = key in _LIST_COLUMNS
         if isinstance(condition, dict) and condition and all(k.startswith("$") for k in condition):
             return "(" + " AND ".join(
@@ -130,14 +139,19 @@ class _Builder:
             return test if op == "$eq" else f"NOT {test}"
         return f"{column} {_COMPARE[op]} {self.value(arg)}"
 
-    def project(self, spec: dict[str, Any]) -> str:
+    def project(self, spec: dict[str, Any], has_id: bool) -> tuple[str, bool]:
+        """The select list, and whether the result still has an ``_id`` (kept unless
+        excluded, as in MongoDB; readings themselves have none)."""
         tree: dict[str, Any] = {}
+        keep_id = has_id and spec.get("_id", 1) not in (0, False)
+        if keep_id:
+            tree["_id"] = _ident("_id")
         for key, rule in spec.items():
-            if key == "_id" and rule in (0, False):
+            if key == "_id" and rule in (0, 1, False, True):
                 continue
             if rule in (0, False):
                 raise QueryError("MQL: $project exclusion is supported only for _id")
-            source = _path(key) if rule in (1, True) else self.expression(rule)
+            source = self.path(key) if rule in (1, True) else self.expression(rule)
             node = tree
             *parents, leaf = key.split(".")
             for part in parents:
@@ -148,7 +162,10 @@ class _Builder:
             node[leaf] = source
         if not tree:
             raise QueryError("MQL: $project must include at least one field")
-        return ", ".join(f"{self._tree(value)} AS {_ident(name)}" for name, value in tree.items())
+        columns = ", ".join(
+            f"{self._tree(value)} AS {_ident(name)}" for name, value in tree.items()
+        )
+        return columns, "_id" in tree
 
     def _tree(self, node: Any) -> str:
         if isinstance(node, str):
@@ -177,6 +194,8 @@ class _Builder:
             ((op, arg),) = accumulator.items()
             if op == "$count":
                 columns.append(f"count(*) AS {_ident(name)}")
+            elif op == "$sum":  # MongoDB sums no numbers to 0, not null
+                columns.append(f"coalesce(sum({self.expression(arg)}), 0) AS {_ident(name)}")
             elif op in _ACCUMULATORS:
                 columns.append(f"{_ACCUMULATORS[op]}({self.expression(arg)}) AS {_ident(name)}")
             else:
@@ -184,11 +203,15 @@ class _Builder:
         return ", ".join(columns), grouped
 
 
-def pipeline_to_sql(pipeline: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]:
-    """The SQL (and its parameters) that runs ``pipeline`` over ``readings``."""
+def pipeline_to_sql(
+    pipeline: Sequence[dict[str, Any]], known: Callable[[str], bool] | None = None
+) -> tuple[str, list[Any]]:
+    """The SQL (and its parameters) that runs ``pipeline`` over ``readings``; ``known``
+    tells which dotted paths the table has (others read as null)."""
     check_pipeline(pipeline)
-    builder = _Builder()
+    builder = _Builder(known)
     sql = "SELECT * FROM readings"
+    has_id = False  # whether the current rows have an _id column
     for index, stage in enumerate(pipeline):
         ((name, spec),) = stage.items()
         inner = f"({sql}) AS s{index}"
@@ -199,12 +222,16 @@ def pipeline_to_sql(pipeline: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]
         elif name == "$project":
             if not isinstance(spec, dict):
                 raise QueryError("MQL: $project takes a document")
-            sql = f"SELECT {builder.project(spec)} FROM {inner}"
+            columns, has_id = builder.project(spec, has_id)
+            sql = f"SELECT {columns} FROM {inner}"
+            builder.on_readings = False
         elif name == "$group":
             if not isinstance(spec, dict):
                 raise QueryError("MQL: $group takes a document")
             columns, grouped = builder.group(spec)
             sql = f"SELECT {columns} FROM {inner}" + (" GROUP BY 1" if grouped else "")
+            has_id = True
+            builder.on_readings = False
         elif name == "$sort":
             if not isinstance(spec, dict) or not spec:
                 raise QueryError("MQL: $sort takes a non-empty document")
@@ -214,7 +241,7 @@ def pipeline_to_sql(pipeline: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]
                     raise QueryError(f"MQL: $sort direction for {key!r} must be 1 or -1")
                 # MongoDB sorts null (and missing) below every value.
                 nulls = "ASC NULLS FIRST" if direction == 1 else "DESC NULLS LAST"
-                order.append(f"{_path(key)} {nulls}")
+                order.append(f"{builder.path(key)} {nulls}")
             sql = f"SELECT * FROM {inner} ORDER BY {', '.join(order)}"
         elif name in ("$limit", "$skip"):
             if isinstance(spec, bool) or not isinstance(spec, int) or spec < 0:
@@ -225,4 +252,6 @@ def pipeline_to_sql(pipeline: Sequence[dict[str, Any]]) -> tuple[str, list[Any]]
             if not isinstance(spec, str) or not spec or spec.startswith("$") or "." in spec:
                 raise QueryError("MQL: $count takes a field name")
             sql = f"SELECT count(*) AS {_ident(spec)} FROM {inner}"
+            has_id = False
+            builder.on_readings = False
     return sql, builder.params

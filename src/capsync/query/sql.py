@@ -214,6 +214,39 @@ def connect(
     return con
 
 
+def run_mql(query: DataQuery, pipeline: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Run an aggregation pipeline over every stored reading (translated to SQL)."""
+    from capsync.query.mql import pipeline_to_sql
+
+    con = _readings_connection(query)
+    try:
+        empty = con.sql(f"SELECT * FROM {TABLE} LIMIT 0")
+        # to_arrow_table() since DuckDB 1.4 (arrow() before it, deprecated after)
+        schema = getattr(empty, "to_arrow_table", empty.arrow)().schema
+        sql, params = pipeline_to_sql(pipeline, lambda path: _has_path(schema, path))
+        try:
+            result = con.execute(sql, params)
+            names = [d[0] for d in result.description or ()]
+            rows = result.fetchall()
+        except duckdb.Error as exc:
+            raise QueryError(f"MQL: {_first_line(exc)}") from None
+    finally:
+        con.close()
+    return [{name: plain(value) for name, value in zip(names, row, strict=True)} for row in rows]
+
+
+def _has_path(schema: pa.Schema, path: str) -> bool:
+    head, *rest = path.split(".")
+    if head not in schema.names:
+        return False
+    kind = schema.field(head).type
+    for part in rest:
+        if not pa.types.is_struct(kind) or kind.get_field_index(part) < 0:
+            return False
+        kind = kind.field(part).type
+    return True
+
+
 def run_sql(
     query: DataQuery, sql: str, params: list[Any] | None = None, *, checked: bool = False
 ) -> list[dict[str, Any]]:
