@@ -11,7 +11,12 @@ serves the standard gRPC health service::
         print(server.port)
         ...
 
-What arrived is read back with :mod:`capsync.server.query`.
+On the same port it serves Viam's data query API (``viam.app.data.v1.DataService``
+and ``viam.app.dataset.v1.DatasetService``, :mod:`capsync.server.data_service`),
+and in the background compacts readings into Parquet for SQL and applies
+retention (:mod:`capsync.server.maintenance`).
+
+What arrived is read back with :mod:`capsync.server.query` and :mod:`capsync.query`.
 """
 
 from __future__ import annotations
