@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -210,3 +211,22 @@ def test_cli_tags_and_datasets(synced: ServerProcess, capsys: pytest.CaptureFixt
     assert capsync_data(capsys, "dataset", "--data", data, "delete", dataset)[0] == 0
     (still,) = call(synced, lambda c: c.binary_data_by_ids([image]))
     assert list(still.metadata.dataset_ids) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--retention-days", "-1"], "--retention-days must be >= 0"),
+        (["--retention-interval", "0"], "--retention-interval must be > 0"),
+        (["--retention", "RULES"], "rules[0]: unknown key 'dayz'"),
+    ],
+)
+def test_serve_retention_options_are_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], says: str
+) -> None:
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [{"component_name": "x", "dayz": 1}]}))
+    args = [str(rules) if a == "RULES" else a for a in args]
+    assert main(["serve", "--data", str(tmp_path / "data"), *args]) == 2
+    err = capsys.readouterr().err
+    assert says in err and len(err.strip().splitlines()) == 1, err

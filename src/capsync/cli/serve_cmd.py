@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     retention = _retention(args)
     for flag in ("retention_interval", "compact_interval"):
         if not getattr(args, flag) > 0:
-            raise UserError(f"--{flag.replace('_', '-')} must be > 0")
+            raise UserError(f"--{flag.replace('_', '-')} must be > 0", 2)
     tls = None
     if args.tls_cert is not None:
         try:
@@ -139,10 +139,10 @@ def _retention(args: argparse.Namespace) -> RetentionRules:
         try:
             rules = RetentionRules.load(args.retention)
         except ValueError as exc:
-            raise UserError(f"--retention: {exc}") from None
+            raise UserError(f"--retention: {exc}", 2) from None
     if args.retention_days is not None:
         if not args.retention_days >= 0:
-            raise UserError("--retention-days must be >= 0")
+            raise UserError("--retention-days must be >= 0", 2)
         base = rules.default or Retention()
         days = args.retention_days or None
         rules = dataclasses.replace(rules, default=dataclasses.replace(base, days=days))
