@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.capsync-installed
 EXT_SOURCES := $(wildcard ext/capsync/*.pyx ext/capsync/*.pxd)
 
-.PHONY: help venv install compile debug test test-python lint proto bench bench-sync-full demo clean
+.PHONY: help venv install compile debug test test-fast test-python lint proto bench bench-sync-full demo clean
 
 help:
 	@echo "make demo     capture with the example config, sync to a local server, show what arrived"
 	@echo "make test     install test dependencies into .venv and run the whole suite"
+	@echo "make test-fast  the suite without the tests marked slow"
 	@echo "make bench    run the benchmarks and print the ratio tables"
 	@echo "make lint     ruff, mypy and cython-lint"
 	@echo "make proto    regenerate the checked-in protobuf/gRPC modules"
@@ -35,6 +36,10 @@ debug: $(PY)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Everything but the tests marked @pytest.mark.slow (crash loops, long soaks).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
 
 # The whole suite with the extension switched off at import (the twin only).
 test-python: $(STAMP)

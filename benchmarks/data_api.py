@@ -34,8 +34,8 @@ from grpclib.client import Channel
 from viam.app.data_client import DataClient
 from viam.utils import create_filter
 
-from capsync.query import DataQuery
 from capsync.server import ApiKey, ApiKeys, IngestServer
+from capsync.server.data_sources import open_data_query
 from capsync.server.sqlite_store import SqliteStore
 from capsync.server.store import TabularRecord
 
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="capsync-bench-data-api-"))
     began = time.perf_counter()
     fill(data_dir, readings)
-    with DataQuery.open(data_dir) as query:
+    with open_data_query(data_dir) as query:
         assert query.columnar is not None
         query.columnar.compact()
         files, _ = query.columnar.snapshot()

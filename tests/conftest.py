@@ -20,6 +20,11 @@ import pytest
 
 from capsync import _impl
 
+# Shared fixtures, available to every test module by name (no imports, no noqa):
+# api_keys_file, ingest_server (server_fixtures); mongo_uri, mongo_db,
+# mongo_server_factory (mongo_fixtures); tmpfs (tmpfs_fixtures).
+pytest_plugins = ["server_fixtures", "mongo_fixtures", "tmpfs_fixtures"]
+
 IMPLEMENTATIONS = ("compiled", "python")
 
 

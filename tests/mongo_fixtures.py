@@ -14,9 +14,8 @@ Tests that stop and restart MongoDB always get a server of their own
 (SecantusDB, even with ``MONGO_URI`` set): :class:`MongoServer`, via the
 ``mongo_server_factory`` fixture.
 
-A test module gets the fixtures with::
-
-    from mongo_fixtures import mongo_db_fixture, mongo_server_factory_fixture, ...  # noqa: F401
+The fixtures ``mongo_uri``, ``mongo_db`` and ``mongo_server_factory`` are registered
+for every test module by tests/conftest.py (``pytest_plugins``): ask for them by name.
 """
 
 from __future__ import annotations

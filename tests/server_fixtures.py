@@ -1,9 +1,8 @@
 """Fixtures and helpers for tests of the ingest server (``capsync serve``) and ``capsync data``.
 
 The server always runs as a real process on loopback, started and stopped by
-the test. A test module gets the fixtures ``api_keys_file`` and ``ingest_server`` with::
-
-    from server_fixtures import api_keys_fixture, ingest_server_fixture  # noqa: F401
+the test. The fixtures ``api_keys_file`` and ``ingest_server`` are registered for
+every test module by tests/conftest.py (``pytest_plugins``): ask for them by name.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import grpc
 import pytest
 from google.protobuf import struct_pb2, timestamp_pb2
 
-from capsync.proto import data_sync_pb2, data_sync_pb2_grpc
+from capsync.proto import data_sync_pb2, rpc
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 KEY_ID = "test-key-id"
@@ -92,7 +91,7 @@ class ServerProcess:
         return channel
 
     def stub(self) -> Any:
-        return data_sync_pb2_grpc.DataSyncServiceStub(self.channel())
+        return rpc.data_sync_stub(self.channel())
 
     def stderr(self) -> str:
         return self.stderr_path.read_text()

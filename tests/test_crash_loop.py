@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from server_fixtures import api_keys_fixture, ingest_server_fixture, subprocess_env  # noqa: F401
+from server_fixtures import subprocess_env
 from sync_helpers import machine_config, server_items, write_config
 
 import capsync

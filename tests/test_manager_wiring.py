@@ -6,10 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
-from mongo_fixtures import client_for, mongo_db_fixture, mongo_uri_fixture  # noqa: F401
-from server_fixtures import api_keys_fixture, ingest_server_fixture  # noqa: F401
+from mongo_fixtures import client_for
 from sync_helpers import machine_config, server_items, wait_for
-from test_tmpfs import TMPFS_BYTES, FirehoseCamera, tmpfs  # noqa: F401
+from tmpfs_fixtures import FirehoseCamera
 
 import capsync
 from capsync.resources import register, unregister
@@ -63,7 +62,7 @@ def sensor(hz: float, **method: object) -> dict:
     }
 
 
-def test_data_manager_deletes_under_disk_pressure_on_a_real_small_disk(tmpfs: Path) -> None:  # noqa: F811
+def test_data_manager_deletes_under_disk_pressure_on_a_real_small_disk(tmpfs: Path) -> None:
     capture_dir = tmpfs / "capture"
     config = machine_config(
         capture_dir,

@@ -23,13 +23,10 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf import struct_pb2
-from mongo_fixtures import (  # noqa: F401
+from mongo_fixtures import (
     MongoServer,
     client_for,
     free_port,
-    mongo_db_fixture,
-    mongo_server_factory_fixture,
-    mongo_uri_fixture,
 )
 from server_fixtures import (
     AUTH,

@@ -8,7 +8,8 @@ Three kinds of check:
 * the contract: every message, field number, field type, oneof, reserved number,
   enum value and RPC of the SPEC, read from the generated descriptors;
 * the wire: hand-written bytes for tiny messages, so the field numbers are
-  proven on the wire and not only in the descriptors.
+  proven on the wire and not only in the descriptors, and the gRPC method paths
+  (Viam's, without the ``capsync.`` prefix of the .proto packages).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from google.protobuf import any_pb2, descriptor_pb2, struct_pb2, timestamp_pb2
+from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, struct_pb2, timestamp_pb2
 from google.protobuf.descriptor import Descriptor
 
 import capsync.proto
-from capsync.proto import data_pb2, data_sync_pb2, data_sync_pb2_grpc
-from capsync.proto.generate import SRC_ROOT, descriptor_set, proto_files
+from capsync.proto import data_pb2, data_sync_pb2, rpc
+from capsync.proto.generate import SRC_ROOT, descriptor_set, proto_files, strip_version_check
 
 pytestmark = pytest.mark.wire_independent
 
@@ -32,13 +33,16 @@ FDP = descriptor_pb2.FieldDescriptorProto
 
 DATA_PROTO = "capsync/proto/viam/app/data/v1/data.proto"
 DATA_SYNC_PROTO = "capsync/proto/viam/app/datasync/v1/data_sync.proto"
+HEALTH_PROTO = "capsync/proto/grpc/health/v1/health.proto"
 DATASET_PROTO = "capsync/proto/viam/app/dataset/v1/dataset.proto"
 GENERATED = {
     DATA_PROTO: "capsync.proto.viam.app.data.v1.data_pb2",
     DATASET_PROTO: "capsync.proto.viam.app.dataset.v1.dataset_pb2",
     DATA_SYNC_PROTO: "capsync.proto.viam.app.datasync.v1.data_sync_pb2",
+    HEALTH_PROTO: "capsync.proto.grpc.health.v1.health_pb2",
 }
-SERVICE = "viam.app.datasync.v1.DataSyncService"
+SERVICE = "viam.app.datasync.v1.DataSyncService"  # on the wire
+PROTO_SERVICE = "capsync.viam.app.datasync.v1.DataSyncService"  # in the descriptor pool
 
 
 def _default_json_name(name: str) -> str:
@@ -161,51 +165,138 @@ RPCS = {
 }
 
 
-def test_grpc_module_matches_the_service(
+def test_rpc_stub_and_handlers_use_viams_paths(
     protoc_files: dict[str, descriptor_pb2.FileDescriptorProto],
 ) -> None:
     (service,) = protoc_files[DATA_SYNC_PROTO].service
-    package = protoc_files[DATA_SYNC_PROTO].package.removeprefix("capsync.")
-    assert f"{package}.{service.name}" == SERVICE
+    assert f"{protoc_files[DATA_SYNC_PROTO].package}.{service.name}" == PROTO_SERVICE
     from_proto = {
         f"/{SERVICE}/{m.name}": _kind(m.client_streaming, m.server_streaming)
         for m in service.method
     }
     assert from_proto == {path: shape for path, (shape, _, _) in RPCS.items()}
+    assert rpc.wire_service_name(rpc.data_sync_service()) == rpc.DATA_SYNC_SERVICE == SERVICE
 
     channel = _RecordingChannel()
-    data_sync_pb2_grpc.DataSyncServiceStub(channel)
+    stub = rpc.data_sync_stub(channel)
     assert set(channel.calls) == set(RPCS)
     for path, (shape, request, response) in RPCS.items():
         kind, serializer, deserializer = channel.calls[path]
         assert kind == shape, path
+        assert getattr(stub, path.rpartition("/")[2]) == shape
         assert serializer == getattr(data_sync_pb2, request).SerializeToString
         assert deserializer == getattr(data_sync_pb2, response).FromString
 
+    class Servicer:
+        def DataCaptureUpload(self, request: Any, context: Any) -> Any: ...
+        def FileUpload(self, requests: Any, context: Any) -> Any: ...
+        def StreamingDataCaptureUpload(self, requests: Any, context: Any) -> Any: ...
+
     server = _RecordingServer()
-    data_sync_pb2_grpc.add_DataSyncServiceServicer_to_server(
-        data_sync_pb2_grpc.DataSyncServiceServicer(), server
-    )
+    rpc.add_service(server, rpc.data_sync_service(), Servicer())  # type: ignore[arg-type]
     assert set(server.handlers) == set(RPCS)
-    for path, (shape, _, _) in RPCS.items():
+    for path, (shape, request, response) in RPCS.items():
         handler = server.handlers[path]
         assert _kind(handler.request_streaming, handler.response_streaming) == shape, path
+        assert handler.request_deserializer == getattr(data_sync_pb2, request).FromString
+        assert handler.response_serializer == getattr(data_sync_pb2, response).SerializeToString
+
+
+def test_health_service_uses_the_standard_paths_and_bytes() -> None:
+    from grpc_health.v1 import health_pb2 as standard
+
+    from capsync.proto.grpc.health.v1 import health_pb2
+    from capsync.server.health import health_service
+
+    assert health_pb2.DESCRIPTOR.package == "capsync.grpc.health.v1"
+    channel = _RecordingChannel()
+    rpc.ServiceStub(channel, health_service())
+    assert {path: kind for path, (kind, _, _) in channel.calls.items()} == {
+        "/grpc.health.v1.Health/Check": "unary_unary",
+        "/grpc.health.v1.Health/Watch": "unary_stream",
+    }
+    ours = health_pb2.HealthCheckResponse
+    statuses = {
+        v.name: v.number for v in ours.DESCRIPTOR.enum_types_by_name["ServingStatus"].values
+    }
+    assert statuses == {"UNKNOWN": 0, "SERVING": 1, "NOT_SERVING": 2, "SERVICE_UNKNOWN": 3}
+    for name, number in statuses.items():
+        assert standard.HealthCheckResponse.ServingStatus.Value(name) == number
+    request = health_pb2.HealthCheckRequest(service="x").SerializeToString()
+    assert request == standard.HealthCheckRequest(service="x").SerializeToString() == b"\x0a\x01x"
+    reply = ours(status=ours.NOT_SERVING).SerializeToString()
+    assert (
+        standard.HealthCheckResponse.FromString(reply).status
+        == standard.HealthCheckResponse.NOT_SERVING
+    )
+
+
+def test_a_servicer_missing_an_rpc_is_refused_at_registration() -> None:
+    class Partial:
+        def DataCaptureUpload(self, request: Any, context: Any) -> Any: ...
+
+    with pytest.raises(TypeError, match="Partial has no method FileUpload"):
+        rpc.add_service(_RecordingServer(), rpc.data_sync_service(), Partial())  # type: ignore[arg-type]
+
+
+def test_a_service_outside_the_capsync_packages_is_refused() -> None:
+    fd = descriptor_pb2.FileDescriptorProto(name="elsewhere.proto", package="viam.app.x.v1")
+    fd.service.add(name="S")
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(fd)
+    service = pool.FindServiceByName("viam.app.x.v1.S")
+    with pytest.raises(ValueError, match=r"not in a capsync\.-prefixed package"):
+        rpc.wire_service_name(service)
 
 
 def test_package_reexports_the_generated_modules() -> None:
-    assert sorted(capsync.proto.__all__) == ["data_pb2", "data_sync_pb2", "data_sync_pb2_grpc"]
+    assert sorted(capsync.proto.__all__) == ["data_pb2", "data_sync_pb2"]
     assert data_pb2.__name__ == GENERATED[DATA_PROTO]
     assert data_sync_pb2.__name__ == GENERATED[DATA_SYNC_PROTO]
-    assert data_sync_pb2_grpc.__name__ == "capsync.proto.viam.app.datasync.v1.data_sync_pb2_grpc"
     with pytest.raises(AttributeError):
         _ = capsync.proto.no_such_module  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- protobuf 6 and 7
+
+
+@pytest.mark.parametrize("proto_name", sorted(GENERATED))
+def test_generated_modules_carry_no_runtime_version_check(proto_name: str) -> None:
+    """viam-sdk pins protobuf 6: a module generated by a newer protoc must still load there."""
+    source = (SRC_ROOT / proto_name).with_name(Path(proto_name).stem + "_pb2.py").read_text()
+    assert "_runtime_version" not in source
+    assert "_builder.BuildTopDescriptorsAndMessages" in source
+    assert not list((SRC_ROOT / proto_name).parent.glob("*_pb2_grpc.py"))
+
+
+def test_strip_version_check_removes_exactly_the_check() -> None:
+    generated = (
+        "from google.protobuf import descriptor as _descriptor\n"
+        "from google.protobuf import runtime_version as _runtime_version\n"
+        "from google.protobuf.internal import builder as _builder\n"
+        "_runtime_version.ValidateProtobufRuntimeVersion(\n"
+        "    _runtime_version.Domain.PUBLIC,\n"
+        "    7,\n"
+        "    35,\n"
+        "    1,\n"
+        "    '',\n"
+        "    'x.proto'\n"
+        ")\n"
+        "# @@protoc_insertion_point(imports)\n"
+    )
+    assert strip_version_check(generated) == (
+        "from google.protobuf import descriptor as _descriptor\n"
+        "from google.protobuf.internal import builder as _builder\n"
+        "# @@protoc_insertion_point(imports)\n"
+    )
+    with pytest.raises(RuntimeError, match="changed shape"):
+        strip_version_check("_runtime_version.ValidateProtobufRuntimeVersion(7, 35)\n")
 
 
 # --------------------------------------------------------------------------- the contract
 
 ANY = "google.protobuf.Any"
 TIMESTAMP = "google.protobuf.Timestamp"
-# Viam's packages prefixed with "capsync." (the wire never carries a package name).
 DS = "capsync.viam.app.datasync.v1"
 DATA = "capsync.viam.app.data.v1"
 
@@ -353,12 +444,12 @@ def test_files_define_exactly_the_contract() -> None:
     assert data_sync_pb2.DESCRIPTOR.package == DS
     for package, module in MODULES.items():
         messages = {f"{package}.{name}" for name in module.DESCRIPTOR.message_types_by_name}
-        enums = {f"{package}.{name}" for name in module.DESCRIPTOR.enum_types_by_name}
         expected_messages = {m for m in MESSAGES if m.rpartition(".")[0] == package}
+        enums = {f"{package}.{name}" for name in module.DESCRIPTOR.enum_types_by_name}
         expected_enums = {e for e in ENUMS if e.rpartition(".")[0] == package}
         if package == DATA:
-            # data.proto also holds the query API's messages, checked against
-            # viam-sdk's own descriptors in tests/test_data_api_proto.py.
+            # data.proto also holds the data API's messages, each checked against
+            # viam-sdk's own descriptor in tests/test_data_api_proto.py.
             assert expected_messages <= messages
             assert expected_enums <= enums
         else:

@@ -13,6 +13,7 @@ from capsync.query import DataFilter, DataQuery, Page, QueryError
 from capsync.query.columnar import ID_COLUMN
 from capsync.query.retention import RetentionBook, RetentionRules, apply_retention
 from capsync.retention import Retention, decode_header, encode_header
+from capsync.server.data_sources import open_data_query
 from capsync.server.sqlite_store import SqliteStore
 from capsync.server.store import BlobRecord, TabularRecord
 
@@ -54,7 +55,7 @@ def store_fixture(tmp_path: Path) -> SqliteStore:
 
 @pytest.fixture(name="query")
 def query_fixture(tmp_path: Path, store: SqliteStore) -> DataQuery:
-    with DataQuery.open(tmp_path) as query:
+    with open_data_query(tmp_path) as query:
         yield query
 
 

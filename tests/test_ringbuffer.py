@@ -10,12 +10,10 @@ from typing import Any
 
 import grpc
 import pytest
-from server_fixtures import (  # noqa: F401
+from server_fixtures import (
     AUTH,
     KEY_ID,
     ServerProcess,
-    api_keys_fixture,
-    ingest_server_fixture,
 )
 from wire_helpers import struct_to_python, ts_ns
 

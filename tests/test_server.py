@@ -18,7 +18,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from server_fixtures import (  # the *_fixture imports define fixtures
+from server_fixtures import (
     AUTH,
     BINARY,
     CHUNK_BYTES,
@@ -27,10 +27,8 @@ from server_fixtures import (  # the *_fixture imports define fixtures
     KEY_ID,
     TABULAR,
     ServerProcess,
-    api_keys_fixture,  # noqa: F401
     binary_request,
     file_packets,
-    ingest_server_fixture,  # noqa: F401
     run_capsync,
     sensor_metadata,
     start_server,

@@ -24,10 +24,8 @@ from typing import Any
 
 import grpc
 import pytest
-from server_fixtures import (  # the *_fixture imports define fixtures
+from server_fixtures import (
     ServerProcess,
-    api_keys_fixture,  # noqa: F401
-    ingest_server_fixture,  # noqa: F401
     run_capsync,
     start_server,
     subprocess_env,

@@ -10,6 +10,9 @@ run freely and the deadline is met within the clock's resolution. The twin is
 
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
+# The API, the same names as the twin's ``__all__`` (tests/test_wire_parity.py checks it).
+__all__ = ["spin_until_ns"]
+
 
 def spin_until_ns(long long deadline_ns):
     """Busy-wait until ``time.perf_counter_ns() >= deadline_ns``; return that time in ns."""

@@ -13,6 +13,9 @@ import numpy as np
 
 from capsync import _wire_py
 
+# The API, the same names as the twin's ``__all__`` (tests/test_wire_parity.py checks it).
+__all__ = ["RecordBuffer", "encode_varint", "frame", "read_varint", "scan_frames"]
+
 from cpython.exc cimport PyErr_Occurred
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
@@ -201,7 +204,10 @@ def scan_frames(buf, Py_ssize_t offset=0, Py_ssize_t max_frames=-1):
 
 
 cdef class RecordBuffer:
-    """A growable byte buffer that length-delimited ``SensorData`` records are encoded into.
+    """RecordBuffer(capacity_bytes=65536)
+--
+
+    A growable byte buffer that length-delimited ``SensorData`` records are encoded into.
 
     Numpy owns the memory. ``write_to`` hands the bytes to a file descriptor
     and empties the buffer only once everything was written.

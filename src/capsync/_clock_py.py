@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+__all__ = ["spin_until_ns"]  # the same as the compiled module's (tests/test_wire_parity.py)
+
 
 def spin_until_ns(deadline_ns: int) -> int:
     """Busy-wait until ``time.perf_counter_ns() >= deadline_ns``; return that time in ns."""

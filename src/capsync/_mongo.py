@@ -1,13 +1,35 @@
-"""Small helpers shared by MongoDB capture and the MongoDB store (no capsync imports)."""
+"""Small helpers shared by MongoDB capture and the MongoDB store (no capsync imports).
+
+pymongo is an optional extra (``pip install 'capsync[mongo]'``): this module
+imports it only inside its functions, so that :func:`require_pymongo` can say
+what is missing in one line before any MongoDB feature starts.
+"""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pymongo import uri_parser
-from pymongo.errors import ConfigurationError, ConnectionFailure, PyMongoError
+if TYPE_CHECKING:
+    from pymongo.errors import PyMongoError
+
+MONGO_EXTRA_HINT = "pip install 'capsync[mongo]'"
+
+
+class MissingExtraError(ImportError):
+    """An optional dependency a feature needs is not installed; the message says how to fix it."""
+
+
+def require_pymongo() -> None:
+    """Raise :class:`MissingExtraError` (one line) unless pymongo can be imported."""
+    try:
+        import pymongo  # noqa: F401
+    except ImportError:
+        raise MissingExtraError(
+            f"MongoDB support needs pymongo, which is not installed: {MONGO_EXTRA_HINT}"
+        ) from None
+
 
 _USERINFO = re.compile(r"^(mongodb(?:\+srv)?://)([^@/?#]*)@")
 
@@ -27,6 +49,10 @@ def check_uri(uri: str) -> None:
 
     A ``mongodb+srv://`` URI is only checked for its scheme: the rest needs a DNS lookup.
     """
+    require_pymongo()
+    from pymongo import uri_parser
+    from pymongo.errors import ConfigurationError
+
     if uri.startswith("mongodb+srv://"):
         return
     if not uri.startswith("mongodb://"):
@@ -58,4 +84,6 @@ def short_error(exc: BaseException, limit: int = 200) -> str:
 
 def is_transient(exc: PyMongoError) -> bool:
     """True for errors that mean "MongoDB unreachable or too slow now": worth a retry."""
+    from pymongo.errors import ConnectionFailure
+
     return isinstance(exc, ConnectionFailure) or bool(getattr(exc, "timeout", False))

@@ -30,6 +30,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+# The API, the same names and signatures as the compiled module's ``__all__``
+# (tests/test_wire_parity.py checks it). ``as_int64`` and ``normalize_batch`` are
+# input normalisation the compiled module borrows from here, not part of the API.
+__all__ = ["RecordBuffer", "encode_varint", "frame", "read_varint", "scan_frames"]
+
 MAX_NESTING_DEPTH = 100
 _U64_MASK = (1 << 64) - 1
 _INT64_MIN = -(1 << 63)

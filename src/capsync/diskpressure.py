@@ -53,8 +53,8 @@ from typing import Any, Protocol
 
 import psutil
 
+from capsync._log import RateLimitedLog
 from capsync.capture.naming import COMPLETED_EXT, FAILED_DIR_NAME
-from capsync.service.ratelimit import RateLimitedLog
 
 _log = logging.getLogger("capsync.diskpressure")
 

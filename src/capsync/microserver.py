@@ -37,12 +37,12 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from capsync import _impl
+from capsync._log import RateLimitedLog
 from capsync.capture.header import build_header, upload_metadata
 from capsync.capture.stream import StreamStats, default_times
 from capsync.methods import is_binary_method, mime_type_enum, wrap_key_for
 from capsync.proto import data_sync_pb2
 from capsync.ringbuffer import Chunk, RecordRing, RecordTooLargeError
-from capsync.service.ratelimit import RateLimitedLog
 
 _log = logging.getLogger("capsync.microserver")
 

@@ -54,10 +54,10 @@ from pymongo.errors import (
     PyMongoError,
 )
 
+from capsync._log import RateLimitedLog
 from capsync._mongo import check_uri, client_options, is_transient, redact_uri, short_error
 from capsync.config.model import MongoCaptureConfig
 from capsync.methods import wrap_key_for
-from capsync.service.ratelimit import RateLimitedLog
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",

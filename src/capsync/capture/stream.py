@@ -66,7 +66,15 @@ class StreamStats:
 
 
 class CaptureStream:
-    """Writes the capture files of one (component, method) under ``capture_dir``."""
+    """Writes the capture files of one (component, method) under ``capture_dir``.
+
+    Thread-safe: every public method runs under the stream's one lock, and that
+    lock is what makes the wire module's ``RecordBuffer`` safe: neither the
+    compiled buffer nor its twin has a lock of its own, so nothing else may touch
+    ``_buffer``. The background flusher only tries the lock (``flush_if_due``)
+    and never makes a writer wait. tests/test_stream_threads.py appends from 8
+    threads while the flusher runs and reads every record back exactly once.
+    """
 
     def __init__(
         self,

@@ -98,7 +98,8 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
 
 @contextmanager
 def _open(args: argparse.Namespace) -> Iterator[DataQuery]:
-    from capsync.query import DataQuery, NotFound, QueryError
+    from capsync.query import NotFound, QueryError
+    from capsync.server.data_sources import open_data_query
     from capsync.server.store import StoreUnavailable
 
     mongo_errors: tuple[type[Exception], ...] = ()
@@ -114,7 +115,7 @@ def _open(args: argparse.Namespace) -> Iterator[DataQuery]:
         mongo_errors = (PyMongoError,)
     read_errors: tuple[type[Exception], ...] = (sqlite3.Error, StoreUnavailable, *mongo_errors)
     try:
-        with DataQuery.open(args.data, args.mongo_uri, mongo_database=args.mongo_database) as q:
+        with open_data_query(args.data, args.mongo_uri, mongo_database=args.mongo_database) as q:
             yield q
     except (QueryError, NotFound) as exc:
         raise UserError(str(exc).strip("'\""), 2) from None

@@ -117,14 +117,14 @@ def run(args: argparse.Namespace) -> int:
     source = {"mongo_uri": args.mongo_uri, "mongo_database": args.mongo_database}
     mongo_errors: tuple[type[Exception], ...] = ()
     if args.mongo_uri is not None:
-        from pymongo.errors import PyMongoError
-
-        from capsync._mongo import check_uri, short_error
+        from capsync._mongo import MissingExtraError, check_uri, short_error
 
         try:
             check_uri(args.mongo_uri)
-        except ValueError as exc:
+        except (ValueError, MissingExtraError) as exc:
             raise UserError(f"--mongo-uri: {exc}") from None
+        from pymongo.errors import PyMongoError
+
         mongo_errors = (PyMongoError,)
     try:
         if args.action == "export":

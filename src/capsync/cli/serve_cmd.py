@@ -91,11 +91,11 @@ def run(args: argparse.Namespace) -> int:
     if args.grace < 0:
         raise UserError("--grace must be >= 0")
     if args.mongo_uri is not None:
-        from capsync._mongo import check_uri
+        from capsync._mongo import MissingExtraError, check_uri
 
         try:
             check_uri(args.mongo_uri)
-        except ValueError as exc:
+        except (ValueError, MissingExtraError) as exc:
             raise UserError(f"--mongo-uri: {exc}") from None
         if not args.mongo_database:
             raise UserError("--mongo-database must not be empty")

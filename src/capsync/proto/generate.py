@@ -2,8 +2,16 @@
 
 Run ``python -m capsync.proto.generate`` (or ``make proto``) after editing any
 ``.proto`` file under ``src/capsync/proto``, and commit the result. For every
-``X.proto`` it writes ``X_pb2.py`` and ``X_pb2.pyi`` next to it, and
-``X_pb2_grpc.py`` when the file defines a service.
+``X.proto`` it writes ``X_pb2.py`` and ``X_pb2.pyi`` next to it. No
+``X_pb2_grpc.py`` is generated: the packages are Viam's with a ``capsync.``
+prefix (so capsync and viam-sdk share protobuf's default descriptor pool in one
+process), while the gRPC method paths must stay Viam's; :mod:`capsync.proto.rpc`
+builds the stubs and handlers from the service descriptors instead.
+
+The modules run on protobuf 6.x and 7.x (viam-sdk pins 6.33.5): protoc writes a
+check that the runtime is at least the version of the protoc that generated the
+module, which would refuse older runtimes; it is stripped (the generated code
+uses only the ``builder`` API both majors share).
 
 protoc is the one bundled with grpcio-tools, run in a child process (importing
 ``grpc_tools.protoc`` would install import hooks that compile .proto files on
@@ -26,8 +34,6 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from google.protobuf import descriptor_pb2
-
 #: ``src/capsync/proto``: the package holding the .proto files and generated code.
 PROTO_PACKAGE_DIR = Path(__file__).resolve().parent
 #: ``src``: the protoc include root; .proto import paths are relative to it.
@@ -42,6 +48,22 @@ def well_known_include() -> Path:
 def proto_files(proto_root: Path = SRC_ROOT) -> list[Path]:
     """Return the .proto files of ``capsync.proto`` under the include root, sorted."""
     return sorted((proto_root / "capsync" / "proto").rglob("*.proto"))
+
+
+# protoc's runtime version check: the import and the call, with its arguments.
+_VERSION_CHECK = re.compile(
+    r"^from google\.protobuf import runtime_version as _runtime_version\n"
+    r"|^_runtime_version\.ValidateProtobufRuntimeVersion\(\n(?:[^\n]*\n)*?\)\n",
+    re.MULTILINE,
+)
+
+
+def strip_version_check(source: str) -> str:
+    """Return a generated ``_pb2.py`` without protoc's gencode/runtime version check."""
+    stripped = _VERSION_CHECK.sub("", source)
+    if "_runtime_version" in stripped:
+        raise RuntimeError("protoc's runtime version check changed shape: update generate.py")
+    return stripped
 
 
 def _relative_names(proto_root: Path, files: Sequence[Path]) -> list[str]:
@@ -64,32 +86,6 @@ def _run_protoc(proto_root: Path, args: Sequence[str]) -> None:
         raise RuntimeError(
             f"protoc failed with exit status {result.returncode}:\n{result.stderr.strip()}"
         )
-
-
-_RUNTIME_IMPORT = "from google.protobuf import runtime_version as _runtime_version\n"
-_RUNTIME_CHECK = re.compile(r"_runtime_version\.ValidateProtobufRuntimeVersion\([^)]*\)\n")
-
-
-def strip_runtime_check(source: bytes) -> bytes:
-    """A generated ``_pb2`` module without protoc's gencode/runtime version check.
-
-    protoc pins the module to a protobuf runtime at least as new as itself; the
-    modules use nothing newer than protobuf 6, and must import next to viam-sdk
-    (which pins protobuf 6.x), so the check is dropped.
-    """
-    text = source.decode("utf-8").replace(_RUNTIME_IMPORT, "")
-    return _RUNTIME_CHECK.sub("", text).encode("utf-8")
-
-
-def wire_service_names(source: bytes) -> bytes:
-    """A generated ``_pb2_grpc`` module whose method paths are Viam's.
-
-    The .proto packages are Viam's prefixed with ``capsync.`` (so capsync and
-    viam-sdk register different names in one process), but on the wire a
-    method path must stay exactly Viam's (``/viam.app.datasync.v1.DataSyncService/...``).
-    """
-    text = source.decode("utf-8")
-    return text.replace("'/capsync.viam.", "'/viam.").replace("'capsync.viam.", "'viam.").encode()
 
 
 def descriptor_set(proto_root: Path = SRC_ROOT) -> bytes:
@@ -122,24 +118,17 @@ def generate(out_dir: Path = SRC_ROOT, proto_root: Path = SRC_ROOT) -> list[Path
     proto_root = proto_root.resolve()
     files = proto_files(proto_root)
     names = _relative_names(proto_root, files)
-    fds = descriptor_pb2.FileDescriptorSet.FromString(descriptor_set(proto_root))
-    with_services = [fd.name for fd in fds.file if fd.service]
-
     with tempfile.TemporaryDirectory(prefix="capsync-proto-") as tmp:
         staging = Path(tmp)
         _run_protoc(proto_root, [f"--python_out={staging}", f"--pyi_out={staging}", *names])
-        if with_services:
-            _run_protoc(proto_root, [f"--grpc_python_out={staging}", *with_services])
         written: list[Path] = []
         for generated in sorted(p for p in staging.rglob("*") if p.is_file()):
             target = out_dir / generated.relative_to(staging)
             target.parent.mkdir(parents=True, exist_ok=True)
-            content = generated.read_bytes()
+            text = generated.read_text(encoding="utf-8")
             if generated.name.endswith("_pb2.py"):
-                content = strip_runtime_check(content)
-            elif generated.name.endswith("_pb2_grpc.py"):
-                content = wire_service_names(content)
-            target.write_bytes(content)
+                text = strip_version_check(text)
+            target.write_text(text, encoding="utf-8")
             written.append(target)
     return written
 

@@ -2,18 +2,17 @@
 MQL, tags, bounding boxes and datasets. ``capsync data``, the Python API and the
 gRPC data services (:mod:`capsync.server.data_service`) all use it.
 
-Start with :meth:`DataQuery.open`::
+It reads and changes the store only through a :class:`DataSource`; the
+adapters for capsync's stores, and :func:`~capsync.server.data_sources.open_data_query`,
+live with the stores in :mod:`capsync.server`::
 
-    from capsync.query import DataFilter, DataQuery, Page
+    from capsync.server.data_sources import open_data_query
 
-    with DataQuery.open("/srv/capsync") as q:
+    with open_data_query("/srv/capsync") as q:
         rows = q.sql("SELECT component_name, count(*) AS n FROM readings GROUP BY 1")
 """
 
 from __future__ import annotations
-
-import os
-from typing import TYPE_CHECKING
 
 from capsync.query.api import DataQuery
 from capsync.query.filters import (
@@ -27,9 +26,6 @@ from capsync.query.filters import (
 )
 from capsync.query.source import DataSource
 
-if TYPE_CHECKING:
-    from capsync.server.store import Store
-
 __all__ = [
     "LOCATION_ID",
     "ORGANIZATION_ID",
@@ -40,22 +36,4 @@ __all__ = [
     "NotFound",
     "Page",
     "QueryError",
-    "source_for_store",
 ]
-
-
-def source_for_store(store: Store, data_dir: str | os.PathLike[str]) -> DataSource:
-    """The :class:`DataSource` adapter for an open ingest store."""
-    from capsync.server.sqlite_store import SqliteStore
-
-    if isinstance(store, SqliteStore):
-        from capsync.query.sqlite_source import SqliteSource
-
-        return SqliteSource(store.path.parent)
-    from capsync.server.mongo_store import MongoStore
-
-    if isinstance(store, MongoStore):
-        from capsync.query.mongo_source import MongoSource
-
-        return MongoSource.for_store(store)
-    raise TypeError(f"no query adapter for {type(store).__name__}")

@@ -1,7 +1,8 @@
 """The one query layer: what ``capsync data``, the Python API and the gRPC data
 services (:mod:`capsync.server.data_service`) all call.
 
->>> with DataQuery.open("/srv/capsync") as q:  # doctest: +SKIP
+>>> from capsync.server.data_sources import open_data_query
+>>> with open_data_query("/srv/capsync") as q:  # doctest: +SKIP
 ...     page, last = q.tabular_page(DataFilter(component_name="thermo"), Page(limit=100))
 ...     rows = q.sql("SELECT avg(data.readings.temp) AS t FROM readings")
 
@@ -21,13 +22,15 @@ import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capsync.query.catalog import DatasetCatalog
 from capsync.query.columnar import ColumnarStore
 from capsync.query.filters import Cursor, DataFilter, NotFound, Page, QueryError
 from capsync.query.source import DataSource
-from capsync.server.store import BlobRecord, TabularRecord
+
+if TYPE_CHECKING:
+    from capsync.server.store import BlobRecord, TabularRecord
 
 log = logging.getLogger(__name__)
 
@@ -70,41 +73,16 @@ def utc_day_start_ns(now_ns: int, days_back: int) -> int:
 class DataQuery:
     """Queries and changes over one store (a :class:`DataSource`) and its data dir."""
 
-    def __init__(self, source: DataSource, data_dir: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, source: DataSource, data_dir: str | os.PathLike[str], *, owns_source: bool = False
+    ) -> None:
+        """``owns_source``: :meth:`close` closes the source too."""
         self.source = source
         self.data_dir = Path(data_dir)
         self._datasets: DatasetCatalog | None = None
         self.columnar = ColumnarStore(self.data_dir, source) if source.supports_changes else None
         self._lock = threading.Lock()  # read-modify-write of a binary's metadata
-        self._owns_source = False
-
-    @classmethod
-    def open(
-        cls,
-        data_dir: str | os.PathLike[str],
-        mongo_uri: str | None = None,
-        *,
-        mongo_database: str = "capsync",
-    ) -> DataQuery:
-        """The query layer over what ``capsync serve --data DIR [--mongo-uri URI]`` stored."""
-        source: DataSource
-        if mongo_uri is not None:
-            from capsync.query.mongo_source import MongoSource
-
-            source = MongoSource(mongo_uri, mongo_database)
-        else:
-            from capsync.query.sqlite_source import SqliteSource
-
-            try:
-                source = SqliteSource(data_dir)
-            except FileNotFoundError:
-                raise FileNotFoundError(
-                    2, "no capsync data here (no capsync.db): is this the serve --data folder?",
-                    str(data_dir),
-                ) from None  # fmt: skip
-        query = cls(source, data_dir)
-        query._owns_source = True
-        return query
+        self._owns_source = owns_source
 
     @property
     def datasets(self) -> DatasetCatalog:

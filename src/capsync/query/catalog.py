@@ -3,19 +3,18 @@
 The catalog (id, name, creation time) lives in ``<data_dir>/capsync-query/meta.db``
 (SQLite), the same for either store; membership is each binary's
 ``dataset_ids``, kept by the store, so an upload naming ``dataset_ids`` lands in
-those datasets. Ids are 24 hex digits, like Viam's; names are unique.
+those datasets. Ids are 24 random hex digits, shaped like Viam's; names are unique.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import bson
 
 from capsync.query.filters import NotFound, QueryError
 
@@ -62,7 +61,7 @@ class DatasetCatalog:
             self._conn.executescript(_SCHEMA)
 
     def create(self, name: str) -> Dataset:
-        dataset = Dataset(str(bson.ObjectId()), _check_name(name), time.time_ns())
+        dataset = Dataset(secrets.token_hex(12), _check_name(name), time.time_ns())
         with self._lock:
             try:
                 self._conn.execute(

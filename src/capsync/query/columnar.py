@@ -29,6 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 import pyarrow as pa
@@ -38,7 +39,10 @@ import pyarrow.parquet as pq
 from capsync.query.catalog import META_DIR
 from capsync.query.filters import DataFilter
 from capsync.query.source import DataSource
-from capsync.server.store import TabularRecord
+from capsync.query.table import readings_table
+
+if TYPE_CHECKING:
+    from capsync.server.store import TabularRecord
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +131,6 @@ class ColumnarStore:
         return moved
 
     def _write(self, records: list[TabularRecord], mark: int) -> None:
-        from capsync.query.sql import readings_table
-
         groups: dict[tuple[SourceKey, str], list[TabularRecord]] = defaultdict(list)
         for r in records:
             key = (r.part_id, r.component_type, r.component_name, r.method_name)

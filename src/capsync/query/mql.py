@@ -7,7 +7,7 @@ dotted paths, exclusion of ``_id``, renaming with ``"$path"``), ``$group``
 $first $last``), ``$sort``, ``$limit``, ``$skip`` and ``$count``. Each stage
 wraps the previous one as a subquery. ``$out`` and ``$merge`` are refused
 (queries are read-only); any other stage is refused naming it. On the MongoDB
-store a pipeline runs on MongoDB itself (see :mod:`capsync.query.mongo_source`)
+store a pipeline runs on MongoDB itself (see :mod:`capsync.server.mongo_source`)
 after the same check.
 """
 

@@ -2,8 +2,8 @@
 
 The query layer (filters, pages, SQL, MQL, tags, boxes, datasets) never talks to
 a database directly: it goes through a :class:`DataSource`, which an adapter
-implements for each store (:mod:`capsync.query.sqlite_source` for the embedded
-store, :mod:`capsync.query.mongo_source` for MongoDB). An adapter must:
+implements for each store (:mod:`capsync.server.sqlite_source` for the embedded
+store, :mod:`capsync.server.mongo_source` for MongoDB, beside the stores). An adapter must:
 
 * list tabular readings and binaries (binary readings and files) matching a
   :class:`~capsync.query.filters.DataFilter`, one :class:`~capsync.query.filters.Page`
@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from capsync.query.filters import DataFilter, Page
-from capsync.server.store import BlobRecord, TabularRecord
+
+if TYPE_CHECKING:
+    from capsync.server.store import BlobRecord, TabularRecord
 
 
 class DataSource(abc.ABC):

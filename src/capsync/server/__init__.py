@@ -33,9 +33,9 @@ from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, TextIO
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from capsync.proto import data_sync_pb2_grpc
+from capsync._mongo import require_pymongo
+from capsync.proto import rpc
 from capsync.server.auth import (
     ApiKey,
     ApiKeyInterceptor,
@@ -45,6 +45,7 @@ from capsync.server.auth import (
     load_api_keys,
 )
 from capsync.server.blobs import BlobStore
+from capsync.server.health import SERVING, HealthServicer, health_service
 from capsync.server.query import export, list_items, open_store
 from capsync.server.service import DataSyncServicer
 from capsync.server.sqlite_store import SqliteStore
@@ -89,7 +90,7 @@ DEFAULT_MAX_WORKERS = 16
 # but leave room above gRPC's 4 MiB default.
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 _GRPC_GRACE_MARGIN_S = 30.0
-DATA_SERVICE_NAME = "viam.app.datasync.v1.DataSyncService"
+DATA_SERVICE_NAME = rpc.DATA_SYNC_SERVICE
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ class IngestServer:
         self._max_workers = max_workers
         self._max_message_bytes = max_message_bytes
         self._server: grpc.Server | None = None
-        self._health: health.HealthServicer | None = None
+        self._health: HealthServicer | None = None
         self._servicer: DataSyncServicer | None = None
         self._query: DataQuery | None = None
         self._retention = retention
@@ -194,19 +195,17 @@ class IngestServer:
             ],
         )
         self._servicer = DataSyncServicer(self._store, BlobStore(self.data_dir))
-        data_sync_pb2_grpc.add_DataSyncServiceServicer_to_server(self._servicer, server)
-        # Viam's data query API on the same port, behind the same API keys. Imported
-        # here: the query layer sits on capsync.server.store, below this package.
-        from capsync.query import DataQuery, source_for_store
+        rpc.add_service(server, rpc.data_sync_service(), self._servicer)
+        # Viam's data query API on the same port, behind the same API keys.
         from capsync.server.data_service import data_service_handler
+        from capsync.server.data_sources import query_for_store
         from capsync.server.dataset_service import dataset_service_handler
+        from capsync.server.maintenance import Maintenance
 
-        self._query = DataQuery(source_for_store(self._store, self.data_dir), self.data_dir)
+        self._query = query_for_store(self._store, self.data_dir)
         server.add_generic_rpc_handlers(
             (data_service_handler(self._query), dataset_service_handler(self._query))
         )
-        from capsync.server.maintenance import Maintenance
-
         self._maintenance = Maintenance(
             self._query,
             self._book,
@@ -214,8 +213,8 @@ class IngestServer:
             compact_interval_s=self._compact_interval_s,
             retention_interval_s=self._retention_interval_s,
         )
-        self._health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        self._health = HealthServicer()
+        rpc.add_service(server, health_service(), self._health)
         address = f"{self.host}:{self._requested_port}"
         try:
             if self._tls is None:
@@ -233,7 +232,7 @@ class IngestServer:
             raise OSError(f"cannot listen on {address}")
         self._port = port
         for service in ("", DATA_SERVICE_NAME):
-            self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+            self._health.set(service, SERVING)
         server.start()
         self._server = server
         self._maintenance.start()
@@ -358,6 +357,7 @@ def serve(
 
 
 def _open_mongo(uri: str, database: str) -> Store:
+    require_pymongo()
     from capsync.server.mongo_store import MongoStore
 
     store = MongoStore(uri, database)

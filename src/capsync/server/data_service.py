@@ -18,9 +18,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import bson
 import grpc
-from bson.errors import BSONError
 
 from capsync.proto.viam.app.data.v1 import data_pb2 as pb
 from capsync.query.api import DEFAULT_PAGE_LIMIT, DataQuery
@@ -56,7 +54,24 @@ UNIMPLEMENTED = {
     "GetSequenceBinaryData": "sequences are not supported by capsync serve",
 }
 
+
+class MissingBson(RuntimeError):
+    """pymongo (which brings ``bson``) is not installed (gRPC FAILED_PRECONDITION)."""
+
+
+def _bson() -> Any:
+    """The ``bson`` module: SQL and MQL answers are BSON documents."""
+    try:
+        import bson
+    except ImportError:
+        raise MissingBson(
+            "SQL and MQL answers are BSON, which needs pymongo: pip install 'capsync[mongo]'"
+        ) from None
+    return bson
+
+
 _CODES: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (MissingBson, grpc.StatusCode.FAILED_PRECONDITION),
     (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
     (QueryError, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFound, grpc.StatusCode.NOT_FOUND),
@@ -89,9 +104,10 @@ def _page(data_request: Any) -> tuple[DataFilter, Page]:
 
 
 def _documents(rows: list[dict[str, Any]]) -> list[bytes]:
+    bson = _bson()
     try:
         return [bson.encode(row) for row in rows]
-    except (BSONError, OverflowError, TypeError) as exc:
+    except (bson.errors.BSONError, OverflowError, TypeError) as exc:
         raise QueryError(f"a result row cannot be encoded as BSON: {exc}") from None
 
 
@@ -134,11 +150,12 @@ class DataService:
             raise QueryError("data_source: capsync serve has standard storage only")
         if request.HasField("query_prefix_name"):
             raise QueryError("query_prefix_name: saved queries are not supported by capsync serve")
+        bson = _bson()
         pipeline = []
         for index, stage in enumerate(request.mql_binary):
             try:
                 pipeline.append(bson.decode(stage))
-            except (BSONError, ValueError) as exc:
+            except (bson.errors.BSONError, ValueError) as exc:
                 raise QueryError(f"MQL: stage {index} is not a BSON document: {exc}") from None
         return pb.TabularDataByMQLResponse(raw_data=_documents(self.query.mql(pipeline)))
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TextIO
 
+from capsync._mongo import require_pymongo
 from capsync.server.blobs import UnsafePathError, check_extension, payload_folder
 from capsync.server.sqlite_store import SqliteStore
 from capsync.server.store import (
@@ -179,6 +180,7 @@ def open_store(
     :class:`~capsync.server.store.StoreUnavailable` when MongoDB cannot be reached.
     """
     if mongo_uri is not None:
+        require_pymongo()
         from capsync.server.mongo_store import MongoStore
 
         return MongoStore(mongo_uri, mongo_database, create=False)
@@ -200,7 +202,8 @@ def iter_records(
 ) -> Iterator[Record]:
     """The stored records that match, oldest first (read through the query layer,
     :class:`capsync.query.DataQuery`, like the gRPC data API)."""
-    from capsync.query import DataFilter, DataQuery
+    from capsync.query import DataFilter
+    from capsync.server.data_sources import open_data_query
 
     f = item_filter or ItemFilter()
     wanted_tags = set(f.tags)
@@ -213,7 +216,7 @@ def iter_records(
         start_ns=f.since_ns,
         end_ns=f.until_ns,
     )
-    with DataQuery.open(data_dir, mongo_uri, mongo_database=mongo_database) as query:
+    with open_data_query(data_dir, mongo_uri, mongo_database=mongo_database) as query:
         streams: list[Iterator[Record]] = []
         if f.kind in (None, "tabular"):
             streams.append(query.iter_tabular(data_filter))

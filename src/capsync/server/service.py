@@ -34,7 +34,7 @@ import grpc
 from google.protobuf import json_format, struct_pb2
 
 from capsync.methods import MIME_FILE_EXTENSIONS, MIME_TYPE_ENUM
-from capsync.proto import data_sync_pb2, data_sync_pb2_grpc
+from capsync.proto import data_sync_pb2
 from capsync.server.blobs import (
     BlobStore,
     PayloadWriter,
@@ -199,8 +199,11 @@ def _file_extension(metadata: Any) -> str:
 # --- the servicer ------------------------------------------------------------------------
 
 
-class DataSyncServicer(data_sync_pb2_grpc.DataSyncServiceServicer):
-    """Stores uploads in ``store`` (records) and ``blobs`` (payload files)."""
+class DataSyncServicer:
+    """Stores uploads in ``store`` (records) and ``blobs`` (payload files).
+
+    Served as ``viam.app.datasync.v1.DataSyncService`` by :func:`capsync.proto.rpc.add_service`.
+    """
 
     def __init__(self, store: Store, blobs: BlobStore) -> None:
         self._store = store

@@ -29,10 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from capsync._log import RateLimitedLog
 from capsync.capture.stream import CaptureStream, CaptureWriteError
 from capsync.methods import is_binary_method
 from capsync.resources import BinaryResult, EndOfData, Resource
-from capsync.service.ratelimit import RateLimitedLog
 from capsync.service.schedule import Ticker
 
 _log = logging.getLogger("capsync.collector")

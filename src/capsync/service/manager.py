@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from capsync._log import RateLimitedLog
+from capsync._mongo import MissingExtraError, require_pymongo
 from capsync.capture.recovery import Recovery, recover_in_progress
 from capsync.config import (
     CaptureTarget,
@@ -34,16 +36,15 @@ from capsync.config import (
 )
 from capsync.config.model import split_resource_name
 from capsync.diskpressure import DeleterStats
-from capsync.mongo_capture import MongoCaptureStats, MongoCaptureWriter
 from capsync.resources import Resource, ResourceContext, build_resource
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings, CollectorStats
 from capsync.service.deletion_control import DeletionControl
 from capsync.service.micro_control import MicroServerRings
-from capsync.service.ratelimit import RateLimitedLog
 from capsync.service.sync_control import SyncControl, SyncNotRunning
+from capsync.sync import ProgressFn, SyncReport, SyncStats
 
-if TYPE_CHECKING:  # capsync.sync imports from capsync.service: import it lazily at run time
-    from capsync.sync import ProgressFn, SyncReport, SyncStats
+if TYPE_CHECKING:  # pymongo is an optional extra: capsync.mongo_capture is imported when used
+    from capsync.mongo_capture import MongoCaptureStats, MongoCaptureWriter
 
 _log = logging.getLogger("capsync.manager")
 
@@ -264,8 +265,11 @@ class DataManager:
         old, self._mongo, self._mongo_config = self._mongo, None, wanted
         if wanted is not None:
             try:
+                require_pymongo()
+                from capsync.mongo_capture import MongoCaptureWriter
+
                 self._mongo = MongoCaptureWriter(wanted)
-            except ValueError as exc:
+            except (ValueError, MissingExtraError) as exc:
                 _log.error("mongo_capture_config: %s; MongoDB capture is off", exc)
         if old is not None:
             old.close(5.0)

@@ -12,14 +12,22 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from capsync._log import RateLimitedLog
 from capsync.config import DataManagerConfig, MachineConfig
 from capsync.resources import Resource
-from capsync.service.ratelimit import RateLimitedLog
-
-if TYPE_CHECKING:
-    from capsync.sync import ProgressFn, SyncReport, SyncScheduler, SyncStats
+from capsync.sync import (
+    ProgressFn,
+    SyncConfigError,
+    Syncer,
+    SyncReport,
+    SyncScheduler,
+    SyncSettings,
+    SyncStats,
+    resolve_target,
+    sync_configured,
+)
 
 _log = logging.getLogger("capsync.manager")
 
@@ -71,8 +79,6 @@ class SyncControl:
 
     @staticmethod
     def part_id(config: MachineConfig) -> str:
-        from capsync.sync import SyncConfigError, resolve_target, sync_configured
-
         if not sync_configured(config):
             return ""
         try:
@@ -84,15 +90,6 @@ class SyncControl:
 
     def update(self, config: MachineConfig) -> None:
         """Start, keep or restart sync to match ``config``."""
-        from capsync.sync import (
-            SyncConfigError,
-            Syncer,
-            SyncScheduler,
-            SyncSettings,
-            resolve_target,
-            sync_configured,
-        )
-
         with self._lock:
             key: tuple[Any, ...] | None = None
             error: str | None = None

@@ -19,7 +19,7 @@ import grpc
 
 from capsync.config import MachineConfig
 from capsync.config.model import DEFAULT_MAX_BACKOFF_S
-from capsync.proto import data_sync_pb2_grpc
+from capsync.proto import rpc
 from capsync.retention import RETENTION_HEADER, Retention, encode_header
 from capsync.sync.errors import SyncConfigError
 
@@ -172,7 +172,7 @@ class UploadClient:
         retention: Mapping[tuple[str, str, str], Retention] | None = None,
     ) -> None:
         self.part_id = target.part_id
-        self._stub = data_sync_pb2_grpc.DataSyncServiceStub(channel)
+        self._stub = rpc.data_sync_stub(channel)
         self._metadata: tuple[tuple[str, str | bytes], ...] = target.metadata
         self._rpc_timeout_s = rpc_timeout_s
         self._retention = dict(retention or {})

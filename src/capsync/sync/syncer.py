@@ -30,10 +30,10 @@ from typing import Literal
 
 import grpc
 
+from capsync._log import RateLimitedLog
 from capsync.capture.reader import CaptureFileError
 from capsync.config import DataManagerConfig, MachineConfig
 from capsync.retention import Retention
-from capsync.service.ratelimit import RateLimitedLog
 from capsync.sync import files
 from capsync.sync.connection import DEFAULT_RPC_TIMEOUT_S, SyncTarget, UploadClient, open_channel
 from capsync.sync.errors import (

@@ -1,1 +1,1 @@
-"""Generated protobuf/gRPC code for ``viam.app.datasync.v1`` (source: data_sync.proto)."""
+"""Generated protobuf code for ``viam.app.datasync.v1`` (source: data_sync.proto)."""

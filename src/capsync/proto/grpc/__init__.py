@@ -1,0 +1,1 @@
+"""Generated protobuf code for the standard gRPC packages (``grpc.*``), prefixed ``capsync.``."""

@@ -1,0 +1,1 @@
+"""Generated protobuf code for ``grpc.health.v1`` (source: health.proto)."""
