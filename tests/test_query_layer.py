@@ -4,6 +4,7 @@ tail, deletes and retention applied to both, and the retention header."""
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -214,3 +215,33 @@ def test_mql_group_then_project_keeps_id_and_sums_to_zero(
         [{"$match": {"data.readings.i": {"$in": [1, 3]}}}, {"$project": {"i": "$data.readings.i"}}]
     )
     assert rows == [{"i": 1.0}, {"i": 3.0}]
+
+
+class _Aborted(Exception):
+    pass
+
+
+class _Context:
+    """Stands in for grpc.ServicerContext: abort raises with the code and message."""
+
+    def abort(self, code: Any, message: str) -> None:
+        raise _Aborted(code, message)
+
+
+def test_sql_without_pymongo_is_failed_precondition_naming_the_extra(
+    store: SqliteStore, query: DataQuery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import grpc
+
+    from capsync.proto.viam.app.data.v1 import data_pb2
+    from capsync.server.data_service import DataService
+
+    monkeypatch.setitem(sys.modules, "bson", None)  # as if pymongo were not installed
+    request = data_pb2.TabularDataBySQLRequest(sql_query="SELECT 1 AS one")
+    with pytest.raises(_Aborted) as aborted:
+        DataService(query).TabularDataBySQL(request, _Context())
+    code, message = aborted.value.args
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "pip install 'capsync[mongo]'" in message
+    # the query layer itself needs no BSON (capsync data sql prints JSON)
+    assert query.sql("SELECT 1 AS one") == [{"one": 1}]

@@ -118,7 +118,7 @@ def _open(args: argparse.Namespace) -> Iterator[DataQuery]:
         with open_data_query(args.data, args.mongo_uri, mongo_database=args.mongo_database) as q:
             yield q
     except (QueryError, NotFound) as exc:
-        raise UserError(str(exc).strip("'\""), 2) from None
+        raise UserError(str(exc), 2) from None
     except FileNotFoundError as exc:
         raise UserError(f"{exc.filename}: {exc.strerror}", 2) from None
     except read_errors as exc:

@@ -89,7 +89,7 @@ def answer_errors(method: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:
             for kind, code in _CODES:
                 if isinstance(exc, kind):
-                    context.abort(code, str(exc).strip("'\""))
+                    context.abort(code, str(exc))
             log.exception("%s failed", method.__name__)
             context.abort(grpc.StatusCode.INTERNAL, f"{method.__name__}: {type(exc).__name__}")
 
