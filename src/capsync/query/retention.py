@@ -13,7 +13,8 @@ A source's policy comes from (first match wins):
 :func:`apply_retention` removes, per source, readings and binaries captured
 more than ``days`` ago, then the oldest binaries past ``binary_limit_gb`` and
 the oldest days of readings past ``tabular_limit_gb`` (measured as their
-Parquet files), from the store and the columnar files, and logs each removal.
+Parquet files; a store without them, MongoDB, logs once that this limit is not
+applied), from the store and the columnar files, and logs each removal.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _DAY_NS = 86_400 * 1_000_000_000
+_UNMEASURED: set[SourceKey] = set()  # sources whose tabular limit was said to be unapplied
 _GB = 1_000_000_000
 _RULE_FIELDS = ("part_id", "component_type", "component_name", "method_name")
 _SCHEMA = """
@@ -208,6 +210,13 @@ def _apply(query: DataQuery, key: SourceKey, policy: Retention, now: int) -> tup
             doomed.append(blob.id)
             total -= blob.size_bytes
         binaries += query.delete_blobs(doomed)
+    unmeasured = policy.tabular_limit_gb is not None and query.columnar is None
+    if unmeasured and key not in _UNMEASURED:
+        _UNMEASURED.add(key)
+        log.warning(
+            "retention: tabular_limit_gb of %s is not applied: this store keeps no "
+            "columnar files to measure readings by", "/".join(key),
+        )  # fmt: skip
     if policy.tabular_limit_gb is not None and query.columnar is not None:
         query.columnar.compact()
         days = query.columnar.source_sizes().get(key, [])
