@@ -273,6 +273,8 @@ def test_sql_select_star_shapes(server: ServerProcess) -> None:
         "PRAGMA version",
         "SELECT 1; SELECT 2",
         "SELECT * FROM other_table",
+        "SELECT * FROM main.readings",
+        "SELECT * FROM temp.main.readings",
         "SELEC nonsense",
         "",
     ],

@@ -30,6 +30,7 @@ from capsync.query.filters import Cursor, DataFilter, NotFound, Page, QueryError
 from capsync.query.source import DataSource
 
 if TYPE_CHECKING:
+    from capsync.query.sql import SqlEngine
     from capsync.server.store import BlobRecord, TabularRecord
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class DataQuery:
         self.columnar = ColumnarStore(self.data_dir, source) if source.supports_changes else None
         self._lock = threading.Lock()  # read-modify-write of a binary's metadata
         self._owns_source = owns_source
+        self._engine: SqlEngine | None = None
 
     @property
     def datasets(self) -> DatasetCatalog:
@@ -92,7 +94,19 @@ class DataQuery:
                 self._datasets = DatasetCatalog(self.data_dir)
             return self._datasets
 
+    @property
+    def sql_engine(self) -> SqlEngine:
+        """The DuckDB that runs this layer's SQL and MQL (created on first use)."""
+        from capsync.query.sql import SqlEngine
+
+        with self._lock:
+            if self._engine is None:
+                self._engine = SqlEngine(self.columnar.root if self.columnar else None)
+            return self._engine
+
     def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
         if self._datasets is not None:
             self._datasets.close()
         if self._owns_source:

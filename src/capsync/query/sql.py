@@ -10,9 +10,10 @@ struct, so ``data.readings.temp`` reaches a nested field). It is also
 A query is refused (:class:`~capsync.query.filters.QueryError`) unless it is a
 single SELECT that reads only ``readings`` (and its own CTEs): no table
 functions (``read_csv``, ``read_parquet``, ...), no other tables, no writes,
-``ATTACH``, ``COPY``, ``SET`` or ``PRAGMA``. Each query runs in a fresh
-in-memory DuckDB with ``enable_external_access=false`` and the configuration
-locked, so even a check missed here cannot reach a file or change a setting.
+``ATTACH``, ``COPY``, ``SET`` or ``PRAGMA``. Queries run in an in-memory
+DuckDB (:class:`SqlEngine`) with external access off (but for the Parquet
+folder) and the configuration locked, so even a check missed here cannot reach
+another file or change a setting.
 
 Rows come back as dicts with the selected columns in order; DuckDB values
 become BSON-friendly ones (datetimes in UTC, decimals as floats). Numbers in
@@ -26,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import json
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -96,7 +98,7 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
             catalog = str(node.get("catalog_name", "")).lower()
             if table in ctes and not schema:
                 continue
-            if table != TABLE or catalog or schema not in ("", SCHEMA_ALIAS.lower(), "main"):
+            if table != TABLE or catalog or schema not in ("", SCHEMA_ALIAS.lower()):
                 shown = ".".join(p for p in (catalog, schema, table) if p)
                 raise QueryError(f"SQL: unknown table {shown!r}; the table is readings")
 
@@ -108,38 +110,62 @@ def _first_line(exc: BaseException) -> str:
 # --- running ---------------------------------------------------------------------------
 
 
+class SqlEngine:
+    """One locked-down in-memory DuckDB for a :class:`DataQuery`'s queries.
+
+    Set up once: the ``sensorData`` schema, external access off except to the
+    Parquet folder, extensions neither installed nor loaded, configuration
+    locked. Each query gets a cursor of its own (a connection to the same
+    database) whose temporary view ``readings`` is that query's snapshot: the
+    Parquet files plus the tail. It shadows the empty ``main.readings``, which
+    ``sensorData.readings`` reads through.
+    """
+
+    def __init__(self, parquet_root: Path | None) -> None:
+        db = duckdb.connect(":memory:", config={"threads": 2})
+        db.execute(f"CREATE VIEW {TABLE} AS SELECT NULL AS placeholder WHERE false")
+        db.execute(f'CREATE SCHEMA "{SCHEMA_ALIAS}"')
+        db.execute(f'CREATE VIEW "{SCHEMA_ALIAS}".{TABLE} AS SELECT * FROM {TABLE}')
+        if parquet_root is not None:
+            db.execute("SET allowed_directories = [?]", [str(parquet_root) + "/"])
+        db.execute("SET enable_external_access = false")
+        db.execute("SET autoinstall_known_extensions = false")
+        db.execute("SET autoload_known_extensions = false")
+        db.execute("SET lock_configuration = true")
+        self._db = db
+        self._lock = threading.Lock()
+
+    def cursor(self, tail: pa.Table, files: Sequence[Path] = ()) -> duckdb.DuckDBPyConnection:
+        """A connection whose ``readings`` are ``files`` plus ``tail``; close it after use."""
+        with self._lock:
+            cur = self._db.cursor()
+        try:
+            cur.register("_capsync_tail", tail)
+            if files:
+                listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+                cur.execute(
+                    f"CREATE TEMP VIEW {TABLE} AS SELECT * EXCLUDE ({ID_COLUMN}) FROM "
+                    f"read_parquet([{listed}], union_by_name = true) "
+                    "UNION ALL BY NAME SELECT * FROM _capsync_tail"
+                )
+            else:
+                cur.execute(f"CREATE TEMP VIEW {TABLE} AS SELECT * FROM _capsync_tail")
+        except BaseException:
+            cur.close()
+            raise
+        return cur
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
 def _readings_connection(query: DataQuery) -> duckdb.DuckDBPyConnection:
-    """DuckDB over the columnar files plus the tail, or over the store's readings."""
+    """A cursor over the columnar files plus the tail, or over the store's readings."""
     if query.columnar is None:
-        return connect(readings_table(query.iter_tabular(DataFilter())))
+        return query.sql_engine.cursor(readings_table(query.iter_tabular(DataFilter())))
     files, mark = query.columnar.snapshot()
-    return connect(readings_table(query.columnar.tail(mark)), files, query.columnar.root)
-
-
-def connect(
-    tail: pa.Table, files: Sequence[Path] = (), folder: Path | None = None
-) -> duckdb.DuckDBPyConnection:
-    """A fresh in-memory DuckDB whose ``readings`` (and ``sensorData.readings``) are the
-    Parquet ``files`` (under ``folder``) and the ``tail`` rows, locked down."""
-    con = duckdb.connect(":memory:", config={"threads": 2})
-    con.register("_capsync_tail", tail)
-    if files:
-        listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
-        con.execute(
-            f"CREATE VIEW {TABLE} AS SELECT * EXCLUDE ({ID_COLUMN}) FROM "
-            f"read_parquet([{listed}], union_by_name = true) "
-            "UNION ALL BY NAME SELECT * FROM _capsync_tail"
-        )
-        con.execute("SET allowed_directories = [?]", [str(folder) + "/"])
-    else:
-        con.execute(f"CREATE VIEW {TABLE} AS SELECT * FROM _capsync_tail")
-    con.execute(f'CREATE SCHEMA "{SCHEMA_ALIAS}"')
-    con.execute(f'CREATE VIEW "{SCHEMA_ALIAS}".{TABLE} AS SELECT * FROM main.{TABLE}')
-    con.execute("SET enable_external_access = false")
-    con.execute("SET autoinstall_known_extensions = false")
-    con.execute("SET autoload_known_extensions = false")
-    con.execute("SET lock_configuration = true")
-    return con
+    return query.sql_engine.cursor(readings_table(query.columnar.tail(mark)), files)
 
 
 def run_mql(query: DataQuery, pipeline: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
