@@ -25,6 +25,8 @@ COMMANDS = {
     "serve": "capsync.cli.serve_cmd",
     "data": "capsync.cli.data_cmd",
     "sync": "capsync.cli.sync_cmd",
+    "convert": "capsync.cli.convert_cmd",
+    "train": "capsync.cli.train_cmd",
 }
 
 

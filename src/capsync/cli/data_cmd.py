@@ -59,7 +59,10 @@ def _add_common(parser: argparse.ArgumentParser, *, out_help: str, out_required:
     )
     parser.add_argument("--until", metavar="TIME", help="requested before TIME")
     parser.add_argument(
-        "--format", choices=["jsonl", "csv"], default="jsonl", help="default: jsonl"
+        "--format",
+        choices=["jsonl", "csv", "mcap", "parquet"],
+        default="jsonl",
+        help="default: jsonl; export only: mcap (--out FILE, for Foxglove), parquet (tabular)",
     )
     parser.add_argument("--out", metavar="PATH", required=out_required, help=out_help)
 
@@ -77,6 +80,9 @@ def register(parser: argparse.ArgumentParser) -> None:
         "binary payload and file, with its extension, into the folder --out",
     )
     _add_common(export_parser, out_help="folder to export into", out_required=True)
+    export_parser.add_argument(
+        "--dataset", metavar="ID", help="export a dataset's images and dataset.jsonl (training)"
+    )
     from capsync.cli import data_api_cmd
 
     data_api_cmd.register(actions)
@@ -106,13 +112,15 @@ def build_filter(args: argparse.Namespace) -> ItemFilter:
 
 
 def run(args: argparse.Namespace) -> int:
-    from capsync.cli import data_api_cmd
+    from capsync.cli import data_api_cmd, data_export_cmd
 
     if args.action in data_api_cmd.ACTIONS:
         return data_api_cmd.run(args)
     from capsync.server import query
     from capsync.server.store import StoreUnavailable
 
+    if args.format in data_export_cmd.FORMATS and args.action != "export":
+        raise UserError(f"--format {args.format} is for data export", 2)
     item_filter = build_filter(args)
     source = {"mongo_uri": args.mongo_uri, "mongo_database": args.mongo_database}
     mongo_errors: tuple[type[Exception], ...] = ()
@@ -127,6 +135,8 @@ def run(args: argparse.Namespace) -> int:
 
         mongo_errors = (PyMongoError,)
     try:
+        if data_export_cmd.wants(args):
+            return data_export_cmd.run(args)
         if args.action == "export":
             result = query.export(args.data, item_filter, args.out, args.format, **source)
             note = f"; {len(result.missing)} payload files missing" if result.missing else ""

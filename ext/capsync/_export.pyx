@@ -1,0 +1,443 @@
+# cython: language_level=3
+"""Tabular capture frames as MCAP Message records with JSON data (compiled).
+
+The twin of :func:`capsync.export.frames.tabular_message_records`, with the
+same output byte for byte and the same errors: see that module for the JSON
+and time rules. Strings that are not plain ASCII go through the twin's
+``json_string`` (so both escape and replace invalid UTF-8 alike).
+"""
+
+import numpy as np
+
+from capsync.export.frames import json_string as _py_json_string
+
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdlib cimport free, realloc
+from libc.math cimport signbit
+from libc.string cimport memcpy, strlen
+
+
+cdef extern from "Python.h":
+    char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
+                                int* type) except NULL
+    int Py_DTSF_ADD_DOT_0
+
+
+DEF MAX_DEPTH = 100
+DEF HEAD_BYTES = 31
+cdef int64_t MAX_NS = 9223372036854775807
+cdef int64_t MAX_SECONDS = 9223372036
+cdef const char* HEX = b"0123456789abcdef"
+
+
+cdef struct Out:
+    char* data        # malloc'd output
+    Py_ssize_t size   # bytes in use
+    Py_ssize_t cap    # bytes allocated
+
+
+cdef int _reserve(Out* out, Py_ssize_t extra) except -1:
+    cdef Py_ssize_t need = out.size + extra
+    cdef Py_ssize_t cap
+    cdef char* grown
+    if need <= out.cap:
+        return 0
+    cap = out.cap * 2 if out.cap else 65536
+    while cap < need:
+        cap *= 2
+    grown = <char*>realloc(out.data, cap)
+    if grown == NULL:
+        raise MemoryError()
+    out.data = grown
+    out.cap = cap
+    return 0
+
+
+cdef inline int _put(Out* out, const char* data, Py_ssize_t n) except -1:
+    _reserve(out, n)
+    memcpy(out.data + out.size, data, n)
+    out.size += n
+    return 0
+
+
+cdef inline int _put_byte(Out* out, char c) except -1:
+    _reserve(out, 1)
+    out.data[out.size] = c
+    out.size += 1
+    return 0
+
+
+cdef int _varint(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
+                 uint64_t* value) except -1:
+    cdef uint64_t result = 0
+    cdef int shift = 0
+    cdef uint8_t byte
+    while True:
+        if pos[0] >= end:
+            raise ValueError("truncated varint")
+        byte = buf[pos[0]]
+        pos[0] += 1
+        if shift < 64:
+            result |= (<uint64_t>(byte & 0x7F)) << shift
+        if byte < 0x80:
+            value[0] = result
+            return 0
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+cdef int _skip(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end, uint64_t wire_type) except -1:
+    cdef uint64_t length
+    if wire_type == 0:
+        _varint(buf, pos, end, &length)
+        return 0
+    if wire_type == 1:
+        pos[0] += 8
+    elif wire_type == 2:
+        _varint(buf, pos, end, &length)
+        if length > <uint64_t>(end - pos[0]) + 0:
+            pos[0] = end + 1
+        else:
+            pos[0] += <Py_ssize_t>length
+    elif wire_type == 5:
+        pos[0] += 4
+    else:
+        raise ValueError(f"unsupported wire type {wire_type}")
+    if pos[0] > end:
+        raise ValueError("field runs past the end of its message")
+    return 0
+
+
+cdef int _field(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
+                Py_ssize_t* start, Py_ssize_t* stop) except -1:
+    cdef uint64_t length
+    _varint(buf, pos, end, &length)
+    if length > <uint64_t>(end - pos[0]):
+        raise ValueError("field runs past the end of its message")
+    start[0] = pos[0]
+    stop[0] = pos[0] + <Py_ssize_t>length
+    return 0
+
+
+cdef int64_t _timestamp(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end) except? -1:
+    cdef int64_t seconds = 0, nanos = 0, base
+    cdef uint64_t key, value
+    while pos < end:
+        _varint(buf, &pos, end, &key)
+        if key == 0x08:
+            _varint(buf, &pos, end, &value)
+            seconds = <int64_t>value
+        elif key == 0x10:
+            _varint(buf, &pos, end, &value)
+            nanos = <int64_t>value
+        else:
+            _skip(buf, &pos, end, key & 7)
+    if seconds > MAX_SECONDS:
+        return MAX_NS
+    if seconds < -MAX_SECONDS:
+        return 0
+    base = seconds * 1000000000
+    if nanos > 0 and base > MAX_NS - nanos:
+        return MAX_NS
+    if nanos < 0 and base < (-MAX_NS - 1) - nanos:
+        return 0
+    base += nanos
+    return base if base > 0 else 0
+
+
+cdef int _metadata(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end,
+                   int64_t* requested, int64_t* received) except -1:
+    cdef uint64_t key
+    cdef Py_ssize_t start, stop
+    requested[0] = 0
+    received[0] = 0
+    while pos < end:
+        _varint(buf, &pos, end, &key)
+        if key == 0x0A or key == 0x12:
+            _field(buf, &pos, end, &start, &stop)
+            if key == 0x0A:
+                requested[0] = _timestamp(buf, start, stop)
+            else:
+                received[0] = _timestamp(buf, start, stop)
+            pos = stop
+        else:
+            _skip(buf, &pos, end, key & 7)
+    return 0
+
+
+cdef int _string(const uint8_t* buf, Py_ssize_t start, Py_ssize_t stop, Out* out) except -1:
+    cdef Py_ssize_t i
+    cdef uint8_t c
+    cdef bytes text
+    for i in range(start, stop):
+        if buf[i] >= 0x80:
+            text = _py_json_string((<const char*>buf)[start:stop], 0, stop - start)
+            return _put(out, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
+    _reserve(out, 2 + 6 * (stop - start))
+    out.data[out.size] = b'"'
+    out.size += 1
+    for i in range(start, stop):
+        c = buf[i]
+        if c == b'"' or c == b'\\':
+            out.data[out.size] = b'\\'
+            out.data[out.size + 1] = c
+            out.size += 2
+        elif c >= 0x20:
+            out.data[out.size] = c
+            out.size += 1
+        elif c == b'\n':
+            out.data[out.size] = b'\\'
+            out.data[out.size + 1] = b'n'
+            out.size += 2
+        elif c == b'\r':
+            out.data[out.size] = b'\\'
+            out.data[out.size + 1] = b'r'
+            out.size += 2
+        elif c == b'\t':
+            out.data[out.size] = b'\\'
+            out.data[out.size + 1] = b't'
+            out.size += 2
+        elif c == 0x08:
+            out.data[out.size] = b'\\'
+            out.data[out.size + 1] = b'b'
+            out.size += 2
+        elif c == 0x0C:
+            out.data[out.size] = b'\\'
+            out.data[out.size + 1] = b'f'
+            out.size += 2
+        else:
+            memcpy(out.data + out.size, b"\\u00", 4)
+            out.data[out.size + 4] = HEX[c >> 4]
+            out.data[out.size + 5] = HEX[c & 15]
+            out.size += 6
+    out.data[out.size] = b'"'
+    out.size += 1
+    return 0
+
+
+cdef int _struct(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
+                 Out* out) except -1:
+    cdef uint64_t key, entry_key
+    cdef Py_ssize_t start, stop, name_start, name_stop, value_start, value_stop
+    cdef bint first = True, has_name, has_value
+    if depth > MAX_DEPTH:
+        raise ValueError(f"struct nested deeper than {MAX_DEPTH}")
+    _put_byte(out, b'{')
+    while pos < end:
+        _varint(buf, &pos, end, &key)
+        if key != 0x0A:
+            _skip(buf, &pos, end, key & 7)
+            continue
+        _field(buf, &pos, end, &start, &stop)
+        pos = stop
+        has_name = has_value = False
+        while start < stop:
+            _varint(buf, &start, stop, &entry_key)
+            if entry_key == 0x0A:
+                _field(buf, &start, stop, &name_start, &name_stop)
+                has_name = True
+                start = name_stop
+            elif entry_key == 0x12:
+                _field(buf, &start, stop, &value_start, &value_stop)
+                has_value = True
+                start = value_stop
+            else:
+                _skip(buf, &start, stop, entry_key & 7)
+        if not first:
+            _put_byte(out, b',')
+        first = False
+        if has_name:
+            _string(buf, name_start, name_stop, out)
+        else:
+            _put(out, b'""', 2)
+        _put_byte(out, b':')
+        if has_value:
+            _value(buf, value_start, value_stop, depth + 1, out)
+        else:
+            _put(out, b"null", 4)
+    _put_byte(out, b'}')
+    return 0
+
+
+cdef int _list(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
+               Out* out) except -1:
+    cdef uint64_t key
+    cdef Py_ssize_t start, stop
+    cdef bint first = True
+    if depth > MAX_DEPTH:
+        raise ValueError(f"struct nested deeper than {MAX_DEPTH}")
+    _put_byte(out, b'[')
+    while pos < end:
+        _varint(buf, &pos, end, &key)
+        if key != 0x0A:
+            _skip(buf, &pos, end, key & 7)
+            continue
+        _field(buf, &pos, end, &start, &stop)
+        pos = stop
+        if not first:
+            _put_byte(out, b',')
+        first = False
+        _value(buf, start, stop, depth + 1, out)
+    _put_byte(out, b']')
+    return 0
+
+
+cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
+                Out* out) except -1:
+    cdef uint64_t key, value, kind = 0, flag = 0
+    cdef Py_ssize_t kind_start = 0, kind_stop = 0
+    cdef double number
+    cdef char* text
+    while pos < end:
+        _varint(buf, &pos, end, &key)
+        if key == 0x11:
+            if end - pos < 8:
+                raise ValueError("truncated double")
+            kind = key
+            kind_start = pos
+            pos += 8
+        elif key == 0x08 or key == 0x20:
+            _varint(buf, &pos, end, &value)
+            kind = key
+            flag = value
+        elif key == 0x1A or key == 0x2A or key == 0x32:
+            _field(buf, &pos, end, &kind_start, &kind_stop)
+            kind = key
+            pos = kind_stop
+        else:
+            _skip(buf, &pos, end, key & 7)
+    if kind == 0x11:
+        memcpy(&number, buf + kind_start, 8)
+        if -1e16 < number < 1e16 and number == <double><int64_t>number and (
+            number != 0 or not signbit(number)
+        ):
+            _integral(<int64_t>number, out)  # what repr() writes, without its general path
+        elif number - number == 0:
+            text = PyOS_double_to_string(number, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
+            try:
+                _put(out, text, strlen(text))
+            finally:
+                PyMem_Free(text)
+        else:
+            _put(out, b"null", 4)
+    elif kind == 0x20:
+        if flag:
+            _put(out, b"true", 4)
+        else:
+            _put(out, b"false", 5)
+    elif kind == 0x1A:
+        _string(buf, kind_start, kind_stop, out)
+    elif kind == 0x2A:
+        _struct(buf, kind_start, kind_stop, depth, out)
+    elif kind == 0x32:
+        _list(buf, kind_start, kind_stop, depth, out)
+    else:
+        _put(out, b"null", 4)
+    return 0
+
+
+cdef int _integral(int64_t value, Out* out) except -1:
+    """``repr(float(value))`` for a whole number below 1e16: digits, then ``.0``."""
+    cdef char digits[24]
+    cdef int n = 0
+    cdef uint64_t magnitude = <uint64_t>(-value) if value < 0 else <uint64_t>value
+    while True:
+        digits[23 - n] = <char>(48 + magnitude % 10)
+        n += 1
+        magnitude //= 10
+        if magnitude == 0:
+            break
+    if value < 0:
+        n += 1
+        digits[24 - n] = b'-'
+    _reserve(out, n + 2)
+    memcpy(out.data + out.size, &digits[24 - n], n)
+    out.data[out.size + n] = b'.'
+    out.data[out.size + n + 1] = b'0'
+    out.size += n + 2
+    return 0
+
+
+cdef inline void _le(char* at, uint64_t value, int nbytes) noexcept:
+    cdef int i
+    for i in range(nbytes):
+        at[i] = <char>((value >> (8 * i)) & 0xFF)
+
+
+cdef int _records(const uint8_t* buf, Py_ssize_t buf_len, const int64_t[::1] offsets,
+                  const int64_t[::1] lengths, uint64_t channel_id, uint64_t sequence,
+                  uint64_t[::1] log_times, uint64_t[::1] starts, Out* out) except -1:
+    cdef Py_ssize_t i, pos, end, start, stop, base, data_start = 0, data_stop = 0
+    cdef uint64_t key, data_key
+    cdef int64_t requested, received
+    cdef char* head
+    for i in range(offsets.shape[0]):
+        pos = offsets[i]
+        end = pos + lengths[i]
+        if pos < 0 or end > buf_len or end < pos:
+            raise ValueError(f"record at offset {pos} runs past the end of the file")
+        requested = received = 0
+        data_key = 0
+        while pos < end:
+            _varint(buf, &pos, end, &key)
+            if key == 0x0A or key == 0x12 or key == 0x1A:
+                _field(buf, &pos, end, &start, &stop)
+                if key == 0x0A:
+                    _metadata(buf, start, stop, &requested, &received)
+                else:
+                    data_key = key
+                    data_start = start
+                    data_stop = stop
+                pos = stop
+            else:
+                _skip(buf, &pos, end, key & 7)
+        if data_key == 0x1A:
+            raise ValueError(
+                f"record at offset {offsets[i]} holds binary data in a tabular file")
+        base = out.size
+        _reserve(out, HEAD_BYTES)
+        out.size += HEAD_BYTES
+        if data_key == 0x12:
+            _struct(buf, data_start, data_stop, 0, out)
+        else:
+            _put(out, b"{}", 2)
+        head = out.data + base
+        head[0] = 0x05
+        _le(head + 1, <uint64_t>(out.size - base - 9), 8)
+        _le(head + 9, channel_id, 2)
+        _le(head + 11, (sequence + <uint64_t>i) & 0xFFFFFFFF, 4)
+        _le(head + 15, <uint64_t>received, 8)
+        _le(head + 23, <uint64_t>requested, 8)
+        log_times[i] = <uint64_t>received
+        starts[i] = <uint64_t>base
+    return 0
+
+
+def tabular_message_records(buf, offsets, lengths, channel_id, first_sequence):
+    """MCAP Message records for the tabular frames at ``offsets``/``lengths`` of ``buf``:
+    ``(records, log_times, record_offsets)`` (see the twin in capsync.export.frames)."""
+    cdef const uint8_t[::1] view = buf
+    cdef const int64_t[::1] offs = np.ascontiguousarray(offsets, dtype=np.int64)
+    cdef const int64_t[::1] lens = np.ascontiguousarray(lengths, dtype=np.int64)
+    if offs.shape[0] != lens.shape[0]:
+        raise ValueError("offsets and lengths differ in length")
+    n = offs.shape[0]
+    log_array = np.empty(n, dtype=np.uint64)
+    start_array = np.empty(n, dtype=np.uint64)
+    cdef uint64_t[::1] log_times = log_array
+    cdef uint64_t[::1] starts = start_array
+    cdef Out out
+    out.data = NULL
+    out.size = 0
+    out.cap = 0
+    cdef const uint8_t* data = &view[0] if view.shape[0] else <const uint8_t*>b""
+    try:
+        _records(data, view.shape[0], offs, lens, <uint64_t>channel_id,
+                 <uint64_t>first_sequence, log_times, starts, &out)
+        records = PyBytes_FromStringAndSize(out.data, out.size) if out.size else b""
+    finally:
+        free(out.data)
+    return records, log_array, start_array

@@ -1,0 +1,387 @@
+"""Capture files and stored records as one MCAP file, for Foxglove.
+
+One channel per part/component/method (topic ``/<component>/<method>``, with
+``/<part>`` in front for records from the server, where several parts may
+share component names). Tabular readings become JSON messages (the reading's
+struct, e.g. ``{"readings": {"x": 1.5}}``, so Foxglove's Plot panel plots
+``/sensor/Readings.readings.x``) on a channel with a JSON schema inferred from
+its first reading; images become ``foxglove.CompressedImage``; PCD point
+clouds ``foxglove.PointCloud``; any other binary is kept as raw bytes on a
+channel whose message encoding is its MIME type. Log time is
+``time_received``, publish time ``time_requested``.
+
+Files are read one at a time through a memory map and records are written in
+chunks of a few MiB, so memory does not grow with the export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
+from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
+
+from capsync import _impl
+from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_header
+from capsync.export import frames, payloads
+from capsync.export.mcap_writer import DEFAULT_CHUNK_SIZE_BYTES, McapChunkWriter
+from capsync.proto import data_sync_pb2
+from capsync.server.store import BlobRecord, Record, TabularRecord
+
+TABULAR_BATCH_RECORDS = 16_384  # frames turned into messages per call
+_TABULAR = data_sync_pb2.DataType.DATA_TYPE_TABULAR_SENSOR
+_COMPILED = _impl._load_compiled("capsync._export")
+
+
+def tabular_encoder() -> Callable[..., tuple[bytes, Any, Any]]:
+    """``tabular_message_records``: compiled when the compiled wire is in use, else the twin."""
+    if _COMPILED is not None and _impl.native_available():
+        return _COMPILED.tabular_message_records
+    return frames.tabular_message_records
+
+
+def json_schema(value: Any) -> dict[str, Any]:
+    """A JSON schema describing ``value`` (the first reading of a channel)."""
+    if isinstance(value, bool):
+        return {"type": "boolean"}
+    if isinstance(value, int | float):
+        return {"type": "number"}
+    if isinstance(value, str):
+        return {"type": "string"}
+    if isinstance(value, dict):
+        return {
+            "type": "object",
+            "properties": {key: json_schema(item) for key, item in value.items()},
+        }
+    if isinstance(value, list):
+        return {"type": "array", "items": json_schema(value[0]) if value else {}}
+    return {}
+
+
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if value - value == 0 else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def reading_json(data: dict[str, Any]) -> bytes:
+    """A stored reading as JSON text, NaN and ±Infinity as null (as capture files convert)."""
+    try:
+        return _encode_json(data).encode()
+    except ValueError:  # a number JSON cannot hold
+        return _encode_json(_finite(data)).encode()
+
+
+@dataclass
+class ExportCounts:
+    """What an MCAP export wrote."""
+
+    messages: int = 0
+    channels: int = 0
+    files: int = 0  # capture files or stored payload files read
+    skipped: list[str] = field(default_factory=list)  # what was left out, and why
+
+
+@dataclass
+class _Channel:
+    id: int
+    sequence: int = 0
+
+
+class McapExporter:
+    """Adds capture files (:meth:`add_capture_file`) or stored records
+    (:meth:`add_record`) to an MCAP file written to ``stream``."""
+
+    def __init__(
+        self, stream: IO[bytes], *, chunk_size_bytes: int = DEFAULT_CHUNK_SIZE_BYTES
+    ) -> None:
+        self.writer = McapChunkWriter(stream, chunk_size_bytes=chunk_size_bytes)
+        self.counts = ExportCounts()
+        self._channels: dict[tuple[str, ...], _Channel] = {}
+        self._topics: set[str] = set()
+        self._schema_ids: dict[str, int] = {}
+
+    # --- channels ------------------------------------------------------------------
+
+    def _protobuf_schema(self, message_class: type) -> int:
+        name = message_class.DESCRIPTOR.full_name  # type: ignore[attr-defined]
+        if name not in self._schema_ids:
+            self._schema_ids[name] = self.writer.add_schema(
+                name, "protobuf", payloads.schema_data(message_class)
+            )
+        return self._schema_ids[name]
+
+    def _topic(self, part_id: str | None, component_name: str, method: str, kind: str) -> str:
+        base = "/" + "/".join(p for p in (part_id, component_name, method) if p is not None)
+        topic, n = base, 1
+        while topic in self._topics:
+            n += 1
+            topic = f"{base}.{kind}" if n == 2 else f"{base}.{kind}{n}"
+        self._topics.add(topic)
+        return topic
+
+    def _channel(
+        self,
+        part_id: str | None,
+        component_type: str,
+        component_name: str,
+        method: str,
+        kind: str,
+        first_json: bytes = b"",
+        mime_type: str = "",
+    ) -> _Channel:
+        key = (part_id or "", component_type, component_name, method, kind)
+        channel = self._channels.get(key)
+        if channel is not None:
+            return channel
+        metadata = {
+            "component_type": component_type,
+            "component_name": component_name,
+            "method_name": method,
+        }
+        if part_id is not None:
+            metadata["part_id"] = part_id
+        topic = self._topic(part_id, component_name, method, kind)
+        if kind == "json":
+            schema = json.dumps(json_schema(json.loads(first_json or b"{}")))
+            schema_id = self.writer.add_schema(
+                f"capsync.{method or 'reading'}", "jsonschema", schema.encode()
+            )
+            encoding = "json"
+        elif kind == "image":
+            schema_id, encoding = self._protobuf_schema(CompressedImage), "protobuf"
+        elif kind == "pointcloud":
+            schema_id, encoding = self._protobuf_schema(PointCloud), "protobuf"
+        else:
+            schema_id, encoding = 0, mime_type or "application/octet-stream"
+        channel = _Channel(self.writer.add_channel(topic, encoding, schema_id, metadata))
+        self._channels[key] = channel
+        self.counts.channels += 1
+        return channel
+
+    # --- binary payloads -----------------------------------------------------------
+
+    def _add_binary(
+        self,
+        part_id: str | None,
+        header: tuple[str, str, str],
+        mime_type: str,
+        extension: str,
+        log_ns: int,
+        publish_ns: int,
+        payload: Any,
+    ) -> None:
+        _component_type, component_name, method = header
+        fmt = payloads.image_format(mime_type, extension)
+        parts: list[Any]
+        if fmt is not None:
+            channel = self._channel(part_id, *header, "image")
+            prefix = payloads.image_prefix(log_ns, component_name, fmt, len(payload))
+            parts, compress = [prefix, payload], False
+        elif payloads.is_pointcloud(mime_type, extension):
+            try:
+                layout = payloads.parse_pcd_header(bytes(payload[: payloads.PCD_HEADER_MAX_BYTES]))
+                points: Any = payloads.pcd_points(layout, payload[layout.data_offset :])
+            except payloads.PcdError as exc:
+                self.counts.skipped.append(f"{component_name}/{method}: {exc}")
+                return
+            channel = self._channel(part_id, *header, "pointcloud")
+            prefix = payloads.pointcloud_prefix(log_ns, component_name, layout, len(points))
+            parts, compress = [prefix, points], True
+        else:
+            channel = self._channel(part_id, *header, "raw", mime_type=mime_type)
+            parts, compress = [payload], True
+        size = sum(len(p) for p in parts)
+        self.writer.add_message_parts(
+            channel.id,
+            log_ns,
+            publish_ns,
+            size,
+            parts,
+            sequence=channel.sequence & 0xFFFFFFFF,
+            compress=compress,
+        )
+        channel.sequence += 1
+        self.counts.messages += 1
+
+    # --- capture files (robot side) ------------------------------------------------
+
+    def add_capture_file(self, path: str | os.PathLike[str]) -> None:
+        """Every record of one capture file. Raises CaptureFileError naming the file."""
+        with mapped(path) as data:
+            span = parse_header(path, data)
+            header = span.header
+            names = (header.component_type, header.component_name, header.method_name)
+            self.counts.files += 1
+            try:
+                if header.type == _TABULAR:
+                    self._add_tabular_frames(data, span.records_offset, names)
+                else:
+                    self._add_binary_frames(data, span.records_offset, names, header)
+            except ValueError as exc:
+                raise CaptureFileError(path, str(exc)) from None
+
+    def _add_tabular_frames(self, data: Any, offset: int, names: tuple[str, str, str]) -> None:
+        channel: _Channel | None = None
+        scan = _impl.wire().scan_frames
+        encode = tabular_encoder()
+        while True:
+            offsets, lengths, end = scan(data, offset, TABULAR_BATCH_RECORDS)
+            if len(offsets) == 0:
+                return
+            if channel is None:
+                first, _, _ = encode(data, offsets[:1], lengths[:1], 0, 0)
+                channel = self._channel(None, *names, "json", first_json=first[31:])
+            records, log_times, record_offsets = encode(
+                data, offsets, lengths, channel.id, channel.sequence
+            )
+            self.writer.add_records(
+                channel.id,
+                records,
+                np.asarray(log_times, dtype=np.uint64),
+                np.asarray(record_offsets, dtype=np.uint64),
+            )
+            channel.sequence += len(offsets)
+            self.counts.messages += len(offsets)
+            if len(offsets) < TABULAR_BATCH_RECORDS or end == offset:
+                return
+            offset = end
+
+    def _add_binary_frames(
+        self,
+        data: Any,
+        offset: int,
+        names: tuple[str, str, str],
+        header: data_sync_pb2.DataCaptureMetadata,
+    ) -> None:
+        with memoryview(data) as view:
+            for start, length in iter_spans(data, offset):
+                requested, received, data_key, data_start, data_stop = frames.parse_sensor_frame(
+                    data, start, start + length
+                )
+                if data_key != 0x1A:
+                    self.counts.skipped.append(
+                        f"{header.component_name}/{header.method_name}: a record without "
+                        "binary data in a binary capture file"
+                    )
+                    continue
+                self._add_binary(
+                    None,
+                    names,
+                    header.mime_type,
+                    header.file_extension,
+                    received,
+                    requested,
+                    view[data_start:data_stop],
+                )
+
+    # --- stored records (server side) ----------------------------------------------
+
+    def add_record(self, record: Record, data_dir: Path) -> None:
+        """One stored record; a binary one's payload is read from ``data_dir``."""
+        names = (record.component_type, record.component_name, record.method_name)
+        log_ns, publish_ns = max(record.time_received_ns, 0), max(record.time_requested_ns, 0)
+        if isinstance(record, TabularRecord):
+            text = reading_json(record.data)
+            channel = self._channel(record.part_id, *names, "json", first_json=text)
+            self.writer.add_message(
+                channel.id, log_ns, publish_ns, text, sequence=channel.sequence & 0xFFFFFFFF
+            )
+            channel.sequence += 1
+            self.counts.messages += 1
+            return
+        assert isinstance(record, BlobRecord)
+        if record.kind == "file":
+            self.counts.skipped.append(f"file {record.file_name or record.id}: not a reading")
+            return
+        source = data_dir.joinpath(*record.path.split("/"))
+        try:
+            with mapped(source) as payload, memoryview(payload) as view:
+                self.counts.files += 1
+                self._add_binary(
+                    record.part_id,
+                    names,
+                    record.mime_type,
+                    record.file_extension,
+                    log_ns,
+                    publish_ns,
+                    view,
+                )
+        except FileNotFoundError:
+            self.counts.skipped.append(f"{record.id}: payload file {source} is missing")
+
+    def finish(self) -> ExportCounts:
+        self.writer.finish()
+        return self.counts
+
+
+# --- entry points -----------------------------------------------------------------------
+
+
+def capture_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The capture files named or under the folders named, in path order.
+
+    A folder contributes its ``.capture`` files (completed ones); a file named
+    explicitly is taken whatever its extension. A missing path raises
+    FileNotFoundError.
+    """
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*.capture") if p.is_file()))
+        elif path.exists():
+            found.append(path)
+        else:
+            raise FileNotFoundError(2, "no such file or folder", str(path))
+    return found
+
+
+def convert_capture_files(
+    paths: Iterable[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    *,
+    chunk_size_bytes: int = DEFAULT_CHUNK_SIZE_BYTES,
+) -> ExportCounts:
+    """Write the capture files at ``paths`` (files or folders) as one MCAP file ``out``."""
+    files = capture_files(paths)
+    with open(out, "wb") as stream:
+        exporter = McapExporter(stream, chunk_size_bytes=chunk_size_bytes)
+        try:
+            for path in files:
+                exporter.add_capture_file(path)
+            return exporter.finish()
+        finally:
+            exporter.writer.close()
+
+
+def export_records(
+    records: Iterable[Record],
+    data_dir: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    chunk_size_bytes: int = DEFAULT_CHUNK_SIZE_BYTES,
+) -> ExportCounts:
+    """Write stored records (from :meth:`Store.query`) as one MCAP file ``out``."""
+    root = Path(data_dir).absolute()
+    with open(out, "wb") as stream:
+        exporter = McapExporter(stream, chunk_size_bytes=chunk_size_bytes)
+        try:
+            for record in records:
+                exporter.add_record(record, root)
+            return exporter.finish()
+        finally:
+            exporter.writer.close()

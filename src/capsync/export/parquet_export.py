@@ -1,0 +1,218 @@
+"""Tabular readings as Parquet: typed columns, one file per part/component/method.
+
+Layout: ``<out>/<part>/<component type>/<component>/<method>.parquet`` with
+the columns ``time_requested``, ``time_received`` (UTC timestamps, ns),
+``part_id``, ``component_type``, ``component_name``, ``method_name``,
+``tags`` (list of strings) and one column per leaf of the reading, its path
+joined with dots: ``{"readings": {"x": 1.5}}`` gives a double column
+``readings.x``. Lists stay lists; a value whose type changes between rows
+(a number, later a string) is kept as JSON text. Should the columns change
+part way (a field appears), the rows from there on go to ``<method>.1.parquet``
+(then ``.2``...); DuckDB reads them together with
+``read_parquet('<out>/**/*.parquet', union_by_name=true)``.
+
+Rows are written in batches of :data:`BATCH_ROWS` per file, so memory does not
+grow with the export.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from capsync.server.blobs import UnsafePathError, payload_folder
+from capsync.server.store import Record, TabularRecord
+
+BATCH_ROWS = 65_536
+BASE_COLUMNS = (
+    "time_requested",
+    "time_received",
+    "part_id",
+    "component_type",
+    "component_name",
+    "method_name",
+    "tags",
+)
+_TIME = pa.timestamp("ns", tz="UTC")
+
+
+def flatten(data: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None) -> dict:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; an empty object becomes null."""
+    if out is None:
+        out = {}
+    for key, value in data.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, dict) and value:
+            flatten(value, name, out)
+        else:
+            out[name] = None if isinstance(value, dict) else value
+    return out
+
+
+def _reading_columns(readings: list[dict[str, Any]]) -> dict[str, pa.Array]:
+    """One typed column per leaf of the readings (numbers as double)."""
+    try:
+        whole = pa.array(readings)  # Arrow infers a struct type in C++: the fast way
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        whole = None  # a field changes type between rows: go leaf by leaf
+    if whole is not None and pa.types.is_struct(whole.type):
+        columns: dict[str, pa.Array] = {}
+        _flatten_struct(whole, "", columns)
+        return columns
+    flat = [flatten(r) for r in readings]
+    names: dict[str, None] = {}
+    for row in flat:
+        names.update(dict.fromkeys(row))
+    return {name: _doubles(_column([row.get(name) for row in flat])) for name in names}
+
+
+def _flatten_struct(array: pa.StructArray, prefix: str, out: dict[str, pa.Array]) -> None:
+    for field_, child in zip(array.type, array.flatten(), strict=True):
+        name = f"{prefix}.{field_.name}" if prefix else field_.name
+        if pa.types.is_struct(child.type) and child.type.num_fields:
+            _flatten_struct(child, name, out)
+        elif pa.types.is_struct(child.type):  # always an empty object
+            out[name] = pa.nulls(len(child))
+        else:
+            out[name] = _doubles(child)
+
+
+def _tags_column(rows: list[TabularRecord]) -> pa.Array:
+    """The tags of each row; the few distinct tag tuples are converted once each."""
+    distinct: dict[tuple[str, ...], int] = {}
+    indices = np.fromiter(
+        (distinct.setdefault(r.tags, len(distinct)) for r in rows), dtype=np.int32, count=len(rows)
+    )
+    values = pa.array([list(tags) for tags in distinct], pa.list_(pa.string()))
+    return values.take(pa.array(indices))
+
+
+def _doubles(array: pa.Array) -> pa.Array:
+    """Struct numbers are doubles, even when a store hands back whole numbers as ints."""
+    if pa.types.is_integer(array.type):
+        return array.cast(pa.float64())
+    return array
+
+
+def _column(values: list[Any]) -> pa.Array:
+    try:
+        return pa.array(values, from_pandas=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else json.dumps(v) for v in values], pa.string())
+
+
+@dataclass
+class _Group:
+    """The pending rows and the open file of one part/component/method."""
+
+    folder: Path
+    stem: str
+    rows: list[TabularRecord] = field(default_factory=list)
+    writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
+    files: list[Path] = field(default_factory=list)
+
+    def table(self) -> pa.Table:
+        columns: dict[str, pa.Array] = {
+            "time_requested": pa.array([r.time_requested_ns for r in self.rows], _TIME),
+            "time_received": pa.array([r.time_received_ns for r in self.rows], _TIME),
+        }
+        first = self.rows[0]
+        zeros = pa.array(np.zeros(len(self.rows), dtype=np.int32))
+        for name in ("part_id", "component_type", "component_name", "method_name"):
+            # The same in every row of the file: stored once, as a dictionary.
+            value = pa.array([getattr(first, name)], pa.string())
+            columns[name] = pa.DictionaryArray.from_arrays(zeros, value)
+        columns["tags"] = _tags_column(self.rows)
+        for name, column in _reading_columns([r.data for r in self.rows]).items():
+            if name not in columns:  # a reading field named like a base column is left out
+                columns[name] = column
+        return pa.table(columns)
+
+    def flush(self) -> None:
+        if not self.rows:
+            return
+        table = self.table()
+        self.rows = []
+        if self.schema is not None and self.writer is not None:
+            fitted = _fit(table, self.schema)
+            if fitted is not None:
+                self.writer.write_table(fitted)
+                return
+            self.writer.close()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        suffix = f".{len(self.files)}" if self.files else ""
+        path = self.folder / f"{self.stem}{suffix}.parquet"
+        self.files.append(path)
+        self.schema = table.schema
+        self.writer = pq.ParquetWriter(path, table.schema, compression="zstd")
+        self.writer.write_table(table)
+
+    def close(self) -> None:
+        self.flush()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _fit(table: pa.Table, schema: pa.Schema) -> pa.Table | None:
+    """``table`` with ``schema``'s columns (missing ones null), or None when it has
+    columns the schema lacks or types that do not cast."""
+    if not set(table.column_names) <= set(schema.names):
+        return None
+    columns = []
+    for schema_field in schema:
+        if schema_field.name in table.column_names:
+            column = table[schema_field.name]
+            if column.type != schema_field.type:
+                if not pa.types.is_null(column.type):
+                    return None
+                column = pa.nulls(len(table), schema_field.type)
+            columns.append(column)
+        else:
+            columns.append(pa.nulls(len(table), schema_field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+@dataclass
+class ParquetResult:
+    rows: int = 0
+    files: list[Path] = field(default_factory=list)
+
+
+def export_parquet(
+    records: Iterable[Record], out: str | os.PathLike[str], *, batch_rows: int = BATCH_ROWS
+) -> ParquetResult:
+    """Write the tabular ``records`` (others are left out) as Parquet files under ``out``."""
+    root = Path(out)
+    groups: dict[tuple[str, str, str, str], _Group] = {}
+    result = ParquetResult()
+    try:
+        for record in records:
+            if not isinstance(record, TabularRecord):
+                continue
+            key = (record.part_id, record.component_type, record.component_name, record.method_name)
+            group = groups.get(key)
+            if group is None:
+                try:
+                    segments = payload_folder(*key)
+                except UnsafePathError:
+                    segments = tuple(s.replace("/", "_").replace(":", "_") or "_" for s in key)
+                group = groups[key] = _Group(root.joinpath(*segments[:3]), segments[3])
+            group.rows.append(record)
+            result.rows += 1
+            if len(group.rows) >= batch_rows:
+                group.flush()
+    finally:
+        for group in groups.values():
+            group.close()
+            result.files.extend(group.files)
+    return result
