@@ -14,7 +14,8 @@ of both is sampled every 50 ms (psutil) and their kernel high-water marks are re
 (``VmHWM`` of the server before it stops, ``ru_maxrss`` of the client from
 ``wait4``). The rate uses the sync pass's own elapsed time (what ``capsync sync``
 prints, 0.1 s resolution); the process wall time, interpreter start included, is
-shown too. Afterwards the server must hold every record (SQL count) and every
+shown too. Afterwards the server must hold every record (the segment index's
+count) and every
 payload byte, and the capture dir must hold no capture file. Each phase also
 prints the CPU-seconds of the client, the server and the rest of the machine (and
 CPU time stolen by the hypervisor) over the sync, and the rate over the first and
@@ -24,9 +25,11 @@ not all arrive.
 
     python benchmarks/sync_throughput.py [--backlog-mib 1024] [--quick] [--threads N]
 
-The default 1 GiB run needs about 5 GiB of free space under the temp dir (the
-tabular phase's SQLite database is ~3.7x its capture bytes); each phase's files
-are deleted when it ends.
+The run first measures the loopback gRPC transport limit (unary 1 MiB raw-bytes
+calls to a server process that discards them) and reports each phase as a share
+of it. The default 1 GiB run needs about 3 GiB of free space under the temp dir
+(the server's segments are about the size of the capture files); each phase's
+files are deleted when it ends.
 """
 
 from __future__ import annotations
@@ -418,20 +421,92 @@ def write_config(path: Path, capture_dir: Path, address: str, threads: int) -> P
     return path
 
 
+def _read_only(db: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+
+
 def stored(data_dir: Path) -> tuple[int, int]:
-    """(records, payload bytes) in the server's database."""
+    """(records, payload bytes) the server stored: readings per batch in the segment
+    index, plus blob rows."""
+    tabular = blobs = payload = 0
+    index = data_dir / "tabular" / "index.db"
+    if index.exists():
+        conn = _read_only(index)
+        try:
+            tabular = conn.execute("SELECT coalesce(sum(count), 0) FROM batches").fetchone()[0]
+        finally:
+            conn.close()
     db = data_dir / "capsync.db"
-    if not db.exists():
-        return 0, 0
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        tabular = conn.execute("SELECT count(*) FROM tabular").fetchone()[0]
-        blobs, payload = conn.execute(
-            "SELECT count(*), coalesce(sum(size_bytes), 0) FROM blobs"
-        ).fetchone()
-    finally:
-        conn.close()
+    if db.exists():
+        conn = _read_only(db)
+        try:
+            blobs, payload = conn.execute(
+                "SELECT count(*), coalesce(sum(size_bytes), 0) FROM blobs"
+            ).fetchone()
+        finally:
+            conn.close()
     return int(tabular) + int(blobs), int(payload)
+
+
+# ----- the loopback gRPC transport limit --------------------------------------------------
+
+SINK_SERVER = """
+import sys, grpc
+from concurrent import futures
+def discard(request, context):
+    return b""
+handler = grpc.method_handlers_generic_handler("bench.Sink", {
+    "Discard": grpc.unary_unary_rpc_method_handler(discard)})
+server = grpc.server(futures.ThreadPoolExecutor(8),
+                     options=[("grpc.max_receive_message_length", 64 << 20)])
+server.add_generic_rpc_handlers((handler,))
+port = server.add_insecure_port("127.0.0.1:0")
+server.start()
+print(port, flush=True)
+sys.stdin.read()
+"""
+
+
+def transport_limit(total_bytes: int, threads: int, call_bytes: int = MIB) -> float:
+    """MB/s of unary ``call_bytes`` raw-bytes calls over loopback to a server (another
+    process) that discards them, with ``threads`` callers: the ceiling of any upload."""
+    import grpc
+
+    proc = subprocess.Popen([sys.executable, "-c", SINK_SERVER], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        channel = grpc.insecure_channel(
+            f"127.0.0.1:{port}", options=[("grpc.max_send_message_length", 64 << 20)]
+        )
+        call = channel.unary_unary("/bench.Sink/Discard")
+        body = os.urandom(call_bytes)
+        call(body, timeout=30)  # connect
+        calls = max(threads, total_bytes // call_bytes)
+        counter = iter(range(calls))
+        lock = threading.Lock()
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    if next(counter, None) is None:
+                        return
+                call(body, timeout=60)
+
+        workers = [threading.Thread(target=worker) for _ in range(threads)]
+        started = time.perf_counter()
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        channel.close()
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        proc.wait(10)
+    return calls * call_bytes / MB / elapsed
 
 
 def run_phase(name: str, root: Path, target_bytes: int, threads: int) -> Phase:
@@ -547,26 +622,32 @@ def _met(ok: bool) -> str:
     return "met" if ok else "**missed**"
 
 
-def report(phases: list[Phase], threads: int) -> str:
+def report(phases: list[Phase], threads: int, limit_mb_s: float | None = None) -> str:
     by_name = {phase.name: phase for phase in phases}
     lines = [
         machine_line(),
         "",
         "| phase | files | records | capture bytes | sync pass | wall | rate "
+        "| MB/s | share of the transport limit "
         "| client peak RSS | server peak RSS | server holds all |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for phase in phases:
+        mb_s = phase.backlog.file_bytes / MB / phase.seconds
         if phase.name == "tabular":
             rate = f"{phase.backlog.records / phase.seconds:,.0f} records/s"
         else:
-            rate = f"{phase.backlog.file_bytes / MB / phase.seconds:,.0f} MB/s"
+            rate = f"{mb_s:,.0f} MB/s"
+        share = f"{mb_s / limit_mb_s:.0%}" if limit_mb_s else "—"
         lines.append(
             f"| {phase.name} | {phase.backlog.files:,} | {phase.backlog.records:,} "
             f"| {_mb(phase.backlog.file_bytes)} | {phase.seconds:.1f} s "
-            f"| {phase.client.wall_s:.1f} s | {rate} | {_mb(phase.client_peak_rss)} "
+            f"| {phase.client.wall_s:.1f} s | {rate} | {mb_s:,.0f} | {share} "
+            f"| {_mb(phase.client_peak_rss)} "
             f"| {_mb(phase.server_peak_rss)} | {'yes' if phase.ok else 'NO'} |"
         )
+    if limit_mb_s:
+        lines.append(f"| loopback gRPC limit | | | | | | | {limit_mb_s:,.0f} | 100% | | | |")
     lines += ["", "| target | result | |", "|---|---:|---|"]
     if "tabular" in by_name:
         tab = by_name["tabular"]
@@ -586,8 +667,10 @@ def report(phases: list[Phase], threads: int) -> str:
     lines += [
         "",
         f"_Loopback, plaintext, `capsync sync` with {threads} sync thread(s) against "
-        "`capsync serve` (SQLite store), each phase on a fresh server; rates use the sync "
-        "pass's own elapsed time; MB = 10⁶ bytes; RSS is the kernel's high-water mark._",
+        "`capsync serve` (segment store), each phase on a fresh server; rates use the sync "
+        "pass's own elapsed time; MB = 10⁶ bytes of capture files; RSS is the kernel's "
+        "high-water mark. The loopback gRPC limit: unary 1 MiB raw-bytes calls from as many "
+        "threads to a server process that discards them, measured in the same run._",
     ]
     return "\n".join(lines)
 
@@ -622,6 +705,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{need / 2**30:.1f} GiB", file=sys.stderr)  # fmt: skip
     started = time.perf_counter()
     phases: list[Phase] = []
+    print("[transport] measuring the loopback gRPC limit ...", flush=True)
+    limit = transport_limit((128 if args.quick else 1024) * MIB, args.threads)
+    print(f"[transport] {limit:,.0f} MB/s", flush=True)
     try:
         for name in args.phases:
             phases.append(run_phase(name, root, sizes[name] * MIB, args.threads))
@@ -637,7 +723,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n### Sync throughput, backlog per phase: {backlogs} "
           f"(run took {time.perf_counter() - started:.0f} s; this script's own peak RSS "
           f"{own / MB:.0f} MB)\n")  # fmt: skip
-    print(report(phases, args.threads))
+    print(report(phases, args.threads, limit))
     for phase in phases:
         for problem in phase.problems:
             print(f"{phase.name}: {problem}", file=sys.stderr)

@@ -699,6 +699,59 @@ def test_two_servers_sharing_mongodb_store_a_resent_upload_once(
     assert by_name["_id_"]["key"] == {"_id": 1}  # the unique key that de-duplicates
 
 
+@wire_independent
+def test_gridfs_blobs_and_resplit_uploads_across_two_servers(
+    tmp_path: Path, mongo_uri: str, mongo_db: str
+) -> None:
+    """``--blobs gridfs``: two servers with their own data folders share only MongoDB;
+    payloads are in GridFS once, and a re-split tabular upload stores each reading once."""
+    keys = write_keys(tmp_path / "keys.json")
+    args = ("--mongo-uri", mongo_uri, "--mongo-database", mongo_db, "--blobs", "gridfs")
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    servers = [start_server(d, tmp_path, *args, keys_file=keys) for d in dirs]
+    readings = [(T0 + i * S, {"readings": {"temp": 20.5 + i}}) for i in range(30)]
+    jpeg = binary_request(b"\xff\xd8\xff" + bytes(range(256)) * 64, T0 + 3 * S)
+    pcd = b"# .PCD v0.7\n" + bytes(range(256)) * 5000
+    log_file = b"line\n" * 3000
+    try:
+        for server in servers:
+            stub = server.stub()
+            stub.DataCaptureUpload(
+                tabular_request(readings, file_name="f"), metadata=AUTH, timeout=30
+            )
+            for part in (readings[:10], readings[5:25], readings[20:]):  # re-split
+                stub.DataCaptureUpload(
+                    tabular_request(part, file_name="f"), metadata=AUTH, timeout=30
+                )
+            stub.DataCaptureUpload(jpeg, metadata=AUTH, timeout=30)
+            stub.StreamingDataCaptureUpload(
+                iter(streaming_packets(pcd, T0 + 4 * S)), metadata=AUTH, timeout=30
+            )
+            stub.FileUpload(iter(file_packets(log_file)), metadata=AUTH, timeout=30)
+    finally:
+        for server in servers:
+            server.stop()
+    for data_dir in dirs:  # no payload under either data folder
+        stray = [p for p in data_dir.rglob("*") if p.is_file() and p.parent != data_dir]
+        assert [p for p in stray if "tabular" not in p.parts] == []
+    items = list(list_items(dirs[1], mongo_uri=mongo_uri, mongo_database=mongo_db))
+    tabular = [(i["time_requested_ns"], i["data"]) for i in items if i["kind"] == "tabular"]
+    assert tabular == [(ns, value) for ns, value in readings]
+    blobs = [i for i in items if i["kind"] != "tabular"]
+    assert len(blobs) == 3 and all(i["path"].startswith("gridfs:") for i in blobs)
+    client = client_for(mongo_uri)
+    try:
+        assert client[mongo_db]["payloads.files"].count_documents({}) == 3
+        assert client[mongo_db]["tabular"].count_documents({}) == 30
+    finally:
+        client.close()
+    result = export(dirs[0], None, tmp_path / "out", mongo_uri=mongo_uri, mongo_database=mongo_db)
+    assert result.payloads == 3 and not result.missing
+    out_files = [p for p in (tmp_path / "out").rglob("*") if p.is_file()]
+    exported = sorted(p.read_bytes() for p in out_files if p.suffix != ".jsonl")
+    assert exported == sorted([jpeg.sensor_contents[0].binary, pcd, log_file])
+
+
 # --- MongoStore directly -------------------------------------------------------------------------
 
 

@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from query_fixtures import ChangingSource, MemoryStore
 
 from capsync.query import DataFilter, DataQuery, Page, QueryError
 from capsync.query.columnar import ID_COLUMN
 from capsync.query.retention import RetentionBook, RetentionRules, apply_retention
 from capsync.retention import Retention, decode_header, encode_header
-from capsync.server.data_sources import open_data_query
-from capsync.server.sqlite_store import SqliteStore
 from capsync.server.store import BlobRecord, TabularRecord
 
 pytestmark = pytest.mark.wire_independent
@@ -48,15 +48,13 @@ def blob(i: int, data_dir: Path, size: int, at_ns: int) -> BlobRecord:
 
 
 @pytest.fixture(name="store")
-def store_fixture(tmp_path: Path) -> SqliteStore:
-    store = SqliteStore(tmp_path)
-    yield store
-    store.close()
+def store_fixture() -> MemoryStore:
+    return MemoryStore()
 
 
 @pytest.fixture(name="query")
-def query_fixture(tmp_path: Path, store: SqliteStore) -> DataQuery:
-    with open_data_query(tmp_path) as query:
+def query_fixture(tmp_path: Path, store: MemoryStore) -> Iterator[DataQuery]:
+    with DataQuery(ChangingSource(store), tmp_path) as query:
         yield query
 
 
@@ -64,7 +62,7 @@ def count_sql(query: DataQuery, where: str = "TRUE") -> int:
     return int(query.sql(f"SELECT count(*) AS n FROM readings WHERE {where}")[0]["n"])
 
 
-def test_sql_sees_files_plus_tail_exactly_once(store: SqliteStore, query: DataQuery) -> None:
+def test_sql_sees_files_plus_tail_exactly_once(store: MemoryStore, query: DataQuery) -> None:
     assert query.columnar is not None
     store.record_tabular([reading(i) for i in range(30)])  # 30 hours: two UTC days
     assert count_sql(query) == 30  # all in the tail
@@ -82,7 +80,7 @@ def test_sql_sees_files_plus_tail_exactly_once(store: SqliteStore, query: DataQu
     assert count_sql(query) == 35
 
 
-def test_fields_differ_between_files_and_tail(store: SqliteStore, query: DataQuery) -> None:
+def test_fields_differ_between_files_and_tail(store: MemoryStore, query: DataQuery) -> None:
     store.record_tabular([reading(0, temp=1.5)])
     assert query.columnar is not None
     query.columnar.compact()
@@ -101,7 +99,7 @@ def test_fields_differ_between_files_and_tail(store: SqliteStore, query: DataQue
     ]
 
 
-def test_delete_tabular_applies_to_files_and_store(store: SqliteStore, query: DataQuery) -> None:
+def test_delete_tabular_applies_to_files_and_store(store: MemoryStore, query: DataQuery) -> None:
     store.record_tabular([reading(i) for i in range(48)])  # 2025-11-30 and 2025-12-01
     assert query.columnar is not None
     query.columnar.compact()
@@ -122,7 +120,7 @@ def test_delete_tabular_applies_to_files_and_store(store: SqliteStore, query: Da
 
 
 def test_retention_days_and_limits(
-    tmp_path: Path, store: SqliteStore, query: DataQuery, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, store: MemoryStore, query: DataQuery, caplog: pytest.LogCaptureFixture
 ) -> None:
     now = T0_NS + 10 * DAY_NS
     store.record_tabular([reading(i, at_ns=T0_NS + i * DAY_NS) for i in range(10)])
@@ -153,7 +151,7 @@ def test_retention_days_and_limits(
 
 
 def test_retention_tabular_limit_drops_oldest_days(
-    tmp_path: Path, store: SqliteStore, query: DataQuery
+    tmp_path: Path, store: MemoryStore, query: DataQuery
 ) -> None:
     store.record_tabular([reading(i, at_ns=T0_NS + i * DAY_NS, pad="x" * 2000) for i in range(5)])
     assert query.columnar is not None
@@ -183,7 +181,7 @@ def test_retention_header_round_trip() -> None:
         decode_header(b"not json")
 
 
-def test_pages_and_cursor(store: SqliteStore, query: DataQuery) -> None:
+def test_pages_and_cursor(store: MemoryStore, query: DataQuery) -> None:
     store.record_tabular([reading(i) for i in range(7)])
     seen: list[int] = []
     cursor = None
@@ -197,7 +195,7 @@ def test_pages_and_cursor(store: SqliteStore, query: DataQuery) -> None:
 
 
 def test_mql_group_then_project_keeps_id_and_sums_to_zero(
-    store: SqliteStore, query: DataQuery
+    store: MemoryStore, query: DataQuery
 ) -> None:
     store.record_tabular([reading(i) for i in range(4)])
     rows = query.mql(
@@ -229,7 +227,7 @@ class _Context:
 
 
 def test_sql_without_pymongo_is_failed_precondition_naming_the_extra(
-    store: SqliteStore, query: DataQuery, monkeypatch: pytest.MonkeyPatch
+    store: MemoryStore, query: DataQuery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import grpc
 

@@ -3,73 +3,20 @@ for the rebuilt ingest stores), driven through an in-memory store."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
+from query_fixtures import MemoryStore
 
 from capsync.query import DataFilter, DataQuery, Page
-from capsync.server.store import BlobRecord, ItemFilter, Record, TabularRecord
+from capsync.server.store import BlobRecord, TabularRecord
 from capsync.server.store_source import StoreSource
 
 pytestmark = pytest.mark.wire_independent
 
 T0_NS = 1_764_460_800_000_000_000
 S_NS = 1_000_000_000
-
-
-def _matches(record: Record, f: ItemFilter) -> bool:
-    return (
-        (f.part_id is None or record.part_id == f.part_id)
-        and (f.component is None or record.component_name == f.component)
-        and (f.component_type is None or record.component_type == f.component_type)
-        and (f.method is None or record.method_name == f.method)
-        and (f.kind is None or record.kind == f.kind)
-        and all(tag in record.tags for tag in f.tags)
-        and (f.since_ns is None or record.time_requested_ns >= f.since_ns)
-        and (f.until_ns is None or record.time_requested_ns < f.until_ns)
-    )
-
-
-class MemoryStore:
-    """The QueryableStore interface over a list (what the rebuilt stores offer)."""
-
-    def __init__(self, records: Sequence[Record]) -> None:
-        self.records = list(records)
-
-    def query(self, item_filter: ItemFilter | None = None) -> Iterator[Record]:
-        f = item_filter or ItemFilter()
-        found = [r for r in self.records if _matches(r, f)]
-        return iter(sorted(found, key=lambda r: (r.time_requested_ns, r.kind, r.id)))
-
-    def get_blob(self, blob_id: str) -> BlobRecord | None:
-        return next(
-            (r for r in self.records if isinstance(r, BlobRecord) and r.id == blob_id), None
-        )
-
-    def delete(
-        self, ids: Sequence[str] | None = None, item_filter: ItemFilter | None = None
-    ) -> int:
-        if ids is None and item_filter is None:
-            return 0
-        doomed = [
-            r
-            for r in self.records
-            if (ids is None or r.id in ids) and (item_filter is None or _matches(r, item_filter))
-        ]
-        self.records = [r for r in self.records if r not in doomed]
-        return len(doomed)
-
-    def update_blob(self, blob_id: str, **changes: Any) -> bool:
-        for index, record in enumerate(self.records):
-            if isinstance(record, BlobRecord) and record.id == blob_id:
-                given = {k: tuple(v) if k != "annotations" else v
-                         for k, v in changes.items() if v is not None}  # fmt: skip
-                self.records[index] = dataclasses.replace(record, **given)
-                return True
-        return False
 
 
 def reading(i: int, name: str = "thermo", tags: tuple[str, ...] = ()) -> TabularRecord:

@@ -236,8 +236,9 @@ def test_client_killed_mid_upload_keeps_the_file_and_resyncs_without_duplicates(
 ) -> None:
     capture_dir = tmp_path / "capture"
     # Oldest first: the big tabular file takes several requests, so it has a resume record
-    # from its first confirmed request until it is done.
-    big = write_tabular(capture_dir, "big", 20_000)  # about 2 MB: two requests
+    # from its first confirmed request until it is done (two requests are in flight at
+    # once, so it needs several more than two for that to last).
+    big = write_tabular(capture_dir, "big", 80_000)  # about 8 MB: eight requests
     make_old(big)
     paths = [big]
     paths += [write_tabular(capture_dir, f"s{i}", 300, start_ns=BASE_NS + i) for i in range(10)]
@@ -540,11 +541,12 @@ def test_a_split_file_resumes_after_its_confirmed_requests(
     class Flaky:
         part_id = client.part_id
 
-        def data_capture_upload(self, request: Any) -> Any:
+        def data_capture_upload_future(self, body: bytes) -> Any:
+            request = data_sync_pb2.DataCaptureUploadRequest.FromString(body)
             sent.append(len(request.sensor_contents))
             if len(sent) == fail_at[0]:
                 raise FakeRpcError(grpc.StatusCode.UNAVAILABLE)
-            return client.data_capture_upload(request)
+            return client.data_capture_upload_future(body)
 
     try:
         with pytest.raises(grpc.RpcError):
@@ -572,13 +574,13 @@ def test_an_unreachable_server_is_retried_with_growing_pauses(tmp_path: Path) ->
     config = machine_config(capture_dir, address=f"127.0.0.1:{port}", max_backoff_s=30)
     syncer = syncer_for(config, retry_for_s=2.5)
     calls = []
-    real = syncer._client.data_capture_upload
+    real = syncer._client.data_capture_upload_future
 
     def counted(request: Any) -> Any:
         calls.append(time.monotonic())
         return real(request)
 
-    syncer._client.data_capture_upload = counted  # type: ignore[method-assign]
+    syncer._client.data_capture_upload_future = counted  # type: ignore[method-assign]
     started = time.monotonic()
     with syncer:
         report = syncer.sync_once()

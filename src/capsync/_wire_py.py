@@ -33,7 +33,15 @@ import numpy.typing as npt
 # The API, the same names and signatures as the compiled module's ``__all__``
 # (tests/test_wire_parity.py checks it). ``as_int64`` and ``normalize_batch`` are
 # input normalisation the compiled module borrows from here, not part of the API.
-__all__ = ["RecordBuffer", "encode_varint", "frame", "read_varint", "scan_frames"]
+__all__ = [
+    "RecordBuffer",
+    "encode_varint",
+    "frame",
+    "read_varint",
+    "scan_frames",
+    "scan_upload",
+    "upload_body",
+]
 
 MAX_NESTING_DEPTH = 100
 _U64_MASK = (1 << 64) - 1
@@ -445,3 +453,264 @@ def normalize_batch(
         if times.ndim != 1 or times.shape[0] != n_rows:
             raise ValueError(f"{name} has shape {times.shape} but values has {n_rows} rows")
     return requested, received, values
+
+
+# --- the upload scanner (server side) ------------------------------------------------------
+#
+# ``scan_upload`` checks a ``DataCaptureUploadRequest`` body at the wire level and
+# indexes it without building protobuf objects. What it accepts, the official
+# runtime parses; what it refuses gets one message naming the field at fault.
+
+_KIND_NONE = 0  # a SensorData with neither struct nor binary
+_KIND_STRUCT = 2  # SensorData.struct (field 2)
+_KIND_BINARY = 3  # SensorData.binary (field 3)
+_MAX_MESSAGE_DEPTH = 100  # upb's default decode depth limit; the request is depth 0
+_WT_VARINT, _WT_I64, _WT_LEN, _WT_I32 = 0, 1, 2, 5
+_NS_MIN_S = _INT64_MIN // _NS_PER_S  # whole seconds that fit in int64 nanoseconds
+_NS_MAX_S = _INT64_MAX // _NS_PER_S
+
+_UploadScan = tuple[
+    int,  # metadata offset (payload of field 1), -1 when absent
+    int,  # metadata length
+    int,  # records_start: offset of the first sensor_contents field's tag
+    int,  # records_end: offset just past the last one
+    bool,  # contiguous: nothing but sensor_contents between records_start and records_end
+    npt.NDArray[np.int64],  # offsets of each SensorData payload
+    npt.NDArray[np.int64],  # their lengths
+    npt.NDArray[np.int8],  # their kinds (_KIND_*)
+    npt.NDArray[np.int64],  # time_requested, ns since the epoch (0 when unset)
+    npt.NDArray[np.int64],  # time_received, ns
+]
+
+
+class _Bad(ValueError):
+    pass
+
+
+def _field(view: memoryview, pos: int, end: int, where: str) -> tuple[int, int, int, int]:
+    """Read one field header at ``pos``; return (number, wire type, body start, body end).
+
+    For a varint field the body is the varint itself; ``end`` bounds the message."""
+    try:
+        key, pos = _read_varint(view, pos)
+    except ValueError:
+        raise _Bad(f"{where}: truncated field tag") from None
+    if pos > end:
+        raise _Bad(f"{where}: truncated field tag")
+    number, wire_type = key >> 3, key & 7
+    if number == 0 or number > 0x1FFFFFFF:
+        raise _Bad(f"{where}: field number {number} is not valid")
+    if wire_type == _WT_VARINT:
+        start = pos
+        try:
+            _, pos = _read_varint(view, pos)
+        except ValueError:
+            raise _Bad(f"{where}: field {number}: truncated varint") from None
+        if pos > end:
+            raise _Bad(f"{where}: field {number}: truncated varint")
+        return number, wire_type, start, pos
+    if wire_type in (_WT_I64, _WT_I32):
+        size = 8 if wire_type == _WT_I64 else 4
+        if pos + size > end:
+            raise _Bad(f"{where}: field {number}: truncated fixed-size value")
+        return number, wire_type, pos, pos + size
+    if wire_type == _WT_LEN:
+        try:
+            length, pos = _read_varint(view, pos)
+        except ValueError:
+            raise _Bad(f"{where}: field {number}: truncated length") from None
+        if pos > end or length > end - pos:
+            raise _Bad(f"{where}: field {number}: length {length} runs past the end of the message")
+        return number, wire_type, pos, pos + length
+    raise _Bad(f"{where}: field {number} has wire type {wire_type} (groups are not supported)")
+
+
+def _expect(wire_type: int, wanted: int, where: str, name: str) -> None:
+    if wire_type != wanted:
+        raise _Bad(f"{where}: {name} has wire type {wire_type}, expected {wanted}")
+
+
+def _check_value_kind(
+    view: memoryview, pos: int, end: int, depth: int, kind: str, where: str
+) -> None:
+    """Walk a Struct, Value or ListValue message at ``depth`` (the request is 1)."""
+    if depth > _MAX_MESSAGE_DEPTH:
+        raise _Bad(f"{where}: struct nested deeper than {_MAX_MESSAGE_DEPTH} messages")
+    while pos < end:
+        number, wire_type, start, stop = _field(view, pos, end, where)
+        if kind == "struct" and number == 1:  # fields: map entry
+            _expect(wire_type, _WT_LEN, where, "struct entry")
+            _check_value_kind(view, start, stop, depth + 1, "entry", where)
+        elif kind == "entry" and number == 1:
+            _expect(wire_type, _WT_LEN, where, "struct key")
+        elif kind == "entry" and number == 2:
+            _expect(wire_type, _WT_LEN, where, "struct value")
+            _check_value_kind(view, start, stop, depth + 1, "value", where)
+        elif kind == "list" and number == 1:
+            _expect(wire_type, _WT_LEN, where, "list value")
+            _check_value_kind(view, start, stop, depth + 1, "value", where)
+        elif kind == "value" and number in (1, 4):
+            _expect(wire_type, _WT_VARINT, where, "null/bool value")
+        elif kind == "value" and number == 2:
+            _expect(wire_type, _WT_I64, where, "number value")
+        elif kind == "value" and number == 3:
+            _expect(wire_type, _WT_LEN, where, "string value")
+        elif kind == "value" and number == 5:
+            _expect(wire_type, _WT_LEN, where, "struct value")
+            _check_value_kind(view, start, stop, depth + 1, "struct", where)
+        elif kind == "value" and number == 6:
+            _expect(wire_type, _WT_LEN, where, "list value")
+            _check_value_kind(view, start, stop, depth + 1, "list", where)
+        pos = stop
+
+
+def _timestamp_ns(view: memoryview, pos: int, end: int, where: str) -> int:
+    seconds = nanos = 0
+    while pos < end:
+        number, wire_type, start, stop = _field(view, pos, end, where)
+        if number in (1, 2):
+            _expect(wire_type, _WT_VARINT, where, "seconds" if number == 1 else "nanos")
+            value, _ = _read_varint(view, start)
+            if number == 1:
+                seconds = value - (1 << 64) if value >= 1 << 63 else value
+            else:
+                nanos = value - (1 << 64) if value >= 1 << 63 else value
+        pos = stop
+    if not 0 <= nanos < _NS_PER_S:
+        raise _Bad(f"{where}: nanos {nanos} is outside [0, 999999999]")
+    if not _NS_MIN_S < seconds < _NS_MAX_S:
+        raise _Bad(f"{where}: {seconds} s is out of range (int64 nanoseconds since 1970)")
+    return seconds * _NS_PER_S + nanos
+
+
+def _scan_reading(view: memoryview, pos: int, end: int, where: str) -> tuple[int, int, int]:
+    """(kind, time_requested_ns, time_received_ns) of one SensorData."""
+    kind = _KIND_NONE
+    requested = received = 0
+    seen_metadata = False
+    while pos < end:
+        number, wire_type, start, stop = _field(view, pos, end, where)
+        if number == 1:
+            _expect(wire_type, _WT_LEN, where, "metadata")
+            if seen_metadata:
+                raise _Bad(f"{where}: metadata appears twice")
+            seen_metadata = True
+            meta_pos = start
+            while meta_pos < stop:
+                m_number, m_type, m_start, m_stop = _field(
+                    view, meta_pos, stop, where + ".metadata"
+                )
+                if m_number in (1, 2):
+                    name = "time_requested" if m_number == 1 else "time_received"
+                    _expect(m_type, _WT_LEN, where + ".metadata", name)
+                    ns = _timestamp_ns(view, m_start, m_stop, f"{where}.metadata.{name}")
+                    if m_number == 1:
+                        requested = ns
+                    else:
+                        received = ns
+                elif m_number == 3:
+                    _expect(m_type, _WT_VARINT, where + ".metadata", "mime_type")
+                elif m_number == 4:
+                    _expect(m_type, _WT_LEN, where + ".metadata", "annotations")
+                meta_pos = m_stop
+        elif number in (_KIND_STRUCT, _KIND_BINARY):
+            _expect(wire_type, _WT_LEN, where, "struct" if number == _KIND_STRUCT else "binary")
+            if kind != _KIND_NONE:
+                raise _Bad(f"{where}: holds more than one of struct and binary")
+            kind = number
+            if number == _KIND_STRUCT:
+                _check_value_kind(view, start, stop, 2, "struct", where + ".struct")
+        pos = stop
+    return kind, requested, received
+
+
+def scan_upload(body: Any) -> _UploadScan:
+    """Check and index a ``DataCaptureUploadRequest`` body without decoding it.
+
+    Raises ``ValueError`` naming what is wrong: bad framing, a wire type that does
+    not match the schema, a struct nested past protobuf's depth limit, a metadata
+    or reading given twice in one place, a timestamp outside int64 nanoseconds.
+    Unknown fields are skipped, as protobuf does.
+    """
+    with memoryview(body) as raw, raw.cast("B") as view:
+        return _scan_upload(view)
+
+
+def _scan_upload(view: memoryview) -> _UploadScan:
+    end = len(view)
+    pos = 0
+    meta_offset, meta_length = -1, 0
+    records_start = records_end = -1
+    contiguous = True
+    offsets: list[int] = []
+    lengths: list[int] = []
+    kinds: list[int] = []
+    requested: list[int] = []
+    received: list[int] = []
+    while pos < end:
+        number, wire_type, start, stop = _field(view, pos, end, "request")
+        if number == 1:
+            _expect(wire_type, _WT_LEN, "request", "metadata")
+            if meta_offset >= 0:
+                raise _Bad("request: metadata appears twice")
+            meta_offset, meta_length = start, stop - start
+        elif number == 2:
+            where = f"sensor_contents[{len(offsets)}]"
+            _expect(wire_type, _WT_LEN, "request", where)
+            kind, t_req, t_rec = _scan_reading(view, start, stop, where)
+            if records_start < 0:
+                records_start = pos
+            elif records_end != pos:
+                contiguous = False
+            records_end = stop
+            offsets.append(start)
+            lengths.append(stop - start)
+            kinds.append(kind)
+            requested.append(t_req)
+            received.append(t_rec)
+        pos = stop
+    if records_start < 0:
+        records_start = records_end = end
+    return (
+        meta_offset,
+        meta_length,
+        records_start,
+        records_end,
+        contiguous,
+        np.array(offsets, dtype=np.int64),
+        np.array(lengths, dtype=np.int64),
+        np.array(kinds, dtype=np.int8),
+        np.array(requested, dtype=np.int64),
+        np.array(received, dtype=np.int64),
+    )
+
+
+_TAG_SENSOR_CONTENTS = 0x12  # DataCaptureUploadRequest.sensor_contents, LEN
+
+
+def upload_body(head: Any, buf: Any, start: int, end: int) -> tuple[bytes, int]:
+    """``head`` then every frame of ``buf[start:end]`` behind the ``sensor_contents`` tag.
+
+    A capture file's records are length-delimited frames; a ``DataCaptureUploadRequest``
+    holds the same frames, each behind one tag byte. So a request body is built
+    from the file's bytes without decoding a record. Returns ``(body, records)``;
+    raises ``ValueError`` when the region does not end on a frame boundary.
+    """
+    with memoryview(buf) as raw, raw.cast("B") as view:
+        if not 0 <= start <= end <= len(view):
+            raise ValueError(f"region [{start}, {end}) is outside a buffer of {len(view)} bytes")
+        parts = [bytes(memoryview(head).cast("B"))]
+        pos = start
+        records = 0
+        while pos < end:
+            try:
+                length, payload_at = _read_varint(view[:end], pos)
+            except ValueError:
+                raise ValueError(f"region [{start}, {end}) cuts the frame at {pos}") from None
+            if length > end - payload_at:
+                raise ValueError(f"region [{start}, {end}) cuts the frame at {pos}")
+            parts.append(bytes((_TAG_SENSOR_CONTENTS,)))
+            parts.append(bytes(view[pos : payload_at + length]))
+            pos = payload_at + length
+            records += 1
+    return b"".join(parts), records

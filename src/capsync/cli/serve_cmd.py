@@ -70,6 +70,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="how often new readings are compacted into Parquet for SQL (default: 10)",
     )
     parser.add_argument(
+        "--blobs",
+        choices=("local", "gridfs"),
+        default="local",
+        help="where binary payloads and files go: files under --data (default), or MongoDB "
+        "GridFS (needs --mongo-uri)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=10.0,
@@ -103,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("retention_interval", "compact_interval"):
         if not getattr(args, flag) > 0:
             raise UserError(f"--{flag.replace('_', '-')} must be > 0", 2)
+    if args.blobs == "gridfs" and args.mongo_uri is None:
+        raise UserError("--blobs gridfs needs --mongo-uri")
     tls = None
     if args.tls_cert is not None:
         try:
@@ -121,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
             retention=retention,
             compact_interval_s=args.compact_interval,
             retention_interval_s=args.retention_interval,
+            blobs=args.blobs,
         )
     except ApiKeysError as exc:
         raise UserError(str(exc)) from None

@@ -49,8 +49,10 @@ def resolve_capture_dir(configured: str) -> str:
 
 
 def default_num_sync_threads() -> int:
-    """Half the logical CPUs, at least one (viam-server's default)."""
-    return max(1, (os.cpu_count() or 1) // 2)
+    """Half the logical CPUs, at least two: viam-server's default is at least one, but
+    uploads wait on the network and the server most of the time, so a second worker
+    keeps the link busy even on a one- or two-core machine."""
+    return max(2, (os.cpu_count() or 1) // 2)
 
 
 def split_resource_name(full_name: str) -> tuple[str, str] | None:

@@ -15,6 +15,10 @@ the server handlers from a service descriptor, with the prefix dropped::
 
     rpc.add_service(server, rpc.data_sync_service(), servicer)  # a method per RPC
 
+A method named in ``raw=`` passes bytes through both ways (no protobuf objects:
+the caller serializes the request, or parses it, itself); capsync's sync client
+and ingest server use that for ``DataCaptureUpload``.
+
 A new service follows the same pattern: define it in its capsync-prefixed
 .proto, generate it with ``make proto``, and pass its descriptor
 (``X_pb2.DESCRIPTOR.services_by_name["Name"]``) to :class:`ServiceStub` and
@@ -23,6 +27,7 @@ A new service follows the same pattern: define it in its capsync-prefixed
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import grpc
@@ -69,13 +74,20 @@ class ServiceStub:
     grpc's keyword arguments, exactly as a generated stub's would.
     """
 
-    def __init__(self, channel: grpc.Channel, service: ServiceDescriptor) -> None:
+    def __init__(
+        self, channel: grpc.Channel, service: ServiceDescriptor, *, raw: Collection[str] = ()
+    ) -> None:
         for method in service.methods:
             make = getattr(channel, _shape(method))
+            passthrough = method.name in raw
             callable_ = make(
                 method_path(method),
-                request_serializer=_message_class(method.input_type).SerializeToString,
-                response_deserializer=_message_class(method.output_type).FromString,
+                request_serializer=(
+                    None if passthrough else _message_class(method.input_type).SerializeToString
+                ),
+                response_deserializer=(
+                    None if passthrough else _message_class(method.output_type).FromString
+                ),
                 _registered_method=True,
             )
             setattr(self, method.name, callable_)
@@ -84,11 +96,14 @@ class ServiceStub:
         raise AttributeError(name)
 
 
-def method_handlers(service: ServiceDescriptor, servicer: object) -> dict[str, Any]:
+def method_handlers(
+    service: ServiceDescriptor, servicer: object, *, raw: Collection[str] = ()
+) -> dict[str, Any]:
     """grpc method handlers for every RPC of ``service``, each calling ``servicer.<Name>``.
 
     The servicer's methods take ``(request_or_iterator, context)`` like a
     generated servicer's; a missing one is an error here, not at call time.
+    Methods in ``raw`` take and return bytes.
     """
     handlers: dict[str, Any] = {}
     for method in service.methods:
@@ -96,18 +111,30 @@ def method_handlers(service: ServiceDescriptor, servicer: object) -> dict[str, A
         if behaviour is None:
             raise TypeError(f"{type(servicer).__name__} has no method {method.name}")
         make = getattr(grpc, f"{_shape(method)}_rpc_method_handler")
+        passthrough = method.name in raw
         handlers[method.name] = make(
             behaviour,
-            request_deserializer=_message_class(method.input_type).FromString,
-            response_serializer=_message_class(method.output_type).SerializeToString,
+            request_deserializer=(
+                None if passthrough else _message_class(method.input_type).FromString
+            ),
+            response_serializer=(
+                None if passthrough else _message_class(method.output_type).SerializeToString
+            ),
         )
     return handlers
 
 
-def add_service(server: grpc.Server, service: ServiceDescriptor, servicer: object) -> None:
-    """Serve ``servicer`` as ``service`` on ``server``, under Viam's method paths."""
+def add_service(
+    server: grpc.Server,
+    service: ServiceDescriptor,
+    servicer: object,
+    *,
+    raw: Collection[str] = (),
+) -> None:
+    """Serve ``servicer`` as ``service`` on ``server``, under Viam's method paths
+    (``raw``: methods whose bytes pass through undecoded)."""
     name = wire_service_name(service)
-    handlers = method_handlers(service, servicer)
+    handlers = method_handlers(service, servicer, raw=raw)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(name, handlers),))
     server.add_registered_method_handlers(name, handlers)
 
@@ -120,6 +147,7 @@ def data_sync_service() -> ServiceDescriptor:
     return service
 
 
-def data_sync_stub(channel: grpc.Channel) -> ServiceStub:
-    """A ``DataSyncService`` client on ``channel`` (Viam's method paths)."""
-    return ServiceStub(channel, data_sync_service())
+def data_sync_stub(channel: grpc.Channel, *, raw: Collection[str] = ()) -> ServiceStub:
+    """A ``DataSyncService`` client on ``channel`` (Viam's method paths; ``raw``: methods
+    that send and return bytes)."""
+    return ServiceStub(channel, data_sync_service(), raw=raw)

@@ -6,9 +6,9 @@ dotted paths, exclusion of ``_id``, renaming with ``"$path"``), ``$group``
 (``_id`` a path, null or a document of paths; ``$sum $avg $min $max $count
 $first $last``), ``$sort``, ``$limit``, ``$skip`` and ``$count``. Each stage
 wraps the previous one as a subquery. ``$out`` and ``$merge`` are refused
-(queries are read-only); any other stage is refused naming it. On the MongoDB
-store a pipeline runs on MongoDB itself (see :mod:`capsync.server.mongo_source`)
-after the same check.
+(queries are read-only); any other stage is refused naming it. A source with an
+``aggregate`` method (a MongoDB adapter) runs the pipeline itself after the same
+check.
 """
 
 from __future__ import annotations

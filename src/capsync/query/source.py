@@ -2,8 +2,7 @@
 
 The query layer (filters, pages, SQL, MQL, tags, boxes, datasets) never talks to
 a database directly: it goes through a :class:`DataSource`, which an adapter
-implements for each store (:mod:`capsync.server.sqlite_source` for the embedded
-store, :mod:`capsync.server.mongo_source` for MongoDB, beside the stores). An adapter must:
+implements (:mod:`capsync.server.store_source` for capsync's stores). An adapter must:
 
 * list tabular readings and binaries (binary readings and files) matching a
   :class:`~capsync.query.filters.DataFilter`, one :class:`~capsync.query.filters.Page`

@@ -14,11 +14,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
 from capsync.methods import api_folder
+from capsync.server.group_commit import GroupCommit
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -27,7 +30,7 @@ MAX_SEGMENT_BYTES = 255
 MAX_EXTENSION_CHARS = 32
 # Names at the top of the data dir that a part folder must not take.
 RESERVED_NAMES = frozenset(
-    {"capsync.db", "capsync.db-wal", "capsync.db-shm", "api-keys.json", "capsync-query"}
+    {"capsync.db", "capsync.db-wal", "capsync.db-shm", "api-keys.json", "tabular", "capsync-query"}
 )
 _TEMP_PREFIX = ".upload-"
 
@@ -91,21 +94,32 @@ class PayloadWriter:
     Used as a context manager, a payload not committed is removed on exit.
     """
 
-    def __init__(self, root: Path, folder: tuple[str, ...], extension: str) -> None:
+    def __init__(
+        self,
+        root: Path,
+        folder: tuple[str, ...],
+        extension: str,
+        sync_dir: Callable[[Path], None] | None = None,
+    ) -> None:
         self._root = root
+        self._sync_dir = sync_dir or _fsync_dir
         self._folder_parts = folder
         self._folder = root.joinpath(*folder)
         self._extension = check_extension(extension)
         _make_folders(root, folder)
         fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, suffix=".tmp", dir=self._folder)
         self._temp = Path(temp_name)
-        self._file = os.fdopen(fd, "wb")
+        self._file = os.fdopen(fd, "wb", buffering=0)
         self._hash = hashlib.sha256()
         self._size = 0
         self._done = False
 
     def write(self, chunk: bytes) -> None:
-        self._file.write(chunk)
+        """Append ``chunk`` (hashed once, as it goes by)."""
+        view = memoryview(chunk)
+        while view:
+            written = self._file.write(view)
+            view = view[written or 0 :]
         self._hash.update(chunk)
         self._size += len(chunk)
 
@@ -118,8 +132,7 @@ class PayloadWriter:
         if self._done:
             raise RuntimeError("payload already committed or aborted")
         if not self._file.closed:
-            self._file.flush()
-            os.fsync(self._file.fileno())
+            os.fdatasync(self._file.fileno())
             self._file.close()
 
     def commit(self) -> StoredPayload:
@@ -133,7 +146,7 @@ class PayloadWriter:
                 self._temp.unlink()
             else:
                 os.replace(self._temp, final)
-                _fsync_dir(self._folder)
+                self._sync_dir(self._folder)  # shared with concurrent commits in this folder
         except BaseException:
             self._temp.unlink(missing_ok=True)
             raise
@@ -170,6 +183,14 @@ def _make_folders(root: Path, parts: tuple[str, ...]) -> None:
         folder.mkdir(mode=DIR_MODE, exist_ok=True)
 
 
+def _dir_step(folder: Path) -> Callable[[Sequence[None]], list[None]]:
+    def step(items: Sequence[None]) -> list[None]:
+        _fsync_dir(folder)
+        return [None] * len(items)
+
+    return step
+
+
 def _fsync_dir(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -179,14 +200,24 @@ def _fsync_dir(folder: Path) -> None:
 
 
 class BlobStore:
-    """Payload files under one data dir."""
+    """Payload files under one data dir. Payloads committed at the same time in the same
+    folder share one fsync of that folder (:class:`GroupCommit`)."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self._dir_syncs: dict[Path, GroupCommit[None, None]] = {}
+        self._lock = threading.Lock()
+
+    def _sync_dir(self, folder: Path) -> None:
+        with self._lock:
+            group = self._dir_syncs.get(folder)
+            if group is None:
+                group = self._dir_syncs[folder] = GroupCommit(_dir_step(folder))
+        group.submit(None)
 
     def writer(self, folder: tuple[str, ...], extension: str) -> PayloadWriter:
         """A writer for one payload in ``folder`` (from :func:`payload_folder`)."""
-        return PayloadWriter(self.root, folder, extension)
+        return PayloadWriter(self.root, folder, extension, self._sync_dir)
 
     def put(self, folder: tuple[str, ...], extension: str, data: bytes) -> StoredPayload:
         """Store a whole payload at once."""

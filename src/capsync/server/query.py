@@ -4,7 +4,7 @@
 >>> for item in list_items("/srv/capsync", lab):  # doctest: +SKIP
 ...     print(item["time_requested"], item["data"])
 
-Records come from the SQLite database in the data dir, or from MongoDB for a
+Records come from the batch log in the data dir, or from MongoDB for a
 server run with ``--mongo-uri`` (pass ``mongo_uri=``/``mongo_database=``; see
 :func:`open_store`); either way the results are the same, and payload files are
 read from the data dir.
@@ -41,8 +41,7 @@ from typing import Any, Literal, TextIO
 
 from capsync._mongo import require_pymongo
 from capsync.server.blobs import UnsafePathError, check_extension, payload_folder
-from capsync.server.sqlite_store import SqliteStore
-from capsync.server.store import (
+from capsync.server.stores.base import (
     DEFAULT_MONGO_DATABASE,
     BlobRecord,
     ItemFilter,
@@ -50,6 +49,7 @@ from capsync.server.store import (
     Store,
     TabularRecord,
 )
+from capsync.server.stores.local import LocalStore
 
 Format = Literal["jsonl", "csv"]
 FORMATS: tuple[Format, ...] = ("jsonl", "csv")
@@ -149,8 +149,11 @@ def record_to_item(record: Record, data_dir: Path | None = None) -> dict[str, An
     if isinstance(record, TabularRecord):
         item["data"] = record.data
     else:
+        in_gridfs = record.path.startswith("gridfs:")  # serve --blobs gridfs: no local file
         stored = (
-            record.path if data_dir is None else str(data_dir.joinpath(*record.path.split("/")))
+            record.path
+            if data_dir is None or in_gridfs
+            else str(data_dir.joinpath(*record.path.split("/")))
         )
         item.update(
             file_name=record.file_name,
@@ -181,11 +184,11 @@ def open_store(
     """
     if mongo_uri is not None:
         require_pymongo()
-        from capsync.server.mongo_store import MongoStore
+        from capsync.server.stores.mongo import MongoStore
 
         return MongoStore(mongo_uri, mongo_database, create=False)
     try:
-        return SqliteStore(data_dir, create=False)
+        return LocalStore(data_dir, create=False)
     except FileNotFoundError:
         raise FileNotFoundError(
             2, "no capsync data here (no capsync.db): is this the serve --data folder?",
@@ -202,8 +205,8 @@ def iter_records(
 ) -> Iterator[Record]:
     """The stored records that match, oldest first (read through the query layer,
     :class:`capsync.query.DataQuery`, like the gRPC data API)."""
-    from capsync.query import DataFilter
-    from capsync.server.data_sources import open_data_query
+    from capsync.query import DataFilter, DataQuery
+    from capsync.server.store_source import StoreSource
 
     f = item_filter or ItemFilter()
     wanted_tags = set(f.tags)
@@ -216,7 +219,9 @@ def iter_records(
         start_ns=f.since_ns,
         end_ns=f.until_ns,
     )
-    with open_data_query(data_dir, mongo_uri, mongo_database=mongo_database) as query:
+    store = open_store(data_dir, mongo_uri, mongo_database=mongo_database)
+    source = StoreSource(store, owns_store=True)
+    with DataQuery(source, data_dir, owns_source=True) as query:
         streams: list[Iterator[Record]] = []
         if f.kind in (None, "tabular"):
             streams.append(query.iter_tabular(data_filter))
@@ -350,17 +355,28 @@ def export(
     target.mkdir(parents=True, exist_ok=True)
     result = ExportResult(manifest=target / f"items.{format}")
 
+    gridfs_blobs: Any = None
+    if mongo_uri is not None:
+        require_pymongo()
+        from capsync.server.gridfs_blobs import GridFsBlobs
+
+        gridfs_blobs = GridFsBlobs(mongo_uri, mongo_database)
+
     def items() -> Iterator[dict[str, Any]]:
         pending = [first] if first is not None else []
         for record in _chain(pending, records):
             item = record_to_item(record)
             if isinstance(record, BlobRecord):
-                item["path"] = _copy_payload(root, target, record, result)
+                item["path"] = _copy_payload(root, target, record, result, gridfs_blobs)
             result.items += 1
             yield item
 
-    with open(result.manifest, "w", encoding="utf-8", newline="") as stream:
-        write_items(items(), stream, format)
+    try:
+        with open(result.manifest, "w", encoding="utf-8", newline="") as stream:
+            write_items(items(), stream, format)
+    finally:
+        if gridfs_blobs is not None:
+            gridfs_blobs.close()
     return result
 
 
@@ -369,11 +385,20 @@ def _chain(head: list[Record], rest: Iterator[Record]) -> Iterator[Record]:
     yield from rest
 
 
-def _copy_payload(root: Path, target: Path, record: BlobRecord, result: ExportResult) -> str | None:
+def _copy_payload(
+    root: Path, target: Path, record: BlobRecord, result: ExportResult, gridfs_blobs: Any = None
+) -> str | None:
     source = root.joinpath(*record.path.split("/"))
     name = export_name(record)
     destination = target.joinpath(*name.split("/"))
     destination.parent.mkdir(parents=True, exist_ok=True)
+    if record.path.startswith("gridfs:"):  # a payload kept in MongoDB (serve --blobs gridfs)
+        if gridfs_blobs is None or not gridfs_blobs.copy_to(record.path, destination):
+            log.warning("payload of %s is missing: %s", record.id, record.path)
+            result.missing.append(record.id)
+            return None
+        result.payloads += 1
+        return name
     try:
         shutil.copyfile(source, destination)
     except FileNotFoundError:

@@ -1,15 +1,11 @@
 """The DataSyncService servicer: checks each upload, stores it, answers with its ids.
 
-Ids are hex sha256 digests of the upload's metadata (which holds the part id)
-and content, serialized deterministically, so the same upload sent again gets
-the same ids and the store keeps it once:
-
-* tabular reading: ``H("tabular", upload metadata, SensorData)``;
-* binary reading: ``H("binary", upload metadata, SensorMetadata, sha256(payload))``,
-  the same whether it came unary or streamed; it is the ``binary_data_id``;
-* file: ``H("file", upload metadata, sha256(payload))``;
-* ``file_id``: ``H("upload", request)`` for ``DataCaptureUpload``; the blob id
-  for ``StreamingDataCaptureUpload`` and ``FileUpload``.
+``DataCaptureUpload`` takes and answers raw bytes (see :mod:`capsync.server.app`):
+the body is checked and indexed by the wire scanner (``scan_upload``), never
+decoded into protobuf objects; a tabular body is stored as one batch. Ids are
+deterministic (:mod:`capsync.server.records`), so the same upload sent again
+gets the same ids and the store keeps it once. ``file_id`` is the batch id for
+a tabular ``DataCaptureUpload`` and the blob id otherwise.
 
 A malformed upload is refused with ``INVALID_ARGUMENT`` before anything is
 stored (the client moves it aside instead of retrying); storage trouble is
@@ -20,7 +16,6 @@ stored (the client moves it aside instead of retrying); storage trouble is
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import re
 import sqlite3
@@ -31,9 +26,11 @@ from pathlib import PurePosixPath
 from typing import Any, NoReturn, TypeVar
 
 import grpc
-from google.protobuf import json_format, struct_pb2
+import numpy as np
+from google.protobuf.message import DecodeError
 
-from capsync.methods import MIME_FILE_EXTENSIONS, MIME_TYPE_ENUM
+from capsync import _impl
+from capsync.methods import MIME_FILE_EXTENSIONS
 from capsync.proto import data_sync_pb2
 from capsync.server.blobs import (
     BlobStore,
@@ -43,7 +40,16 @@ from capsync.server.blobs import (
     check_extension,
     payload_folder,
 )
-from capsync.server.store import BlobRecord, Store, StoreUnavailable, TabularRecord
+from capsync.server.records import (
+    content_id,
+    deterministic,
+    method_parameters,
+    mime_type,
+    struct_to_dict,
+    tabular_batch,
+    timestamp_ns,
+)
+from capsync.server.stores.base import BlobRecord, Store, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +60,13 @@ FILE = DataType.DATA_TYPE_FILE
 UNSPECIFIED = DataType.DATA_TYPE_UNSPECIFIED
 
 FILES_FOLDER = "files"
-_MIME_BY_ENUM = {number: mime for mime, number in MIME_TYPE_ENUM.items()}
-_MAX_SAFE_INT_FLOAT = 2.0**53
 _T = TypeVar("_T")
+_KIND_NAMES = {0: "no data", 2: "struct", 3: "binary"}
+_det = deterministic
+_timestamp_ns = timestamp_ns
+_method_parameters = method_parameters
+_mime_type = mime_type
+__all__ = ["DataSyncServicer", "InvalidUpload", "content_id", "struct_to_dict"]
 
 
 class InvalidUpload(ValueError):
@@ -65,82 +75,6 @@ class InvalidUpload(ValueError):
 
 class UploadCancelled(Exception):
     """A streamed upload whose call ended (client gone, server stopping) before it was whole."""
-
-
-# --- ids ---------------------------------------------------------------------------------
-
-
-def content_id(kind: bytes, *parts: bytes) -> str:
-    """Hex sha256 of ``kind`` and ``parts``, each length-prefixed so no two inputs collide."""
-    digest = hashlib.sha256()
-    for part in (kind, *parts):
-        digest.update(len(part).to_bytes(8, "big"))
-        digest.update(part)
-    return digest.hexdigest()
-
-
-def _det(message: Any) -> bytes:
-    return bytes(message.SerializeToString(deterministic=True))
-
-
-# --- conversions -------------------------------------------------------------------------
-
-
-def _timestamp_ns(message: Any, field: str) -> int:
-    if not message.HasField(field):
-        return 0
-    ts = getattr(message, field)
-    return int(ts.seconds) * 1_000_000_000 + int(ts.nanos)
-
-
-def _value_to_py(value: struct_pb2.Value) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind == "struct_value":
-        return struct_to_dict(value.struct_value)
-    if kind == "list_value":
-        return [_value_to_py(v) for v in value.list_value.values]
-    if kind == "number_value":
-        number = value.number_value
-        if number.is_integer() and abs(number) <= _MAX_SAFE_INT_FLOAT:
-            return int(number)
-        return number  # NaN and infinities stay floats
-    if kind == "string_value":
-        return value.string_value
-    if kind == "bool_value":
-        return value.bool_value
-    return None
-
-
-def struct_to_dict(struct: struct_pb2.Struct) -> dict[str, Any]:
-    """A Struct as plain Python values (keys sorted: a Struct keeps no order); whole numbers
-    become ints, NaN stays NaN."""
-    return {key: _value_to_py(struct.fields[key]) for key in sorted(struct.fields)}
-
-
-def _method_parameters(parameters: Any) -> dict[str, Any]:
-    """``map<string, Any>`` as JSON: the value when the type is known, else type URL + bytes."""
-    result: dict[str, Any] = {}
-    for name in sorted(parameters):
-        packed = parameters[name]
-        try:
-            result[name] = json_format.MessageToDict(packed)
-        except Exception:  # an Any whose type this server does not know
-            result[name] = {"@type": packed.type_url, "value_hex": packed.value.hex()}
-    return result
-
-
-def _annotations(sensor_metadata: Any) -> dict[str, Any]:
-    if not sensor_metadata.HasField("annotations"):
-        return {}
-    return dict(
-        json_format.MessageToDict(sensor_metadata.annotations, preserving_proto_field_name=True)
-    )
-
-
-def _mime_type(upload_metadata: Any, sensor_metadata: Any | None) -> str:
-    if sensor_metadata is not None and sensor_metadata.mime_type in _MIME_BY_ENUM:
-        return _MIME_BY_ENUM[sensor_metadata.mime_type]
-    return str(upload_metadata.mime_type)
 
 
 # --- checks ------------------------------------------------------------------------------
@@ -181,6 +115,16 @@ def _check_type(metadata: Any, allowed: Iterable[int], rpc: str) -> None:
         raise InvalidUpload(f"{rpc} takes type {names}, metadata says {_type_name(metadata.type)}")
 
 
+def _annotations(sensor_metadata: Any) -> dict[str, Any]:
+    if not sensor_metadata.HasField("annotations"):
+        return {}
+    from google.protobuf import json_format
+
+    return dict(
+        json_format.MessageToDict(sensor_metadata.annotations, preserving_proto_field_name=True)
+    )
+
+
 def _binary_extension(metadata: Any, mime_type: str) -> str:
     if metadata.file_extension:
         return check_extension(metadata.file_extension)
@@ -200,9 +144,11 @@ def _file_extension(metadata: Any) -> str:
 
 
 class DataSyncServicer:
-    """Stores uploads in ``store`` (records) and ``blobs`` (payload files).
+    """Stores uploads in ``store`` (records) and ``blobs`` (payload files or GridFS).
 
-    Served as ``viam.app.datasync.v1.DataSyncService`` by :func:`capsync.proto.rpc.add_service`.
+    Served as ``viam.app.datasync.v1.DataSyncService`` by
+    :func:`capsync.server.app.add_datasync_service`; ``DataCaptureUpload`` gets and
+    returns raw bytes.
     """
 
     def __init__(self, store: Store, blobs: BlobStore) -> None:
@@ -259,83 +205,77 @@ class DataSyncServicer:
 
     # the work, callable without gRPC ---------------------------------------------------
 
-    def data_capture_upload(self, request: Any) -> Any:
-        if not request.HasField("metadata"):
+    def data_capture_upload(self, body: bytes) -> bytes:
+        """Check, store and answer one raw ``DataCaptureUploadRequest`` body (raw response)."""
+        try:
+            scan = _impl.wire().scan_upload(body)
+        except ValueError as exc:
+            raise InvalidUpload(f"DataCaptureUpload is malformed: {exc}") from None
+        meta_offset, meta_length = scan[0], scan[1]
+        if meta_offset < 0:
             raise InvalidUpload("DataCaptureUpload without metadata")
-        metadata = request.metadata
+        try:
+            metadata = data_sync_pb2.UploadMetadata.FromString(
+                body[meta_offset : meta_offset + meta_length]
+            )
+        except DecodeError as exc:
+            raise InvalidUpload(f"DataCaptureUpload metadata does not parse: {exc}") from None
         folder = _checked_folder(metadata, (TABULAR, BINARY), "DataCaptureUpload")
-        if not request.sensor_contents:
+        kinds = scan[7]
+        if not len(kinds):
             raise InvalidUpload("DataCaptureUpload with no sensor_contents")
-        wanted = "struct" if metadata.type == TABULAR else "binary"
-        for index, reading in enumerate(request.sensor_contents):
-            held = reading.WhichOneof("data")
-            if held != wanted:
-                raise InvalidUpload(
-                    f"sensor_contents[{index}] holds {held or 'no data'}, but metadata type "
-                    f"{_type_name(metadata.type)} needs {wanted}"
-                )
-        file_id = content_id(b"upload", _det(request))
-        metadata_bytes = _det(metadata)
+        wanted = 2 if metadata.type == TABULAR else 3
+        wrong = np.flatnonzero(kinds != wanted)
+        if len(wrong):
+            index = int(wrong[0])
+            raise InvalidUpload(
+                f"sensor_contents[{index}] holds {_KIND_NAMES.get(int(kinds[index]), '?')}, "
+                f"but metadata type {_type_name(metadata.type)} needs {_KIND_NAMES[wanted]}"
+            )
         now_ns = time.time_ns()
         if metadata.type == TABULAR:
-            self._store_tabular(request, file_id, metadata_bytes, now_ns)
-            return data_sync_pb2.DataCaptureUploadResponse(file_id=file_id)
-        ids = [
-            self._store_binary(
-                metadata, metadata_bytes, reading.metadata, reading.binary, folder, file_id, now_ns
-            )
-            for reading in request.sensor_contents
-        ]
-        return data_sync_pb2.DataCaptureUploadResponse(
-            file_id=file_id, binary_data_id=ids[0] if len(ids) == 1 else ""
-        )
+            batch = tabular_batch(body, scan, metadata, now_ns)
+            added = self._store.record_batch(batch)
+            log.debug("tabular batch %s: %d readings, %d new", batch.id, batch.count, added)
+            return _upload_response(batch.id, "")
+        return self._binary_upload(body, scan, metadata, folder, now_ns)
 
-    def _store_tabular(
-        self, request: Any, file_id: str, metadata_bytes: bytes, now_ns: int
-    ) -> None:
-        metadata = request.metadata
-        tags = tuple(metadata.tags)
-        parameters = _method_parameters(metadata.method_parameters)
-        records = [
-            TabularRecord(
-                id=content_id(b"tabular", metadata_bytes, _det(reading)),
-                upload_id=file_id,
-                part_id=metadata.part_id,
-                component_type=metadata.component_type,
-                component_name=metadata.component_name,
-                method_name=metadata.method_name,
-                tags=tags,
-                time_requested_ns=_timestamp_ns(reading.metadata, "time_requested"),
-                time_received_ns=_timestamp_ns(reading.metadata, "time_received"),
-                mime_type=_mime_type(metadata, reading.metadata),
-                data=struct_to_dict(reading.struct),
-                method_parameters=parameters,
-                uploaded_at_ns=now_ns,
+    def _binary_upload(
+        self, body: bytes, scan: tuple[Any, ...], metadata: Any, folder: tuple[str, ...],
+        now_ns: int,
+    ) -> bytes:  # fmt: skip
+        view = memoryview(body)
+        metadata_bytes = _det(metadata)
+        records: list[BlobRecord] = []
+        for at, length in zip(scan[5].tolist(), scan[6].tolist(), strict=True):
+            reading = data_sync_pb2.SensorData.FromString(bytes(view[at : at + length]))
+            records.append(
+                self._binary_record(
+                    metadata, metadata_bytes, reading.metadata, reading.binary, folder, now_ns
+                )
             )
-            for reading in request.sensor_contents
-        ]
-        added = self._store.record_tabular(records)
-        log.debug("tabular upload %s: %d readings, %d new", file_id, len(records), added)
+        upload_id = content_id(b"upload", metadata_bytes, *(bytes.fromhex(r.id) for r in records))
+        self._store.record_blobs(records)
+        ids = [r.id for r in records]
+        return _upload_response(upload_id, ids[0] if len(ids) == 1 else "")
 
-    def _store_binary(
+    def _binary_record(
         self,
         metadata: Any,
         metadata_bytes: bytes,
         sensor_metadata: Any,
         payload: bytes,
         folder: tuple[str, ...],
-        upload_id: str,
         now_ns: int,
-    ) -> str:
-        mime_type = _mime_type(metadata, sensor_metadata)
-        extension = _binary_extension(metadata, mime_type)
+    ) -> BlobRecord:
+        mime = _mime_type(metadata, sensor_metadata)
+        extension = _binary_extension(metadata, mime)
         stored = self._blobs.put(folder, extension, payload)
-        return self._record_binary(
-            metadata, metadata_bytes, sensor_metadata, stored, extension, mime_type,
-            upload_id, now_ns,
-        )  # fmt: skip
+        return self._blob_record(
+            metadata, metadata_bytes, sensor_metadata, stored, extension, mime, None, now_ns
+        )
 
-    def _record_binary(
+    def _blob_record(
         self,
         metadata: Any,
         metadata_bytes: bytes,
@@ -345,11 +285,11 @@ class DataSyncServicer:
         mime_type: str,
         upload_id: str | None,
         now_ns: int,
-    ) -> str:
+    ) -> BlobRecord:
         blob_id = content_id(
             b"binary", metadata_bytes, _det(sensor_metadata), bytes.fromhex(stored.sha256)
         )
-        record = BlobRecord(
+        return BlobRecord(
             id=blob_id,
             upload_id=upload_id or blob_id,
             kind="binary",
@@ -371,9 +311,6 @@ class DataSyncServicer:
             method_parameters=_method_parameters(metadata.method_parameters),
             uploaded_at_ns=now_ns,
         )
-        added = self._store.record_blob(record)
-        log.debug("binary %s (%d bytes) %s", blob_id, stored.size_bytes, "new" if added else "seen")
-        return blob_id
 
     def _check_whole(self, writer: PayloadWriter, context: grpc.ServicerContext | None) -> None:
         """Refuse to keep a stream that ended because its call was cancelled.
@@ -406,10 +343,12 @@ class DataSyncServicer:
             _copy_chunks(packets, writer, "data", "StreamingDataCaptureUpload")
             self._check_whole(writer, context)
             stored = writer.commit()
-        blob_id = self._record_binary(
+        record = self._blob_record(
             metadata, _det(metadata), sensor_metadata, stored, extension, mime_type,
             None, time.time_ns(),
         )  # fmt: skip
+        self._store.record_blob(record)
+        blob_id = record.id
         return data_sync_pb2.StreamingDataCaptureUploadResponse(
             file_id=blob_id, binary_data_id=blob_id
         )
@@ -470,6 +409,13 @@ def _copy_chunks(packets: Iterator[Any], writer: PayloadWriter, field: str, rpc:
             )
         chunk = getattr(packet, field)
         writer.write(chunk if field == "data" else chunk.data)
+
+
+def _upload_response(file_id: str, binary_data_id: str) -> bytes:
+    response = data_sync_pb2.DataCaptureUploadResponse(
+        file_id=file_id, binary_data_id=binary_data_id
+    )
+    return bytes(response.SerializeToString())
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:

@@ -3,13 +3,13 @@
 :class:`~capsync.server.store.ItemFilter`, in time order), ``get_blob``,
 ``delete`` (by ids and/or filter) and ``update_blob``.
 
-This is the adapter for the rebuilt ingest stores (the batch log and MongoDB,
-issue 11), which implement exactly that; today's stores use the faster
-store-specific adapters (:mod:`capsync.server.sqlite_source`,
-:mod:`capsync.server.mongo_source`). What the interface cannot filter (tags
+It is the adapter of both ingest stores (the batch log and MongoDB). What the
+interface cannot filter (tags
 any-of, MIME types, boxes, datasets) is checked here, and a page starts at its
 cursor's time (``since_ns``), so paging forward never rescans earlier pages.
-Without a change feed, SQL reads the readings through ``query`` (no Parquet).
+Without a change feed (``changes_since``) the stores offer no way to follow
+new readings, so SQL reads the readings through ``query`` on every call and
+the Parquet compactor stays off (see :mod:`capsync.query.columnar`).
 """
 
 from __future__ import annotations
@@ -90,8 +90,10 @@ def _matches(record: Record, f: DataFilter, page: Page) -> bool:
 class StoreSource(DataSource):
     """Reads and changes an open store (which stays the caller's to close)."""
 
-    def __init__(self, store: QueryableStore) -> None:
+    def __init__(self, store: QueryableStore, *, owns_store: bool = False) -> None:
+        """``owns_store``: :meth:`close` closes the store too."""
         self.store = store
+        self._owns_store = owns_store
 
     def _select(self, f: DataFilter, page: Page, kinds: tuple[str, ...]) -> Iterator[Record]:
         if f.matches_nothing:
@@ -158,7 +160,9 @@ class StoreSource(DataSource):
         return sorted(found)
 
     def close(self) -> None:
-        pass
+        close = getattr(self.store, "close", None)
+        if self._owns_store and close is not None:
+            close()
 
 
 def _time_id_order(records: Iterator[Record]) -> Iterator[Record]:

@@ -19,7 +19,7 @@ import grpc
 
 from capsync.config import MachineConfig
 from capsync.config.model import DEFAULT_MAX_BACKOFF_S
-from capsync.proto import rpc
+from capsync.proto import data_sync_pb2, rpc
 from capsync.retention import RETENTION_HEADER, Retention, encode_header
 from capsync.sync.errors import SyncConfigError
 
@@ -161,7 +161,11 @@ def open_channel(target: SyncTarget) -> grpc.Channel:
 
 
 class UploadClient:
-    """The three upload calls of DataSyncService, with the API key and a deadline on each."""
+    """The three upload calls of DataSyncService, with the API key and a deadline on each.
+
+    ``DataCaptureUpload`` goes out as raw bytes (a body built from capture-file
+    frames is sent as it is; a message is serialized once), and its deadline
+    grows with the body's size."""
 
     def __init__(
         self,
@@ -172,13 +176,16 @@ class UploadClient:
         retention: Mapping[tuple[str, str, str], Retention] | None = None,
     ) -> None:
         self.part_id = target.part_id
-        self._stub = rpc.data_sync_stub(channel)
+        self._stub = rpc.data_sync_stub(channel, raw=("DataCaptureUpload",))
         self._metadata: tuple[tuple[str, str | bytes], ...] = target.metadata
         self._rpc_timeout_s = rpc_timeout_s
         self._retention = dict(retention or {})
 
     def _call_metadata(self, upload_metadata: Any) -> tuple[tuple[str, str | bytes], ...]:
-        """The API key, plus the retention header when the upload's source has a policy."""
+        """The API key, plus the retention header when the upload's source has a policy
+        (capsync's server applies it; a Viam server ignores the header)."""
+        if not self._retention or upload_metadata is None:
+            return self._metadata
         key = (upload_metadata.component_type, upload_metadata.component_name,
                upload_metadata.method_name)  # fmt: skip
         policy = self._retention.get(key)
@@ -191,11 +198,17 @@ class UploadClient:
         return self._rpc_timeout_s + nbytes / MIN_UPLOAD_RATE_BYTES_PER_S
 
     def data_capture_upload(self, request: Any) -> Any:
-        return self._stub.DataCaptureUpload(
-            request,
-            metadata=self._call_metadata(request.metadata),
-            timeout=self.timeout_s(request.ByteSize()),
+        """Send one request (raw body bytes or a message); return the response message."""
+        return self.data_capture_upload_future(request).result()
+
+    def data_capture_upload_future(self, request: Any) -> _UploadFuture:
+        """Start one upload; ``.result()`` waits for the response message (or raises)."""
+        body = request if isinstance(request, bytes | bytearray) else request.SerializeToString()
+        upload_metadata = _leading_metadata(body) if self._retention else None
+        future = self._stub.DataCaptureUpload.future(
+            body, metadata=self._call_metadata(upload_metadata), timeout=self.timeout_s(len(body))
         )
+        return _UploadFuture(future)
 
     def streaming_data_capture_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
         metadata = self._metadata
@@ -213,3 +226,37 @@ class UploadClient:
         return self._stub.FileUpload(
             packets, metadata=self._metadata, timeout=self.timeout_s(nbytes)
         )
+
+
+class _UploadFuture:
+    """A DataCaptureUpload in flight; :meth:`result` parses the answer."""
+
+    def __init__(self, future: Any) -> None:
+        self._future = future
+
+    def result(self) -> Any:
+        return data_sync_pb2.DataCaptureUploadResponse.FromString(self._future.result())
+
+    def cancel(self) -> None:
+        self._future.cancel()
+
+
+def _leading_metadata(body: bytes | bytearray) -> Any:
+    """The ``UploadMetadata`` of a DataCaptureUpload body when it comes first (as capsync
+    writes bodies), else None; only that field is parsed, never the readings."""
+    if not body or body[0] != 0x0A:
+        return None
+    length, shift, at = 0, 0, 1
+    while at < len(body):
+        byte = body[at]
+        at += 1
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    else:
+        return None
+    try:
+        return data_sync_pb2.UploadMetadata.FromString(bytes(body[at : at + length]))
+    except Exception:  # a body the server will refuse anyway: send no header
+        return None

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
@@ -38,6 +40,7 @@ from capsync.sync.resume import ResumePoint, ResumeRecord
 _log = logging.getLogger("capsync.sync")
 
 REQUEST_MAX_BYTES = 1 << 20  # well under gRPC's 4 MiB default message limit
+IN_FLIGHT_REQUESTS = 2  # DataCaptureUpload calls one file keeps on the wire at once
 STREAMING_THRESHOLD_BYTES = 1_000_000  # binary payloads above this are streamed
 CHUNK_BYTES = 64 * 1024
 
@@ -153,55 +156,72 @@ class _Job:
     # tabular ---------------------------------------------------------------------------
 
     def send_tabular(self, start: int, done: int, request_max_bytes: int) -> int:
-        """Send the records from ``start`` in bounded requests; the end of the last whole record."""
+        """Send the records from ``start`` in bounded requests; the end of the last whole record.
+
+        Each body is the metadata field plus the records' frames copied from the
+        file behind one tag byte each (``upload_body``), never decoded; up to
+        ``IN_FLIGHT_REQUESTS`` are on the wire at once, confirmed (and remembered
+        for resuming) in file order."""
         metadata_bytes = self.metadata.SerializeToString(deterministic=True)
         head = _METADATA_TAG + self.wire.encode_varint(len(metadata_bytes)) + metadata_bytes
-        parts: list[bytes] = [head]
-        size = len(head)
-        batch_records = 0
-        batch_start = end = start
-        for offset, length in iter_spans(self.data, start):
-            if length == 0:
-                raise CaptureFileError(self.path, f"empty record at offset {offset}")
-            frame_end = offset + length
-            frame_bytes = 1 + frame_end - end  # tag + length prefix + record
-            if batch_records and size + frame_bytes > request_max_bytes:
-                done += batch_records
-                self._send_tabular_batch(parts, batch_start, end, done)
-                parts, size, batch_records, batch_start = [head], len(head), 0, end
-            parts.append(_SENSOR_CONTENTS_TAG)
-            parts.append(self.data[end:frame_end])
-            size += frame_bytes
-            batch_records += 1
-            end = frame_end
-        if batch_records:
-            done += batch_records
-            self._send_tabular_batch(parts, batch_start, end, done)
-        return end
-
-    def _send_tabular_batch(self, parts: list[bytes], start: int, end: int, total: int) -> None:
-        body = b"".join(parts)
+        offsets, lengths, end = self.wire.scan_frames(self.data, start)
+        if not len(offsets):
+            return int(end)
+        empty = np.flatnonzero(lengths == 0)
+        if len(empty):
+            raise CaptureFileError(self.path, f"empty record at offset {offsets[empty[0]]}")
+        frame_ends = offsets + lengths
+        # Bytes each record adds to a body: its tag, length prefix and bytes.
+        sizes = np.diff(frame_ends, prepend=start) + 1
+        cumulative = np.cumsum(sizes)
+        in_flight: deque[tuple[Any, int, int, int, int]] = deque()
+        first = 0
         try:
-            request = data_sync_pb2.DataCaptureUploadRequest.FromString(body)
-        except DecodeError:
-            raise self._locate_bad_record(start, end) from None
-        records = len(request.sensor_contents)
-        self.client.data_capture_upload(request)
-        self.confirmed(records, start, end, total)
+            while first < len(offsets):
+                base = cumulative[first - 1] if first else 0
+                budget = request_max_bytes - len(head) + base
+                last = max(first + 1, int(np.searchsorted(cumulative, budget, side="right")))
+                batch_start = int(frame_ends[first - 1]) if first else start
+                batch_end = int(frame_ends[last - 1])
+                done += last - first
+                in_flight.append(self._start_batch(head, batch_start, batch_end, done))
+                if len(in_flight) >= IN_FLIGHT_REQUESTS:
+                    self._finish(in_flight.popleft())
+                first = last
+            while in_flight:
+                self._finish(in_flight.popleft())
+        except BaseException:
+            self._settle(in_flight)
+            raise
+        return int(end)
 
-    def _locate_bad_record(self, start: int, end: int) -> CaptureFileError:
-        for offset, length in iter_spans(self.data, start):
-            if offset >= end:
-                break
+    def _settle(self, in_flight: deque[tuple[Any, int, int, int, int]]) -> None:
+        """After a failure: confirm what the server still answers, in order, so a retry
+        resumes after it; cancel the rest."""
+        while in_flight:
             try:
-                data_sync_pb2.SensorData.FromString(self.data[offset : offset + length])
-            except DecodeError as exc:
-                return CaptureFileError(
-                    self.path, f"record at offset {offset} does not parse: {exc}"
-                )
-        return CaptureFileError(
-            self.path, f"records between offsets {start} and {end} do not parse"
-        )
+                self._finish(in_flight.popleft())
+            except Exception:
+                break
+        for pending in in_flight:
+            pending[0].cancel()
+
+    def _start_batch(
+        self, head: bytes, start: int, end: int, total: int
+    ) -> tuple[Any, int, int, int, int]:
+        body, records = self.wire.upload_body(head, self.data, start, end)
+        try:
+            self.wire.scan_upload(body)
+        except ValueError as exc:
+            raise CaptureFileError(
+                self.path, f"records between offsets {start} and {end} do not parse: {exc}"
+            ) from None
+        return self.client.data_capture_upload_future(body), records, start, end, total
+
+    def _finish(self, pending: tuple[Any, int, int, int, int]) -> None:
+        future, records, start, end, total = pending
+        future.result()
+        self.confirmed(records, start, end, total)
 
     # binary ----------------------------------------------------------------------------
 
@@ -222,16 +242,19 @@ class _Job:
         return end
 
     def _unary(self, offset: int, length: int) -> None:
+        metadata_bytes = self.metadata.SerializeToString(deterministic=True)
+        encode_varint = self.wire.encode_varint
+        body = b"".join((
+            _METADATA_TAG, encode_varint(len(metadata_bytes)), metadata_bytes,
+            _SENSOR_CONTENTS_TAG, encode_varint(length), self.data[offset : offset + length],
+        ))  # fmt: skip
         try:
-            reading = data_sync_pb2.SensorData.FromString(self.data[offset : offset + length])
-        except DecodeError as exc:
+            self.wire.scan_upload(body)
+        except ValueError as exc:
             raise CaptureFileError(
                 self.path, f"record at offset {offset} does not parse: {exc}"
             ) from None
-        request = data_sync_pb2.DataCaptureUploadRequest(
-            metadata=self.metadata, sensor_contents=[reading]
-        )
-        self.client.data_capture_upload(request)
+        self.client.data_capture_upload(body)
 
     def _stream(self, metadata_span: tuple[int, int] | None, payload_span: tuple[int, int]) -> None:
         sensor_metadata = data_sync_pb2.SensorMetadata()

@@ -1,0 +1,155 @@
+"""The index of the tabular segments: one row per stored batch, in ``tabular/index.db``.
+
+It is derived data: every row can be rebuilt from the segments
+(:meth:`BatchIndex.reconcile`), so it runs with ``synchronous=NORMAL`` (a commit
+survives a crash of the process, and a power cut at worst drops rows the next
+start adds back). A row is written only after its entry is durable in a segment.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from capsync.server.stores.base import ItemFilter, TabularBatch
+from capsync.server.stores.segments import Entry
+from capsync.server.stores.sqlite_db import Connections, where
+
+INDEX_FILE_NAME = "index.db"
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS batches (
+    id TEXT PRIMARY KEY,
+    segment INTEGER NOT NULL,
+    offset INTEGER NOT NULL,
+    length INTEGER NOT NULL,
+    part_id TEXT NOT NULL,
+    component_type TEXT NOT NULL,
+    component_name TEXT NOT NULL,
+    method_name TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    mime_type TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    time_min_ns INTEGER NOT NULL,
+    time_max_ns INTEGER NOT NULL,
+    uploaded_at_ns INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS batches_by_time ON batches (time_min_ns);
+CREATE INDEX IF NOT EXISTS batches_by_source
+    ON batches (part_id, component_name, method_name, time_min_ns);
+CREATE INDEX IF NOT EXISTS batches_by_file
+    ON batches (part_id, component_type, component_name, method_name, file_name, time_min_ns);
+CREATE UNIQUE INDEX IF NOT EXISTS batches_by_place ON batches (segment, offset);
+"""
+_COLUMNS = (
+    "id, segment, offset, length, part_id, component_type, component_name, method_name, "
+    "file_name, tags, mime_type, count, time_min_ns, time_max_ns, uploaded_at_ns"
+)
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
+
+@dataclass(frozen=True)
+class BatchRow:
+    """One index row: where a batch is and what it covers."""
+
+    id: str
+    segment: int
+    offset: int
+    length: int
+    part_id: str
+    component_type: str
+    component_name: str
+    method_name: str
+    file_name: str
+    tags: tuple[str, ...]
+    mime_type: str
+    count: int
+    time_min_ns: int
+    time_max_ns: int
+    uploaded_at_ns: int
+
+
+def _row(values: Sequence[Any]) -> BatchRow:
+    fields = list(values)
+    fields[9] = tuple(json.loads(fields[9]))
+    return BatchRow(*fields)
+
+
+class BatchIndex:
+    def __init__(self, folder: Path) -> None:
+        self._db = Connections(
+            folder / INDEX_FILE_NAME, synchronous="NORMAL", schema=_SCHEMA, version=SCHEMA_VERSION
+        )
+
+    @staticmethod
+    def _values(batch: TabularBatch, entry: Entry) -> tuple[Any, ...]:
+        return (
+            batch.id, entry.segment, entry.offset, entry.length, batch.part_id,
+            batch.component_type, batch.component_name, batch.method_name, batch.file_name,
+            _encode(list(batch.tags)), batch.mime_type, batch.count, batch.time_min_ns,
+            batch.time_max_ns, batch.uploaded_at_ns,
+        )  # fmt: skip
+
+    def add(self, rows: Iterable[tuple[TabularBatch, Entry]]) -> int:
+        """Insert rows (a known id is ignored) in one transaction; return how many were new."""
+        with self._db.transaction() as conn:
+            before = conn.total_changes
+            values = [self._values(batch, entry) for batch, entry in rows]
+            placeholders = ",".join("?" * len(values[0])) if values else ""
+            conn.executemany(
+                f"INSERT OR IGNORE INTO batches ({_COLUMNS}) VALUES ({placeholders})", values
+            )
+            return int(conn.total_changes - before)
+
+    def contains(self, batch_id: str) -> bool:
+        cursor = self._db.get().execute("SELECT 1 FROM batches WHERE id = ?", (batch_id,))
+        return cursor.fetchone() is not None
+
+    def overlapping(self, batch: TabularBatch) -> list[BatchRow]:
+        """Rows of other batches from the same source file whose time range meets ``batch``'s."""
+        cursor = self._db.get().execute(
+            f"SELECT {_COLUMNS} FROM batches WHERE part_id = ? AND component_type = ? "
+            "AND component_name = ? AND method_name = ? AND file_name = ? "
+            "AND time_min_ns <= ? AND time_max_ns >= ? AND count > 0",
+            (batch.part_id, batch.component_type, batch.component_name, batch.method_name,
+             batch.file_name, batch.time_max_ns, batch.time_min_ns),
+        )  # fmt: skip
+        return [_row(values) for values in cursor.fetchall()]
+
+    def select(self, f: ItemFilter) -> list[BatchRow]:
+        """Rows whose batches may hold readings matching ``f``, by earliest reading."""
+        clause, params = where(f, time_column=None)
+        bounds = []
+        if f.since_ns is not None:
+            bounds.append("time_max_ns >= ?")
+            params.append(f.since_ns)
+        if f.until_ns is not None:
+            bounds.append("time_min_ns < ?")
+            params.append(f.until_ns)
+        bounds.append("count > 0")
+        clause = (clause + " AND " if clause else " WHERE ") + " AND ".join(bounds)
+        cursor = self._db.get().execute(
+            f"SELECT {_COLUMNS} FROM batches{clause} ORDER BY time_min_ns, id", params
+        )
+        return [_row(values) for values in cursor.fetchall()]
+
+    def get(self, batch_id: str) -> BatchRow | None:
+        cursor = self._db.get().execute(f"SELECT {_COLUMNS} FROM batches WHERE id = ?", (batch_id,))
+        values = cursor.fetchone()
+        return None if values is None else _row(values)
+
+    def remove(self, batch_ids: Sequence[str]) -> None:
+        with self._db.transaction() as conn:
+            conn.executemany("DELETE FROM batches WHERE id = ?", [(i,) for i in batch_ids])
+
+    def places(self) -> dict[tuple[int, int], str]:
+        """(segment, offset) -> id of every row."""
+        cursor = self._db.get().execute("SELECT segment, offset, id FROM batches")
+        return {(s, o): i for s, o, i in cursor.fetchall()}
+
+    def close(self) -> None:
+        self._db.close()
