@@ -3,8 +3,9 @@
     python benchmarks/data_api.py [--readings 10000000] [--quick]
 
 Stores ``--readings`` 6-float readings (``{"readings": {"a".."f"}}``, one
-component, one per millisecond) straight into an embedded store, compacts them
-into Parquet, starts ``capsync serve`` (in this process) on loopback and measures:
+component, one per millisecond) straight into the embedded store (compacting
+them into Parquet when the store offers a change feed), starts ``capsync serve``
+(in this process) on loopback and measures:
 
 * **filter paging**: viam-sdk's ``DataClient.tabular_data_by_filter`` over every
   reading of the component, 10,000 per page, following ``last`` (readings/s),
@@ -28,16 +29,17 @@ import time
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 import pyarrow.parquet as pq
 from grpclib.client import Channel
 from viam.app.data_client import DataClient
 from viam.utils import create_filter
 
+from capsync.query import DataFilter
+from capsync.query.table import readings_table
 from capsync.server import ApiKey, ApiKeys, IngestServer
 from capsync.server.data_sources import open_data_query
-from capsync.server.sqlite_store import SqliteStore
 from capsync.server.store import TabularRecord
+from capsync.server.stores.local import LocalStore
 
 T0_NS = 1_764_460_800_000_000_000
 FIELDS = "abcdef"
@@ -48,7 +50,7 @@ QUERY = (
 
 
 def fill(data_dir: Path, readings: int, batch: int = 50_000) -> None:
-    store = SqliteStore(data_dir)
+    store = LocalStore(data_dir)
     try:
         for start in range(0, readings, batch):
             store.record_tabular([
@@ -84,13 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="capsync-bench-data-api-"))
     began = time.perf_counter()
     fill(data_dir, readings)
+    baseline_file = data_dir / "baseline.parquet"
     with open_data_query(data_dir) as query:
-        assert query.columnar is not None
-        query.columnar.compact()
-        files, _ = query.columnar.snapshot()
-        baseline_file = data_dir / "baseline.parquet"
-        pq.write_table(pa.concat_tables([pq.read_table(f) for f in files]), baseline_file)
-    print(f"stored and compacted {readings:,} readings in {time.perf_counter() - began:.1f} s")
+        if query.columnar is not None:  # a store with a change feed: SQL reads Parquet
+            query.columnar.compact()
+        pq.write_table(readings_table(query.iter_tabular(DataFilter())), baseline_file)
+    print(f"stored {readings:,} readings in {time.perf_counter() - began:.1f} s")
 
     keys = ApiKeys([ApiKey("bench", "bench-secret")])
     with IngestServer(data_dir, keys, listen="127.0.0.1:0", compact_interval_s=3600) as server:
