@@ -681,7 +681,12 @@ def test_two_servers_sharing_mongodb_store_a_resent_upload_once(
     assert kinds.count("tabular") == 50
     assert kinds.count("binary") == 2 and kinds.count("file") == 1
     assert len({item["id"] for item in items}) == len(items)
-    payloads = sorted(p for p in data_dir.rglob("*") if p.is_file() and p.parent != data_dir)
+    query_dir = data_dir / "capsync-query"  # the query layer's own (datasets, retention)
+    payloads = sorted(
+        p
+        for p in data_dir.rglob("*")
+        if p.is_file() and p.parent != data_dir and query_dir not in p.parents
+    )
     assert len(payloads) == 3, payloads  # one file per payload, no temporary leftovers
     client = client_for(mongo_uri)
     try:
@@ -728,7 +733,9 @@ def test_gridfs_blobs_and_resplit_uploads_across_two_servers(
             server.stop()
     for data_dir in dirs:  # no payload under either data folder
         stray = [p for p in data_dir.rglob("*") if p.is_file() and p.parent != data_dir]
-        assert [p for p in stray if "tabular" not in p.parts] == []
+        # (the query layer's own folder holds datasets and retention, never payloads)
+        payloads = [p for p in stray if not {"tabular", "capsync-query"} & set(p.parts)]
+        assert payloads == []
     items = list(list_items(dirs[1], mongo_uri=mongo_uri, mongo_database=mongo_db))
     tabular = [(i["time_requested_ns"], i["data"]) for i in items if i["kind"] == "tabular"]
     assert tabular == [(ns, value) for ns, value in readings]

@@ -53,12 +53,15 @@ def stored(server: ServerProcess, **criteria: Any) -> list[dict[str, Any]]:
 
 
 def payload_files(data_dir: Path) -> list[Path]:
-    """Every file under the data dir except the databases, the segments and the keys file."""
+    """Every file under the data dir except the databases, the segments, the keys file and
+    the query layer's own folder (datasets, Parquet copies)."""
     skip = {"capsync.db", "capsync.db-wal", "capsync.db-shm", "api-keys.json"}
     return sorted(
         p
         for p in data_dir.rglob("*")
-        if p.is_file() and p.name not in skip and p.relative_to(data_dir).parts[0] != "tabular"
+        if p.is_file()
+        and p.name not in skip
+        and p.relative_to(data_dir).parts[0] not in ("tabular", "capsync-query")
     )
 
 

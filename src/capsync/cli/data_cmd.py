@@ -1,4 +1,5 @@
-"""``capsync data list|export``: what the ingest server received.
+"""``capsync data list|export``: what the ingest server received (and, through
+:mod:`capsync.cli.data_api_cmd`, ``sql``, ``mql``, ``tag``, ``untag``, ``dataset``).
 
 ``list`` writes the matching items (JSON lines or CSV) to stdout or ``--out``;
 ``export`` copies them into the folder ``--out``: a manifest
@@ -17,7 +18,7 @@ import sys
 from capsync.cli._filters import build_filter
 from capsync.cli.errors import UserError
 
-HELP = "list or export what the ingest server received"
+HELP = "list, export, query (SQL, MQL), tag and group into datasets what the server received"
 
 
 def _add_common(parser: argparse.ArgumentParser, *, out_help: str, out_required: bool) -> None:
@@ -79,10 +80,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     export_parser.add_argument(
         "--dataset", metavar="ID", help="export a dataset's images and dataset.jsonl (training)"
     )
+    from capsync.cli import data_api_cmd
+
+    data_api_cmd.register(actions)
 
 
 def run(args: argparse.Namespace) -> int:
-    from capsync.cli import data_export_cmd
+    from capsync.cli import data_api_cmd, data_export_cmd
+
+    if args.action in data_api_cmd.ACTIONS:
+        return data_api_cmd.run(args)
     from capsync.server import query
     from capsync.server.store import StoreUnavailable
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from capsync.cli.errors import UserError
+
+if TYPE_CHECKING:
+    from capsync.query.retention import RetentionRules
 
 HELP = "run the ingest server that receives synced data (DataSyncService over gRPC)"
 
@@ -36,6 +40,34 @@ def register(parser: argparse.ArgumentParser) -> None:
         default="capsync",
         metavar="NAME",
         help="the MongoDB database for --mongo-uri (default: capsync)",
+    )
+    parser.add_argument(
+        "--retention",
+        metavar="FILE",
+        help='JSON {"default": {"days": N, "binary_limit_gb": X, "tabular_limit_gb": Y}, '
+        '"rules": [{"component_name": ..., "method_name": ..., "days": ...}]}: what the '
+        "server keeps of sources whose uploads announce no retention_policy",
+    )
+    parser.add_argument(
+        "--retention-days",
+        type=float,
+        metavar="DAYS",
+        help="default retention: remove data captured more than DAYS ago (overrides the "
+        "file's default)",
+    )
+    parser.add_argument(
+        "--retention-interval",
+        type=float,
+        default=3600.0,
+        metavar="SECONDS",
+        help="how often expired data is removed (default: 3600)",
+    )
+    parser.add_argument(
+        "--compact-interval",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how often new readings are compacted into Parquet for SQL (default: 10)",
     )
     parser.add_argument(
         "--blobs",
@@ -74,6 +106,10 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--mongo-uri: {exc}") from None
         if not args.mongo_database:
             raise UserError("--mongo-database must not be empty")
+    retention = _retention(args)
+    for flag in ("retention_interval", "compact_interval"):
+        if not getattr(args, flag) > 0:
+            raise UserError(f"--{flag.replace('_', '-')} must be > 0", 2)
     if args.blobs == "gridfs" and args.mongo_uri is None:
         raise UserError("--blobs gridfs needs --mongo-uri")
     tls = None
@@ -91,9 +127,33 @@ def run(args: argparse.Namespace) -> int:
             grace=args.grace,
             mongo_uri=args.mongo_uri,
             mongo_database=args.mongo_database,
+            retention=retention,
+            compact_interval_s=args.compact_interval,
+            retention_interval_s=args.retention_interval,
             blobs=args.blobs,
         )
     except ApiKeysError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(str(exc)) from None
+
+
+def _retention(args: argparse.Namespace) -> RetentionRules:
+    import dataclasses
+
+    from capsync.query.retention import RetentionRules
+    from capsync.retention import Retention
+
+    rules = RetentionRules()
+    if args.retention is not None:
+        try:
+            rules = RetentionRules.load(args.retention)
+        except ValueError as exc:
+            raise UserError(f"--retention: {exc}", 2) from None
+    if args.retention_days is not None:
+        if not args.retention_days >= 0:
+            raise UserError("--retention-days must be >= 0", 2)
+        base = rules.default or Retention()
+        days = args.retention_days or None
+        rules = dataclasses.replace(rules, default=dataclasses.replace(base, days=days))
+    return rules

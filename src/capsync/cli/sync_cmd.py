@@ -118,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_for(config, args.capture_dir)
     try:
         target = resolve_target(config)
-        syncer = Syncer(SyncSettings.from_config(settings), target, retry_for_s=args.retry_for)
+        sync_settings = SyncSettings.from_config(settings, config)
+        syncer = Syncer(sync_settings, target, retry_for_s=args.retry_for)
     except SyncConfigError as exc:
         raise UserError(f"{args.config}: {exc}", exit_code=2) from None
     # .prog files a crashed `capsync run` left are completed first (a live writer's are

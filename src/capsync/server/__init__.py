@@ -23,7 +23,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from capsync._mongo import require_pymongo
 from capsync.server.app import (
@@ -53,6 +53,9 @@ from capsync.server.stores.base import (
 from capsync.server.stores.local import LocalStore
 
 SqliteStore = LocalStore  # the name of the embedded store before segments
+
+if TYPE_CHECKING:
+    from capsync.query.retention import RetentionRules
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -90,6 +93,9 @@ def serve(
     mongo_uri: str | None = None,
     mongo_database: str = DEFAULT_MONGO_DATABASE,
     blobs: str = "local",
+    retention: RetentionRules | None = None,
+    compact_interval_s: float = 10.0,
+    retention_interval_s: float = 3600.0,
 ) -> int:
     """Run the server until SIGTERM or SIGINT, then stop gracefully; returns 0.
 
@@ -121,7 +127,11 @@ def serve(
         from capsync.server.gridfs_blobs import GridFsBlobs
 
         payloads = GridFsBlobs(mongo_uri, mongo_database)
-    server = IngestServer(data_path, keys, listen=listen, tls=tls, store=store, blobs=payloads)
+    server = IngestServer(
+        data_path, keys, listen=listen, tls=tls, store=store, blobs=payloads,
+        retention=retention, compact_interval_s=compact_interval_s,
+        retention_interval_s=retention_interval_s,
+    )  # fmt: skip
     stop_requested = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:

@@ -15,7 +15,7 @@ from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
@@ -26,6 +26,11 @@ from capsync.server.health import SERVING, HealthServicer, health_service
 from capsync.server.service import DataSyncServicer
 from capsync.server.stores.base import Store
 from capsync.server.stores.local import LocalStore
+
+if TYPE_CHECKING:
+    from capsync.query import DataQuery
+    from capsync.query.retention import RetentionBook, RetentionRules
+    from capsync.server.maintenance import Maintenance
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_GRACE_S = 10.0
@@ -91,6 +96,9 @@ class IngestServer:
         blobs: Any = None,
         max_workers: int = DEFAULT_MAX_WORKERS,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        retention: RetentionRules | None = None,
+        compact_interval_s: float = 10.0,
+        retention_interval_s: float = 3600.0,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host, self._requested_port = parse_listen(listen)
@@ -104,6 +112,12 @@ class IngestServer:
         self._server: grpc.Server | None = None
         self._health: HealthServicer | None = None
         self._servicer: DataSyncServicer | None = None
+        self._query: DataQuery | None = None
+        self._retention = retention
+        self._compact_interval_s = compact_interval_s
+        self._retention_interval_s = retention_interval_s
+        self._maintenance: Maintenance | None = None
+        self._book: RetentionBook | None = None
         self._port: int | None = None
 
     @property
@@ -124,11 +138,18 @@ class IngestServer:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self._store is None:
             self._store = LocalStore(self.data_dir)
+        from capsync.query.retention import RetentionBook, RetentionRules
+        from capsync.server.maintenance import RetentionHeaderInterceptor
+
+        self._book = RetentionBook(self.data_dir)
         server = grpc.server(
             futures.ThreadPoolExecutor(
                 max_workers=self._max_workers, thread_name_prefix="capsync-ingest"
             ),
-            interceptors=[ApiKeyInterceptor(self._keys)],
+            interceptors=[
+                RetentionHeaderInterceptor(self._book, self._keys),
+                ApiKeyInterceptor(self._keys),
+            ],
             options=[
                 ("grpc.max_receive_message_length", self._max_message_bytes),
                 ("grpc.so_reuseport", 0),  # a second server on a taken port must fail
@@ -137,6 +158,23 @@ class IngestServer:
         blobs = self._blobs if self._blobs is not None else BlobStore(self.data_dir)
         self._servicer = DataSyncServicer(self._store, blobs)
         add_datasync_service(server, self._servicer)
+        # Viam's data query API on the same port, behind the same API keys.
+        from capsync.server.data_service import data_service_handler
+        from capsync.server.data_sources import query_for_store
+        from capsync.server.dataset_service import dataset_service_handler
+        from capsync.server.maintenance import Maintenance
+
+        self._query = query_for_store(self._store, self.data_dir)
+        server.add_generic_rpc_handlers(
+            (data_service_handler(self._query), dataset_service_handler(self._query))
+        )
+        self._maintenance = Maintenance(
+            self._query,
+            self._book,
+            self._retention or RetentionRules(),
+            compact_interval_s=self._compact_interval_s,
+            retention_interval_s=self._retention_interval_s,
+        )
         self._health = HealthServicer()
         rpc.add_service(server, health_service(), self._health)
         address = f"{self.host}:{self._requested_port}"
@@ -159,6 +197,7 @@ class IngestServer:
             self._health.set(service, SERVING)
         server.start()
         self._server = server
+        self._maintenance.start()
         log.info("listening on %s:%d (%s)", self.host, port, "TLS" if self._tls else "plaintext")
 
     def stop(self, grace: float | None = DEFAULT_GRACE_S) -> None:
@@ -182,6 +221,15 @@ class IngestServer:
         log.info("stopped")
 
     def _close_owned_store(self) -> None:
+        if self._maintenance is not None:
+            self._maintenance.stop()
+            self._maintenance = None
+        if self._book is not None:
+            self._book.close()
+            self._book = None
+        if self._query is not None:
+            self._query.close()
+            self._query = None
         if self._owns_store and self._store is not None:
             self._store.close()
             self._store = None

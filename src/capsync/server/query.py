@@ -29,6 +29,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import decimal
+import heapq
 import json
 import logging
 import os
@@ -202,12 +203,36 @@ def iter_records(
     mongo_uri: str | None = None,
     mongo_database: str = DEFAULT_MONGO_DATABASE,
 ) -> Iterator[Record]:
-    """The stored records that match, oldest first."""
+    """The stored records that match, oldest first (read through the query layer,
+    :class:`capsync.query.DataQuery`, like the gRPC data API)."""
+    from capsync.query import DataFilter, DataQuery
+    from capsync.server.store_source import StoreSource
+
+    f = item_filter or ItemFilter()
+    wanted_tags = set(f.tags)
+    data_filter = DataFilter(
+        part_id=f.part_id,
+        component_name=f.component,
+        component_type=f.component_type,
+        method_name=f.method,
+        tags=f.tags[:1],  # any-of one tag; all of them are checked below
+        start_ns=f.since_ns,
+        end_ns=f.until_ns,
+    )
     store = open_store(data_dir, mongo_uri, mongo_database=mongo_database)
-    try:
-        yield from store.query(item_filter)
-    finally:
-        store.close()
+    source = StoreSource(store, owns_store=True)
+    with DataQuery(source, data_dir, owns_source=True) as query:
+        streams: list[Iterator[Record]] = []
+        if f.kind in (None, "tabular"):
+            streams.append(query.iter_tabular(data_filter))
+        if f.kind != "tabular":
+            blobs = [b for b in query.iter_blobs(data_filter) if f.kind in (None, b.kind)]
+            blobs.sort(key=lambda r: (r.time_requested_ns, r.kind, r.id))
+            streams.append(iter(blobs))
+        merged = heapq.merge(*streams, key=lambda r: (r.time_requested_ns, r.kind, r.id))
+        for record in merged:
+            if wanted_tags <= set(record.tags):
+                yield record
 
 
 def list_items(

@@ -112,7 +112,8 @@ class SyncControl:
                 error = "sync is not configured: the config has neither a sync nor a cloud section"
             else:
                 try:
-                    key = (resolve_target(config), SyncSettings.from_config(self._settings()))
+                    sync_settings = SyncSettings.from_config(self._settings(), config)
+                    key = (resolve_target(config), sync_settings)
                 except SyncConfigError as exc:
                     error = f"sync is not running: {exc}"
             if key is not None and key == self._key:

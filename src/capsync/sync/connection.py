@@ -9,8 +9,9 @@ cloud's credentials. TLS is used unless ``sync.insecure`` is true.
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ import grpc
 from capsync.config import MachineConfig
 from capsync.config.model import DEFAULT_MAX_BACKOFF_S
 from capsync.proto import data_sync_pb2, rpc
+from capsync.retention import RETENTION_HEADER, Retention, encode_header
 from capsync.sync.errors import SyncConfigError
 
 DEFAULT_TLS_PORT = 443
@@ -171,11 +173,26 @@ class UploadClient:
         target: SyncTarget,
         *,
         rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S,
+        retention: Mapping[tuple[str, str, str], Retention] | None = None,
     ) -> None:
         self.part_id = target.part_id
         self._stub = rpc.data_sync_stub(channel, raw=("DataCaptureUpload",))
-        self._metadata = target.metadata
+        self._metadata: tuple[tuple[str, str | bytes], ...] = target.metadata
         self._rpc_timeout_s = rpc_timeout_s
+        self._retention = dict(retention or {})
+
+    def _call_metadata(self, upload_metadata: Any) -> tuple[tuple[str, str | bytes], ...]:
+        """The API key, plus the retention header when the upload's source has a policy
+        (capsync's server applies it; a Viam server ignores the header)."""
+        if not self._retention or upload_metadata is None:
+            return self._metadata
+        key = (upload_metadata.component_type, upload_metadata.component_name,
+               upload_metadata.method_name)  # fmt: skip
+        policy = self._retention.get(key)
+        if policy is None:
+            return self._metadata
+        header = encode_header((upload_metadata.part_id, *key), policy)
+        return (*self._metadata, (RETENTION_HEADER, header))
 
     def timeout_s(self, nbytes: int) -> float:
         return self._rpc_timeout_s + nbytes / MIN_UPLOAD_RATE_BYTES_PER_S
@@ -187,14 +204,22 @@ class UploadClient:
     def data_capture_upload_future(self, request: Any) -> _UploadFuture:
         """Start one upload; ``.result()`` waits for the response message (or raises)."""
         body = request if isinstance(request, bytes | bytearray) else request.SerializeToString()
+        upload_metadata = _leading_metadata(body) if self._retention else None
         future = self._stub.DataCaptureUpload.future(
-            body, metadata=self._metadata, timeout=self.timeout_s(len(body))
+            body, metadata=self._call_metadata(upload_metadata), timeout=self.timeout_s(len(body))
         )
         return _UploadFuture(future)
 
     def streaming_data_capture_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
+        metadata = self._metadata
+        if self._retention:
+            first = next(packets, None)
+            if first is not None:
+                if first.WhichOneof("upload_packet") == "metadata":
+                    metadata = self._call_metadata(first.metadata.upload_metadata)
+                packets = itertools.chain([first], packets)
         return self._stub.StreamingDataCaptureUpload(
-            packets, metadata=self._metadata, timeout=self.timeout_s(nbytes)
+            packets, metadata=metadata, timeout=self.timeout_s(nbytes)
         )
 
     def file_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
@@ -214,3 +239,24 @@ class _UploadFuture:
 
     def cancel(self) -> None:
         self._future.cancel()
+
+
+def _leading_metadata(body: bytes | bytearray) -> Any:
+    """The ``UploadMetadata`` of a DataCaptureUpload body when it comes first (as capsync
+    writes bodies), else None; only that field is parsed, never the readings."""
+    if not body or body[0] != 0x0A:
+        return None
+    length, shift, at = 0, 0, 1
+    while at < len(body):
+        byte = body[at]
+        at += 1
+        length |= (byte & 0x7F) << shift
+        shift += 7
+        if not byte & 0x80:
+            break
+    else:
+        return None
+    try:
+        return data_sync_pb2.UploadMetadata.FromString(bytes(body[at : at + length]))
+    except Exception:  # a body the server will refuse anyway: send no header
+        return None

@@ -16,6 +16,7 @@ retrying after ``retry_for_s``; what is left is tried again by a later pass.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import logging
 import os
@@ -31,7 +32,8 @@ import grpc
 
 from capsync._log import RateLimitedLog
 from capsync.capture.reader import CaptureFileError
-from capsync.config import DataManagerConfig
+from capsync.config import DataManagerConfig, MachineConfig
+from capsync.retention import Retention
 from capsync.sync import files
 from capsync.sync.connection import DEFAULT_RPC_TIMEOUT_S, SyncTarget, UploadClient, open_channel
 from capsync.sync.errors import (
@@ -66,16 +68,37 @@ class SyncSettings:
     additional_sync_paths: tuple[str, ...] = ()
     file_last_modified_s: float = 10.0
     max_workers: int = 1
+    # (component type, component name, method) -> the capture method's retention_policy,
+    # announced to capsync's server with each upload (see capsync.retention).
+    retention: tuple[tuple[tuple[str, str, str], Retention], ...] = ()
 
     @classmethod
-    def from_config(cls, config: DataManagerConfig) -> SyncSettings:
+    def from_config(
+        cls, config: DataManagerConfig, machine: MachineConfig | None = None
+    ) -> SyncSettings:
         return cls(
             capture_dir=config.capture_dir,
             tags=config.tags,
             additional_sync_paths=config.additional_sync_paths,
             file_last_modified_s=config.file_last_modified_s,
             max_workers=max(1, config.maximum_num_sync_threads),
+            retention=retention_policies(machine) if machine is not None else (),
         )
+
+
+def retention_policies(
+    machine: MachineConfig,
+) -> tuple[tuple[tuple[str, str, str], Retention], ...]:
+    """The capture methods' retention policies, keyed as capture files name their source."""
+    found: dict[tuple[str, str, str], Retention] = {}
+    for target in machine.capture_targets():
+        policy = target.method.retention_policy
+        if policy is None:
+            continue
+        retention = Retention.from_document(dataclasses.asdict(policy))
+        if not retention.empty:
+            found[(target.api, target.resource_name, target.method.method)] = retention
+    return tuple(sorted(found.items()))
 
 
 @dataclass(frozen=True)
@@ -200,7 +223,9 @@ class Syncer:
         self.retry_for_s = retry_for_s
         self.first_backoff_s = first_backoff_s
         self._channel = open_channel(target)
-        self._client = UploadClient(self._channel, target, rpc_timeout_s=rpc_timeout_s)
+        self._client = UploadClient(
+            self._channel, target, rpc_timeout_s=rpc_timeout_s, retention=dict(settings.retention)
+        )
         self._stop = threading.Event()
         self._gate = Gate(target.max_backoff_s)
         self._lock = threading.Lock()

@@ -1,0 +1,157 @@
+"""Data API benchmark: paging TabularDataByFilter, and a SQL aggregate vs DuckDB on Parquet.
+
+    python benchmarks/data_api.py [--readings 10000000] [--quick]
+
+Stores ``--readings`` 6-float readings (``{"readings": {"a".."f"}}``, one
+component, one per millisecond) straight into the embedded store (compacting
+them into Parquet when the store offers a change feed), starts ``capsync serve``
+(in this process) on loopback and measures:
+
+* **filter paging**: viam-sdk's ``DataClient.tabular_data_by_filter`` over every
+  reading of the component, 10,000 per page, following ``last`` (readings/s),
+  and the time to the first page of 50;
+* **SQL aggregate**: ``SELECT component_name, avg(data.readings.a) ... GROUP BY``
+  through ``DataClient.tabular_data_by_sql``, against DuckDB running the same
+  query on one Parquet file of the same rows written by pyarrow (the baseline),
+  in the same run; the ratio is capsync's time over DuckDB's.
+
+``--quick`` uses 200,000 readings (seconds, for CI). Timings are the best of
+``--repeat`` runs. Nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+from grpclib.client import Channel
+from viam.app.data_client import DataClient
+from viam.utils import create_filter
+
+from capsync.query import DataFilter
+from capsync.query.table import readings_table
+from capsync.server import ApiKey, ApiKeys, IngestServer
+from capsync.server.data_sources import open_data_query
+from capsync.server.store import TabularRecord
+from capsync.server.stores.local import LocalStore
+
+T0_NS = 1_764_460_800_000_000_000
+FIELDS = "abcdef"
+QUERY = (
+    "SELECT component_name, avg(data.readings.a) AS a, max(data.readings.f) AS f, "
+    "count(*) AS n FROM readings GROUP BY component_name"
+)
+
+
+def fill(data_dir: Path, readings: int, batch: int = 50_000) -> None:
+    store = LocalStore(data_dir)
+    try:
+        for start in range(0, readings, batch):
+            store.record_tabular([
+                TabularRecord(
+                    id=f"{i:012d}", upload_id="bench", part_id="bench-part",
+                    component_type="rdk:component:sensor", component_name="imu",
+                    method_name="Readings", tags=(), time_requested_ns=T0_NS + i * 1_000_000,
+                    time_received_ns=T0_NS + i * 1_000_000 + 1000, mime_type="",
+                    data={"readings": {k: i * 0.001 + n for n, k in enumerate(FIELDS)}},
+                )
+                for i in range(start, min(start + batch, readings))
+            ])  # fmt: skip
+    finally:
+        store.close()
+
+
+def best(repeat: int, action: object) -> float:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        action()  # type: ignore[operator]
+        times.append(time.perf_counter() - began)
+    return min(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--readings", type=int, default=10_000_000)
+    parser.add_argument("--quick", action="store_true", help="200,000 readings")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    readings = 200_000 if args.quick else args.readings
+    data_dir = Path(tempfile.mkdtemp(prefix="capsync-bench-data-api-"))
+    began = time.perf_counter()
+    fill(data_dir, readings)
+    baseline_file = data_dir / "baseline.parquet"
+    with open_data_query(data_dir) as query:
+        if query.columnar is not None:  # a store with a change feed: SQL reads Parquet
+            query.columnar.compact()
+        pq.write_table(readings_table(query.iter_tabular(DataFilter())), baseline_file)
+    print(f"stored {readings:,} readings in {time.perf_counter() - began:.1f} s")
+
+    keys = ApiKeys([ApiKey("bench", "bench-secret")])
+    with IngestServer(data_dir, keys, listen="127.0.0.1:0", compact_interval_s=3600) as server:
+
+        async def page_all() -> int:
+            channel = Channel("127.0.0.1", server.port)
+            client = DataClient(channel, {"key_id": "bench", "key": "bench-secret"})
+            seen, last = 0, ""
+            f = create_filter(component_name="imu")
+            while True:
+                data, _, last = await client.tabular_data_by_filter(f, 10_000, last=last)
+                if not data:
+                    break
+                seen += len(data)
+            channel.close()
+            return seen
+
+        async def first_page() -> None:
+            channel = Channel("127.0.0.1", server.port)
+            client = DataClient(channel, {"key_id": "bench", "key": "bench-secret"})
+            await client.tabular_data_by_filter(create_filter(component_name="imu"))
+            channel.close()
+
+        async def sql() -> list[dict[str, object]]:
+            channel = Channel("127.0.0.1", server.port)
+            client = DataClient(channel, {"key_id": "bench", "key": "bench-secret"})
+            rows = await client.tabular_data_by_sql("org", QUERY)
+            channel.close()
+            return rows
+
+        assert asyncio.run(page_all()) == readings
+        paging_s = best(1, lambda: asyncio.run(page_all()))
+        first_s = best(args.repeat, lambda: asyncio.run(first_page()))
+        capsync_rows = asyncio.run(sql())
+        sql_s = best(args.repeat, lambda: asyncio.run(sql()))
+
+    def duckdb_baseline() -> list[tuple[object, ...]]:
+        con = duckdb.connect()
+        try:
+            return con.execute(
+                QUERY.replace("FROM readings", f"FROM read_parquet('{baseline_file}')")
+            ).fetchall()
+        finally:
+            con.close()
+
+    baseline_rows = duckdb_baseline()
+    duck_s = best(args.repeat, duckdb_baseline)
+    assert capsync_rows[0]["n"] == baseline_rows[0][3] == readings
+    print()
+    print(f"| {readings:,} readings | value |")
+    print("|---|---|")
+    print(
+        f"| TabularDataByFilter paging (10,000 per page) | {readings / paging_s:,.0f} readings/s |"
+    )
+    print(f"| first page (50) | {first_s * 1000:.1f} ms |")
+    print(f"| SQL aggregate via TabularDataBySQL | {sql_s * 1000:.1f} ms |")
+    print(f"| DuckDB on one Parquet file (baseline) | {duck_s * 1000:.1f} ms |")
+    print(f"| ratio capsync / DuckDB | {sql_s / duck_s:.2f}x |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Columnar copies of the tabular readings, for SQL: Parquet files written by a compactor.
+
+Layout under ``<data_dir>/capsync-query/parquet/``: one folder per source and
+UTC day, ``<part>/<component_type>/<component_name>/<method>/<YYYY-MM-DD>/``
+(each segment percent-encoded), holding ``<mark>.parquet`` files, and
+``state.json`` with the compaction mark. Each compaction pass asks the store
+for the readings stored after the mark (:meth:`DataSource.changes_since`),
+writes them as one file per source and day named after the new mark (so a pass
+interrupted before it saved the mark rewrites the same files), then saves the
+mark. A query reads the files named at or below the mark it read first, plus
+the tail (readings after that mark, straight from the store), so it sees
+everything the server acknowledged, exactly once.
+
+Deletes and retention are applied to both the store and these files: a whole
+day's folder goes at once; a day cut in two is rewritten without the older rows.
+One process compacts a data dir at a time (an ``flock`` on ``state.json.lock``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import shutil
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import quote, unquote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from capsync.query.catalog import META_DIR
+from capsync.query.filters import DataFilter
+from capsync.query.source import DataSource
+from capsync.query.table import readings_table
+
+if TYPE_CHECKING:
+    from capsync.server.store import TabularRecord
+
+log = logging.getLogger(__name__)
+
+PARQUET_DIR = "parquet"
+STATE_FILE = "state.json"
+ID_COLUMN = "_capsync_id"  # the reading's id: kept in the files, hidden from SQL
+DEFAULT_BATCH = 100_000
+_DAY_NS = 86_400 * 1_000_000_000
+
+SourceKey = tuple[str, str, str, str]  # part, component type, component name, method
+
+
+def _day(ns: int) -> str:
+    return (dt.datetime(1970, 1, 1) + dt.timedelta(days=ns // _DAY_NS)).strftime("%Y-%m-%d")
+
+
+def day_start_ns(day: str) -> int:
+    moment = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+    return int(moment.timestamp()) * 1_000_000_000
+
+
+def _segment(text: str) -> str:
+    return quote(text, safe="") or "%00"  # never an empty folder name
+
+
+def _unsegment(text: str) -> str:
+    return "" if text == "%00" else unquote(text)
+
+
+class ColumnarStore:
+    """The Parquet copies of one data dir's readings (see the module docstring)."""
+
+    def __init__(self, data_dir: str | os.PathLike[str], source: DataSource) -> None:
+        self.root = Path(data_dir) / META_DIR / PARQUET_DIR
+        self.source = source
+        self._lock = threading.RLock()
+
+    # --- state -----------------------------------------------------------------------------
+
+    def mark(self) -> int:
+        """The store's change mark up to which readings are in files (0: none)."""
+        try:
+            return int(json.loads((self.root / STATE_FILE).read_text())["mark"])
+        except (FileNotFoundError, KeyError, ValueError):
+            return 0
+
+    def _save_mark(self, mark: int) -> None:
+        temporary = self.root / (STATE_FILE + ".tmp")
+        with open(temporary, "w") as out:
+            json.dump({"mark": mark}, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, self.root / STATE_FILE)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold off compaction (in this process and others) while the store changes."""
+        with self._lock:
+            self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+            with open(self.root / (STATE_FILE + ".lock"), "a") as handle:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    # --- compaction ------------------------------------------------------------------------
+
+    def compact(self, batch: int = DEFAULT_BATCH) -> int:
+        """Move every reading stored after the mark into files; return how many."""
+        if not self.source.supports_changes:
+            return 0
+        moved = 0
+        with self.exclusive():
+            mark = self.mark()
+            while True:
+                records, new_mark = self.source.changes_since(mark, batch)
+                if not records:
+                    break
+                self._write(records, new_mark)
+                self._save_mark(new_mark)
+                mark = new_mark
+                moved += len(records)
+        if moved:
+            log.debug("compacted %d readings into Parquet (mark %d)", moved, mark)
+        return moved
+
+    def _write(self, records: list[TabularRecord], mark: int) -> None:
+        groups: dict[tuple[SourceKey, str], list[TabularRecord]] = defaultdict(list)
+        for r in records:
+            key = (r.part_id, r.component_type, r.component_name, r.method_name)
+            groups[(key, _day(r.time_requested_ns))].append(r)
+        for (key, day), members in groups.items():
+            table = readings_table(members).append_column(
+                ID_COLUMN, pa.array([r.id for r in members], pa.string())
+            )
+            folder = self.root.joinpath(*(_segment(part) for part in key), day)
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self._replace(folder / f"{mark}.parquet", table)
+
+    @staticmethod
+    def _replace(path: Path, table: pa.Table) -> None:
+        temporary = path.with_suffix(".tmp")
+        pq.write_table(table, temporary, compression="zstd")
+        os.replace(temporary, path)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def snapshot(self) -> tuple[list[Path], int]:
+        """The files to read and the mark whose tail completes them."""
+        mark = self.mark()
+        files = [p for p in self.root.glob("*/*/*/*/*/*.parquet") if int(p.stem) <= mark]
+        return sorted(files), mark
+
+    def tail(self, mark: int, batch: int = DEFAULT_BATCH) -> Iterator[TabularRecord]:
+        """The readings stored after ``mark``."""
+        while True:
+            records, mark = self.source.changes_since(mark, batch)
+            if not records:
+                return
+            yield from records
+
+    # --- deletes ---------------------------------------------------------------------------
+
+    def _day_folders(self) -> Iterator[tuple[SourceKey, str, Path]]:
+        for folder in self.root.glob("*/*/*/*/*"):
+            if folder.is_dir():
+                part, ctype, name, method, day = folder.relative_to(self.root).parts
+                key = (_unsegment(part), _unsegment(ctype), _unsegment(name), _unsegment(method))
+                yield key, day, folder
+
+    def delete_before(self, before_ns: int | None, data_filter: DataFilter | None = None) -> None:
+        """Remove readings requested before ``before_ns`` (None: all) of the sources the
+        filter's part, component type, name and method match (None: all sources).
+
+        Call it inside :meth:`exclusive`, together with the store's delete."""
+        f = data_filter or DataFilter()
+        wanted = (f.part_id, f.component_type, f.component_name, f.method_name)
+        for key, day, folder in list(self._day_folders()):
+            if any(w is not None and w != k for w, k in zip(wanted, key, strict=True)):
+                continue
+            start = day_start_ns(day)
+            if before_ns is None or start + _DAY_NS <= before_ns:
+                shutil.rmtree(folder)
+            elif start < before_ns:
+                cutoff = pa.scalar(before_ns // 1000, pa.timestamp("us"))
+                for path in folder.glob("*.parquet"):
+                    table = pq.read_table(path)
+                    kept = table.filter(pc.greater_equal(table["time_requested"], cutoff))
+                    if kept.num_rows == 0:
+                        path.unlink()
+                    elif kept.num_rows < table.num_rows:
+                        self._replace(path, kept)
+
+    def source_sizes(self) -> dict[SourceKey, list[tuple[str, int]]]:
+        """Per source, its days (oldest first) with their bytes on disk."""
+        sizes: dict[SourceKey, list[tuple[str, int]]] = defaultdict(list)
+        for key, day, folder in self._day_folders():
+            sizes[key].append((day, sum(p.stat().st_size for p in folder.glob("*.parquet"))))
+        return {key: sorted(days) for key, days in sizes.items()}
