@@ -21,11 +21,12 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import TextIO
+from typing import Protocol, TextIO
 
 import grpc
 
@@ -59,6 +60,7 @@ __all__ = [
     "ApiKeys",
     "ApiKeysError",
     "BlobRecord",
+    "Companion",
     "IngestServer",
     "ItemFilter",
     "SqliteStore",
@@ -151,6 +153,21 @@ class IngestServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def api_keys(self) -> ApiKeys:
+        return self._keys
+
+    @property
+    def tls(self) -> TlsConfig | None:
+        return self._tls
+
+    @property
+    def store(self) -> Store:
+        """The store uploads go to (open from :meth:`start` on)."""
+        if self._store is None:
+            raise RuntimeError("the server is not started")
+        return self._store
+
     def start(self) -> None:
         """Open the store, bind and start serving; raises :class:`OSError` if it cannot bind."""
         if self._server is not None:
@@ -238,6 +255,15 @@ class IngestServer:
         self.stop()
 
 
+class Companion(Protocol):
+    """Something that runs beside the ingest server in ``serve`` (such as the data page)."""
+
+    def start(self) -> str:
+        """Start; return a line for the console (such as the address)."""
+
+    def stop(self) -> None: ...
+
+
 def serve(
     data_dir: str | os.PathLike[str],
     *,
@@ -248,8 +274,13 @@ def serve(
     out: TextIO | None = None,
     mongo_uri: str | None = None,
     mongo_database: str = DEFAULT_MONGO_DATABASE,
+    companions: Sequence[Callable[[IngestServer], Companion]] = (),
 ) -> int:
     """Run the server until SIGTERM or SIGINT, then stop gracefully; returns 0.
+
+    Each of ``companions`` is called with the started server and the companion it
+    returns is started (its line printed as ``capsync serve: <line>``) and stopped
+    before the server.
 
     Prints ``capsync serve: listening on HOST:PORT`` to ``out`` (stdout) once
     bound. Without ``api_keys_file``, keys come from ``<data_dir>/api-keys.json``,
@@ -277,14 +308,25 @@ def serve(
         stop_requested.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    running: list[Companion] = []
     try:
         server.start()
+        for make in companions:
+            companion = make(server)
+            line = companion.start()
+            running.append(companion)
+            print(f"capsync serve: {line}", file=out, flush=True)
         print(f"capsync serve: listening on {server.address}", file=out, flush=True)
         while not stop_requested.wait(0.5):
             pass
         log.info("stopping: finishing calls in flight (up to %.0f s)", grace)
+        for companion in reversed(running):
+            companion.stop()
+        running.clear()
         server.stop(grace)
     finally:
+        for companion in reversed(running):
+            companion.stop()
         server.stop(0)
         if store is not None:
             store.close()
