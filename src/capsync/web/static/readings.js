@@ -102,19 +102,22 @@ export class Readings {
       this.status.textContent = "No readings yet.";
       return;
     }
+    // The newest refresh wins: an older one still waiting for the server drops its answers.
+    const generation = (this.generation = (this.generation || 0) + 1);
     this.busy = true;
     try {
-      await this.loadLatest();
-      await this.loadSeries();
+      await this.loadLatest(generation);
+      if (generation === this.generation) await this.loadSeries(generation);
     } catch (error) {
       this.status.textContent = error.message;
     } finally {
-      this.busy = false;
+      if (generation === this.generation) this.busy = false;
     }
   }
 
-  async loadLatest() {
+  async loadLatest(generation) {
     const latest = await getJSON("/api/readings/latest", { ...this.source(), limit: 20 });
+    if (generation !== this.generation) return;
     fillSelect(this.field("field"), latest.fields.map((f) => [f, f]));
     const rows = latest.rows.map((r) => ({ time: r.time_requested, values: flatten(r.data) }));
     const columns = unique(rows.flatMap((r) => Object.keys(r.values))).slice(0, MAX_COLUMNS);
@@ -149,7 +152,7 @@ export class Readings {
     return { width: Math.max(300, this.plotBox.clientWidth - 16), height: PLOT_HEIGHT };
   }
 
-  async loadSeries() {
+  async loadSeries(generation) {
     const field = this.field("field").value;
     if (!field) {
       this.plot?.destroy();
@@ -165,6 +168,7 @@ export class Readings {
       field,
       buckets: Math.round(size.width),
     });
+    if (generation !== this.generation) return;
     const data = [series.t, series.y];
     if (this.plot && this.plotField === field) {
       this.plot.setData(data);
@@ -182,6 +186,7 @@ export class Readings {
         this.plotBox,
       );
     }
+    this.plotBox.dataset.field = field;
     this.plotBox.dataset.points = String(series.t.length);
     this.plotBox.dataset.total = String(series.total);
     const how = series.downsampled ? " (the lowest and highest value of each pixel column)" : "";

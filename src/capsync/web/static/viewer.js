@@ -41,6 +41,9 @@ export class Viewer {
       this.saveDraft();
     });
     dialog.querySelector("#box-cancel").addEventListener("click", () => this.cancelDraft());
+    // Fit the image to the room there is, scaling small ones up (the boxes scale with it).
+    this.img.addEventListener("load", () => this.fit());
+    window.addEventListener("resize", () => this.dialog.open && this.fit());
     this.overlay.addEventListener("pointerdown", (event) => this.startDraw(event));
     this.overlay.addEventListener("pointermove", (event) => this.moveDraw(event));
     this.overlay.addEventListener("pointerup", (event) => this.endDraw(event));
@@ -54,6 +57,14 @@ export class Viewer {
     this.img.src = item.is_image ? `/api/binaries/${id}/content` : "";
     this.render();
     if (!this.dialog.open) this.dialog.showModal();
+  }
+
+  fit() {
+    const { naturalWidth: w, naturalHeight: h } = this.img;
+    if (!w || !h) return;
+    const scale = Math.min((window.innerWidth * 0.96 - 360) / w, (window.innerHeight * 0.9) / h);
+    this.img.style.width = `${Math.max(1, Math.round(w * scale))}px`;
+    this.img.style.height = `${Math.max(1, Math.round(h * scale))}px`;
   }
 
   async reload() {
