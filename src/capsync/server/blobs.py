@@ -26,7 +26,11 @@ EMPTY_SEGMENT = "_"
 MAX_SEGMENT_BYTES = 255
 MAX_EXTENSION_CHARS = 32
 # Names at the top of the data dir that a part folder must not take.
-RESERVED_NAMES = frozenset({"capsync.db", "capsync.db-wal", "capsync.db-shm", "api-keys.json"})
+RESERVED_NAMES = frozenset(
+    {"capsync.db", "capsync.db-wal", "capsync.db-shm", "api-keys.json"}
+    # the data page's thumbnails and (until the data API keeps them) its edits
+    | {".page-thumbnails", ".page-edits.db", ".page-edits.db-wal", ".page-edits.db-shm"}
+)
 _TEMP_PREFIX = ".upload-"
 
 

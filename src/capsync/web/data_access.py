@@ -156,10 +156,12 @@ class DataAccess:
         raise NotFound(f"no binary with id {binary_id!r}")
 
     def payload_path(self, binary: Binary) -> Path:
-        """Where the payload of ``binary`` is; never outside the data dir."""
+        """Where the payload of ``binary`` is: an existing file, never outside the data dir."""
         path = self.data_dir.joinpath(*binary.path.split("/")).resolve()
         if not path.is_relative_to(self.data_dir) or path == self.data_dir:
             raise NotFound(f"the payload of {binary.id} is not in the data folder")
+        if not path.is_file():
+            raise NotFound(f"the payload of {binary.id} is missing")
         return path
 
     def _change(self, binary_ids: Sequence[str], change: Any) -> int:
