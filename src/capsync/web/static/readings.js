@@ -130,7 +130,11 @@ export class Readings {
           element("td", {}, showTime(r.time)),
           columns.map((c) => {
             const v = r.values[c];
-            const text = v === undefined ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
+            const text =
+              v === undefined ? "" :
+              typeof v === "object" ? JSON.stringify(v) :
+              typeof v === "number" && !Number.isInteger(v) ? String(Number(v.toPrecision(7))) :
+              String(v);
             return element("td", { class: typeof v === "number" ? "num" : "" }, text);
           }),
         ),
