@@ -21,13 +21,13 @@ from page_fixtures import (
     start_page_server,
     write_and_sync,
 )
+from playwright.sync_api import Browser, Page, sync_playwright
 from server_fixtures import KEY, KEY_ID, run_capsync, write_keys
 from sync_helpers import BASE_NS
 
 import capsync
 from capsync.server.sqlite_store import SqliteStore
 from capsync.web.data_access import BinaryFilter, DataAccess
-from playwright.sync_api import Browser, Page, sync_playwright
 
 pytestmark = pytest.mark.wire_independent
 
@@ -84,8 +84,7 @@ def page(browser: Browser, served: PageProcess) -> Iterator[Page]:
         tab.fill("#key_id", KEY_ID)
         tab.fill("#key", KEY)
         tab.click("button[type=submit]")
-        tab.wait_for_function(
-        "() => document.querySelector('#count')?.textContent !== '…'")
+        tab.wait_for_function("() => document.querySelector('#count')?.textContent !== '…'")
         yield tab
     finally:
         context.close()
@@ -131,9 +130,7 @@ def test_gallery_shows_every_uploaded_image_newest_first(page: Page) -> None:
         "() => [...document.querySelectorAll('#grid img.thumb')]"
         ".every(i => i.complete && i.naturalWidth > 0 && i.naturalWidth <= 256)"
     )
-    times = page.eval_on_selector_all(
-        "#grid .tile", "tiles => tiles.map(t => t.dataset.id)"
-    )
+    times = page.eval_on_selector_all("#grid .tile", "tiles => tiles.map(t => t.dataset.id)")
     assert len(set(times)) == ALL_IMAGES
     shot(page, "gallery")
 
@@ -161,14 +158,13 @@ def test_a_component_filter_and_counts(page: Page) -> None:
     assert f"cam-front ({FRONT_IMAGES})" in options
 
 
-def test_drawing_a_box_stores_it_and_deleting_removes_it(
-    page: Page, served: PageProcess
-) -> None:
+def test_drawing_a_box_stores_it_and_deleting_removes_it(page: Page, served: PageProcess) -> None:
     wait_count(page, ALL_IMAGES)
     binary_id = page.get_attribute("#grid .tile:nth-child(2)", "data-id")
     page.click("#grid .tile:nth-child(2) img.thumb")
     page.wait_for_function(
-        "() => document.querySelector('#viewer').open && document.querySelector('#viewer-img').complete"
+        "() => document.querySelector('#viewer').open"
+        " && document.querySelector('#viewer-img').complete"
         " && document.querySelector('#viewer-img').naturalWidth > 0"
     )
     area = page.locator("#overlay").bounding_box()
@@ -261,7 +257,9 @@ def _open_readings(page: Page, component: str, field: str) -> None:
     page.click("button[data-tab=readings]")
     page.wait_for_selector("#reading-source select[name=component] option", state="attached")
     page.select_option("#reading-source select[name=component]", component)
-    page.wait_for_selector(f"#reading-source select[name=field] option[value='{field}']", state="attached")
+    page.wait_for_selector(
+        f"#reading-source select[name=field] option[value='{field}']", state="attached"
+    )
     page.select_option("#reading-source select[name=field]", field)
 
 
@@ -303,8 +301,7 @@ def test_the_plot_updates_live_while_data_arrives(
     page: Page, served: PageProcess, tmp_path: Path
 ) -> None:
     _open_readings(page, "heartbeat", "readings.beat")
-    page.wait_for_function(
-        "() => document.querySelector('#plot').dataset.points === '10'")
+    page.wait_for_function("() => document.querySelector('#plot').dataset.points === '10'")
     capture_dir = tmp_path / "more"
     stream = capsync.open_stream(
         capture_dir,
@@ -323,5 +320,4 @@ def test_the_plot_updates_live_while_data_arrives(
     result = run_capsync("sync", str(config), "--quiet")
     assert result.returncode == 0, result.stderr
     # No reload: the page polls while "live" is on.
-    page.wait_for_function(
-        "() => document.querySelector('#plot').dataset.points === '25'")
+    page.wait_for_function("() => document.querySelector('#plot').dataset.points === '25'")

@@ -68,7 +68,9 @@ def test_bad_bucket_counts_are_refused() -> None:
 # --- data access -------------------------------------------------------------------------
 
 
-def blob(index: int, tags: tuple[str, ...] = (), component: str = "cam", **extra: object) -> BlobRecord:
+def blob(
+    index: int, tags: tuple[str, ...] = (), component: str = "cam", **extra: object
+) -> BlobRecord:
     fields: dict[str, object] = {
         "id": f"{index:064x}",
         "upload_id": "u",

@@ -247,7 +247,9 @@ def test_listing_pages_newest_first_with_counts(session: httpx.Client) -> None:
     assert len(items) == FRONT_IMAGES
     times = [i["time_requested"] for i in items]
     assert times == sorted(times, reverse=True)
-    sources = {(s["component_name"], s["kind"]): s["count"] for s in session.get("/api/sources").json()}
+    sources = {
+        (s["component_name"], s["kind"]): s["count"] for s in session.get("/api/sources").json()
+    }
     assert sources[("cam-front", "binary")] == FRONT_IMAGES
     assert sources[("vibration", "tabular")] == VIBRATION_READINGS
 

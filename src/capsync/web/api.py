@@ -240,9 +240,7 @@ def routes(data: DataAccess, thumbnails: ThumbnailCache) -> list[Route]:
             _number(body, f"{axis}_{end}_normalized")
             for end, axis in (("min", "x"), ("min", "y"), ("max", "x"), ("max", "y"))
         ]
-        box_id = await blocking(
-            data.add_box, request.path_params["binary_id"], label, *corners
-        )
+        box_id = await blocking(data.add_box, request.path_params["binary_id"], label, *corners)
         return JSONResponse({"id": box_id}, status_code=201)
 
     async def remove_box(request: Request) -> Response:

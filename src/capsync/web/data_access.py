@@ -17,6 +17,7 @@ in Viam's data API. Boxes use Viam's ``BoundingBox`` fields (``id``,
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 import uuid
@@ -104,7 +105,7 @@ class Reading:
 class DataAccess:
     """The page's view of one server's data (``store`` plus the payloads in ``data_dir``)."""
 
-    def __init__(self, store: Store, data_dir: str | Path) -> None:
+    def __init__(self, store: Store, data_dir: str | os.PathLike[str]) -> None:
         self.data_dir = Path(data_dir).resolve()
         self._store = store
         self._edits = EditsTable(self.data_dir)

@@ -110,7 +110,9 @@ class EditsTable:
     def datasets(self) -> dict[str, str]:
         """Dataset id -> name, oldest first."""
         with self._lock:
-            rows = self._conn.execute("SELECT id, name FROM datasets ORDER BY created_ns").fetchall()
+            rows = self._conn.execute(
+                "SELECT id, name FROM datasets ORDER BY created_ns"
+            ).fetchall()
         return dict(rows)
 
     def close(self) -> None:
