@@ -5,6 +5,7 @@ What is uploaded (part ``part-sync-test``), all through ``capsync sync``:
 
 * ``cam-front`` ReadImage: ``FRONT_IMAGES`` JPEGs tagged ``red`` (the stream's tags);
 * ``cam-back`` ReadImage: ``BACK_IMAGES`` PNGs, no tags;
+* ``cam-burst`` ReadImage: ``BURST_IMAGES`` JPEGs, no tags, older than all the others;
 * ``thermo`` Readings: ``THERMO_READINGS`` readings ``{"temp": i * 0.5, "i": i, "room": "lab"}``;
 * ``vibration`` Readings: ``VIBRATION_READINGS`` readings ``{"g": wave with one spike, "i": i}``;
 * ``heartbeat`` Readings: ``HEARTBEAT_READINGS`` readings ``{"beat": i}``, one a second.
@@ -30,6 +31,8 @@ import capsync
 
 FRONT_IMAGES = 6
 BACK_IMAGES = 4
+BURST_IMAGES = 36  # with the others, more than one gallery page (PAGE_SIZE)
+PAGE_SIZE = 40  # the gallery's page size (gallery.js)
 THERMO_READINGS = 500
 VIBRATION_READINGS = 5000
 HEARTBEAT_READINGS = 10  # test_the_plot_updates_live adds more
@@ -118,6 +121,7 @@ def write_and_sync(capture_dir: Path, page: PageProcess, config_path: Path) -> N
     cameras = (
         ("cam-front", FRONT_IMAGES, "image/jpeg", "JPEG", ["red"], (200, 40, 40)),
         ("cam-back", BACK_IMAGES, "image/png", "PNG", [], (40, 90, 200)),
+        ("cam-burst", BURST_IMAGES, "image/jpeg", "JPEG", [], (40, 160, 60)),
     )
     for name, count, mime, fmt, tags, color in cameras:
         stream = capsync.open_stream(
@@ -130,7 +134,9 @@ def write_and_sync(capture_dir: Path, page: PageProcess, config_path: Path) -> N
         )
         with stream:
             for i in range(count):
-                ns = BASE_NS + (i + 1) * 60_000_000_000 + (0 if name == "cam-front" else 1)
+                # the burst is older than the other two, which interleave
+                offset_ns = {"cam-front": 0, "cam-back": 1, "cam-burst": -3_600_000_000_000}[name]
+                ns = BASE_NS + (i + 1) * 60_000_000_000 + offset_ns
                 stream.append_binary(image_bytes(i, color, fmt), ns, ns + 9)
     sensors = (
         ("thermo", THERMO_READINGS, lambda i: {"temp": i * 0.5, "i": i, "room": "lab"}),

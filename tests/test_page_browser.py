@@ -14,7 +14,9 @@ import pytest
 from page_fixtures import (
     ARTIFACTS,
     BACK_IMAGES,
+    BURST_IMAGES,
     FRONT_IMAGES,
+    PAGE_SIZE,
     THERMO_READINGS,
     VIBRATION_READINGS,
     PageProcess,
@@ -43,7 +45,7 @@ CHROMIUM_FLAGS = [
     "--no-first-run",
 ]
 WAIT_MS = 20_000
-ALL_IMAGES = FRONT_IMAGES + BACK_IMAGES
+ALL_IMAGES = FRONT_IMAGES + BACK_IMAGES + BURST_IMAGES
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +85,11 @@ def page(browser: Browser, served: PageProcess) -> Iterator[Page]:
         assert response.status == 401  # the login form
         tab.fill("#key_id", KEY_ID)
         tab.fill("#key", KEY)
-        tab.click("button[type=submit]")
-        tab.wait_for_function("() => document.querySelector('#count')?.textContent !== '…'")
+        with tab.expect_navigation(url=served.url):
+            tab.click("button[type=submit]")
+        tab.wait_for_function(
+            "() => /^[0-9]+$/.test(document.querySelector('#count')?.textContent ?? '')"
+        )
         yield tab
     finally:
         context.close()
@@ -101,9 +106,11 @@ def data_access(served: PageProcess) -> DataAccess:
 
 
 def wait_count(tab: Page, expected: int) -> None:
+    """The count says ``expected`` and the first page of tiles is in."""
+    tiles = min(expected, PAGE_SIZE)
     tab.wait_for_function(
         f"() => document.querySelector('#count').textContent === '{expected}' && "
-        f"document.querySelectorAll('#grid .tile').length === {expected}"
+        f"document.querySelectorAll('#grid .tile').length === {tiles}"
     )
 
 
@@ -124,15 +131,27 @@ def test_login_form_refuses_a_wrong_key(browser: Browser, served: PageProcess) -
         context.close()
 
 
-def test_gallery_shows_every_uploaded_image_newest_first(page: Page) -> None:
+def test_gallery_shows_every_image_newest_first_a_page_at_a_time(page: Page) -> None:
     wait_count(page, ALL_IMAGES)
+    page.wait_for_timeout(300)  # nothing more arrives while the end of the grid is out of view
+    assert page.locator("#grid .tile").count() == PAGE_SIZE
     page.wait_for_function(
-        "() => [...document.querySelectorAll('#grid img.thumb')]"
+        "() => [...document.querySelectorAll('#grid img.thumb')].slice(0, 12)"
         ".every(i => i.complete && i.naturalWidth > 0 && i.naturalWidth <= 256)"
     )
-    times = page.eval_on_selector_all("#grid .tile", "tiles => tiles.map(t => t.dataset.id)")
-    assert len(set(times)) == ALL_IMAGES
     shot(page, "gallery")
+    page.locator("#sentinel").scroll_into_view_if_needed()
+    page.wait_for_function(
+        f"() => document.querySelectorAll('#grid .tile').length === {ALL_IMAGES}"
+    )
+    shown = page.eval_on_selector_all(
+        "#grid .tile", "tiles => tiles.map(t => [t.dataset.id, t.dataset.time])"
+    )
+    assert len({binary_id for binary_id, _ in shown}) == ALL_IMAGES
+    times = [time for _, time in shown]
+    assert times == sorted(times, reverse=True)
+    captions = page.eval_on_selector_all("#grid .tile figcaption", "c => c.map(x => x.textContent)")
+    assert sum("cam-burst" in c for c in captions[-BURST_IMAGES:]) == BURST_IMAGES  # the oldest
 
 
 def test_a_tag_filter_narrows_the_gallery(page: Page) -> None:

@@ -65,11 +65,12 @@ export class Gallery {
     this.$("#add-to-dataset").addEventListener("click", () => this.changeDataset("add"));
     this.$("#remove-from-dataset").addEventListener("click", () => this.changeDataset("remove"));
     this.$("#create-dataset").addEventListener("click", () => this.createDataset());
+    await this.loadOptions();
+    await this.reload();
+    // Only now: an observer set up earlier would load a first page that reload() then drops.
     new IntersectionObserver((entries) => entries.some((e) => e.isIntersecting) && this.more(), {
       rootMargin: `${PRELOAD_PX}px`,
     }).observe(this.sentinel);
-    await this.loadOptions();
-    await this.reload();
   }
 
   say(text, error = false) {
@@ -226,7 +227,7 @@ export class Gallery {
     const boxes = item.bboxes.length ? ` · ${item.bboxes.length} box${item.bboxes.length > 1 ? "es" : ""}` : "";
     return element(
       "figure",
-      { class: "tile", dataset: { id: item.id } },
+      { class: "tile", dataset: { id: item.id, time: item.time_requested } },
       element("label", { class: "pick" }, pick),
       thumb,
       element(
