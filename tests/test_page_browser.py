@@ -31,7 +31,7 @@ import capsync
 from capsync.server.sqlite_store import SqliteStore
 from capsync.web.data_access import BinaryFilter, DataAccess
 
-pytestmark = pytest.mark.wire_independent
+pytestmark = [pytest.mark.wire_independent, pytest.mark.slow]  # a browser and a server: ~1 min
 
 
 CHROMIUM = "/usr/bin/chromium"

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 from array import array
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +35,7 @@ from capsync.web.series import Series, downsample
 SOURCES_CACHE_S = 5.0  # the source list is recomputed at most this often
 MAX_LABEL_CHARS = 200
 MAX_TAG_CHARS = 200
+RECORD_CACHE_SIZE = 20_000  # binary records kept by id (a thumbnail or viewer looks one up)
 
 
 class NotFound(LookupError):
@@ -110,6 +111,8 @@ class DataAccess:
         self._store = store
         self._edits = EditsTable(self.data_dir)
         self._write_lock = threading.Lock()
+        self._cache_lock = threading.Lock()
+        self._records: OrderedDict[str, BlobRecord] = OrderedDict()
         self._sources: tuple[float, list[Source]] | None = None
 
     def close(self) -> None:
@@ -121,7 +124,16 @@ class DataAccess:
         edits = self._edits.all_edits()
         for record in self._store.query(replace(item_filter, kind="binary")):
             if isinstance(record, BlobRecord):
+                self._remember(record)
                 yield _binary(record, edits.get(record.id))
+
+    def _remember(self, record: BlobRecord) -> None:
+        # Stored records never change (edits are kept apart), so they can be cached by id.
+        with self._cache_lock:
+            self._records[record.id] = record
+            self._records.move_to_end(record.id)
+            while len(self._records) > RECORD_CACHE_SIZE:
+                self._records.popitem(last=False)
 
     def list_binaries(
         self, binary_filter: BinaryFilter, offset: int = 0, limit: int = 50
@@ -150,10 +162,16 @@ class DataAccess:
         return _binary(record, self._edits.get(binary_id))
 
     def _find(self, binary_id: str) -> BlobRecord:
+        with self._cache_lock:
+            cached = self._records.get(binary_id)
+        if cached is not None:
+            return cached
         # Today's store has no lookup by id: scan the binaries (swapped for the data API's).
         for record in self._store.query(ItemFilter(kind="binary")):
-            if record.id == binary_id and isinstance(record, BlobRecord):
-                return record
+            if isinstance(record, BlobRecord):
+                self._remember(record)
+                if record.id == binary_id:
+                    return record
         raise NotFound(f"no binary with id {binary_id!r}")
 
     def payload_path(self, binary: Binary) -> Path:
