@@ -77,7 +77,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture()
 def page(browser: Browser, served: PageProcess) -> Iterator[Page]:
     """A fresh browser context, logged in, on the gallery."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="UTC")
     tab = context.new_page()
     tab.set_default_timeout(WAIT_MS)
     try:
@@ -175,6 +175,18 @@ def test_a_component_filter_and_counts(page: Page) -> None:
     )
     assert f"cam-back ({BACK_IMAGES})" in options
     assert f"cam-front ({FRONT_IMAGES})" in options
+
+
+def test_a_time_range_filter(page: Page) -> None:
+    wait_count(page, ALL_IMAGES)
+    # BASE_NS is 2023-11-14T22:13:20Z; cam-front and cam-back have one image a minute
+    # from BASE_NS + 1 min: [+3 min, +5 min) holds two of each.
+    page.fill("#filters input[name=since]", "2023-11-14T22:16:20")
+    page.fill("#filters input[name=until]", "2023-11-14T22:18:20")
+    page.dispatch_event("#filters input[name=until]", "change")
+    wait_count(page, 4)
+    page.click("#filters button[type=reset]")
+    wait_count(page, ALL_IMAGES)
 
 
 def test_drawing_a_box_stores_it_and_deleting_removes_it(page: Page, served: PageProcess) -> None:

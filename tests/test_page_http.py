@@ -254,6 +254,15 @@ def test_listing_pages_newest_first_with_counts(session: httpx.Client) -> None:
     assert sources[("vibration", "tabular")] == VIBRATION_READINGS
 
 
+def test_a_time_range_narrows_the_listing(session: httpx.Client) -> None:
+    since, until = BASE_NS + 180 * 10**9, BASE_NS + 300 * 10**9
+    found = session.get(
+        "/api/binaries", params={"since": str(since / 1e9), "until": str(until / 1e9)}
+    ).json()
+    assert found["total"] == 4  # minutes 3 and 4 of cam-front and cam-back
+    assert {i["component_name"] for i in found["items"]} == {"cam-front", "cam-back"}
+
+
 def test_a_long_series_is_downsampled_to_min_and_max_per_bucket(session: httpx.Client) -> None:
     answer = session.get(
         "/api/readings/series",
