@@ -22,7 +22,7 @@ from page_fixtures import (
     write_and_sync,
 )
 from PIL import Image
-from server_fixtures import KEY, KEY_ID, write_keys
+from server_fixtures import KEY, KEY_ID, run_capsync, write_keys
 from sync_helpers import BASE_NS
 
 from capsync.server.sqlite_store import SqliteStore
@@ -371,3 +371,17 @@ def test_changes_made_through_the_api_are_what_the_data_layer_reads(
     assert left.json() == {"added": 0, "removed": 1}
     final = session.get(f"/api/binaries/{image_id}").json()
     assert (final["tags"], final["bboxes"], final["dataset_ids"]) == (["red"], [], [])
+
+
+def test_a_bad_or_taken_http_address_is_one_clear_line(served: PageProcess, tmp_path: Path) -> None:
+    keys = write_keys(tmp_path / "keys.json")
+    taken = served.url.split("//")[1].rstrip("/")
+    for address, expected in (("nonsense", "--http"), (taken, "cannot listen")):
+        result = run_capsync(
+            "serve", "--data", str(tmp_path / "data"), "--listen", "127.0.0.1:0",
+            "--api-keys", str(keys), "--http", address, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr  # as serve's other address errors
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and expected in lines[0], result.stderr
+        assert "Traceback" not in result.stderr

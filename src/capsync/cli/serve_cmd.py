@@ -64,7 +64,7 @@ def _page(listen: str) -> Callable[[IngestServer], Companion]:
         from capsync.web.server import PageServer
 
         return PageServer(
-            server.data_dir, server.api_keys, server.store, listen=listen, tls=server.tls
+            server.data_dir, server.api_keys, lambda: server.store, listen=listen, tls=server.tls
         )
 
     return make

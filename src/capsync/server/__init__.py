@@ -258,8 +258,11 @@ class IngestServer:
 class Companion(Protocol):
     """Something that runs beside the ingest server in ``serve`` (such as the data page)."""
 
+    def bind(self) -> None:
+        """Take its address before the server starts (raise :class:`OSError` if it cannot)."""
+
     def start(self) -> str:
-        """Start; return a line for the console (such as the address)."""
+        """Start, once the server has started; return a line for the console."""
 
     def stop(self) -> None: ...
 
@@ -278,9 +281,9 @@ def serve(
 ) -> int:
     """Run the server until SIGTERM or SIGINT, then stop gracefully; returns 0.
 
-    Each of ``companions`` is called with the started server and the companion it
-    returns is started (its line printed as ``capsync serve: <line>``) and stopped
-    before the server.
+    Each of ``companions`` is called with the server; the companion it returns
+    binds its address before the server starts, is started after it (its line
+    printed as ``capsync serve: <line>``) and stopped before it.
 
     Prints ``capsync serve: listening on HOST:PORT`` to ``out`` (stdout) once
     bound. Without ``api_keys_file``, keys come from ``<data_dir>/api-keys.json``,
@@ -310,12 +313,13 @@ def serve(
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     running: list[Companion] = []
     try:
-        server.start()
         for make in companions:
             companion = make(server)
-            line = companion.start()
+            companion.bind()
             running.append(companion)
-            print(f"capsync serve: {line}", file=out, flush=True)
+        server.start()
+        for companion in running:
+            print(f"capsync serve: {companion.start()}", file=out, flush=True)
         print(f"capsync serve: listening on {server.address}", file=out, flush=True)
         while not stop_requested.wait(0.5):
             pass

@@ -3,12 +3,15 @@
 ::
 
     page = PageServer(data_dir, keys, store, listen="127.0.0.1:0")
-    print(page.start())   # "page on http://127.0.0.1:PORT/"; binds now (OSError if it cannot)
+    page.bind()           # takes the address now: OSError if it cannot
+    print(page.start())   # "page on http://127.0.0.1:PORT/"
     ...
     page.stop()
 
-The socket is bound by :meth:`PageServer.start` itself, so the port is known
-(port 0 picks a free one) and a bind error is raised in the caller's thread.
+The socket is bound by :meth:`PageServer.bind` (or :meth:`~PageServer.start`) in
+the caller's thread, so the port is known (port 0 picks a free one) and a bind
+error is raised there. ``store`` may be a function that returns the store, for
+a server that opens its store only when it starts.
 Under TLS the page uses the same certificate as gRPC and its session cookie
 is marked ``Secure``.
 """
@@ -22,6 +25,7 @@ import socket
 import ssl
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
@@ -73,13 +77,16 @@ class PageServer:
         self,
         data_dir: str | os.PathLike[str],
         keys: ApiKeys,
-        store: Store,
+        store: Store | Callable[[], Store],
         *,
         listen: str = "127.0.0.1:8081",
         tls: TlsConfig | None = None,
     ) -> None:
         self.host, self._requested_port = parse_listen(listen)
-        self._data = DataAccess(store, data_dir)
+        self._data_dir = data_dir
+        self._store = store
+        self._data: DataAccess | None = None
+        self._socket: socket.socket | None = None
         self._keys = keys
         self._tls = tls
         self._server: uvicorn.Server | None = None
@@ -98,12 +105,21 @@ class PageServer:
         host = self.host if self.host not in ("0.0.0.0", "[::]") else "127.0.0.1"
         return f"{scheme}://{host}:{self.port}/"
 
+    def bind(self) -> None:
+        """Take the address now (port 0: a free one); :class:`OSError` if it cannot."""
+        if self._socket is None:
+            self._socket = _bind(self.host, self._requested_port)
+            self._port = self._socket.getsockname()[1]
+
     def start(self) -> str:
-        """Bind and serve; returns ``page on URL``. Raises :class:`OSError` if it cannot bind."""
+        """Bind (unless :meth:`bind` did) and serve; returns ``page on URL``."""
         if self._server is not None:
             raise RuntimeError("the page server is already started")
-        sock = _bind(self.host, self._requested_port)
-        self._port = sock.getsockname()[1]
+        self.bind()
+        sock, self._socket = self._socket, None
+        assert sock is not None
+        store = self._store if isinstance(self._store, Store) else self._store()
+        self._data = DataAccess(store, self._data_dir)
         app = create_app(self._data, self._keys, secure_cookie=self._tls is not None)
         config = uvicorn.Config(
             app,
@@ -143,5 +159,10 @@ class PageServer:
             thread.join(STOP_TIMEOUT_S)
             if thread.is_alive():
                 log.warning("the page server did not stop within %.0f s", STOP_TIMEOUT_S)
-        with contextlib.suppress(Exception):
-            self._data.close()
+        sock, self._socket = self._socket, None
+        if sock is not None:  # bound, never started
+            sock.close()
+        data, self._data = self._data, None
+        if data is not None:
+            with contextlib.suppress(Exception):
+                data.close()
