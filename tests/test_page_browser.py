@@ -247,7 +247,7 @@ def test_tags_on_a_selection_are_added_and_removed(page: Page, served: PageProce
     page.wait_for_selector("#message:has-text('Tagged 3 image(s)')")
     data = data_access(served)
     try:
-        total, tagged = data.list_binaries(BinaryFilter(tags=("reviewed",)))
+        total, tagged, _ = data.list_binaries(BinaryFilter(tags=("reviewed",)))
         assert total == 3 and {b.id for b in tagged} == set(ids)
         shot(page, "gallery-selection-tagged")
         page.fill("#tag-input", "reviewed")
@@ -268,7 +268,7 @@ def test_creating_a_dataset_from_a_selection(page: Page, served: PageProcess) ->
     try:
         (dataset,) = [d for d in data.list_datasets() if d.name == "training-set"]
         assert dataset.count == 4
-        total, members = data.list_binaries(BinaryFilter(dataset_id=dataset.id))
+        total, members, _ = data.list_binaries(BinaryFilter(dataset_id=dataset.id))
         assert total == 4 and {b.id for b in members} == set(ids)
     finally:
         data.close()

@@ -99,7 +99,9 @@ def data(tmp_path: Path) -> DataAccess:
     store.record_blob(blob(2, ("b",), component="other"))
     store.record_blob(blob(3, ("a", "b"), annotations={"bboxes": [
         {"label": "dog", "x_min_normalized": 0.1, "y_min_normalized": 0.1,
-         "x_max_normalized": 0.2, "y_max_normalized": 0.2, "confidence": 0.9}]}))  # fmt: skip
+         "x_max_normalized": 0.2, "y_max_normalized": 0.2, "confidence": 0.9},
+        {"id": "zero", "label": "corner", "x_max_normalized": 0.5, "y_max_normalized": 0.5},
+    ]}))  # fmt: skip
     store.record_blob(blob(4, dataset_ids=("uploaded-set",)))
     store.record_tabular(
         [
@@ -122,8 +124,12 @@ def ids(binaries: list[object]) -> list[int]:
 
 
 def test_binaries_newest_first_with_paging(data: DataAccess) -> None:
-    total, page = data.list_binaries(BinaryFilter(), offset=1, limit=2)
-    assert total == 4 and ids(page) == [3, 2]
+    total, page, last = data.list_binaries(BinaryFilter(), limit=3)
+    assert total == 4 and ids(page) == [4, 3, 2] and last
+    total, page, last = data.list_binaries(BinaryFilter(), last=last, limit=3)
+    assert total == 4 and ids(page) == [1] and last == ""
+    with pytest.raises(ValueError, match="last"):
+        data.list_binaries(BinaryFilter(), last="garbage")
 
 
 def test_a_tags_filter_means_any_of_them(data: DataAccess) -> None:
@@ -146,12 +152,15 @@ def test_tag_changes_count_binaries_that_changed(data: DataAccess) -> None:
 
 def test_uploaded_boxes_keep_their_confidence_and_get_ids(data: DataAccess) -> None:
     three = f"{3:064x}"
-    (uploaded,) = data.get_binary(three).bboxes
+    uploaded, corner = data.get_binary(three).bboxes
     assert uploaded["confidence"] == 0.9 and uploaded["id"]
+    # protobuf JSON leaves zero coordinates out: they come back as 0.0
+    assert (corner["x_min_normalized"], corner["y_min_normalized"]) == (0.0, 0.0)
     added = data.add_box(three, "cat", 0.5, 0.5, 0.9, 0.8)
-    assert [b["label"] for b in data.get_binary(three).bboxes] == ["dog", "cat"]
-    assert "confidence" not in data.get_binary(three).bboxes[1]
+    assert [b["label"] for b in data.get_binary(three).bboxes] == ["dog", "corner", "cat"]
+    assert "confidence" not in data.get_binary(three).bboxes[2]
     assert data.remove_box(three, uploaded["id"])
+    assert data.remove_box(three, "zero")
     assert [b["id"] for b in data.get_binary(three).bboxes] == [added]
     assert not data.remove_box(three, "no-such-box")
     for bad in ((-0.1, 0, 1, 1), (0.5, 0, 0.4, 1), (0, 0, 1.5, 1)):

@@ -239,10 +239,12 @@ def test_the_original_is_the_uploaded_payload(
 
 def test_listing_pages_newest_first_with_counts(session: httpx.Client) -> None:
     first = session.get("/api/binaries", params={"component": "cam-front", "limit": 4}).json()
+    assert first["last"]
     rest = session.get(
-        "/api/binaries", params={"component": "cam-front", "limit": 4, "offset": 4}
+        "/api/binaries", params={"component": "cam-front", "limit": 4, "last": first["last"]}
     ).json()
     assert first["total"] == rest["total"] == FRONT_IMAGES
+    assert rest["last"] == ""  # that was the last page
     items = first["items"] + rest["items"]
     assert len(items) == FRONT_IMAGES
     times = [i["time_requested"] for i in items]
@@ -315,6 +317,7 @@ def test_latest_readings_newest_first_with_numeric_fields(session: httpx.Client)
         ("DELETE", "/api/binaries/{id}/boxes/nope", None, 404),
         ("GET", "/api/binaries?limit=0", None, 400),
         ("GET", "/api/binaries?since=yesterday", None, 400),
+        ("GET", "/api/binaries?last=nonsense", None, 400),
         ("GET", "/api/readings/series?component=thermo&method=Readings", None, 400),
         ("GET", "/api/readings/latest?component=thermo", None, 400),
         ("GET", "/api/binaries/nope", None, 404),

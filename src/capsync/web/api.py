@@ -7,7 +7,8 @@ Payloads are found by binary id through it, never by a path from the request.
 ``GET  /api/sources``                       every (part, component, method, kind) + count
 ``GET  /api/tags``                          every tag on a binary + count
 ``GET  /api/binaries``                      ``?part&component&method&tag*&dataset&since&until
-                                            &offset&limit``: ``{total, items}``, newest first
+                                            &last&limit``: ``{total, items, last}``, newest
+                                            first; ``last`` is the next page's token
 ``GET  /api/binaries/{id}``                 one binary: metadata, tags, boxes, datasets
 ``GET  /api/binaries/{id}/thumbnail``       JPEG thumbnail (404 for non-images)
 ``GET  /api/binaries/{id}/content``         the payload as uploaded
@@ -188,10 +189,11 @@ def routes(data: DataAccess, thumbnails: ThumbnailCache) -> list[Route]:
 
     async def list_binaries(request: Request) -> Response:
         f = binary_filter(request)
-        offset = _int(request, "offset", 0, 0, 1 << 40)
+        last = request.query_params.get("last", "")
         limit = _int(request, "limit", 50, 1, MAX_PAGE)
-        total, page = await blocking(data.list_binaries, f, offset, limit)
-        return JSONResponse({"total": total, "items": [binary_json(b) for b in page]})
+        total, page, next_last = await blocking(data.list_binaries, f, last, limit)
+        items = [binary_json(b) for b in page]
+        return JSONResponse({"total": total, "items": items, "last": next_last})
 
     async def get_binary(request: Request) -> Response:
         binary = await blocking(data.get_binary, request.path_params["binary_id"])

@@ -8,7 +8,8 @@ change (tags, boxes, datasets) in the TEMPORARY side table of
 lands, this module switches to it, so that what the page changes is what a
 ``DataClient`` sees; the operations below are the whole contract the page needs.
 
-Binaries are listed newest first. A tags filter means "any of these tags", as
+Binaries are listed newest first, a page at a time after an opaque ``last``
+token. A tags filter means "any of these tags", as
 in Viam's data API. Boxes use Viam's ``BoundingBox`` fields (``id``,
 ``label``, ``x_min_normalized`` ... ``y_max_normalized``, optional
 ``confidence``).
@@ -35,6 +36,7 @@ from capsync.web.series import Series, downsample
 SOURCES_CACHE_S = 5.0  # the source list is recomputed at most this often
 MAX_LABEL_CHARS = 200
 MAX_TAG_CHARS = 200
+BOX_CORNERS = ("x_min_normalized", "y_min_normalized", "x_max_normalized", "y_max_normalized")
 RECORD_CACHE_SIZE = 20_000  # binary records kept by id (a thumbnail or viewer looks one up)
 
 
@@ -136,10 +138,12 @@ class DataAccess:
                 self._records.popitem(last=False)
 
     def list_binaries(
-        self, binary_filter: BinaryFilter, offset: int = 0, limit: int = 50
-    ) -> tuple[int, list[Binary]]:
-        """The total number of matches and one page of them, newest first."""
+        self, binary_filter: BinaryFilter, last: str = "", limit: int = 50
+    ) -> tuple[int, list[Binary], str]:
+        """The number of matches, one page of them newest first (after the page whose
+        token is ``last``), and the token of the next page ("" after the last one)."""
         f = binary_filter
+        after = _parse_token(last)
         store_filter = ItemFilter(
             part_id=f.part_id,
             component=f.component,
@@ -154,8 +158,11 @@ class DataAccess:
             if (not wanted_tags or wanted_tags.intersection(b.tags))
             and (f.dataset_id is None or f.dataset_id in b.dataset_ids)
         ]
-        matches.reverse()  # the store lists oldest first
-        return len(matches), matches[offset : offset + limit]
+        matches.sort(key=_position, reverse=True)
+        later = [b for b in matches if after is None or _position(b) < after]
+        page = later[:limit]
+        more = len(later) > limit
+        return len(matches), page, _token(page[-1]) if more else ""
 
     def get_binary(self, binary_id: str) -> Binary:
         record = self._find(binary_id)
@@ -373,6 +380,24 @@ class DataAccess:
         return downsample(times, values, buckets, since_ns=since_ns, until_ns=until_ns)
 
 
+def _position(binary: Binary) -> tuple[int, str]:
+    return binary.time_requested_ns, binary.id
+
+
+def _token(binary: Binary) -> str:
+    return f"{binary.time_requested_ns}_{binary.id}"
+
+
+def _parse_token(token: str) -> tuple[int, str] | None:
+    """The position a page token names ("" is the first page); ValueError if malformed."""
+    if not token:
+        return None
+    time_text, sep, binary_id = token.partition("_")
+    if not sep or not binary_id or not time_text.lstrip("-").isdigit():
+        raise ValueError(f"last: {token!r} is not a page token this server returned")
+    return int(time_text), binary_id
+
+
 def check_tag(tag: str) -> str:
     tag = tag.strip()
     if not tag or len(tag) > MAX_TAG_CHARS:
@@ -407,8 +432,9 @@ def _field(data: Any, keys: Iterable[str]) -> float | None:
 def _binary(record: BlobRecord, edited: Edited | None) -> Binary:
     annotations = record.annotations or {}
     boxes = tuple(
-        {**box, "id": box.get("id") or f"{record.id[:16]}-{index}"}
-        for index, box in enumerate(annotations.get("bboxes") or ())
+        # Stored as protobuf JSON, which leaves zero coordinates out.
+        {**dict.fromkeys(BOX_CORNERS, 0.0), **box, "id": box.get("id") or f"{record.id[:16]}-{i}"}
+        for i, box in enumerate(annotations.get("bboxes") or ())
     )
     return Binary(
         id=record.id,

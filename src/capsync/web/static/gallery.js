@@ -167,6 +167,7 @@ export class Gallery {
   async reload() {
     this.generation += 1;
     this.items = [];
+    this.last = "";
     this.done = false;
     this.grid.replaceChildren();
     this.$("#count").textContent = "…";
@@ -185,7 +186,7 @@ export class Gallery {
     try {
       page = await getJSON("/api/binaries", {
         ...this.filterParams(),
-        offset: this.items.length,
+        last: this.last,
         limit: PAGE_SIZE,
       });
     } catch (error) {
@@ -198,7 +199,8 @@ export class Gallery {
     this.total = page.total;
     this.items.push(...page.items);
     this.grid.append(...page.items.map((item) => this.tile(item)));
-    this.done = this.items.length >= page.total || page.items.length === 0;
+    this.last = page.last;
+    this.done = !page.last;
     this.$("#count").textContent = String(page.total);
     this.$("#loaded").textContent = this.done ? "" : `${this.items.length} shown, scroll for more`;
     this.grid.dataset.loaded = String(this.items.length);
