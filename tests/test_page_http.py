@@ -388,3 +388,33 @@ def test_a_bad_or_taken_http_address_is_one_clear_line(served: PageProcess, tmp_
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_a_payload_that_is_not_an_image_is_a_download(
+    served: PageProcess, session: httpx.Client
+) -> None:
+    data_dir = served.server.data_dir
+    cloud = b"VERSION .7\nFIELDS x y z\nPOINTS 0\nDATA ascii\n<script>alert(1)</script>\n"
+    (data_dir / "cloud.pcd").write_bytes(cloud)
+    store = SqliteStore(data_dir, create=False)
+    try:
+        store.record_blob(
+            BlobRecord(
+                id="c" * 64, upload_id="u", kind="binary", part_id="part-sync-test",
+                component_type="rdk:component:camera", component_name="lidar",
+                method_name="NextPointCloud", tags=(), time_requested_ns=BASE_NS,
+                time_received_ns=BASE_NS, mime_type="text/html", file_extension=".pcd",
+                path="cloud.pcd", size_bytes=len(cloud), sha256="0" * 64,
+            )
+        )  # fmt: skip
+    finally:
+        store.close()
+    content = session.get(f"/api/binaries/{'c' * 64}/content")
+    assert content.status_code == 200 and content.content == cloud
+    # an uploaded mime type never makes the page serve HTML or script from its origin
+    assert content.headers["content-type"] == "application/octet-stream"
+    assert content.headers["content-disposition"].startswith("attachment")
+    assert "sandbox" in content.headers["content-security-policy"]
+    assert session.get(f"/api/binaries/{'c' * 64}/thumbnail").status_code == 404
+    listed = session.get("/api/binaries", params={"component": "lidar"}).json()
+    assert [(i["id"], i["is_image"]) for i in listed["items"]] == [("c" * 64, False)]

@@ -210,6 +210,9 @@ export class Gallery {
 
   tile(item) {
     const open = () => this.viewer.open(item.id);
+    const placeholder = () =>
+      element("button", { class: "thumb placeholder", type: "button", onclick: open },
+        item.file_extension || item.mime_type || "file");
     const thumb = item.is_image
       ? element("img", {
           class: "thumb",
@@ -218,8 +221,9 @@ export class Gallery {
           alt: `${item.component_name} ${item.time_requested}`,
           onclick: open,
         })
-      : element("button", { class: "thumb placeholder", type: "button", onclick: open },
-          item.file_extension || item.mime_type || "file");
+      : placeholder();
+    // An image Pillow cannot read has no thumbnail: show what it is instead.
+    if (item.is_image) thumb.addEventListener("error", () => thumb.replaceWith(placeholder()));
     const pick = element("input", { type: "checkbox", "aria-label": "select" });
     pick.addEventListener("change", () => {
       if (pick.checked) this.selected.add(item.id);

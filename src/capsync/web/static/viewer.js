@@ -99,6 +99,8 @@ export class Viewer {
     ];
     d.querySelector("#viewer-meta").replaceChildren(
       ...rows.filter(([, v]) => v).flatMap(([k, v]) => [element("dt", {}, k), element("dd", {}, v)]),
+      element("dt", {}, "payload"),
+      element("dd", {}, element("a", { href: `/api/binaries/${item.id}/content`, download: "" }, "download")),
     );
     for (const c of item.classifications) {
       d.querySelector("#viewer-meta").append(element("dt", {}, "class"), element("dd", {}, c.label));
