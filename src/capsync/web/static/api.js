@@ -37,9 +37,15 @@ export function parseTime(iso) {
   return iso ? new Date(iso.replace(/(\.\d{3})\d*/, "$1")) : null;
 }
 
+const TIME_FORMAT = {
+  year: "numeric", month: "2-digit", day: "2-digit",
+  hour: "2-digit", minute: "2-digit", second: "2-digit", fractionalSecondDigits: 3,
+};
+
+// Local time to the millisecond: readings are often closer together than a second.
 export function showTime(iso) {
   const when = parseTime(iso);
-  return when ? when.toLocaleString() : "";
+  return when ? when.toLocaleString(undefined, TIME_FORMAT) : "";
 }
 
 // A datetime-local input's value (local time) -> ISO-8601 UTC, or "" when empty.
