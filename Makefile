@@ -5,11 +5,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.capsync-installed
 EXT_SOURCES := $(wildcard ext/capsync/*.pyx ext/capsync/*.pxd)
 
-.PHONY: help venv install compile debug test test-fast test-python lint proto bench bench-sync-full demo clean
+.PHONY: help venv install compile debug test test-fast test-python lint proto bench bench-sync-full demo clean browser
 
 help:
 	@echo "make demo     capture with the example config, sync to a local server, show what arrived"
-	@echo "make test     install test dependencies into .venv and run the whole suite"
+	@echo "make test     install test dependencies (and Chromium) into .venv and run the whole suite"
 	@echo "make test-fast  the suite without the tests marked slow"
 	@echo "make bench    run the benchmarks and print the ratio tables"
 	@echo "make lint     ruff, mypy and cython-lint"
@@ -34,7 +34,12 @@ compile: $(STAMP)
 debug: $(PY)
 	CAPSYNC_DEBUG=1 $(PY) setup.py build_ext --inplace --force
 
-test: $(STAMP)
+# The data page's tests drive Debian's Chromium (Playwright, no browser download).
+CHROMIUM := /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { apt-get update -q && apt-get install -y -q chromium; }
+
+test: $(STAMP) browser
 	$(PY) -m pytest
 
 # Everything but the tests marked @pytest.mark.slow (crash loops, long soaks).
@@ -42,7 +47,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow"
 
 # The whole suite with the extension switched off at import (the twin only).
-test-python: $(STAMP)
+test-python: $(STAMP) browser
 	CAPSYNC_NO_EXTENSIONS=1 $(PY) -m pytest
 
 lint: $(STAMP)

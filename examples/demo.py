@@ -1,9 +1,12 @@
 """`make demo`: capture with the example robot, sync to a local ingest server, show what arrived.
 
-1. starts `capsync serve` on loopback with a freshly generated API key;
+1. starts `capsync serve` on loopback with a freshly generated API key, and the
+   data page beside it (`--http`), and prints the page's address and the key;
 2. runs `capsync run` on examples/robot.json (fake sensor, movement sensor,
    board and camera) with a sync pass every 3 s, for ~20 s;
-3. stops both and prints, per component and method, what the server holds.
+3. prints, per component and method, what the server holds;
+4. keeps the server (and the page) up until Ctrl-C when run from a terminal,
+   else stops it.
 
 Everything lives under ./demo-output (recreated on each run).
 """
@@ -17,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import webbrowser
 from collections import defaultdict
 from pathlib import Path
 
@@ -27,7 +31,8 @@ OUT = Path.cwd() / "demo-output"
 DURATION_S = float(os.environ.get("CAPSYNC_DEMO_SECONDS", "20"))
 
 
-def start_server(data_dir: Path, keys_file: Path) -> tuple[subprocess.Popen[str], str]:
+def start_server(data_dir: Path, keys_file: Path) -> tuple[subprocess.Popen[str], str, str]:
+    """Start ``capsync serve --http``; returns the process, the gRPC address and the page URL."""
     server = subprocess.Popen(
         [
             sys.executable,
@@ -38,6 +43,8 @@ def start_server(data_dir: Path, keys_file: Path) -> tuple[subprocess.Popen[str]
             str(data_dir),
             "--listen",
             "127.0.0.1:0",
+            "--http",
+            os.environ.get("CAPSYNC_DEMO_HTTP", "127.0.0.1:0"),
             "--api-keys",
             str(keys_file),
         ],
@@ -45,11 +52,16 @@ def start_server(data_dir: Path, keys_file: Path) -> tuple[subprocess.Popen[str]
         text=True,
     )
     assert server.stdout is not None
-    line = server.stdout.readline().strip()
-    if "listening on" not in line:
-        server.kill()
-        raise SystemExit(f"capsync serve did not start: {line!r}")
-    return server, line.rsplit(" ", 1)[-1]
+    page_url = ""
+    while True:
+        line = server.stdout.readline().strip()
+        if line.startswith("capsync serve: page on "):
+            page_url = line.rsplit(" ", 1)[-1]
+        elif "listening on" in line:
+            return server, line.rsplit(" ", 1)[-1], page_url
+        else:
+            server.kill()
+            raise SystemExit(f"capsync serve did not start: {line!r}")
 
 
 def demo_config(address: str, key_id: str, key: str, capture_dir: Path) -> Path:
@@ -86,6 +98,21 @@ def summarize(data_dir: Path) -> None:
         print("  nothing: see the logs above")
 
 
+def keep_serving(page_url: str, key_id: str, key: str) -> None:
+    """From a terminal, leave the server and its page up until Ctrl-C."""
+    if not sys.stdin.isatty():
+        return
+    print(
+        f"\nThe data page is still up: {page_url}\n  key id: {key_id}\n  key:    {key}\n"
+        "Press Ctrl-C to stop the server.",
+        flush=True,
+    )
+    try:
+        signal.pause()
+    except KeyboardInterrupt:
+        print()
+
+
 def main() -> int:
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
@@ -94,10 +121,14 @@ def main() -> int:
     keys_file = OUT / "api-keys.json"
     keys_file.write_text(json.dumps({"keys": [{"id": key_id, "key": key}]}))
     keys_file.chmod(0o600)
-    server, address = start_server(data_dir, keys_file)
+    server, address, page_url = start_server(data_dir, keys_file)
     print(
-        f"capsync serve is listening on {address}; capturing for {DURATION_S:g} s ...", flush=True
+        f"capsync serve is listening on {address}; capturing for {DURATION_S:g} s ...\n"
+        f"The data page: {page_url}  (log in with key id {key_id!r}, key {key!r})",
+        flush=True,
     )
+    if os.environ.get("DISPLAY") or sys.platform == "darwin":
+        webbrowser.open(page_url)
     try:
         config = demo_config(address, key_id, key, capture_dir)
         run = subprocess.run(
@@ -117,10 +148,11 @@ def main() -> int:
         if run.returncode != 0:
             return run.returncode
         sync = subprocess.run([sys.executable, "-m", "capsync", "sync", str(config)], check=False)
+        summarize(data_dir)
+        keep_serving(page_url, key_id, key)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
-    summarize(data_dir)
     left = sorted(capture_dir.rglob("*.capture")) if capture_dir.exists() else []
     print(
         f"\nLocal capture files still waiting to sync: {len(left)} (final sync exit "

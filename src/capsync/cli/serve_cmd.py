@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from capsync.cli.errors import UserError
 
 if TYPE_CHECKING:
     from capsync.query.retention import RetentionRules
+    from capsync.server import Companion, IngestServer
 
 HELP = "run the ingest server that receives synced data (DataSyncService over gRPC)"
 
@@ -77,12 +79,31 @@ def register(parser: argparse.ArgumentParser) -> None:
         "GridFS (needs --mongo-uri)",
     )
     parser.add_argument(
+        "--http",
+        metavar="HOST:PORT",
+        help="also serve the data page (gallery, annotation, readings) on this address; "
+        "log in with an API key (port 0 picks a free port)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=10.0,
         metavar="SECONDS",
         help="on SIGTERM/SIGINT, how long calls in flight may take to finish (default: 10)",
     )
+
+
+def _page(listen: str) -> Callable[[IngestServer], Companion]:
+    """The data page beside the ingest server: same data dir, query layer, keys and TLS."""
+
+    def make(server: IngestServer) -> Companion:
+        from capsync.web.server import PageServer
+
+        return PageServer(
+            server.data_dir, server.api_keys, lambda: server.query, listen=listen, tls=server.tls
+        )
+
+    return make
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,6 +114,11 @@ def run(args: argparse.Namespace) -> int:
         parse_listen(args.listen)
     except ValueError as exc:
         raise UserError(f"--listen: {exc}") from None
+    if args.http is not None:
+        try:
+            parse_listen(args.http)
+        except ValueError as exc:
+            raise UserError(f"--http: {exc}") from None
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UserError("--tls-cert and --tls-key go together")
     if args.grace < 0:
@@ -131,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
             compact_interval_s=args.compact_interval,
             retention_interval_s=args.retention_interval,
             blobs=args.blobs,
+            companions=[] if args.http is None else [_page(args.http)],
         )
     except ApiKeysError as exc:
         raise UserError(str(exc)) from None

@@ -21,9 +21,10 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from capsync._mongo import require_pymongo
 from capsync.server.app import (
@@ -63,6 +64,7 @@ __all__ = [
     "ApiKeys",
     "ApiKeysError",
     "BlobRecord",
+    "Companion",
     "IngestServer",
     "ItemFilter",
     "LocalStore",
@@ -82,6 +84,18 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+class Companion(Protocol):
+    """Something that runs beside the ingest server in ``serve`` (such as the data page)."""
+
+    def bind(self) -> None:
+        """Take its address before the server starts (raise :class:`OSError` if it cannot)."""
+
+    def start(self) -> str:
+        """Start, once the server has started; return a line for the console."""
+
+    def stop(self) -> None: ...
+
+
 def serve(
     data_dir: str | os.PathLike[str],
     *,
@@ -96,8 +110,13 @@ def serve(
     retention: RetentionRules | None = None,
     compact_interval_s: float = 10.0,
     retention_interval_s: float = 3600.0,
+    companions: Sequence[Callable[[IngestServer], Companion]] = (),
 ) -> int:
     """Run the server until SIGTERM or SIGINT, then stop gracefully; returns 0.
+
+    Each of ``companions`` is called with the server; the companion it returns
+    binds its address before the server starts, is started after it (its line
+    printed as ``capsync serve: <line>``) and stopped before it.
 
     Prints ``capsync serve: listening on HOST:PORT`` to ``out`` (stdout) once
     bound. Without ``api_keys_file``, keys come from ``<data_dir>/api-keys.json``,
@@ -138,14 +157,26 @@ def serve(
         stop_requested.set()
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    running: list[Companion] = []
     try:
+        for make in companions:
+            companion = make(server)
+            companion.bind()
+            running.append(companion)
         server.start()
+        for companion in running:
+            print(f"capsync serve: {companion.start()}", file=out, flush=True)
         print(f"capsync serve: listening on {server.address}", file=out, flush=True)
         while not stop_requested.wait(0.5):
             pass
         log.info("stopping: finishing calls in flight (up to %.0f s)", grace)
+        for companion in reversed(running):
+            companion.stop()
+        running.clear()
         server.stop(grace)
     finally:
+        for companion in reversed(running):
+            companion.stop()
         server.stop(0)
         if store is not None:
             store.close()

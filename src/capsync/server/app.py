@@ -131,6 +131,28 @@ class IngestServer:
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def api_keys(self) -> ApiKeys:
+        return self._keys
+
+    @property
+    def tls(self) -> TlsConfig | None:
+        return self._tls
+
+    @property
+    def store(self) -> Store:
+        """The store uploads go to (open from :meth:`start` on)."""
+        if self._store is None:
+            raise RuntimeError("the server is not started")
+        return self._store
+
+    @property
+    def query(self) -> DataQuery:
+        """The data API's query layer over the store (open from :meth:`start` on)."""
+        if self._query is None:
+            raise RuntimeError("the server is not started")
+        return self._query
+
     def start(self) -> None:
         """Open the store, bind and start serving; raises :class:`OSError` if it cannot bind."""
         if self._server is not None:

@@ -30,7 +30,16 @@ MAX_SEGMENT_BYTES = 255
 MAX_EXTENSION_CHARS = 32
 # Names at the top of the data dir that a part folder must not take.
 RESERVED_NAMES = frozenset(
-    {"capsync.db", "capsync.db-wal", "capsync.db-shm", "api-keys.json", "tabular", "capsync-query"}
+    {
+        "capsync.db",
+        "capsync.db-wal",
+        "capsync.db-shm",
+        "api-keys.json",
+        "tabular",
+        "capsync-query",
+        # the data page's thumbnail cache
+        ".page-thumbnails",
+    }
 )
 _TEMP_PREFIX = ".upload-"
 
