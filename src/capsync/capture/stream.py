@@ -17,6 +17,12 @@ Policy lives here; byte work happens in the wire module (compiled or twin).
   its last whole record and the bytes stay buffered to be retried, up to
   ``max_buffered_bytes``; past that, ``append`` refuses new records with
   :class:`CaptureWriteError` so the caller can count them.
+
+The per-reading state (open descriptor, file size, counters, the lock) lives in
+a ``TabularAppender`` (``capsync._append``, or its twin): a tabular stream's
+``append`` *is* the appender's ``append``, one compiled call that calls back
+into this class only on the slow paths (``_prepare_append``, ``_chunk_full``,
+``_file_full``), with the lock held.
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -116,21 +121,25 @@ class CaptureStream:
         self._interval_ns = int(fsync_interval_s * 1e9)
         self._wire = _impl.wire()
         self._buffer = self._wire.RecordBuffer(2 * WRITE_CHUNK_BYTES)
-        self._lock = threading.Lock()
-        self._fd: int | None = None  # the open tabular .prog file
-        self._path: Path | None = None
-        self._file_nbytes = 0  # bytes of the open file known to be on the OS side
-        self._file_records = 0
+        # Per-reading state and the lock (fd, file size, counters): see the module docstring.
+        self._core = _impl.append_for(self._wire).TabularAppender(
+            self,
+            self._buffer,
+            self._wrap_key,
+            max_file_size_bytes,
+            max_buffered_bytes,
+            WRITE_CHUNK_BYTES,
+        )
+        if not self._binary:
+            # The hot path: one compiled call per reading, no Python frame in between.
+            self.append = self._core.append  # type: ignore[method-assign]
+        self._lock = self._core  # ``with self._lock`` takes the appender's lock
+        self._path: Path | None = None  # the open tabular .prog file
         self._unsynced_fds: list[int] = []  # completed files awaiting fsync + close
         self._fd_dirty = False  # the open file has writes not yet fsynced
         self._folder_dirty = False  # creations/renames not yet fsynced
         self._next_sync_ns = time.monotonic_ns() + self._interval_ns
         self._write_error: OSError | None = None
-        self._closed = False
-        self._records = 0
-        self._bytes_written = 0
-        self._files_completed = 0
-        self._write_errors = 0
         FLUSHER.register(self)
 
     # ----- public API -------------------------------------------------------------------
@@ -150,28 +159,30 @@ class CaptureStream:
         time_requested_ns: int | None = None,
         time_received_ns: int | None = None,
     ) -> None:
-        """Append one tabular reading (a dict of JSON-like values)."""
+        """Append one tabular reading (a dict of JSON-like values).
+
+        A tabular stream replaces this method with its appender's ``append`` (same
+        signature); this one is what a binary stream has.
+        """
         if self._binary:
             raise TypeError(f"{self.label} is a binary method: use append_binary")
-        if time_requested_ns is None or time_received_ns is None:
-            time_requested_ns, time_received_ns = default_times(time_requested_ns, time_received_ns)
-        buffer = self._buffer
-        with self._lock:
-            # Hot path: an open file and room in memory. Everything else is the slow path.
-            if self._fd is None or self._closed or buffer.nbytes >= self._max_buffered_bytes:
-                self._check_can_accept()
-                self._open_if_needed()
-            buffer.append_readings(readings, time_requested_ns, time_received_ns, self._wrap_key)
-            self._records += 1
-            self._file_records += 1
-            buffered = buffer.nbytes
-            if self._file_nbytes + buffered >= self._max_file_size_bytes:
-                self._complete_current()
-                self._sync_if_due()
-            elif buffered >= WRITE_CHUNK_BYTES:
-                self._try_write()
-                self._sync_if_due()
-            # An idle or slow stream meets its deadline through the background flusher.
+        self._core.append(readings, time_requested_ns, time_received_ns)
+
+    # Slow paths of the appender's ``append``, called with the lock held.
+
+    def _prepare_append(self) -> None:
+        """No open file, closed, or too much unwritten: refuse or open."""
+        self._check_can_accept()
+        self._open_if_needed()
+
+    def _chunk_full(self) -> None:
+        self._try_write()
+        self._sync_if_due()
+        # An idle or slow stream meets its deadline through the background flusher.
+
+    def _file_full(self) -> None:
+        self._complete_current()
+        self._sync_if_due()
 
     def append_batch(
         self,
@@ -192,6 +203,7 @@ class CaptureStream:
             time_requested_ns, time_received_ns, values, keys
         )
         n_rows = int(matrix.shape[0])
+        core = self._core
         with self._lock:
             row = 0
             while row < n_rows:
@@ -201,13 +213,13 @@ class CaptureStream:
                     exc.rows_accepted = row  # type: ignore[attr-defined]
                     raise
                 self._open_if_needed()
-                room_bytes = self._max_file_size_bytes - self._file_nbytes
+                room_bytes = self._max_file_size_bytes - core.file_nbytes
                 limit_bytes = min(room_bytes, BATCH_WRITE_BYTES)
                 next_row = self._buffer.append_batch(
                     requested, received, matrix, keys, self._wrap_key, row, limit_bytes
                 )
-                self._records += next_row - row
-                self._file_records += next_row - row
+                core.records += next_row - row
+                core.file_records += next_row - row
                 row = next_row
                 # Full when the buffer reached the file's room, or when the room (not the
                 # write chunk) is what stopped the encoder before the last row.
@@ -260,15 +272,16 @@ class CaptureStream:
                 self._buffer.clear()
                 os.close(fd)
                 path.unlink(missing_ok=True)
-                self._write_errors += 1
+                self._core.write_errors += 1
                 raise _with_path(exc, path, "cannot write capture file") from exc
             final = naming.completed_path(path)
             os.rename(path, final)
             self._unsynced_fds.append(fd)
             self._folder_dirty = True
-            self._records += 1
-            self._bytes_written += written
-            self._files_completed += 1
+            core = self._core
+            core.records += 1
+            core.bytes_written += written
+            core.files_completed += 1
             if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
                 self._group_sync()
             else:
@@ -287,52 +300,55 @@ class CaptureStream:
         with self._lock:
             self._check_open()
             completed = self._complete_current()
-            if self._fd is not None and self._write_error is not None:
+            if self._core.fd >= 0 and self._write_error is not None:
                 raise self._write_error
             self._group_sync()
             return completed
 
     def flush_if_due(self) -> None:
         """Called by the background flusher: flush and fsync when the interval has passed."""
-        if not self._lock.acquire(blocking=False):
+        core = self._core
+        if not core.acquire(blocking=False):
             return  # the writer is active and checks the deadline itself
         try:
-            if not self._closed:
+            if not core.closed:
                 self._sync_if_due()
         finally:
-            self._lock.release()
+            core.release()
 
     def close(self) -> None:
         """Write everything, complete the open file, fsync; idempotent."""
+        core = self._core
         with self._lock:
-            if self._closed:
+            if core.closed:
                 return
             try:
                 self._complete_current()
                 self._group_sync()
-                if self._fd is not None and self._write_error is not None:
+                if core.fd >= 0 and self._write_error is not None:
                     raise self._write_error
             finally:
-                self._closed = True
+                core.closed = True
                 FLUSHER.unregister(self)
-                if self._fd is not None:
+                if core.fd >= 0:
                     lost = self._buffer.nbytes
-                    os.close(self._fd)
-                    self._fd = None
+                    os.close(core.fd)
+                    core.fd = -1
                     if lost:
                         _log.error(
                             "%s: %d bytes could not be written to %s", self.label, lost, self._path
                         )
 
     def stats(self) -> StreamStats:
+        core = self._core
         with self._lock:
             return StreamStats(
-                records=self._records,
-                bytes_written=self._bytes_written,
-                files_completed=self._files_completed,
+                records=core.records,
+                bytes_written=core.bytes_written,
+                files_completed=core.files_completed,
                 buffered_bytes=self._buffer.nbytes,
-                write_errors=self._write_errors,
-                current_path=str(self._path) if self._fd is not None else None,
+                write_errors=core.write_errors,
+                current_path=str(self._path) if core.fd >= 0 else None,
             )
 
     def __enter__(self) -> CaptureStream:
@@ -342,13 +358,19 @@ class CaptureStream:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self._core.closed else "open"
         return f"<CaptureStream {self.label} {state} in {self.folder}>"
 
     # ----- internals (called with the lock held) ----------------------------------------
 
+    @property
+    def _fd(self) -> int | None:
+        """The open tabular file's descriptor, or None."""
+        fd = self._core.fd
+        return None if fd < 0 else int(fd)
+
     def _check_open(self) -> None:
-        if self._closed:
+        if self._core.closed:
             raise StreamClosedError(f"capture stream {self.label} is closed")
 
     def _check_can_accept(self) -> None:
@@ -365,57 +387,60 @@ class CaptureStream:
             )
 
     def _open_if_needed(self) -> None:
-        if self._fd is not None:
+        core = self._core
+        if core.fd >= 0:
             return
         fd, path = naming.create_in_progress(self.folder)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._fd, self._path = fd, path
-        self._file_nbytes = 0
-        self._file_records = 0
+        core.fd, self._path = fd, path
+        core.file_nbytes = 0
+        core.file_records = 0
         self._folder_dirty = True
         self._buffer.append_frame(self._header_bytes)
 
     def _try_write(self) -> bool:
         """Write the buffer to the open file. False (and the error kept) if that failed."""
-        if self._fd is None or self._buffer.nbytes == 0:
+        core = self._core
+        if core.fd < 0 or self._buffer.nbytes == 0:
             return True
         try:
-            written = self._buffer.write_to(self._fd)
+            written = self._buffer.write_to(core.fd)
         except OSError as exc:
-            self._write_errors += 1
+            core.write_errors += 1
             self._write_error = _with_path(exc, self._path, "cannot write capture file")
             self._cut_back()
             return False
-        self._file_nbytes += written
-        self._bytes_written += written
+        core.file_nbytes += written
+        core.bytes_written += written
         self._fd_dirty = True
         self._write_error = None
         return True
 
     def _cut_back(self) -> None:
         """After a failed write, end the file at its last whole record again."""
-        assert self._fd is not None
+        core = self._core
         try:
-            os.ftruncate(self._fd, self._file_nbytes)
-            os.lseek(self._fd, self._file_nbytes, os.SEEK_SET)
+            os.ftruncate(core.fd, core.file_nbytes)
+            os.lseek(core.fd, core.file_nbytes, os.SEEK_SET)
         except OSError:
             _log.warning(
                 "%s: cannot cut %s back to %d bytes",
                 self.label,
                 self._path,
-                self._file_nbytes,
+                core.file_nbytes,
                 exc_info=True,
             )
 
     def _complete_current(self) -> Path | None:
         """Write out and rename the open file to ``.capture``; keep its fd for the fsync group."""
-        if self._fd is None or not self._try_write():
+        core = self._core
+        if core.fd < 0 or not self._try_write():
             return None
-        fd, path = self._fd, self._path
+        fd, path = core.fd, self._path
         assert path is not None
-        self._fd, self._path = None, None
+        core.fd, self._path = -1, None
         self._folder_dirty = True
-        if self._file_records == 0:  # a header alone is not worth syncing
+        if core.file_records == 0:  # a header alone is not worth syncing
             os.close(fd)
             path.unlink(missing_ok=True)
             self._fd_dirty = False
@@ -424,7 +449,7 @@ class CaptureStream:
         os.rename(path, final)
         self._unsynced_fds.append(fd)
         self._fd_dirty = False
-        self._files_completed += 1
+        core.files_completed += 1
         if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
             self._group_sync()
         return final
