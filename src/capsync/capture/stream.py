@@ -369,6 +369,10 @@ class CaptureStream:
         fd = self._core.fd
         return None if fd < 0 else int(fd)
 
+    @_fd.setter
+    def _fd(self, fd: int | None) -> None:
+        self._core.fd = -1 if fd is None else fd
+
     def _check_open(self) -> None:
         if self._core.closed:
             raise StreamClosedError(f"capture stream {self.label} is closed")
