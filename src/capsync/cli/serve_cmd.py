@@ -77,6 +77,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         "GridFS (needs --mongo-uri)",
     )
     parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free port)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=10.0,
@@ -97,6 +102,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--tls-cert and --tls-key go together")
     if args.grace < 0:
         raise UserError("--grace must be >= 0")
+    if args.metrics is not None:
+        from capsync.metrics import parse_address
+
+        try:
+            parse_address(args.metrics)
+        except ValueError as exc:
+            raise UserError(f"--metrics: {exc}") from None
     if args.mongo_uri is not None:
         from capsync._mongo import MissingExtraError, check_uri
 
@@ -131,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
             compact_interval_s=args.compact_interval,
             retention_interval_s=args.retention_interval,
             blobs=args.blobs,
+            metrics=args.metrics,
         )
     except ApiKeysError as exc:
         raise UserError(str(exc)) from None
