@@ -30,6 +30,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -140,6 +141,14 @@ class CaptureStream:
         self._folder_dirty = False  # creations/renames not yet fsynced
         self._next_sync_ns = time.monotonic_ns() + self._interval_ns
         self._write_error: OSError | None = None
+        # Files filled by append, written out, waiting for the flusher thread to rename them.
+        self._full_files: list[tuple[int, Path]] = []
+        # An empty .prog file the flusher thread created for the next rotation, if any.
+        self._spare: tuple[int, Path] | None = None
+        self._files_opened = 0  # tabular files opened so far
+        # Held by the flusher thread while it renames and creates files without the lock;
+        # whoever needs every full file completed (close, stats) takes it before the lock.
+        self._completing = threading.Lock()
         FLUSHER.register(self)
 
     # ----- public API -------------------------------------------------------------------
@@ -181,7 +190,7 @@ class CaptureStream:
         # An idle or slow stream meets its deadline through the background flusher.
 
     def _file_full(self) -> None:
-        self._complete_current()
+        self._rotate()
         self._sync_if_due()
 
     def append_batch(
@@ -227,7 +236,7 @@ class CaptureStream:
                     row < n_rows and room_bytes <= BATCH_WRITE_BYTES
                 )
                 if file_full:
-                    self._complete_current()
+                    self._rotate()
                 else:
                     self._try_write()
             self._sync_if_due()
@@ -296,14 +305,63 @@ class CaptureStream:
                 raise self._write_error
 
     def flush_to_capture(self) -> Path | None:
-        """Complete the open file (``.prog`` -> ``.capture``) and fsync; return its new path."""
-        with self._lock:
+        """Complete the open file (``.prog`` -> ``.capture``) and fsync; return its new path.
+
+        Files filled earlier and not yet renamed by the flusher thread are completed too,
+        and the spare file is removed: afterwards no ``.prog`` file is left.
+        """
+        with self._completing, self._lock:
             self._check_open()
+            self._complete_full_files()
+            self._drop_spare()
             completed = self._complete_current()
             if self._core.fd >= 0 and self._write_error is not None:
                 raise self._write_error
             self._group_sync()
             return completed
+
+    def complete_in_background(self) -> None:
+        """Called by the flusher thread: rename the full files, create the next spare.
+
+        The renames and the creation run without the stream's lock, so the writer keeps
+        appending meanwhile.
+        """
+        core = self._core
+        with self._completing:
+            with self._lock:
+                if core.closed:
+                    return
+                full, self._full_files = self._full_files, []
+                want_spare = self._spare is None
+                # The spare must be newer than every file opened before it: file names
+                # (creation times) follow the order of the data.
+                opened = self._files_opened
+            done = []
+            for fd, path in full:
+                try:
+                    os.rename(path, naming.completed_path(path))
+                except OSError:
+                    _log.error("%s: cannot complete %s", self.label, path, exc_info=True)
+                    done.append((fd, False))
+                else:
+                    done.append((fd, True))
+            spare = None
+            if want_spare:
+                try:
+                    spare = _create_locked(self.folder)
+                except OSError:  # the writer creates its next file itself and reports why not
+                    _log.debug("%s: no spare capture file", self.label, exc_info=True)
+            with self._lock:
+                self._unsynced_fds.extend(fd for fd, _ in done)
+                core.files_completed += sum(1 for _, renamed in done if renamed)
+                self._folder_dirty = True
+                if spare is not None:
+                    if core.closed or self._spare is not None or self._files_opened != opened:
+                        _discard(spare)
+                    else:
+                        self._spare = spare
+                if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
+                    self._group_sync()
 
     def flush_if_due(self) -> None:
         """Called by the background flusher: flush and fsync when the interval has passed."""
@@ -319,10 +377,12 @@ class CaptureStream:
     def close(self) -> None:
         """Write everything, complete the open file, fsync; idempotent."""
         core = self._core
-        with self._lock:
+        with self._completing, self._lock:
             if core.closed:
                 return
             try:
+                self._complete_full_files()
+                self._drop_spare()
                 self._complete_current()
                 self._group_sync()
                 if core.fd >= 0 and self._write_error is not None:
@@ -341,7 +401,8 @@ class CaptureStream:
 
     def stats(self) -> StreamStats:
         core = self._core
-        with self._lock:
+        with self._completing, self._lock:
+            self._complete_full_files()
             return StreamStats(
                 records=core.records,
                 bytes_written=core.bytes_written,
@@ -394,9 +455,12 @@ class CaptureStream:
         core = self._core
         if core.fd >= 0:
             return
-        fd, path = naming.create_in_progress(self.folder)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if self._spare is not None:
+            (fd, path), self._spare = self._spare, None
+        else:
+            fd, path = _create_locked(self.folder)
         core.fd, self._path = fd, path
+        self._files_opened += 1
         core.file_nbytes = 0
         core.file_records = 0
         self._folder_dirty = True
@@ -434,6 +498,42 @@ class CaptureStream:
                 core.file_nbytes,
                 exc_info=True,
             )
+
+    def _rotate(self) -> None:
+        """The open file is full: write it out, leave its renaming to the flusher thread and
+        go on in the spare file (when the flusher made one, else the next append creates one).
+
+        A file whose last write failed stays open (the write is retried, as before).
+        """
+        core = self._core
+        if core.fd < 0 or core.file_records == 0:
+            self._complete_current()
+            return
+        if not self._try_write():
+            return
+        assert self._path is not None
+        self._full_files.append((core.fd, self._path))
+        core.fd, self._path = -1, None
+        self._fd_dirty = False  # the full file is fsynced with the next group
+        if self._spare is not None:
+            self._open_if_needed()
+        FLUSHER.wake(self)
+
+    def _complete_full_files(self) -> None:
+        """Rename the full files the flusher thread has not renamed yet (lock held)."""
+        full, self._full_files = self._full_files, []
+        for fd, path in full:
+            os.rename(path, naming.completed_path(path))
+            self._unsynced_fds.append(fd)
+            self._folder_dirty = True
+            self._core.files_completed += 1
+        if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
+            self._group_sync()
+
+    def _drop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            _discard(spare)
 
     def _complete_current(self) -> Path | None:
         """Write out and rename the open file to ``.capture``; keep its fd for the fsync group."""
@@ -488,6 +588,25 @@ class CaptureStream:
                 self._folder_dirty = False
             except OSError:
                 _log.error("%s: fsync of folder %s failed", self.label, self.folder, exc_info=True)
+
+
+def _create_locked(folder: Path) -> tuple[int, Path]:
+    """A new ``.prog`` file, flock-ed so recovery knows a live writer holds it."""
+    fd, path = naming.create_in_progress(folder)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        raise
+    return fd, path
+
+
+def _discard(file: tuple[int, Path]) -> None:
+    """Remove an unused (empty) spare file."""
+    fd, path = file
+    os.close(fd)
+    path.unlink(missing_ok=True)
 
 
 def default_times(time_requested_ns: int | None, time_received_ns: int | None) -> tuple[int, int]:
