@@ -33,7 +33,7 @@ from capsync._log import RateLimitedLog
 from capsync.capture.stream import CaptureStream, CaptureWriteError
 from capsync.methods import is_binary_method
 from capsync.resources import BinaryResult, EndOfData, NoCaptureToStore, Resource
-from capsync.service.realtime import tune_capture_thread
+from capsync.service.realtime import tune_capture_thread, tune_writer_thread
 from capsync.service.schedule import Ticker
 
 _log = logging.getLogger("capsync.collector")
@@ -249,6 +249,10 @@ class Collector:
     # ----- writer thread ----------------------------------------------------------------
 
     def _writer_loop(self) -> None:
+        if self.settings.realtime_priority > 1:
+            # One step below the capture thread: the writer holds the GIL the capture
+            # thread needs, so it must not be pre-empted by other processes meanwhile.
+            tune_writer_thread(self.settings.realtime_priority - 1)
         backoff_s = FIRST_WRITE_BACKOFF_S
         while True:
             self._wake.wait(DRAIN_INTERVAL_S)

@@ -83,3 +83,9 @@ def tune_capture_thread(label: str, priority: int) -> bool:
         _warned.set()
         _log.warning("%s: %s", label, why_not)
     return False
+
+
+def tune_writer_thread(priority: int) -> bool:
+    """``SCHED_FIFO`` at ``priority`` for a collector's writer, silently (the capture thread
+    already said whether real-time priority is permitted)."""
+    return make_realtime(priority) is None
