@@ -101,7 +101,16 @@ def test_the_template_is_patched_not_reused_stale(compiled: ModuleType) -> None:
         buffer.append_readings(dict.fromkeys(keys, float(i)), i, i, "readings")
     records = decode_frames(buffer.getvalue())
     assert [struct_to_python(r.struct)["readings"]["x"] for r in records] == [
-        0.0, 0.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0
+        0.0,
+        0.0,
+        1.0,
+        1.0,
+        2.0,
+        2.0,
+        3.0,
+        3.0,
+        4.0,
+        4.0,
     ]
     assert struct_to_python(records[-1].struct)["readings"] == {"x": 4.0, "y": 4.0, "z": 4.0}
 

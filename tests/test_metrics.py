@@ -11,13 +11,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from server_fixtures import AUTH, api_keys_fixture, start_server, subprocess_env  # noqa: F401
-from server_fixtures import tabular_request
+from server_fixtures import AUTH, api_keys_fixture, start_server, subprocess_env, tabular_request  # noqa: F401
 from sync_helpers import wait_for
 
 import capsync
-from capsync.metrics import COLLECTOR_METRICS, CaptureMetrics, MetricsEndpoint, metrics_state_path
 from capsync.cli.status_cmd import scrape
+from capsync.metrics import COLLECTOR_METRICS, CaptureMetrics, MetricsEndpoint, metrics_state_path
 
 N_ROWS = 40
 
@@ -37,9 +36,7 @@ def replay_config(tmp_path: Path, capture_dir: Path) -> Path:
                     {
                         "type": "data_manager",
                         "attributes": {
-                            "capture_methods": [
-                                {"method": "Readings", "capture_frequency_hz": 200}
-                            ]
+                            "capture_methods": [{"method": "Readings", "capture_frequency_hz": 200}]
                         },
                     }
                 ],
@@ -91,8 +88,16 @@ def test_status_reads_a_running_capsync_run(tmp_path: Path) -> None:
     capture_dir = tmp_path / "capture"
     config = replay_config(tmp_path, capture_dir)
     run = subprocess.Popen(
-        [sys.executable, "-m", "capsync", "run", str(config), "--metrics", "127.0.0.1:0",
-         "--quiet"],
+        [
+            sys.executable,
+            "-m",
+            "capsync",
+            "run",
+            str(config),
+            "--metrics",
+            "127.0.0.1:0",
+            "--quiet",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -105,7 +110,11 @@ def test_status_reads_a_running_capsync_run(tmp_path: Path) -> None:
         def status() -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 [sys.executable, "-m", "capsync", "status", str(config)],
-                capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False,
+                capture_output=True,
+                text=True,
+                env=subprocess_env(),
+                timeout=60,
+                check=False,
             )
 
         def captures(shown: subprocess.CompletedProcess[str]) -> str:
@@ -134,7 +143,11 @@ def test_status_reads_a_running_capsync_run(tmp_path: Path) -> None:
     assert not state.exists()  # removed on the way out
     gone = subprocess.run(
         [sys.executable, "-m", "capsync", "status", "--capture-dir", str(capture_dir)],
-        capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=60,
+        check=False,
     )
     assert gone.returncode == 1
     assert gone.stderr.count("\n") == 1 and "not found" in gone.stderr
@@ -150,8 +163,11 @@ def test_serve_metrics_count_uploads_and_refusals(tmp_path: Path, api_keys_file:
     try:
         stub = server.stub()
         for i in range(3):
-            request = tabular_request([(1_000 + i, {"a": 1.0}), (2_000 + i, {"a": 2.0})],
-                                      component_name="imu", method_name="Readings")
+            request = tabular_request(
+                [(1_000 + i, {"a": 1.0}), (2_000 + i, {"a": 2.0})],
+                component_name="imu",
+                method_name="Readings",
+            )
             stub.DataCaptureUpload(request, metadata=AUTH)
         bad = tabular_request([(1, {"a": 1.0})], component_name="imu", method_name="Readings")
         bad.ClearField("metadata")
@@ -173,7 +189,11 @@ def test_bad_metrics_address_is_one_line(tmp_path: Path) -> None:
     config = replay_config(tmp_path, tmp_path / "capture")
     done = subprocess.run(
         [sys.executable, "-m", "capsync", "run", str(config), "--metrics", "nowhere"],
-        capture_output=True, text=True, env=subprocess_env(), timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=subprocess_env(),
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2
     assert done.stderr.strip().endswith("metrics address must be HOST:PORT, got 'nowhere'")

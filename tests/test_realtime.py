@@ -89,5 +89,5 @@ def test_realtime_when_permitted_runs_the_thread_under_sched_fifo() -> None:
 
 
 def test_priority_out_of_range_is_refused() -> None:
-    with pytest.raises(ValueError, match="real-time priority must be 1..99"):
+    with pytest.raises(ValueError, match=r"real-time priority must be 1\.\.99"):
         realtime.make_realtime(100)

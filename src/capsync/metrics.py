@@ -152,8 +152,11 @@ def _disk_families(deleter: Any, capture_dir: Path) -> Iterator[Metric]:
         for name, doc, value in (
             ("disk_total_bytes", "size of the capture dir's filesystem", usage.total),
             ("disk_free_bytes", "free bytes on the capture dir's filesystem", usage.free),
-            ("disk_usage_ratio", "used fraction of the capture dir's filesystem",
-             1 - usage.free / usage.total if usage.total else 0.0),
+            (
+                "disk_usage_ratio",
+                "used fraction of the capture dir's filesystem",
+                1 - usage.free / usage.total if usage.total else 0.0,
+            ),
         ):
             gauge = _gauge(name, doc)
             gauge.add_metric([], value)

@@ -134,8 +134,10 @@ def run(args: argparse.Namespace) -> int:
     config = load(args.config, args.capture_dir)
     keys = listen_keys(args)
     if not 0 <= args.realtime_priority <= MAX_RT_PRIORITY:
-        raise UserError(f"--realtime-priority must be 1..{MAX_RT_PRIORITY}, got "
-                        f"{args.realtime_priority}", exit_code=2)
+        raise UserError(
+            f"--realtime-priority must be 1..{MAX_RT_PRIORITY}, got {args.realtime_priority}",
+            exit_code=2,
+        )
     if args.metrics is not None:
         try:
             parse_address(args.metrics)
@@ -180,7 +182,8 @@ def run(args: argparse.Namespace) -> int:
             endpoint = start_metrics(args.metrics, manager)
         except OSError as exc:
             manager.close()
-            raise UserError(f"--metrics: cannot listen on {args.metrics}: {exc}", exit_code=2) from None
+            message = f"--metrics: cannot listen on {args.metrics}: {exc}"
+            raise UserError(message, exit_code=2) from None
     started = time.monotonic()
     deadline = started + args.duration if args.duration is not None else None
     last_stats = manager.stats()

@@ -65,7 +65,7 @@ def find_url(args: argparse.Namespace) -> str:
 def scrape(url: str) -> Samples:
     """Every sample at ``url``, by name and then by label set."""
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:  # noqa: S310
+        with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
             text = response.read().decode("utf-8")
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
@@ -113,8 +113,10 @@ def render(samples: Samples) -> str:
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
     lines = [
-        "  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
-                  enumerate(zip(row, widths, strict=True)))
+        "  ".join(
+            cell.ljust(w) if i == 0 else cell.rjust(w)
+            for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+        )
         for row in rows
     ]
     if not labels:

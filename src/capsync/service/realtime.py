@@ -47,12 +47,14 @@ def set_fine_timer_slack() -> bool:
 def check_priority(priority: int) -> int:
     """Refuse a priority outside 0 (off) .. 99."""
     if not 0 <= priority <= MAX_RT_PRIORITY:
-        raise ValueError(f"real-time priority must be 1..{MAX_RT_PRIORITY} (0: off), got {priority}")
+        raise ValueError(
+            f"real-time priority must be 1..{MAX_RT_PRIORITY} (0: off), got {priority}"
+        )
     return priority
 
 
 def make_realtime(priority: int) -> str | None:
-    """Put the calling thread under ``SCHED_FIFO`` at ``priority``; None on success, else why not."""
+    """Put the calling thread under ``SCHED_FIFO`` at ``priority``; None, or why not."""
     check_priority(priority)
     if not hasattr(os, "sched_setscheduler"):
         return "real-time priority is not available on this platform"
@@ -64,7 +66,9 @@ def make_realtime(priority: int) -> str | None:
             "LimitRTPRIO=); capturing at normal priority"
         )
     except OSError as exc:
-        return f"real-time priority {priority} refused ({exc.strerror}); capturing at normal priority"
+        return (
+            f"real-time priority {priority} refused ({exc.strerror}); capturing at normal priority"
+        )
     return None
 
 
