@@ -5,7 +5,8 @@ cheap Python sensor at each frequency for a few seconds, with nothing else in
 the service running, and prints a Markdown table: once on the machine as it
 is, once with a busy-loop process keeping one more core busy (``--busy``
 adds only that run, ``--no-busy`` leaves it out). Lateness is how long after
-its scheduled time each call started; the table gives its distribution.
+its scheduled time each call started; the table gives its distribution, and
+CPU is the process's CPU time per second (100% = one core).
 ``--realtime-priority N`` runs the capture thread under ``SCHED_FIFO`` (when
 permitted). Timing numbers depend on the machine: they are reported, never
 asserted.
@@ -77,10 +78,12 @@ def measure(frequency_hz: float, seconds: float, realtime_priority: int = 0) -> 
         ticker = RecordingTicker(int(1e9 / frequency_hz), int(frequency_hz * seconds * 2) + 100)
         collector._ticker = ticker  # instrumentation
         started = time.perf_counter()
+        cpu_started = time.process_time()
         collector.start()
         time.sleep(seconds)
         collector._stop_capture.set()  # stop the schedule before draining
         elapsed = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu_started
         collector.close()
         stats = collector.stats()
     lateness_us = ticker.lateness[: ticker.count] / 1e3
@@ -93,6 +96,7 @@ def measure(frequency_hz: float, seconds: float, realtime_priority: int = 0) -> 
         "written": stats.records_written,
         "dropped": stats.dropped,
         "realtime": collector.realtime,
+        "cpu": cpu_s / elapsed,  # CPU time of the process (all threads) per second
         "p50_us": float(np.percentile(lateness_us, 50)),
         "p90_us": float(np.percentile(lateness_us, 90)),
         "p99_us": float(np.percentile(lateness_us, 99)),
@@ -107,9 +111,9 @@ def table(title: str, args: argparse.Namespace) -> None:
     print(f"\n### {title}\n")
     print(
         "| target Hz | achieved Hz | ticks captured | written | dropped | lateness p50 "
-        "| p90 | p99 | p99.9 | max | late > ½ period |"
+        "| p90 | p99 | p99.9 | max | late > ½ period | CPU |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     realtime = False
     for hz in args.hz:
         r = measure(hz, args.seconds, args.realtime_priority)
@@ -118,7 +122,7 @@ def table(title: str, args: argparse.Namespace) -> None:
             f"| {r['hz']:,.0f} | {r['achieved_hz']:,.0f} | {r['captured']:.2%} "
             f"| {r['written']:,} | {r['dropped']:,} | {r['p50_us']:.1f} µs "
             f"| {r['p90_us']:.1f} µs | {r['p99_us']:.1f} µs | {r['p999_us']:.1f} µs "
-            f"| {r['max_us']:,.0f} µs | {r['over_half_period']:.2%} |",
+            f"| {r['max_us']:,.0f} µs | {r['over_half_period']:.2%} | {r['cpu']:.0%} |",
             flush=True,
         )
     if args.realtime_priority:
