@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -194,3 +195,49 @@ def test_eight_threads_with_the_flusher_write_the_same_records(
     assert results["compiled"][0] == results["python"][0]
     assert results["compiled"][1] == results["python"][1]
     assert results["compiled"][2] == results["python"][2]
+
+
+def test_rename_create_and_fsync_happen_off_the_writers_thread(
+    compiled: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from capsync.capture import naming
+    from capsync.capture import stream as stream_module
+
+    writer = threading.current_thread()
+    on_writer: list[str] = []
+    calls: list[str] = []
+    real_fsync, real_rename, real_create = os.fsync, os.rename, naming.create_in_progress
+
+    def track(name: str, function):
+        def tracked(*args):
+            calls.append(name)
+            if threading.current_thread() is writer:
+                on_writer.append(name)
+            return function(*args)
+
+        return tracked
+
+    monkeypatch.setattr(stream_module.os, "fsync", track("fsync", real_fsync))
+    monkeypatch.setattr(stream_module.os, "rename", track("rename", real_rename))
+    monkeypatch.setattr(naming, "create_in_progress", track("create", real_create))
+    for name, module in (("compiled", compiled), ("python", _impl.PURE)):
+        stream = open_with(module, tmp_path / name, max_file_size_bytes=8192, fsync_interval_s=0.1)
+        try:
+            for i in range(12_000):
+                stream.append({"i": float(i), "x": 0.5}, T0_NS + i, T0_NS + i)
+                if i == 6_000:
+                    time.sleep(0.15)  # past the fsync deadline: the next chunk asks for a group
+                elif i % 100 == 0:
+                    # A collector's writer waits for readings between drains: the GIL is free.
+                    time.sleep(0.001)
+            assert calls.count("rename") > 20 and calls.count("fsync") > 0
+            # The flusher thread renames the full files and runs the fsync groups; it also
+            # makes spare files, which the writer uses unless it outran the flusher (then it
+            # creates its next file itself: how often depends on the machine).
+            assert "rename" not in on_writer and "fsync" not in on_writer
+            assert calls.count("create") > on_writer.count("create")
+        finally:
+            stream.close()
+        calls.clear()
+        on_writer.clear()
+    assert len(file_bytes(tmp_path / "compiled")) == len(file_bytes(tmp_path / "python"))

@@ -140,6 +140,7 @@ class CaptureStream:
         self._fd_dirty = False  # the open file has writes not yet fsynced
         self._folder_dirty = False  # creations/renames not yet fsynced
         self._next_sync_ns = time.monotonic_ns() + self._interval_ns
+        self._sync_requested = False  # the flusher thread is asked to run the fsync group
         self._write_error: OSError | None = None
         # Files filled by append, written out, waiting for the flusher thread to rename them.
         self._full_files: list[tuple[int, Path]] = []
@@ -186,12 +187,20 @@ class CaptureStream:
 
     def _chunk_full(self) -> None:
         self._try_write()
-        self._sync_if_due()
-        # An idle or slow stream meets its deadline through the background flusher.
+        self._sync_soon()
 
     def _file_full(self) -> None:
         self._rotate()
-        self._sync_if_due()
+        self._sync_soon()
+
+    def _sync_soon(self) -> None:
+        """Past the fsync deadline: have the flusher thread run the group, off this thread.
+
+        (An idle stream meets its deadline through the flusher's regular visits.)
+        """
+        if not self._sync_requested and time.monotonic_ns() >= self._next_sync_ns:
+            self._sync_requested = True
+            FLUSHER.wake(self)
 
     def append_batch(
         self,
@@ -321,9 +330,10 @@ class CaptureStream:
             return completed
 
     def complete_in_background(self) -> None:
-        """Called by the flusher thread: rename the full files, create the next spare.
+        """Called by the flusher thread: rename the full files, create the next spare and,
+        once the fsync interval has passed, run the fsync group.
 
-        The renames and the creation run without the stream's lock, so the writer keeps
+        Renames, creation and fsyncs run without the stream's lock, so the writer keeps
         appending meanwhile.
         """
         core = self._core
@@ -336,15 +346,14 @@ class CaptureStream:
                 # The spare must be newer than every file opened before it: file names
                 # (creation times) follow the order of the data.
                 opened = self._files_opened
-            done = []
+                group = self._take_group() if self._sync_due() else None
+            renamed = []
             for fd, path in full:
                 try:
                     os.rename(path, naming.completed_path(path))
+                    renamed.append(fd)
                 except OSError:
                     _log.error("%s: cannot complete %s", self.label, path, exc_info=True)
-                    done.append((fd, False))
-                else:
-                    done.append((fd, True))
             spare = None
             if want_spare:
                 try:
@@ -352,16 +361,62 @@ class CaptureStream:
                 except OSError:  # the writer creates its next file itself and reports why not
                     _log.debug("%s: no spare capture file", self.label, exc_info=True)
             with self._lock:
-                self._unsynced_fds.extend(fd for fd, _ in done)
-                core.files_completed += sum(1 for _, renamed in done if renamed)
-                self._folder_dirty = True
+                core.files_completed += len(renamed)
+                if group is None:
+                    self._unsynced_fds.extend(fd for fd, _ in full)
+                    self._folder_dirty = True
                 if spare is not None:
                     if core.closed or self._spare is not None or self._files_opened != opened:
                         _discard(spare)
                     else:
                         self._spare = spare
                 if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
-                    self._group_sync()
+                    self._sync_requested = True
+                    FLUSHER.wake(self)
+            if group is not None:  # the slow part last, once the writer has its next file
+                unsynced, open_fd = group
+                self._fsync_group([*unsynced, *(fd for fd, _ in full)], open_fd)
+
+    def _sync_due(self) -> bool:
+        return self._sync_requested or time.monotonic_ns() >= self._next_sync_ns
+
+    def _take_group(self) -> tuple[list[int], int]:
+        """Start an fsync group (lock held): write the buffer, take the completed files'
+        descriptors and a duplicate of the open file's, for :meth:`_fsync_group`."""
+        self._sync_requested = False
+        self._next_sync_ns = time.monotonic_ns() + self._interval_ns
+        self._try_write()
+        unsynced, self._unsynced_fds = self._unsynced_fds, []
+        open_fd = -1
+        if self._core.fd >= 0 and self._fd_dirty:
+            open_fd = os.dup(self._core.fd)
+            self._fd_dirty = False
+        self._folder_dirty = False
+        return unsynced, open_fd
+
+    def _fsync_group(self, completed: list[int], open_fd: int) -> None:
+        """fsync and close the completed files, fsync the open file (a duplicate
+        descriptor, closed here) and the folder; no lock needed."""
+        for fd in completed:
+            try:
+                os.fsync(fd)
+            except OSError:
+                _log.error(
+                    "%s: fsync of a completed capture file failed", self.label, exc_info=True
+                )
+            finally:
+                os.close(fd)
+        if open_fd >= 0:
+            try:
+                os.fsync(open_fd)
+            except OSError:
+                _log.error("%s: fsync of the open capture file failed", self.label, exc_info=True)
+            finally:
+                os.close(open_fd)
+        try:
+            naming.fsync_folder(self.folder)
+        except OSError:
+            _log.error("%s: fsync of folder %s failed", self.label, self.folder, exc_info=True)
 
     def flush_if_due(self) -> None:
         """Called by the background flusher: flush and fsync when the interval has passed."""
@@ -565,6 +620,7 @@ class CaptureStream:
     def _group_sync(self) -> None:
         """Write the buffer, fsync every file touched since the last group, then the folder."""
         self._next_sync_ns = time.monotonic_ns() + self._interval_ns
+        self._sync_requested = False
         self._try_write()
         unsynced, self._unsynced_fds = self._unsynced_fds, []
         for fd in unsynced:
