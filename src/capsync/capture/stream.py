@@ -39,6 +39,7 @@ from typing import Any
 
 from capsync import _impl, _wire_py
 from capsync.capture import naming
+from capsync.capture.files import create_locked, discard, fsync_group
 from capsync.capture.flusher import FLUSHER
 from capsync.capture.header import annotated_record, build_header, encode_header
 from capsync.methods import is_binary_method, mime_type_enum, wrap_key_for
@@ -357,7 +358,7 @@ class CaptureStream:
             spare = None
             if want_spare:
                 try:
-                    spare = _create_locked(self.folder)
+                    spare = create_locked(self.folder)
                 except OSError:  # the writer creates its next file itself and reports why not
                     _log.debug("%s: no spare capture file", self.label, exc_info=True)
             with self._lock:
@@ -367,7 +368,7 @@ class CaptureStream:
                     self._folder_dirty = True
                 if spare is not None:
                     if core.closed or self._spare is not None or self._files_opened != opened:
-                        _discard(spare)
+                        discard(spare)
                     else:
                         self._spare = spare
                 if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
@@ -395,28 +396,7 @@ class CaptureStream:
         return unsynced, open_fd
 
     def _fsync_group(self, completed: list[int], open_fd: int) -> None:
-        """fsync and close the completed files, fsync the open file (a duplicate
-        descriptor, closed here) and the folder; no lock needed."""
-        for fd in completed:
-            try:
-                os.fsync(fd)
-            except OSError:
-                _log.error(
-                    "%s: fsync of a completed capture file failed", self.label, exc_info=True
-                )
-            finally:
-                os.close(fd)
-        if open_fd >= 0:
-            try:
-                os.fsync(open_fd)
-            except OSError:
-                _log.error("%s: fsync of the open capture file failed", self.label, exc_info=True)
-            finally:
-                os.close(open_fd)
-        try:
-            naming.fsync_folder(self.folder)
-        except OSError:
-            _log.error("%s: fsync of folder %s failed", self.label, self.folder, exc_info=True)
+        fsync_group(self.label, self.folder, completed, open_fd)
 
     def flush_if_due(self) -> None:
         """Called by the background flusher: flush and fsync when the interval has passed."""
@@ -513,7 +493,7 @@ class CaptureStream:
         if self._spare is not None:
             (fd, path), self._spare = self._spare, None
         else:
-            fd, path = _create_locked(self.folder)
+            fd, path = create_locked(self.folder)
         core.fd, self._path = fd, path
         self._files_opened += 1
         core.file_nbytes = 0
@@ -588,7 +568,7 @@ class CaptureStream:
     def _drop_spare(self) -> None:
         spare, self._spare = self._spare, None
         if spare is not None:
-            _discard(spare)
+            discard(spare)
 
     def _complete_current(self) -> Path | None:
         """Write out and rename the open file to ``.capture``; keep its fd for the fsync group."""
@@ -644,25 +624,6 @@ class CaptureStream:
                 self._folder_dirty = False
             except OSError:
                 _log.error("%s: fsync of folder %s failed", self.label, self.folder, exc_info=True)
-
-
-def _create_locked(folder: Path) -> tuple[int, Path]:
-    """A new ``.prog`` file, flock-ed so recovery knows a live writer holds it."""
-    fd, path = naming.create_in_progress(folder)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        path.unlink(missing_ok=True)
-        raise
-    return fd, path
-
-
-def _discard(file: tuple[int, Path]) -> None:
-    """Remove an unused (empty) spare file."""
-    fd, path = file
-    os.close(fd)
-    path.unlink(missing_ok=True)
 
 
 def default_times(time_requested_ns: int | None, time_received_ns: int | None) -> tuple[int, int]:
