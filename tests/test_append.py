@@ -51,6 +51,31 @@ def file_bytes(root: Path) -> list[bytes]:
     return [path.read_bytes() for path in sorted(root.rglob("*.capture"))]
 
 
+def test_the_appender_and_its_twin_have_the_same_api(compiled: ModuleType) -> None:
+    import inspect
+
+    ours, twin = _impl.COMPILED_APPEND, _impl.PURE_APPEND
+    assert ours is not None and ours.__all__ == twin.__all__ == ["TabularAppender"]
+
+    def api(module: ModuleType, wire: ModuleType) -> dict[str, object]:
+        appender = module.TabularAppender(None, wire.RecordBuffer(16), "readings", 1, 2, 3)
+        out: dict[str, object] = {}
+        for name in dir(appender):
+            value = getattr(appender, name)
+            if name.startswith("_") or name == "hooks":  # the twin's hooks is not C-private
+                continue
+            if callable(value):
+                out[name] = [
+                    (p.name, p.kind, p.default)
+                    for p in inspect.signature(value).parameters.values()
+                ]
+            else:
+                out[name] = type(value).__name__ if name == "buffer" else value
+        return out
+
+    assert api(ours, compiled) == api(twin, _impl.PURE)
+
+
 # ----- the template cache: one buffer, many readings ------------------------------------
 
 FLOATS = st.floats(allow_nan=True, allow_infinity=True) | st.sampled_from([0.0, -0.0])

@@ -20,6 +20,9 @@ from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
 from capsync._wire cimport RecordBuffer
 
+# The API, the same names as the twin's ``__all__`` (tests/test_append.py checks it).
+__all__ = ["TabularAppender"]
+
 
 cdef inline object _now_ns():
     cdef timespec now_ts

@@ -12,7 +12,7 @@ from libc.errno cimport EINTR
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 # The API, the same names as the twin's ``__all__`` (tests/test_wire_parity.py checks it).
-__all__ = ["spin_until_ns"]
+__all__ = ["sleep_until_ns", "spin_until_ns"]
 
 
 cdef extern from "<time.h>" nogil:

@@ -12,6 +12,8 @@ import threading
 import time
 from typing import Any
 
+__all__ = ["TabularAppender"]  # the same as the compiled module's (tests/test_append.py)
+
 
 class TabularAppender:
     """Appends tabular readings to ``buffer``; see the module docstring."""

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
-__all__ = ["spin_until_ns"]  # the same as the compiled module's (tests/test_wire_parity.py)
+__all__ = [
+    "sleep_until_ns",
+    "spin_until_ns",
+]  # the same as the compiled module's (tests/test_wire_parity.py)
 
 
 def spin_until_ns(deadline_ns: int) -> int:
