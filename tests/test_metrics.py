@@ -56,7 +56,11 @@ def test_metrics_match_stats_after_a_known_capture(tmp_path: Path) -> None:
     manager = capsync.DataManager.from_config(replay_config(tmp_path, capture_dir)).start()
     endpoint = MetricsEndpoint("127.0.0.1:0", CaptureMetrics(manager))
     try:
-        assert wait_for(lambda: manager.stats()["replayer/Readings"].records_written == N_ROWS)
+        assert wait_for(
+            lambda: (
+                (s := manager.stats()["replayer/Readings"]).finished and s.records_written == N_ROWS
+            )
+        )
         manager.flush_to_capture()
         stats = manager.stats()["replayer/Readings"]
         assert stats.finished and stats.captures == N_ROWS and stats.files == 1
