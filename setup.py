@@ -14,7 +14,7 @@ extensions = [
         extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
         define_macros=[("CYTHON_TRACE_NOGIL", "1")] if DEBUG else [],
     )
-    for name in ("_wire", "_clock", "_export")
+    for name in ("_wire", "_append", "_clock", "_export")
 ]
 
 setup(

@@ -2,16 +2,23 @@
 
 Runs a single collector (capture thread + writer thread + compiled stream) on a
 cheap Python sensor at each frequency for a few seconds, with nothing else in
-the service running, and prints a Markdown table. Lateness is how long after
-its scheduled time each call started. Timing numbers depend on the machine:
-they are reported, never asserted.
+the service running, and prints a Markdown table: once on the machine as it
+is, once with a busy-loop process keeping one more core busy (``--busy``
+adds only that run, ``--no-busy`` leaves it out). Lateness is how long after
+its scheduled time each call started; the table gives its distribution, and
+CPU is the process's CPU time per second (100% = one core).
+``--realtime-priority N`` runs the capture thread under ``SCHED_FIFO`` (when
+permitted). Timing numbers depend on the machine: they are reported, never
+asserted.
 
-    python benchmarks/collector_rate.py [--seconds 3] [--hz 1000 10000 20000]
+    python benchmarks/collector_rate.py [--seconds 3] [--hz 1000 10000 20000] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
+import os
 import tempfile
 import threading
 import time
@@ -56,48 +63,97 @@ class RecordingTicker(Ticker):
         return ok
 
 
-def measure(frequency_hz: float, seconds: float) -> dict[str, float]:
+def _busy_loop() -> None:
+    while True:
+        pass
+
+
+def measure(frequency_hz: float, seconds: float, realtime_priority: int = 0) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="capsync-rate-") as capture_dir:
         key = CollectorKey("rdk:component:sensor", "cheap", "Readings")
-        settings = CollectorSettings(frequency_hz=frequency_hz, queue_size=10_000)
+        settings = CollectorSettings(
+            frequency_hz=frequency_hz, queue_size=10_000, realtime_priority=realtime_priority
+        )
         collector = Collector(key, CheapSensor(), settings, capture_dir)
         ticker = RecordingTicker(int(1e9 / frequency_hz), int(frequency_hz * seconds * 2) + 100)
         collector._ticker = ticker  # instrumentation
         started = time.perf_counter()
+        cpu_started = time.process_time()
         collector.start()
         time.sleep(seconds)
         collector._stop_capture.set()  # stop the schedule before draining
         elapsed = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu_started
         collector.close()
         stats = collector.stats()
     lateness_us = ticker.lateness[: ticker.count] / 1e3
     scheduled = stats.captures + stats.skipped_ticks
+    period_us = 1e6 / frequency_hz
     return {
         "hz": frequency_hz,
         "achieved_hz": stats.captures / elapsed,
         "captured": stats.captures / scheduled if scheduled else 0.0,
         "written": stats.records_written,
         "dropped": stats.dropped,
+        "realtime": collector.realtime,
+        "cpu": cpu_s / elapsed,  # CPU time of the process (all threads) per second
         "p50_us": float(np.percentile(lateness_us, 50)),
+        "p90_us": float(np.percentile(lateness_us, 90)),
         "p99_us": float(np.percentile(lateness_us, 99)),
+        "p999_us": float(np.percentile(lateness_us, 99.9)),
+        "max_us": float(lateness_us.max()) if len(lateness_us) else 0.0,
+        # Ticks met, but later than half a period (the next one is at risk).
+        "over_half_period": float(np.mean(lateness_us > period_us / 2)) if len(lateness_us) else 0,
     }
+
+
+def table(title: str, args: argparse.Namespace) -> None:
+    print(f"\n### {title}\n")
+    print(
+        "| target Hz | achieved Hz | ticks captured | written | dropped | lateness p50 "
+        "| p90 | p99 | p99.9 | max | late > ½ period | CPU |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    realtime = False
+    for hz in args.hz:
+        r = measure(hz, args.seconds, args.realtime_priority)
+        realtime = realtime or bool(r["realtime"])
+        print(
+            f"| {r['hz']:,.0f} | {r['achieved_hz']:,.0f} | {r['captured']:.2%} "
+            f"| {r['written']:,} | {r['dropped']:,} | {r['p50_us']:.1f} µs "
+            f"| {r['p90_us']:.1f} µs | {r['p99_us']:.1f} µs | {r['p999_us']:.1f} µs "
+            f"| {r['max_us']:,.0f} µs | {r['over_half_period']:.2%} | {r['cpu']:.0%} |",
+            flush=True,
+        )
+    if args.realtime_priority:
+        print(f"\n_capture thread under SCHED_FIFO: {'yes' if realtime else 'no (not permitted)'}_")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--hz", type=float, nargs="+", default=[1000.0, 10000.0, 20000.0])
+    parser.add_argument("--quick", action="store_true", help="1 s per rate, 20 kHz only")
+    parser.add_argument("--realtime-priority", type=int, default=0, metavar="N")
+    load = parser.add_mutually_exclusive_group()
+    load.add_argument("--busy", action="store_true", help="only the run with a busy core")
+    load.add_argument("--no-busy", action="store_true", help="leave out the busy-core run")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.hz = 1.0, [20000.0]
     impl = "compiled" if native_available() else "pure Python"
-    print(f"\n### One collector, cheap sensor, {args.seconds:g} s per rate ({impl} wire)\n")
-    print("| target Hz | achieved Hz | ticks captured | written | dropped "
-          "| lateness p50 | lateness p99 |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    for hz in args.hz:
-        r = measure(hz, args.seconds)
-        print(f"| {r['hz']:,.0f} | {r['achieved_hz']:,.0f} | {r['captured']:.2%} "
-              f"| {r['written']:,} | {r['dropped']:,} | {r['p50_us']:.1f} µs "
-              f"| {r['p99_us']:.1f} µs |")
+    cores = len(os.sched_getaffinity(0))
+    what = f"one collector, cheap sensor, {args.seconds:g} s per rate ({impl} wire, {cores} cores)"
+    if not args.busy:
+        table(what[0].upper() + what[1:], args)
+    if not args.no_busy:
+        busy = multiprocessing.get_context("spawn").Process(target=_busy_loop, daemon=True)
+        busy.start()
+        try:
+            table(f"The same with a busy-loop process keeping one core busy: {what}", args)
+        finally:
+            busy.terminate()
+            busy.join()
 
 
 if __name__ == "__main__":

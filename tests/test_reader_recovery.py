@@ -191,7 +191,11 @@ def test_sigkill_mid_capture_then_recover(tmp_path: Path) -> None:
     process.stdout.close()
     assert flushed >= 3000
     results = capsync.recover_in_progress(tmp_path)
-    assert [r.action for r in results] == ["completed"]
+    # The open file, and any full file the flusher thread had not yet renamed, are
+    # completed; an empty spare file made for the next rotation is removed.
+    actions = [r.action for r in results]
+    assert "completed" in actions and set(actions) <= {"completed", "removed"}
+    assert all(r.records == 0 for r in results if r.action == "removed")
     assert list(tmp_path.rglob("*.prog")) == []
     values = []
     for path in sorted(tmp_path.rglob("*.capture")):

@@ -1,6 +1,10 @@
 cimport cython
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 
+cdef enum:
+    # Readings with at most this many float values may be encoded from a cached template.
+    MAX_TEMPLATE_KEYS = 32
+
 
 @cython.final
 cdef class RecordBuffer:
@@ -8,6 +12,13 @@ cdef class RecordBuffer:
     cdef uint8_t* _data         # start of _array's memory (valid while _array lives)
     cdef Py_ssize_t _capacity   # bytes _array can hold
     cdef Py_ssize_t _size       # bytes in use (encoded, not yet written)
+    # The template of the last all-float reading: its struct encoded with zeros, and where
+    # each double goes. A reading with the same key objects in the same order, all floats,
+    # and the same wrap key is a copy of it with the numbers patched in.
+    cdef tuple _tpl_keys        # the key objects, in order (None: no template yet)
+    cdef object _tpl_wrap_key   # the wrap key it was built with
+    cdef RecordBuffer _tpl      # the struct body (wrapped when _tpl_wrap_key is set)
+    cdef Py_ssize_t _tpl_slots[MAX_TEMPLATE_KEYS]  # offset of each double in _tpl
 
     cdef int _bind(self) except -1
     cdef int _reserve(self, Py_ssize_t extra_bytes) except -1
@@ -24,3 +35,7 @@ cdef class RecordBuffer:
     cdef int _struct(self, object fields, int depth) except -1
     cdef int _entry(self, object key, object item, int depth) except -1
     cdef int _wrapped_struct(self, object readings, object wrap_key) except -1
+    cdef bint _from_template(self, dict readings, object wrap_key, double* values) except -1
+    cdef int _build_template(self, dict readings, object wrap_key) except -1
+    cdef int _append_readings(self, object readings, object time_requested_ns,
+                              object time_received_ns, object wrap_key) except -1

@@ -452,20 +452,61 @@ cdef class RecordBuffer:
             self._put_bytes(<const char*>&view[0], view.shape[0])
         return self._size - start
 
-    def append_readings(self, readings, time_requested_ns, time_received_ns, wrap_key=None):
-        """Encode one tabular ``SensorData`` from a dict; return bytes appended.
+    cdef bint _from_template(self, dict readings, object wrap_key, double* values) except -1:
+        """True (and ``values`` filled) when ``readings`` fits the cached template."""
+        cdef Py_ssize_t i = 0
+        cdef tuple keys = self._tpl_keys
+        if keys is None or wrap_key is not self._tpl_wrap_key or len(readings) != len(keys):
+            return False
+        for key, value in readings.items():
+            if key is not keys[i] or type(value) is not float:
+                return False
+            values[i] = PyFloat_AS_DOUBLE(value)
+            i += 1
+        return True
 
-        With ``wrap_key`` (e.g. ``"readings"``) the struct is ``{wrap_key: readings}``.
-        On error nothing is appended.
-        """
+    cdef int _build_template(self, dict readings, object wrap_key) except -1:
+        """Cache ``readings``' template when it is all floats under short string keys."""
+        cdef Py_ssize_t nbytes
+        cdef Py_ssize_t n = len(readings)
+        if n == 0 or n > MAX_TEMPLATE_KEYS:
+            return 0
+        for key, value in readings.items():
+            if type(key) is not str or type(value) is not float:
+                return 0
+            PyUnicode_AsUTF8AndSize(key, &nbytes)
+            if nbytes > SHORT_KEY_BYTES:
+                return 0
+        keys = tuple(readings)
+        template = RecordBuffer(64 + 32 * n)
+        template._wrapped_struct(dict.fromkeys(keys, 0.0), wrap_key)
+        _number_slots(template._data, template._size, bool(wrap_key), self._tpl_slots, n)
+        self._tpl = template
+        self._tpl_keys = keys
+        self._tpl_wrap_key = wrap_key
+        return 0
+
+    cdef int _append_readings(self, object readings, object time_requested_ns,
+                              object time_received_ns, object wrap_key) except -1:
+        """``append_readings`` without the return value (the stream's per-reading call)."""
         cdef int64_t requested
         cdef int64_t received
         cdef Py_ssize_t frame_start = self._size
         cdef Py_ssize_t struct_start
-        if type(readings) is not dict and not isinstance(readings, Mapping):
+        cdef double values[MAX_TEMPLATE_KEYS]
+        cdef bint full = False
+        cdef bint is_dict = type(readings) is dict
+        if not is_dict and not isinstance(readings, Mapping):
             raise TypeError(f"readings must be a dict, got {type(readings).__name__}")
         requested = _as_int64(time_requested_ns, "time_requested_ns")
         received = _as_int64(time_received_ns, "time_received_ns")
+        if is_dict and self._from_template(<dict>readings, wrap_key, values):
+            self._reserve(MAX_VARINT_BYTES + 2 + 2 * (2 + MAX_TIMESTAMP_BYTES) + 1
+                          + MAX_VARINT_BYTES + self._tpl._size)
+            _encode_rows(self._data, &self._size, &requested, &received, values,
+                         len(self._tpl_keys), 0, 1, 0, -1, self._tpl._data, self._tpl._size,
+                         self._tpl_slots, &full)
+            return 0
         try:
             frame_start = self._open_len()
             self._metadata(requested, received, 0)
@@ -480,7 +521,19 @@ cdef class RecordBuffer:
             if error is not None:
                 raise error from None
             raise
-        return self._size - frame_start
+        if is_dict:
+            self._build_template(<dict>readings, wrap_key)
+        return 0
+
+    def append_readings(self, readings, time_requested_ns, time_received_ns, wrap_key=None):
+        """Encode one tabular ``SensorData`` from a dict; return bytes appended.
+
+        With ``wrap_key`` (e.g. ``"readings"``) the struct is ``{wrap_key: readings}``.
+        On error nothing is appended.
+        """
+        cdef Py_ssize_t start = self._size
+        self._append_readings(readings, time_requested_ns, time_received_ns, wrap_key)
+        return self._size - start
 
     def append_batch(self, time_requested_ns, time_received_ns, values, keys, wrap_key=None,
                      Py_ssize_t start_row=0, Py_ssize_t limit_bytes=-1):

@@ -1,10 +1,13 @@
-"""Pure-Python twin of ``capsync._clock``: spin until a deadline, yielding the GIL each turn."""
+"""Pure-Python twin of ``capsync._clock``: sleep and spin to a deadline, yielding the GIL."""
 
 from __future__ import annotations
 
 import time
 
-__all__ = ["spin_until_ns"]  # the same as the compiled module's (tests/test_wire_parity.py)
+__all__ = [
+    "sleep_until_ns",
+    "spin_until_ns",
+]  # the same as the compiled module's (tests/test_wire_parity.py)
 
 
 def spin_until_ns(deadline_ns: int) -> int:
@@ -14,3 +17,15 @@ def spin_until_ns(deadline_ns: int) -> int:
         if now_ns >= deadline_ns:
             return now_ns
         time.sleep(0)  # releases the GIL (at the cost of the kernel's timer slack)
+
+
+def sleep_until_ns(deadline_ns: int) -> int:
+    """Sleep until ``time.perf_counter_ns() >= deadline_ns``; return the time woken in ns.
+
+    The OS may wake the thread late (timer slack, scheduling), never early.
+    """
+    now_ns = time.perf_counter_ns()
+    while now_ns < deadline_ns:
+        time.sleep((deadline_ns - now_ns) / 1e9)
+        now_ns = time.perf_counter_ns()
+    return now_ns

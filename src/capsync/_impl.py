@@ -1,8 +1,9 @@
 """Pick the implementation of the compiled entry points, or their pure-Python twins.
 
-Two compiled modules exist: ``capsync._wire`` (the capture file hot path) and
-``capsync._clock`` (GIL-free waiting); their twins are ``_wire_py`` and
-``_clock_py``. They are switched together.
+Three compiled modules exist: ``capsync._wire`` (the capture file hot path),
+``capsync._append`` (a tabular stream's per-reading path) and
+``capsync._clock`` (GIL-free waiting); their twins are ``_wire_py``,
+``_append_py`` and ``_clock_py``. They are switched together.
 
 ``CAPSYNC_NO_EXTENSIONS=1`` (any non-empty value but ``0``) forces the twin;
 so does a missing or broken extension, or a big-endian host (the compiled
@@ -18,7 +19,7 @@ import os
 import sys
 from types import ModuleType
 
-from capsync import _clock_py, _wire_py
+from capsync import _append_py, _clock_py, _wire_py
 
 
 def _load_compiled(name: str) -> ModuleType | None:
@@ -34,8 +35,10 @@ def _load_compiled(name: str) -> ModuleType | None:
 
 COMPILED: ModuleType | None = _load_compiled("capsync._wire")
 COMPILED_CLOCK: ModuleType | None = _load_compiled("capsync._clock")
+COMPILED_APPEND: ModuleType | None = _load_compiled("capsync._append")
 PURE: ModuleType = _wire_py
 PURE_CLOCK: ModuleType = _clock_py
+PURE_APPEND: ModuleType = _append_py
 _current: ModuleType = COMPILED if COMPILED is not None else PURE
 
 
@@ -49,6 +52,13 @@ def clock() -> ModuleType:
     if _current is PURE or COMPILED_CLOCK is None:
         return PURE_CLOCK
     return COMPILED_CLOCK
+
+
+def append_for(wire_module: ModuleType) -> ModuleType:
+    """The per-reading module that goes with ``wire_module`` (its record buffers)."""
+    if wire_module is PURE or COMPILED_APPEND is None:
+        return PURE_APPEND
+    return COMPILED_APPEND
 
 
 def use(module: ModuleType) -> ModuleType:

@@ -17,6 +17,12 @@ Policy lives here; byte work happens in the wire module (compiled or twin).
   its last whole record and the bytes stay buffered to be retried, up to
   ``max_buffered_bytes``; past that, ``append`` refuses new records with
   :class:`CaptureWriteError` so the caller can count them.
+
+The per-reading state (open descriptor, file size, counters, the lock) lives in
+a ``TabularAppender`` (``capsync._append``, or its twin): a tabular stream's
+``append`` *is* the appender's ``append``, one compiled call that calls back
+into this class only on the slow paths (``_prepare_append``, ``_chunk_full``,
+``_file_full``), with the lock held.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Any
 
 from capsync import _impl, _wire_py
 from capsync.capture import naming
+from capsync.capture.files import create_locked, discard, fsync_group
 from capsync.capture.flusher import FLUSHER
 from capsync.capture.header import annotated_record, build_header, encode_header
 from capsync.methods import is_binary_method, mime_type_enum, wrap_key_for
@@ -116,21 +123,34 @@ class CaptureStream:
         self._interval_ns = int(fsync_interval_s * 1e9)
         self._wire = _impl.wire()
         self._buffer = self._wire.RecordBuffer(2 * WRITE_CHUNK_BYTES)
-        self._lock = threading.Lock()
-        self._fd: int | None = None  # the open tabular .prog file
-        self._path: Path | None = None
-        self._file_nbytes = 0  # bytes of the open file known to be on the OS side
-        self._file_records = 0
+        # Per-reading state and the lock (fd, file size, counters): see the module docstring.
+        self._core = _impl.append_for(self._wire).TabularAppender(
+            self,
+            self._buffer,
+            self._wrap_key,
+            max_file_size_bytes,
+            max_buffered_bytes,
+            WRITE_CHUNK_BYTES,
+        )
+        if not self._binary:
+            # The hot path: one compiled call per reading, no Python frame in between.
+            self.append = self._core.append  # type: ignore[method-assign]
+        self._lock = self._core  # ``with self._lock`` takes the appender's lock
+        self._path: Path | None = None  # the open tabular .prog file
         self._unsynced_fds: list[int] = []  # completed files awaiting fsync + close
         self._fd_dirty = False  # the open file has writes not yet fsynced
         self._folder_dirty = False  # creations/renames not yet fsynced
         self._next_sync_ns = time.monotonic_ns() + self._interval_ns
+        self._sync_requested = False  # the flusher thread is asked to run the fsync group
         self._write_error: OSError | None = None
-        self._closed = False
-        self._records = 0
-        self._bytes_written = 0
-        self._files_completed = 0
-        self._write_errors = 0
+        # Files filled by append, written out, waiting for the flusher thread to rename them.
+        self._full_files: list[tuple[int, Path]] = []
+        # An empty .prog file the flusher thread created for the next rotation, if any.
+        self._spare: tuple[int, Path] | None = None
+        self._files_opened = 0  # tabular files opened so far
+        # Held by the flusher thread while it renames and creates files without the lock;
+        # whoever needs every full file completed (close, stats) takes it before the lock.
+        self._completing = threading.Lock()
         FLUSHER.register(self)
 
     # ----- public API -------------------------------------------------------------------
@@ -150,28 +170,38 @@ class CaptureStream:
         time_requested_ns: int | None = None,
         time_received_ns: int | None = None,
     ) -> None:
-        """Append one tabular reading (a dict of JSON-like values)."""
+        """Append one tabular reading (a dict of JSON-like values).
+
+        A tabular stream replaces this method with its appender's ``append`` (same
+        signature); this one is what a binary stream has.
+        """
         if self._binary:
             raise TypeError(f"{self.label} is a binary method: use append_binary")
-        if time_requested_ns is None or time_received_ns is None:
-            time_requested_ns, time_received_ns = default_times(time_requested_ns, time_received_ns)
-        buffer = self._buffer
-        with self._lock:
-            # Hot path: an open file and room in memory. Everything else is the slow path.
-            if self._fd is None or self._closed or buffer.nbytes >= self._max_buffered_bytes:
-                self._check_can_accept()
-                self._open_if_needed()
-            buffer.append_readings(readings, time_requested_ns, time_received_ns, self._wrap_key)
-            self._records += 1
-            self._file_records += 1
-            buffered = buffer.nbytes
-            if self._file_nbytes + buffered >= self._max_file_size_bytes:
-                self._complete_current()
-                self._sync_if_due()
-            elif buffered >= WRITE_CHUNK_BYTES:
-                self._try_write()
-                self._sync_if_due()
-            # An idle or slow stream meets its deadline through the background flusher.
+        self._core.append(readings, time_requested_ns, time_received_ns)
+
+    # Slow paths of the appender's ``append``, called with the lock held.
+
+    def _prepare_append(self) -> None:
+        """No open file, closed, or too much unwritten: refuse or open."""
+        self._check_can_accept()
+        self._open_if_needed()
+
+    def _chunk_full(self) -> None:
+        self._try_write()
+        self._sync_soon()
+
+    def _file_full(self) -> None:
+        self._rotate()
+        self._sync_soon()
+
+    def _sync_soon(self) -> None:
+        """Past the fsync deadline: have the flusher thread run the group, off this thread.
+
+        (An idle stream meets its deadline through the flusher's regular visits.)
+        """
+        if not self._sync_requested and time.monotonic_ns() >= self._next_sync_ns:
+            self._sync_requested = True
+            FLUSHER.wake(self)
 
     def append_batch(
         self,
@@ -192,6 +222,7 @@ class CaptureStream:
             time_requested_ns, time_received_ns, values, keys
         )
         n_rows = int(matrix.shape[0])
+        core = self._core
         with self._lock:
             row = 0
             while row < n_rows:
@@ -201,13 +232,13 @@ class CaptureStream:
                     exc.rows_accepted = row  # type: ignore[attr-defined]
                     raise
                 self._open_if_needed()
-                room_bytes = self._max_file_size_bytes - self._file_nbytes
+                room_bytes = self._max_file_size_bytes - core.file_nbytes
                 limit_bytes = min(room_bytes, BATCH_WRITE_BYTES)
                 next_row = self._buffer.append_batch(
                     requested, received, matrix, keys, self._wrap_key, row, limit_bytes
                 )
-                self._records += next_row - row
-                self._file_records += next_row - row
+                core.records += next_row - row
+                core.file_records += next_row - row
                 row = next_row
                 # Full when the buffer reached the file's room, or when the room (not the
                 # write chunk) is what stopped the encoder before the last row.
@@ -215,7 +246,7 @@ class CaptureStream:
                     row < n_rows and room_bytes <= BATCH_WRITE_BYTES
                 )
                 if file_full:
-                    self._complete_current()
+                    self._rotate()
                 else:
                     self._try_write()
             self._sync_if_due()
@@ -260,15 +291,16 @@ class CaptureStream:
                 self._buffer.clear()
                 os.close(fd)
                 path.unlink(missing_ok=True)
-                self._write_errors += 1
+                self._core.write_errors += 1
                 raise _with_path(exc, path, "cannot write capture file") from exc
             final = naming.completed_path(path)
             os.rename(path, final)
             self._unsynced_fds.append(fd)
             self._folder_dirty = True
-            self._records += 1
-            self._bytes_written += written
-            self._files_completed += 1
+            core = self._core
+            core.records += 1
+            core.bytes_written += written
+            core.files_completed += 1
             if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
                 self._group_sync()
             else:
@@ -283,56 +315,136 @@ class CaptureStream:
                 raise self._write_error
 
     def flush_to_capture(self) -> Path | None:
-        """Complete the open file (``.prog`` -> ``.capture``) and fsync; return its new path."""
-        with self._lock:
+        """Complete the open file (``.prog`` -> ``.capture``) and fsync; return its new path.
+
+        Files filled earlier and not yet renamed by the flusher thread are completed too,
+        and the spare file is removed: afterwards no ``.prog`` file is left.
+        """
+        with self._completing, self._lock:
             self._check_open()
+            self._complete_full_files()
+            self._drop_spare()
             completed = self._complete_current()
-            if self._fd is not None and self._write_error is not None:
+            if self._core.fd >= 0 and self._write_error is not None:
                 raise self._write_error
             self._group_sync()
             return completed
 
+    def complete_in_background(self) -> None:
+        """Called by the flusher thread: rename the full files, create the next spare and,
+        once the fsync interval has passed, run the fsync group.
+
+        Renames, creation and fsyncs run without the stream's lock, so the writer keeps
+        appending meanwhile.
+        """
+        core = self._core
+        with self._completing:
+            with self._lock:
+                if core.closed:
+                    return
+                full, self._full_files = self._full_files, []
+                want_spare = self._spare is None
+                # The spare must be newer than every file opened before it: file names
+                # (creation times) follow the order of the data.
+                opened = self._files_opened
+                group = self._take_group() if self._sync_due() else None
+            renamed = []
+            for fd, path in full:
+                try:
+                    os.rename(path, naming.completed_path(path))
+                    renamed.append(fd)
+                except OSError:
+                    _log.error("%s: cannot complete %s", self.label, path, exc_info=True)
+            spare = None
+            if want_spare:
+                try:
+                    spare = create_locked(self.folder)
+                except OSError:  # the writer creates its next file itself and reports why not
+                    _log.debug("%s: no spare capture file", self.label, exc_info=True)
+            with self._lock:
+                core.files_completed += len(renamed)
+                if group is None:
+                    self._unsynced_fds.extend(fd for fd, _ in full)
+                    self._folder_dirty = True
+                if spare is not None:
+                    if core.closed or self._spare is not None or self._files_opened != opened:
+                        discard(spare)
+                    else:
+                        self._spare = spare
+                if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
+                    self._sync_requested = True
+                    FLUSHER.wake(self)
+            if group is not None:  # the slow part last, once the writer has its next file
+                unsynced, open_fd = group
+                self._fsync_group([*unsynced, *(fd for fd, _ in full)], open_fd)
+
+    def _sync_due(self) -> bool:
+        return self._sync_requested or time.monotonic_ns() >= self._next_sync_ns
+
+    def _take_group(self) -> tuple[list[int], int]:
+        """Start an fsync group (lock held): write the buffer, take the completed files'
+        descriptors and a duplicate of the open file's, for :meth:`_fsync_group`."""
+        self._sync_requested = False
+        self._next_sync_ns = time.monotonic_ns() + self._interval_ns
+        self._try_write()
+        unsynced, self._unsynced_fds = self._unsynced_fds, []
+        open_fd = -1
+        if self._core.fd >= 0 and self._fd_dirty:
+            open_fd = os.dup(self._core.fd)
+            self._fd_dirty = False
+        self._folder_dirty = False
+        return unsynced, open_fd
+
+    def _fsync_group(self, completed: list[int], open_fd: int) -> None:
+        fsync_group(self.label, self.folder, completed, open_fd)
+
     def flush_if_due(self) -> None:
         """Called by the background flusher: flush and fsync when the interval has passed."""
-        if not self._lock.acquire(blocking=False):
+        core = self._core
+        if not core.acquire(blocking=False):
             return  # the writer is active and checks the deadline itself
         try:
-            if not self._closed:
+            if not core.closed:
                 self._sync_if_due()
         finally:
-            self._lock.release()
+            core.release()
 
     def close(self) -> None:
         """Write everything, complete the open file, fsync; idempotent."""
-        with self._lock:
-            if self._closed:
+        core = self._core
+        with self._completing, self._lock:
+            if core.closed:
                 return
             try:
+                self._complete_full_files()
+                self._drop_spare()
                 self._complete_current()
                 self._group_sync()
-                if self._fd is not None and self._write_error is not None:
+                if core.fd >= 0 and self._write_error is not None:
                     raise self._write_error
             finally:
-                self._closed = True
+                core.closed = True
                 FLUSHER.unregister(self)
-                if self._fd is not None:
+                if core.fd >= 0:
                     lost = self._buffer.nbytes
-                    os.close(self._fd)
-                    self._fd = None
+                    os.close(core.fd)
+                    core.fd = -1
                     if lost:
                         _log.error(
                             "%s: %d bytes could not be written to %s", self.label, lost, self._path
                         )
 
     def stats(self) -> StreamStats:
-        with self._lock:
+        core = self._core
+        with self._completing, self._lock:
+            self._complete_full_files()
             return StreamStats(
-                records=self._records,
-                bytes_written=self._bytes_written,
-                files_completed=self._files_completed,
+                records=core.records,
+                bytes_written=core.bytes_written,
+                files_completed=core.files_completed,
                 buffered_bytes=self._buffer.nbytes,
-                write_errors=self._write_errors,
-                current_path=str(self._path) if self._fd is not None else None,
+                write_errors=core.write_errors,
+                current_path=str(self._path) if core.fd >= 0 else None,
             )
 
     def __enter__(self) -> CaptureStream:
@@ -342,13 +454,23 @@ class CaptureStream:
         self.close()
 
     def __repr__(self) -> str:
-        state = "closed" if self._closed else "open"
+        state = "closed" if self._core.closed else "open"
         return f"<CaptureStream {self.label} {state} in {self.folder}>"
 
     # ----- internals (called with the lock held) ----------------------------------------
 
+    @property
+    def _fd(self) -> int | None:
+        """The open tabular file's descriptor, or None."""
+        fd = self._core.fd
+        return None if fd < 0 else int(fd)
+
+    @_fd.setter
+    def _fd(self, fd: int | None) -> None:
+        self._core.fd = -1 if fd is None else fd
+
     def _check_open(self) -> None:
-        if self._closed:
+        if self._core.closed:
             raise StreamClosedError(f"capture stream {self.label} is closed")
 
     def _check_can_accept(self) -> None:
@@ -365,57 +487,99 @@ class CaptureStream:
             )
 
     def _open_if_needed(self) -> None:
-        if self._fd is not None:
+        core = self._core
+        if core.fd >= 0:
             return
-        fd, path = naming.create_in_progress(self.folder)
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self._fd, self._path = fd, path
-        self._file_nbytes = 0
-        self._file_records = 0
+        if self._spare is not None:
+            (fd, path), self._spare = self._spare, None
+        else:
+            fd, path = create_locked(self.folder)
+        core.fd, self._path = fd, path
+        self._files_opened += 1
+        core.file_nbytes = 0
+        core.file_records = 0
         self._folder_dirty = True
         self._buffer.append_frame(self._header_bytes)
 
     def _try_write(self) -> bool:
         """Write the buffer to the open file. False (and the error kept) if that failed."""
-        if self._fd is None or self._buffer.nbytes == 0:
+        core = self._core
+        if core.fd < 0 or self._buffer.nbytes == 0:
             return True
         try:
-            written = self._buffer.write_to(self._fd)
+            written = self._buffer.write_to(core.fd)
         except OSError as exc:
-            self._write_errors += 1
+            core.write_errors += 1
             self._write_error = _with_path(exc, self._path, "cannot write capture file")
             self._cut_back()
             return False
-        self._file_nbytes += written
-        self._bytes_written += written
+        core.file_nbytes += written
+        core.bytes_written += written
         self._fd_dirty = True
         self._write_error = None
         return True
 
     def _cut_back(self) -> None:
         """After a failed write, end the file at its last whole record again."""
-        assert self._fd is not None
+        core = self._core
         try:
-            os.ftruncate(self._fd, self._file_nbytes)
-            os.lseek(self._fd, self._file_nbytes, os.SEEK_SET)
+            os.ftruncate(core.fd, core.file_nbytes)
+            os.lseek(core.fd, core.file_nbytes, os.SEEK_SET)
         except OSError:
             _log.warning(
                 "%s: cannot cut %s back to %d bytes",
                 self.label,
                 self._path,
-                self._file_nbytes,
+                core.file_nbytes,
                 exc_info=True,
             )
 
+    def _rotate(self) -> None:
+        """The open file is full: write it out, leave its renaming to the flusher thread and
+        go on in the spare file (when the flusher made one, else the next append creates one).
+
+        A file whose last write failed stays open (the write is retried, as before).
+        """
+        core = self._core
+        if core.fd < 0 or core.file_records == 0:
+            self._complete_current()
+            return
+        if not self._try_write():
+            return
+        assert self._path is not None
+        self._full_files.append((core.fd, self._path))
+        core.fd, self._path = -1, None
+        self._fd_dirty = False  # the full file is fsynced with the next group
+        if self._spare is not None:
+            self._open_if_needed()
+        FLUSHER.wake(self)
+
+    def _complete_full_files(self) -> None:
+        """Rename the full files the flusher thread has not renamed yet (lock held)."""
+        full, self._full_files = self._full_files, []
+        for fd, path in full:
+            os.rename(path, naming.completed_path(path))
+            self._unsynced_fds.append(fd)
+            self._folder_dirty = True
+            self._core.files_completed += 1
+        if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
+            self._group_sync()
+
+    def _drop_spare(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            discard(spare)
+
     def _complete_current(self) -> Path | None:
         """Write out and rename the open file to ``.capture``; keep its fd for the fsync group."""
-        if self._fd is None or not self._try_write():
+        core = self._core
+        if core.fd < 0 or not self._try_write():
             return None
-        fd, path = self._fd, self._path
+        fd, path = core.fd, self._path
         assert path is not None
-        self._fd, self._path = None, None
+        core.fd, self._path = -1, None
         self._folder_dirty = True
-        if self._file_records == 0:  # a header alone is not worth syncing
+        if core.file_records == 0:  # a header alone is not worth syncing
             os.close(fd)
             path.unlink(missing_ok=True)
             self._fd_dirty = False
@@ -424,7 +588,7 @@ class CaptureStream:
         os.rename(path, final)
         self._unsynced_fds.append(fd)
         self._fd_dirty = False
-        self._files_completed += 1
+        core.files_completed += 1
         if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
             self._group_sync()
         return final
@@ -436,6 +600,7 @@ class CaptureStream:
     def _group_sync(self) -> None:
         """Write the buffer, fsync every file touched since the last group, then the folder."""
         self._next_sync_ns = time.monotonic_ns() + self._interval_ns
+        self._sync_requested = False
         self._try_write()
         unsynced, self._unsynced_fds = self._unsynced_fds, []
         for fd in unsynced:

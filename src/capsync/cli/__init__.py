@@ -27,6 +27,7 @@ COMMANDS = {
     "sync": "capsync.cli.sync_cmd",
     "convert": "capsync.cli.convert_cmd",
     "train": "capsync.cli.train_cmd",
+    "status": "capsync.cli.status_cmd",
 }
 
 

@@ -16,8 +16,17 @@ from typing import TYPE_CHECKING
 
 from capsync.cli.errors import UserError
 from capsync.config import ConfigError, MachineConfig, load_config
+from capsync.metrics import (
+    CaptureMetrics,
+    MetricsEndpoint,
+    metrics_state_path,
+    parse_address,
+    remove_state,
+    write_state,
+)
 from capsync.resources import ResourceError
 from capsync.service import CollectorStats, DataManager, ServiceError
+from capsync.service.realtime import MAX_RT_PRIORITY
 
 if TYPE_CHECKING:
     from capsync.server.auth import ApiKeys
@@ -50,6 +59,19 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help='keys that may call --listen: JSON {"keys": [{"id": ..., "key": ...}]} (required '
         "with --listen)",
+    )
+    parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free port); "
+        "`capsync status` reads them",
+    )
+    parser.add_argument(
+        "--realtime-priority",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run capture threads under SCHED_FIFO at priority N (1-99) when permitted",
     )
     parser.add_argument(
         "--log-level",
@@ -111,6 +133,16 @@ def listen_keys(args: argparse.Namespace) -> ApiKeys | None:
 def run(args: argparse.Namespace) -> int:
     config = load(args.config, args.capture_dir)
     keys = listen_keys(args)
+    if not 0 <= args.realtime_priority <= MAX_RT_PRIORITY:
+        raise UserError(
+            f"--realtime-priority must be 1..{MAX_RT_PRIORITY}, got {args.realtime_priority}",
+            exit_code=2,
+        )
+    if args.metrics is not None:
+        try:
+            parse_address(args.metrics)
+        except ValueError as exc:
+            raise UserError(f"--metrics: {exc}", exit_code=2) from None
     stop = threading.Event()
     reload_requested = threading.Event()
 
@@ -124,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
     try:
-        manager = DataManager(config).start()
+        manager = DataManager(config, realtime_priority=args.realtime_priority).start()
     except (ResourceError, ServiceError, ConfigError) as exc:
         raise UserError(str(exc), exit_code=2) from None
     except OSError as exc:
@@ -144,6 +176,14 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--listen {args.listen}: {exc}", exit_code=2) from None
         host = args.listen.rpartition(":")[0]
         print(f"data manager API listening on {host}:{port}", flush=True)
+    endpoint = None
+    if args.metrics is not None:
+        try:
+            endpoint = start_metrics(args.metrics, manager)
+        except OSError as exc:
+            manager.close()
+            message = f"--metrics: cannot listen on {args.metrics}: {exc}"
+            raise UserError(message, exit_code=2) from None
     started = time.monotonic()
     deadline = started + args.duration if args.duration is not None else None
     last_stats = manager.stats()
@@ -172,10 +212,28 @@ def run(args: argparse.Namespace) -> int:
         if api_server is not None:
             api_server.stop(2.0).wait()
         manager.close()
+        if endpoint is not None:
+            stop_metrics(endpoint, manager)
     final = manager_summary(manager, time.monotonic() - started)
     if not args.quiet:
         print(final, flush=True)
     return 0
+
+
+def start_metrics(address: str, manager: DataManager) -> MetricsEndpoint:
+    """Serve the manager's metrics; note the address where ``capsync status`` looks."""
+    endpoint = MetricsEndpoint(address, CaptureMetrics(manager))
+    print(f"capsync run: metrics at {endpoint.url}", flush=True)
+    try:
+        write_state(metrics_state_path(manager.capture_dir), endpoint.url)
+    except OSError as exc:
+        _log.warning("cannot note the metrics address for `capsync status`: %s", exc)
+    return endpoint
+
+
+def stop_metrics(endpoint: MetricsEndpoint, manager: DataManager) -> None:
+    remove_state(metrics_state_path(manager.capture_dir))
+    endpoint.close()
 
 
 def manager_summary(manager: DataManager, elapsed_s: float) -> str:

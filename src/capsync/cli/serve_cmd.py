@@ -85,6 +85,11 @@ def register(parser: argparse.ArgumentParser) -> None:
         "log in with an API key (port 0 picks a free port)",
     )
     parser.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (port 0: any free port)",
+    )
+    parser.add_argument(
         "--grace",
         type=float,
         default=10.0,
@@ -123,6 +128,13 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--tls-cert and --tls-key go together")
     if args.grace < 0:
         raise UserError("--grace must be >= 0")
+    if args.metrics is not None:
+        from capsync.metrics import parse_address
+
+        try:
+            parse_address(args.metrics)
+        except ValueError as exc:
+            raise UserError(f"--metrics: {exc}") from None
     if args.mongo_uri is not None:
         from capsync._mongo import MissingExtraError, check_uri
 
@@ -158,6 +170,7 @@ def run(args: argparse.Namespace) -> int:
             retention_interval_s=args.retention_interval,
             blobs=args.blobs,
             companions=[] if args.http is None else [_page(args.http)],
+            metrics=args.metrics,
         )
     except ApiKeysError as exc:
         raise UserError(str(exc)) from None

@@ -111,6 +111,7 @@ def serve(
     compact_interval_s: float = 10.0,
     retention_interval_s: float = 3600.0,
     companions: Sequence[Callable[[IngestServer], Companion]] = (),
+    metrics: str | None = None,
 ) -> int:
     """Run the server until SIGTERM or SIGINT, then stop gracefully; returns 0.
 
@@ -125,6 +126,8 @@ def serve(
     down at start is a warning: uploads get UNAVAILABLE until it is up). Must run
     in the main thread (it installs signal handlers). ``blobs="gridfs"`` (with
     ``mongo_uri``) keeps binary payloads and files in MongoDB GridFS instead of ``data_dir``.
+    With ``metrics`` (``HOST:PORT``), Prometheus metrics are served at
+    ``http://HOST:PORT/metrics``.
     """
     out = out or sys.stdout
     data_path = Path(data_dir)
@@ -158,6 +161,7 @@ def serve(
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     running: list[Companion] = []
+    endpoint = None
     try:
         for make in companions:
             companion = make(server)
@@ -167,6 +171,11 @@ def serve(
         for companion in running:
             print(f"capsync serve: {companion.start()}", file=out, flush=True)
         print(f"capsync serve: listening on {server.address}", file=out, flush=True)
+        if metrics is not None:
+            from capsync.metrics import MetricsEndpoint, ServerMetrics
+
+            endpoint = MetricsEndpoint(metrics, ServerMetrics(server.stats))
+            print(f"capsync serve: metrics at {endpoint.url}", file=out, flush=True)
         while not stop_requested.wait(0.5):
             pass
         log.info("stopping: finishing calls in flight (up to %.0f s)", grace)
@@ -177,6 +186,8 @@ def serve(
     finally:
         for companion in reversed(running):
             companion.stop()
+        if endpoint is not None:
+            endpoint.close()
         server.stop(0)
         if store is not None:
             store.close()

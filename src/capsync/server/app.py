@@ -22,6 +22,7 @@ import grpc
 from capsync.proto import rpc
 from capsync.server.auth import ApiKeyInterceptor, ApiKeys
 from capsync.server.blobs import BlobStore
+from capsync.server.counters import ServerCounters, ServerStats
 from capsync.server.health import SERVING, HealthServicer, health_service
 from capsync.server.service import DataSyncServicer
 from capsync.server.stores.base import Store
@@ -255,6 +256,12 @@ class IngestServer:
         if self._owns_store and self._store is not None:
             self._store.close()
             self._store = None
+
+    def stats(self) -> ServerStats:
+        """Uploads accepted, requests refused, readings stored since start (zeros before)."""
+        if self._servicer is None:
+            return ServerCounters().snapshot()
+        return self._servicer.counters.snapshot()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server stops (True) or ``timeout`` passes (False)."""

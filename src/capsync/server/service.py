@@ -40,6 +40,7 @@ from capsync.server.blobs import (
     check_extension,
     payload_folder,
 )
+from capsync.server.counters import ServerCounters
 from capsync.server.records import (
     content_id,
     deterministic,
@@ -154,6 +155,7 @@ class DataSyncServicer:
     def __init__(self, store: Store, blobs: BlobStore) -> None:
         self._store = store
         self._blobs = blobs
+        self.counters = ServerCounters()  # uploads, rejections, readings (for metrics)
         # Set just before the server cancels the calls still running at the end of
         # its grace period, so a stream cut by that is never taken for a whole one.
         self.cancelling = threading.Event()
@@ -179,14 +181,18 @@ class DataSyncServicer:
 
     def _guard(self, context: grpc.ServicerContext, rpc: str, handle: Callable[[], _T]) -> _T:
         try:
-            return handle()
+            response = handle()
+            self.counters.accepted(rpc)
+            return response
         except (InvalidUpload, UnsafePathError) as exc:
             log.info("%s refused: %s", rpc, exc)
+            self.counters.refused(rpc, "INVALID_ARGUMENT")
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except grpc.RpcError:
             raise  # the client went away mid-stream: nothing to answer
         except UploadCancelled as exc:
             log.info("%s dropped: %s", rpc, exc)
+            self.counters.refused(rpc, "CANCELLED")
             _abort(context, grpc.StatusCode.CANCELLED, str(exc))
         except OSError as exc:
             log.error("%s: cannot store the upload: %s", rpc, exc)
@@ -195,12 +201,15 @@ class DataSyncServicer:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT)
                 else grpc.StatusCode.INTERNAL
             )
+            self.counters.refused(rpc, code.name)
             _abort(context, code, f"cannot store the upload: {exc.strerror or exc}")
         except (sqlite3.OperationalError, StoreUnavailable) as exc:
             log.error("%s: database unavailable: %s", rpc, exc)
+            self.counters.refused(rpc, "UNAVAILABLE")
             _abort(context, grpc.StatusCode.UNAVAILABLE, f"database unavailable: {exc}")
         except Exception:
             log.exception("%s failed", rpc)
+            self.counters.refused(rpc, "INTERNAL")
             _abort(context, grpc.StatusCode.INTERNAL, "internal error storing the upload")
 
     # the work, callable without gRPC ---------------------------------------------------
@@ -236,6 +245,7 @@ class DataSyncServicer:
         if metadata.type == TABULAR:
             batch = tabular_batch(body, scan, metadata, now_ns)
             added = self._store.record_batch(batch)
+            self.counters.stored(batch.count)
             log.debug("tabular batch %s: %d readings, %d new", batch.id, batch.count, added)
             return _upload_response(batch.id, "")
         return self._binary_upload(body, scan, metadata, folder, now_ns)
@@ -256,6 +266,7 @@ class DataSyncServicer:
             )
         upload_id = content_id(b"upload", metadata_bytes, *(bytes.fromhex(r.id) for r in records))
         self._store.record_blobs(records)
+        self.counters.stored(len(records), sum(r.size_bytes for r in records))
         ids = [r.id for r in records]
         return _upload_response(upload_id, ids[0] if len(ids) == 1 else "")
 
@@ -348,6 +359,7 @@ class DataSyncServicer:
             None, time.time_ns(),
         )  # fmt: skip
         self._store.record_blob(record)
+        self.counters.stored(1, stored.size_bytes)
         blob_id = record.id
         return data_sync_pb2.StreamingDataCaptureUploadResponse(
             file_id=blob_id, binary_data_id=blob_id
@@ -396,6 +408,7 @@ class DataSyncServicer:
             uploaded_at_ns=now_ns,
         )
         added = self._store.record_blob(record)
+        self.counters.stored(1, stored.size_bytes)
         log.debug("file %s (%d bytes) %s", blob_id, stored.size_bytes, "new" if added else "seen")
         return data_sync_pb2.FileUploadResponse(file_id=blob_id, binary_data_id=blob_id)
 

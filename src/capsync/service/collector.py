@@ -33,6 +33,7 @@ from capsync._log import RateLimitedLog
 from capsync.capture.stream import CaptureStream, CaptureWriteError
 from capsync.methods import is_binary_method
 from capsync.resources import BinaryResult, EndOfData, NoCaptureToStore, Resource
+from capsync.service.realtime import tune_capture_thread, tune_writer_thread
 from capsync.service.schedule import Ticker
 
 _log = logging.getLogger("capsync.collector")
@@ -61,6 +62,7 @@ class CollectorSettings:
     max_file_size_bytes: int = 262_144
     fsync_interval_s: float = 1.0
     cache_size_kb: float | None = None  # micro-server mode: an in-memory ring, no files
+    realtime_priority: int = 0  # SCHED_FIFO priority of the capture thread; 0: normal
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class Collector:
         self._dropped = 0
         self._records_written = 0
         self._finished = False
+        self.realtime = False  # the capture thread runs under SCHED_FIFO
         self._closed_streams_bytes = 0
         self._closed_streams_files = 0
         label = f"{key.resource_name}/{key.method}"
@@ -208,6 +211,7 @@ class Collector:
         queue_size = self.settings.queue_size
         wake_at = max(1, queue_size // 2)
         time_ns = time.time_ns
+        self.realtime = tune_capture_thread(self.label, self.settings.realtime_priority)
         try:
             while self._ticker.wait(self._stop_capture):
                 requested = time_ns()
@@ -245,6 +249,10 @@ class Collector:
     # ----- writer thread ----------------------------------------------------------------
 
     def _writer_loop(self) -> None:
+        if self.settings.realtime_priority > 1:
+            # One step below the capture thread: the writer holds the GIL the capture
+            # thread needs, so it must not be pre-empted by other processes meanwhile.
+            tune_writer_thread(self.settings.realtime_priority - 1)
         backoff_s = FIRST_WRITE_BACKOFF_S
         while True:
             self._wake.wait(DRAIN_INTERVAL_S)

@@ -78,9 +78,11 @@ class DataManager:
         *,
         fsync_interval_s: float = 1.0,
         deletion_interval_s: float = 30.0,
+        realtime_priority: int = 0,
     ) -> None:
         self.config = config
         self.fsync_interval_s = fsync_interval_s
+        self.realtime_priority = realtime_priority  # capture threads' SCHED_FIFO priority
         self._collectors: dict[CollectorKey, Collector] = {}
         self._resources: dict[tuple[str, str], Resource] = {}
         self._resource_configs: dict[tuple[str, str], ResourceConfig] = {}
@@ -366,6 +368,7 @@ class DataManager:
                     max_file_size_bytes=manager.maximum_capture_file_size_bytes,
                     fsync_interval_s=self.fsync_interval_s,
                     cache_size_kb=method.cache_size_kb,
+                    realtime_priority=self.realtime_priority,
                 ),
             )
         return plans
