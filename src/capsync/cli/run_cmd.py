@@ -33,6 +33,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds between status lines (default 5)",
     )
+    parser.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="on stop, how long uploads in flight may take to finish (default 10)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no status lines")
     parser.add_argument(
         "--log-level",
@@ -85,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
     try:
-        manager = DataManager(config).start()
+        manager = DataManager(config, stop_timeout_s=args.stop_timeout).start()
     except (ResourceError, ServiceError, ConfigError) as exc:
         raise UserError(str(exc), exit_code=2) from None
     except OSError as exc:

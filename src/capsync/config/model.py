@@ -49,8 +49,12 @@ def resolve_capture_dir(configured: str) -> str:
 
 
 def default_num_sync_threads() -> int:
-    """Half the logical CPUs, at least one (viam-server's default)."""
-    return max(1, (os.cpu_count() or 1) // 2)
+    """Half the logical CPUs (viam-server's default), but at least two.
+
+    Two, so that a file waiting out a retry on a small machine never leaves the
+    others without a worker between attempts.
+    """
+    return max(2, (os.cpu_count() or 1) // 2)
 
 
 def split_resource_name(full_name: str) -> tuple[str, str] | None:

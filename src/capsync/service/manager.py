@@ -71,7 +71,9 @@ class DataManager:
         *,
         fsync_interval_s: float = 1.0,
         deletion_interval_s: float = 30.0,
+        stop_timeout_s: float = 10.0,
     ) -> None:
+        """``stop_timeout_s``: how long :meth:`close` lets uploads in flight finish."""
         self.config = config
         self.fsync_interval_s = fsync_interval_s
         self._collectors: dict[CollectorKey, Collector] = {}
@@ -87,6 +89,7 @@ class DataManager:
             settings=lambda: self.settings,
             before_pass=self._before_sync_pass,
             resource=self.resource,
+            stop_timeout_s=stop_timeout_s,
         )
         self._resource_log = RateLimitedLog(_log, 30.0)
         self._deletion = DeletionControl(deletion_interval_s, lambda p: p in self.uploading())
@@ -171,8 +174,13 @@ class DataManager:
         return {collector.label: collector.stats() for collector in collectors}
 
     def close(self) -> None:
-        """Stop sync (an upload in flight is abandoned: its file stays), then every
-        collector, writing what they queued and completing their files."""
+        """Stop sync gracefully, then every collector, writing what they queued and
+        completing their files.
+
+        Sync starts no new upload; those in flight may finish (up to the stop
+        timeout) and their files are deleted once the server confirmed them;
+        anything still in flight then is cancelled and its file stays.
+        """
         with self._lock:
             if self._closed:
                 return

@@ -43,8 +43,10 @@ class SyncControl:
         settings: Callable[[], DataManagerConfig],
         before_pass: Callable[[], None],
         resource: Callable[[str], Resource | None],
+        stop_timeout_s: float = 10.0,
     ) -> None:
         self._settings = settings
+        self.stop_timeout_s = stop_timeout_s
         self._before_pass = before_pass
         self._resource = resource
         self._lock = threading.Lock()
@@ -128,7 +130,7 @@ class SyncControl:
                       self._settings().sync_interval_s)  # fmt: skip
 
     def stop(self, reason: str) -> None:
-        """Stop scheduling; an upload in flight is abandoned and its file stays."""
+        """Stop scheduling; uploads in flight may finish within the stop timeout."""
         with self._lock:
             self._stop_locked(reason)
 
@@ -136,7 +138,7 @@ class SyncControl:
         scheduler, self._scheduler, self._key = self._scheduler, None, None
         self._error = reason
         if scheduler is not None:
-            scheduler.stop()
+            scheduler.stop(self.stop_timeout_s)
 
     def _should_sync(self) -> bool:
         """A scheduled pass runs unless ``sync_disabled``, or the selective syncer says no."""

@@ -10,6 +10,7 @@ cloud's credentials. TLS is used unless ``sync.insecure`` is true.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,8 +159,16 @@ def open_channel(target: SyncTarget) -> grpc.Channel:
     return grpc.secure_channel(target.address, channel_credentials(target), options=options)
 
 
+class CallsStopped(Exception):
+    """The client was told to start no new calls (a graceful stop is under way)."""
+
+
 class UploadClient:
-    """The three upload calls of DataSyncService, with the API key and a deadline on each."""
+    """The three upload calls of DataSyncService, with the API key and a deadline on each.
+
+    After :meth:`refuse_new_calls` a call that has not started raises
+    :class:`CallsStopped`; calls already in flight go on to their answer.
+    """
 
     def __init__(
         self,
@@ -172,21 +181,32 @@ class UploadClient:
         self._stub = rpc.data_sync_stub(channel)
         self._metadata = target.metadata
         self._rpc_timeout_s = rpc_timeout_s
+        self._refusing = threading.Event()
+
+    def refuse_new_calls(self) -> None:
+        self._refusing.set()
+
+    def _check(self) -> None:
+        if self._refusing.is_set():
+            raise CallsStopped("sync is stopping: no new upload starts")
 
     def timeout_s(self, nbytes: int) -> float:
         return self._rpc_timeout_s + nbytes / MIN_UPLOAD_RATE_BYTES_PER_S
 
     def data_capture_upload(self, request: Any) -> Any:
+        self._check()
         return self._stub.DataCaptureUpload(
             request, metadata=self._metadata, timeout=self.timeout_s(request.ByteSize())
         )
 
     def streaming_data_capture_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
+        self._check()
         return self._stub.StreamingDataCaptureUpload(
             packets, metadata=self._metadata, timeout=self.timeout_s(nbytes)
         )
 
     def file_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
+        self._check()
         return self._stub.FileUpload(
             packets, metadata=self._metadata, timeout=self.timeout_s(nbytes)
         )
