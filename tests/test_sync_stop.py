@@ -119,3 +119,24 @@ def test_default_sync_workers_are_at_least_two(monkeypatch: pytest.MonkeyPatch) 
     assert default_num_sync_threads() >= 2
     monkeypatch.setattr("os.cpu_count", lambda: 1)
     assert default_num_sync_threads() >= 2
+
+
+def test_sync_now_is_bounded_and_says_what_happened(tmp_path: Path) -> None:
+    import socket
+
+    from sync_helpers import machine_config
+
+    from capsync.service import DataManager
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here
+    capture_dir = tmp_path / "capture"
+    path = write_tabular(capture_dir, "imu", 3)
+    config = machine_config(capture_dir, address=f"127.0.0.1:{port}", sync_disabled=True)
+    with DataManager.from_config(config) as manager:
+        report = manager.sync_now(timeout_s=1.0)
+    assert report.files_uploaded == 0
+    assert report.files_left == 1
+    assert report.last_error is not None and "cannot reach" in report.last_error
+    assert capture_files(capture_dir) == [path]

@@ -48,6 +48,9 @@ if TYPE_CHECKING:  # pymongo is an optional extra: capsync.mongo_capture is impo
 
 _log = logging.getLogger("capsync.manager")
 
+# How long DataManager.sync_now keeps retrying by default.
+SYNC_NOW_TIMEOUT_S = 30.0
+
 
 class ServiceError(RuntimeError):
     """The service cannot start as configured; the message names the resource."""
@@ -233,11 +236,19 @@ class DataManager:
                     return resource
         return None
 
-    def sync_now(self, progress: ProgressFn | None = None) -> SyncReport:
+    def sync_now(
+        self, progress: ProgressFn | None = None, *, timeout_s: float = SYNC_NOW_TIMEOUT_S
+    ) -> SyncReport:
         """Complete the open tabular files and run one sync pass now (even if
-        ``sync_disabled``); raises :class:`ServiceError` when sync is not configured."""
+        ``sync_disabled``); raises :class:`ServiceError` when sync is not configured.
+
+        Failed uploads are retried for at most ``timeout_s`` (a call in flight
+        then still ends by its own deadline); what could not be uploaded stays
+        for a later pass. The report says what happened: ``files_uploaded``,
+        ``files_left`` (with each reason) and ``last_error``.
+        """
         try:
-            return self._sync.sync_now(progress)
+            return self._sync.sync_now(progress, timeout_s)
         except SyncNotRunning as exc:
             raise ServiceError(str(exc)) from None
 

@@ -57,12 +57,12 @@ class SyncControl:
 
     # ----- what the DataManager asks ------------------------------------------------------
 
-    def sync_now(self, progress: ProgressFn | None = None) -> SyncReport:
+    def sync_now(self, progress: ProgressFn | None, timeout_s: float) -> SyncReport:
         scheduler = self._scheduler
         if scheduler is None:
             raise SyncNotRunning(self._error or "sync is not configured")
         self._before_pass()
-        return scheduler.syncer.sync_once(progress)
+        return scheduler.syncer.sync_once(progress, retry_for_s=timeout_s)
 
     def stats(self) -> SyncStats | None:
         scheduler = self._scheduler

@@ -129,6 +129,12 @@ class SyncReport:
         return len(self.left)
 
     @property
+    def last_error(self) -> str | None:
+        """Why the last file left or moved aside was not uploaded; None when all were."""
+        reasons = [*self.left.values(), *self.moved.values()]
+        return reasons[-1] if reasons else None
+
+    @property
     def complete(self) -> bool:
         """True when every file was uploaded (none left, none moved to failed/)."""
         return not self.left and not self.moved
