@@ -52,6 +52,7 @@ from capsync.server.store import (
     StoreUnavailable,
     TabularRecord,
 )
+from capsync.server.undecodable import UndecodableRequestInterceptor
 
 __all__ = [
     "DEFAULT_LISTEN",
@@ -162,7 +163,7 @@ class IngestServer:
             futures.ThreadPoolExecutor(
                 max_workers=self._max_workers, thread_name_prefix="capsync-ingest"
             ),
-            interceptors=[ApiKeyInterceptor(self._keys)],
+            interceptors=[ApiKeyInterceptor(self._keys), UndecodableRequestInterceptor()],
             options=[
                 ("grpc.max_receive_message_length", self._max_message_bytes),
                 ("grpc.so_reuseport", 0),  # a second server on a taken port must fail

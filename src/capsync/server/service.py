@@ -56,6 +56,7 @@ UNSPECIFIED = DataType.DATA_TYPE_UNSPECIFIED
 FILES_FOLDER = "files"
 _MIME_BY_ENUM = {number: mime for mime, number in MIME_TYPE_ENUM.items()}
 _MAX_SAFE_INT_FLOAT = 2.0**53
+_SENSOR_TIMES = ("time_requested", "time_received")
 _T = TypeVar("_T")
 
 
@@ -91,6 +92,27 @@ def _timestamp_ns(message: Any, field: str) -> int:
         return 0
     ts = getattr(message, field)
     return int(ts.seconds) * 1_000_000_000 + int(ts.nanos)
+
+
+# What the store holds a time as: int64 nanoseconds since the epoch (1677-09-21 to 2262-04-11).
+_MIN_NS, _MAX_NS = -(2**63), 2**63 - 1
+
+
+def check_storable_times(message: Any, where: str, fields: Iterable[str]) -> None:
+    """InvalidUpload naming ``<where>.<field>`` for a time the store cannot hold.
+
+    A valid protobuf Timestamp spans years 1-9999; stored as int64 nanoseconds
+    it must lie between 1677 and 2262. Anything outside is the client's data,
+    so the answer is INVALID_ARGUMENT (the client sets the file aside), never
+    an INTERNAL it would retry forever.
+    """
+    for field in fields:
+        if message.HasField(field) and not _MIN_NS <= _timestamp_ns(message, field) <= _MAX_NS:
+            seconds = getattr(message, field).seconds
+            raise InvalidUpload(
+                f"{where}.{field} ({seconds} s since the epoch) is outside the storable range "
+                "of years 1677 to 2262"
+            )
 
 
 def _value_to_py(value: struct_pb2.Value) -> Any:
@@ -268,6 +290,9 @@ class DataSyncServicer:
             raise InvalidUpload("DataCaptureUpload with no sensor_contents")
         wanted = "struct" if metadata.type == TABULAR else "binary"
         for index, reading in enumerate(request.sensor_contents):
+            check_storable_times(
+                reading.metadata, f"sensor_contents[{index}].metadata", _SENSOR_TIMES
+            )
             held = reading.WhichOneof("data")
             if held != wanted:
                 raise InvalidUpload(
@@ -399,6 +424,7 @@ class DataSyncServicer:
             raise InvalidUpload("StreamingDataCaptureUpload metadata without upload_metadata")
         metadata = first.metadata.upload_metadata
         sensor_metadata = first.metadata.sensor_metadata
+        check_storable_times(sensor_metadata, "metadata.sensor_metadata", _SENSOR_TIMES)
         folder = _checked_folder(metadata, (BINARY,), "StreamingDataCaptureUpload")
         mime_type = _mime_type(metadata, sensor_metadata)
         extension = _binary_extension(metadata, mime_type)
@@ -422,6 +448,7 @@ class DataSyncServicer:
         if first is None or first.WhichOneof("upload_packet") != "metadata":
             raise InvalidUpload("FileUpload must start with its metadata")
         metadata = first.metadata
+        check_storable_times(metadata, "metadata", ("file_create_time", "file_modify_time"))
         folder = _checked_folder(metadata, (FILE, UNSPECIFIED), "FileUpload")
         if not (metadata.component_type or metadata.component_name or metadata.method_name):
             folder = (folder[0], FILES_FOLDER)  # an arbitrary file, from no component
