@@ -30,6 +30,20 @@ RESERVED_NAMES = frozenset({"capsync.db", "capsync.db-wal", "capsync.db-shm", "a
 _TEMP_PREFIX = ".upload-"
 
 
+def remove_partial_uploads(root: str | os.PathLike[str]) -> int:
+    """Delete the ``.upload-*.tmp`` payloads a killed server left under ``root``; how many."""
+    removed = 0
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            if name.startswith(_TEMP_PREFIX) and name.endswith(".tmp"):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
 class UnsafePathError(ValueError):
     """Upload metadata that would name a path outside its folder (or no usable path)."""
 
