@@ -121,13 +121,16 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.action == "export":
             result = query.export(args.data, item_filter, args.out, args.format, **source)
+            for item_id, reason in result.failed.items():
+                print(f"capsync data: item {item_id} not exported: {reason}", file=sys.stderr)
             note = f"; {len(result.missing)} payload files missing" if result.missing else ""
+            note += f"; {len(result.failed)} failed (listed above)" if result.failed else ""
             print(
                 f"capsync data: exported {result.items} items ({result.payloads} payload files) "
                 f"to {args.out}{note}",
                 file=sys.stderr,
             )
-            return 1 if result.missing else 0
+            return 1 if result.missing or result.failed else 0
         items = query.list_items(args.data, item_filter, **source)
         if args.out is None or args.out == "-":
             query.write_items(items, sys.stdout, args.format)
