@@ -77,7 +77,18 @@ def status_line(
     return "status: " + ("; ".join(parts) if parts else "no collectors")
 
 
+def _in_file(path: Path, exc: Exception) -> str:
+    """``exc`` as one line naming the config file (once)."""
+    text = str(exc)
+    return text if text.startswith(f"{path}:") else f"{path}: {text}"
+
+
 def run(args: argparse.Namespace) -> int:
+    for flag, value in (("--duration", args.duration), ("--status-interval", args.status_interval)):
+        if value is not None and not value > 0:
+            raise UserError(f"{flag} must be a number of seconds > 0, got {value:g}", exit_code=2)
+    if not args.stop_timeout >= 0:
+        raise UserError(f"--stop-timeout must be >= 0, got {args.stop_timeout:g}", exit_code=2)
     config = load(args.config, args.capture_dir)
     stop = threading.Event()
     reload_requested = threading.Event()
@@ -94,9 +105,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         manager = DataManager(config, stop_timeout_s=args.stop_timeout).start()
     except (ResourceError, ServiceError, ConfigError) as exc:
-        raise UserError(str(exc), exit_code=2) from None
+        raise UserError(_in_file(args.config, exc), exit_code=2) from None
     except OSError as exc:
-        raise UserError(f"{exc}", exit_code=2) from None
+        raise UserError(_in_file(args.config, exc), exit_code=2) from None
     for recovery in manager.recovered:
         if recovery.action != "in_use":
             _log.info("recovered %s: %s", recovery.path, recovery.action)

@@ -40,6 +40,7 @@ from .errors import (
     ResourceConfigError,
     ResourceError,
     UnknownModelError,
+    UnknownTypeError,
     UnsupportedMethodError,
 )
 from .registry import (
@@ -80,6 +81,7 @@ __all__ = [
     "ResourceContext",
     "ResourceError",
     "UnknownModelError",
+    "UnknownTypeError",
     "UnsupportedMethodError",
     "api_for_type",
     "build_resource",

@@ -37,7 +37,14 @@ from capsync.config import (
 )
 from capsync.config.model import split_resource_name
 from capsync.diskpressure import DeleterStats
-from capsync.resources import Resource, ResourceContext, build_resource
+from capsync.resources import (
+    ModelImportError,
+    Resource,
+    ResourceContext,
+    UnknownModelError,
+    UnknownTypeError,
+    build_resource,
+)
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings, CollectorStats
 from capsync.service.deletion_control import DeletionControl
 from capsync.service.micro_control import MicroServerRings
@@ -463,9 +470,14 @@ class DataManager:
                 capture_dir=str(self.capture_dir),
                 config_dir=str(Path(source).parent) if source else None,
             )
-            resource = build_resource(
-                config.api, config.model, config.name, config.attributes, context
-            )
+            try:
+                resource = build_resource(
+                    config.api, config.model, config.name, config.attributes, context
+                )
+            except (UnknownTypeError, UnknownModelError, ModelImportError) as exc:
+                # Same type for callers that catch it; the message now names the component.
+                exc.args = (f'{config.type} "{config.name}": {exc}',)
+                raise
             self._resources[ident] = resource
             self._resource_configs[ident] = config
         return resource

@@ -1,0 +1,98 @@
+"""The command line with bad input and what it tells the user (issue 9, items 8-11)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from server_fixtures import run_capsync
+
+from capsync.config import load_config
+
+pytestmark = pytest.mark.wire_independent
+
+
+def sensor_config(capture_dir: Path, *, type_: str = "sensor", hz: float = 1.0) -> dict[str, Any]:
+    method = {"method": "Readings", "capture_frequency_hz": hz}
+    return {
+        "components": [
+            {
+                "name": "imu",
+                "type": type_,
+                "model": "fake",
+                "service_configs": [
+                    {"type": "data_manager", "attributes": {"capture_methods": [method]}}
+                ],
+            }
+        ],
+        "services": [
+            {
+                "name": "dm",
+                "type": "data_manager",
+                "attributes": {"capture_dir": str(capture_dir), "sync_disabled": True},
+            }
+        ],
+    }
+
+
+def write(tmp_path: Path, config: dict[str, Any]) -> Path:
+    path = tmp_path / "machine.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_a_negative_frequency_disables_the_method_with_a_warning_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="capsync.config"):
+        config = load_config(sensor_config(tmp_path / "c", hz=-2.0))
+    assert not config.capture_targets()[0].method.enabled  # Viam's rule: <= 0 is disabled
+    [warning] = [w for w in config.warnings if "capture_frequency_hz" in w]
+    assert 'sensor "imu"' in warning and "Readings" in warning and "disabled" in warning
+    assert warning in caplog.text
+    zero = load_config(sensor_config(tmp_path / "c", hz=0.0))
+    assert not [w for w in zero.warnings if "capture_frequency_hz" in w]  # 0 is the usual off
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--duration", "0"),
+        ("--duration", "-1"),
+        ("--status-interval", "0"),
+        ("--status-interval", "-5"),
+    ],
+)
+def test_run_rejects_durations_and_intervals_that_are_not_positive(
+    tmp_path: Path, flags: tuple[str, str]
+) -> None:
+    config = write(tmp_path, sensor_config(tmp_path / "capture"))
+    result = run_capsync("run", str(config), *flags)
+    assert result.returncode == 2
+    assert flags[0] in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "capture").exists()  # rejected before anything ran
+
+
+def test_an_unknown_component_type_is_reported_as_such_with_file_and_component(
+    tmp_path: Path,
+) -> None:
+    config = write(tmp_path, sensor_config(tmp_path / "capture", type_="sensr"))
+    result = run_capsync("run", str(config), "--duration", "1")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "unknown component type 'sensr'" in line
+    assert "unknown model" not in line
+    assert str(config) in line and '"imu"' in line
+
+
+def test_an_unknown_model_names_the_file_and_the_component(tmp_path: Path) -> None:
+    config_dict = sensor_config(tmp_path / "capture")
+    config_dict["components"][0]["model"] = "acme:nope:thing"
+    config = write(tmp_path, config_dict)
+    result = run_capsync("run", str(config), "--duration", "1")
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert "unknown model" in line and str(config) in line and '"imu"' in line
