@@ -37,7 +37,7 @@ class UnknownTypeError(ResourceError, LookupError):
     def __init__(self, api: str, known_apis: Iterable[str]) -> None:
         self.api = api
         self.known_apis = sorted(known_apis)
-        namespace, kind, type_ = (api.split(":") + ["", "", ""])[:3]
+        namespace, kind, type_ = [*api.split(":"), "", "", ""][:3]
         known = sorted(
             a.split(":")[2] for a in self.known_apis if a.split(":")[:2] == [namespace, kind]
         )
