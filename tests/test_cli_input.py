@@ -96,3 +96,48 @@ def test_an_unknown_model_names_the_file_and_the_component(tmp_path: Path) -> No
     assert result.returncode == 2
     [line] = result.stderr.strip().splitlines()
     assert "unknown model" in line and str(config) in line and '"imu"' in line
+
+
+def test_the_status_is_a_short_line_per_collector() -> None:
+    from capsync.cli.run_cmd import status_line
+    from capsync.service import CollectorStats
+
+    def stats(captures: int, errors: int = 0) -> CollectorStats:
+        return CollectorStats(
+            captures=captures, skipped_ticks=0, errors=errors, write_errors=0, dropped=0,
+            queue_depth=1, records_written=captures, bytes_written=123_456, files=3,
+            finished=False,
+        )  # fmt: skip
+
+    labels = [f"movement-sensor-{i}/LinearAcceleration" for i in range(6)]
+    text = status_line({label: stats(100, errors=i) for i, label in enumerate(labels)}, {}, 5.0)
+    lines = text.splitlines()
+    assert len(lines) == 1 + len(labels)
+    assert all(len(line) <= 100 for line in lines)
+    assert "20.0/s" in lines[1] and "errors" not in lines[1] and "errors 5" in lines[-1]
+
+
+def test_run_prints_per_collector_totals_on_stop(tmp_path: Path) -> None:
+    config = write(tmp_path, sensor_config(tmp_path / "capture", hz=20.0))
+    result = run_capsync("run", str(config), "--duration", "1", "--status-interval", "0.5")
+    assert result.returncode == 0, result.stderr
+    summary = result.stdout[result.stdout.index("stopped after") :].splitlines()
+    [imu] = [line for line in summary if "imu/Readings" in line]
+    assert "captures" in imu and "records" in imu and "files" in imu
+
+
+def test_sync_disabled_is_logged_as_what_happens(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from capsync.service import DataManager
+
+    config = sensor_config(tmp_path / "capture")
+    config["sync"] = {
+        "address": "127.0.0.1:1", "api_key_id": "k", "api_key": "s", "part_id": "p",
+        "insecure": True,
+    }  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="capsync.manager"):
+        with DataManager.from_config(config):
+            pass
+    assert "every" not in caplog.text
+    assert "scheduled sync is off (sync_disabled)" in caplog.text

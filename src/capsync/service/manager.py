@@ -102,6 +102,7 @@ class DataManager:
         self._started = False
         self._closed = False
         self.recovered: list[Recovery] = []
+        self._final_stats: dict[str, CollectorStats] = {}
         # Resources built only to be asked something (the selective syncer sensor).
         self._other_resources: dict[tuple[str, str], Resource] = {}
         self._sync = SyncControl(
@@ -192,6 +193,10 @@ class DataManager:
             collectors = list(self._collectors.values())
         return {collector.label: collector.stats() for collector in collectors}
 
+    def final_stats(self) -> dict[str, CollectorStats]:
+        """Per collector, its totals when :meth:`close` stopped it (empty before)."""
+        return dict(self._final_stats)
+
     def close(self) -> None:
         """Stop sync gracefully, then every collector, writing what they queued and
         completing their files.
@@ -209,6 +214,7 @@ class DataManager:
         self._deletion.stop()
         self._sync.stop("the service is closed")
         self._close_collectors(collectors)
+        self._final_stats = {collector.label: collector.stats() for collector in collectors}
         mongo, self._mongo, self._mongo_config = self._mongo, None, None
         if mongo is not None:
             mongo.close(5.0)

@@ -126,8 +126,20 @@ class SyncControl:
             ).start()
             self._key = key
             self._error = None
-            _log.info("syncing %s to %s every %.1f s", settings.capture_dir, target.address,
-                      self._settings().sync_interval_s)  # fmt: skip
+            _log.info("%s", self._describe(settings.capture_dir, target.address))
+
+    def _describe(self, capture_dir: str, address: str) -> str:
+        """What scheduled sync will really do, for the log."""
+        settings = self._settings()
+        if settings.sync_disabled:
+            return (
+                f"scheduled sync is off (sync_disabled): {capture_dir} is uploaded to {address} "
+                "only when asked (DataManager.sync_now, capsync sync)"
+            )
+        text = f"syncing {capture_dir} to {address} every {settings.sync_interval_s:.1f} s"
+        if settings.selective_syncer_name:
+            text += f" while {settings.selective_syncer_name!r} says should_sync"
+        return text
 
     def stop(self, reason: str) -> None:
         """Stop scheduling; uploads in flight may finish within the stop timeout."""
