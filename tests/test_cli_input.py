@@ -141,3 +141,74 @@ def test_sync_disabled_is_logged_as_what_happens(
             pass
     assert "every" not in caplog.text
     assert "scheduled sync is off (sync_disabled)" in caplog.text
+
+
+# --- real causes, no gRPC C-core lines (item 10) --------------------------------------------
+
+
+def _no_grpc_noise(stderr: str) -> None:
+    assert ".cc:" not in stderr and "GRPC_VERBOSITY" not in stderr, stderr
+    assert stderr.count("\n") == 1, stderr  # one line
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_capsync(
+            "serve", "--data", str(tmp_path / "d"), "--listen", f"127.0.0.1:{port}"
+        )
+    assert result.returncode != 0
+    _no_grpc_noise(result.stderr)
+    assert "in use" in result.stderr.lower()
+
+
+def test_serve_with_a_bad_tls_certificate_says_the_certificate_is_bad(tmp_path: Path) -> None:
+    bad = tmp_path / "cert.pem"
+    bad.write_text("not a certificate\n")
+    result = run_capsync(
+        "serve", "--data", str(tmp_path / "d"), "--listen", "127.0.0.1:0",
+        "--tls-cert", str(bad), "--tls-key", str(bad),
+    )  # fmt: skip
+    assert result.returncode != 0
+    _no_grpc_noise(result.stderr)
+    assert "--tls-cert" in result.stderr and "bind" not in result.stderr.lower()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [("serve", "--data", "{file}", "--listen", "127.0.0.1:0"),
+     ("data", "export", "--data", "{dir}", "--out", "{file}"),
+     ("data", "list", "--data", "{file}")],
+)  # fmt: skip
+def test_a_folder_option_naming_a_file_says_so(tmp_path: Path, command: tuple[str, ...]) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    (tmp_path / "d").mkdir()
+    args = [arg.format(file=a_file, dir=tmp_path / "d") for arg in command]
+    result = run_capsync(*args)
+    assert result.returncode != 0
+    _no_grpc_noise(result.stderr)
+    assert "is a file, not a folder" in result.stderr and "Errno" not in result.stderr
+
+
+def test_tls_to_a_plaintext_server_says_so_and_how_to_set_insecure(tmp_path: Path) -> None:
+    from server_fixtures import start_server, write_keys
+    from sync_helpers import machine_config, write_binary, write_config
+
+    server = start_server(tmp_path / "data", tmp_path, keys_file=write_keys(tmp_path / "k.json"))
+    try:
+        capture_dir = tmp_path / "capture"
+        write_binary(capture_dir, "cam", b"jpeg")
+        config = write_config(
+            tmp_path / "m.json", machine_config(capture_dir, server, insecure=False)
+        )
+        result = run_capsync("sync", str(config), "--quiet", "--retry-for", "0")
+    finally:
+        server.stop()
+    assert result.returncode == 1
+    assert "plaintext" in result.stderr and '"insecure": true' in result.stderr
+    assert ".cc:" not in result.stderr

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from capsync import _grpc_quiet  # noqa: F401  (before any command imports grpc)
 from capsync.cli.errors import UserError
 
 __all__ = ["UserError", "main"]

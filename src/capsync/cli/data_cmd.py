@@ -15,7 +15,7 @@ import sqlite3
 import sys
 from typing import TYPE_CHECKING
 
-from capsync.cli.errors import UserError
+from capsync.cli.errors import UserError, check_folder
 
 if TYPE_CHECKING:
     from capsync.server.store import ItemFilter
@@ -105,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
     from capsync.server import query
     from capsync.server.store import StoreUnavailable
 
+    check_folder("--data", args.data)
+    if args.action == "export":
+        check_folder("--out", args.out)
     item_filter = build_filter(args)
     source = {"mongo_uri": args.mongo_uri, "mongo_database": args.mongo_database}
     mongo_errors: tuple[type[Exception], ...] = ()

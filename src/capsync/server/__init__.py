@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from concurrent import futures
@@ -100,6 +101,24 @@ class TlsConfig:
         cls, cert_file: str | os.PathLike[str], key_file: str | os.PathLike[str]
     ) -> TlsConfig:
         return cls(Path(cert_file).read_bytes(), Path(key_file).read_bytes())
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (gRPC only says "Failed to bind"); None if unknown.
+
+    Found by binding a plain socket there the same way (no SO_REUSEPORT).
+    """
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"cannot resolve {host!r}: {exc.strerror}"
+    for family, kind, proto, _name, sockaddr in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.bind(sockaddr)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def parse_listen(address: str) -> tuple[str, int]:
@@ -187,9 +206,10 @@ class IngestServer:
                     [(self._tls.private_key, self._tls.cert_chain)]
                 )
                 port = server.add_secure_port(address, credentials)
-        except RuntimeError as exc:  # grpc reports a failed bind this way
+        except RuntimeError as exc:  # grpc reports a failed bind this way, without the cause
             self._close_owned_store()
-            raise OSError(f"cannot listen on {address}: {exc}") from None
+            cause = bind_problem(self.host, self._requested_port) or str(exc)
+            raise OSError(f"cannot listen on {address}: {cause}") from None
         if not port:
             self._close_owned_store()
             raise OSError(f"cannot listen on {address}")
