@@ -212,3 +212,37 @@ def test_tls_to_a_plaintext_server_says_so_and_how_to_set_insecure(tmp_path: Pat
     assert result.returncode == 1
     assert "plaintext" in result.stderr and '"insecure": true' in result.stderr
     assert ".cc:" not in result.stderr
+
+
+# --- small things a new user meets (item 11) ---------------------------------------------
+
+
+def test_inspect_of_a_file_that_is_not_a_capture_file_says_so(tmp_path: Path) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, this is not a capture file at all\n")
+    noise = tmp_path / "noise.capture"
+    noise.write_bytes(bytes([0x05, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]))
+    for path in (text, noise):
+        result = run_capsync("inspect", str(path))
+        assert result.returncode == 1
+        assert f"{path}: not a capture file" in result.stderr
+
+
+def test_data_list_without_matches_says_so_on_stderr(tmp_path: Path) -> None:
+    from server_fixtures import start_server, write_keys
+
+    server = start_server(tmp_path / "data", tmp_path, keys_file=write_keys(tmp_path / "k.json"))
+    server.stop()
+    result = run_capsync("data", "list", "--data", str(tmp_path / "data"), "--part", "nope")
+    assert result.returncode == 0
+    assert result.stdout == ""
+    assert "no items match" in result.stderr
+
+
+def test_version_and_sync_log_level() -> None:
+    import capsync
+
+    version = run_capsync("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"capsync {capsync.__version__}"
+    sync_help = run_capsync("sync", "--help")
+    assert "--log-level" in sync_help.stdout

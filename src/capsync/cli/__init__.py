@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from capsync import _grpc_quiet  # noqa: F401  (before any command imports grpc)
+from capsync import __version__, _grpc_quiet  # noqa: F401  (_grpc_quiet: before grpc)
 from capsync.cli.errors import UserError
 
 __all__ = ["UserError", "main"]
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="capsync",
         description="Capture robot data to Viam-format files and sync it to the cloud.",
     )
+    parser.add_argument("--version", action="version", version=f"capsync {__version__}")
     parser.add_argument(
         "--log-level",
         default="INFO",

@@ -136,11 +136,13 @@ def run(args: argparse.Namespace) -> int:
             return 1 if result.missing or result.failed else 0
         items = query.list_items(args.data, item_filter, **source)
         if args.out is None or args.out == "-":
-            query.write_items(items, sys.stdout, args.format)
+            count = query.write_items(items, sys.stdout, args.format)
             sys.stdout.flush()
         else:
             with open(args.out, "w", encoding="utf-8", newline="") as stream:
-                query.write_items(items, stream, args.format)
+                count = query.write_items(items, stream, args.format)
+        if not count:  # an empty output alone looks like a failure
+            print("capsync data: no items match", file=sys.stderr)
     except BrokenPipeError:
         # The reader went away (`capsync data list | head`): stop quietly, like other tools.
         devnull = os.open(os.devnull, os.O_WRONLY)
