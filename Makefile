@@ -63,6 +63,7 @@ test-python: $(STAMP) $(OPTIMIZED)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
+	$(VENV)/bin/ruff format --check src tests benchmarks examples setup.py
 	$(VENV)/bin/mypy
 	PATH=$(VENV)/bin:$$PATH cython-lint --max-line-length 100 ext/capsync
 
