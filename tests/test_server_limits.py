@@ -35,6 +35,7 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
         if server.proc.poll() is None:
             server.stop()
 
+
 T0 = 1_714_564_800_123_456_789
 YEARS_S = {  # seconds since the epoch of January 1st of these years
     1: -62_135_596_800,
