@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from pathlib import Path
 
 import grpc
@@ -21,12 +23,15 @@ def test_partial_uploads_left_by_a_killed_server_are_removed_at_start(tmp_path: 
     leftovers = [folder / ".upload-abc123.tmp", data_dir / "part-1" / ".upload-x.tmp"]
     for path in leftovers:
         path.write_bytes(b"half a payload")
+        os.utime(path, (time.time() - 3600, time.time() - 3600))  # a killed server's
+    live = folder / ".upload-live.tmp"  # another server sharing the folder is writing it
+    live.write_bytes(b"being written")
     kept = folder / "keep.jpeg"
     kept.write_bytes(b"a whole payload")
     server = start_server(data_dir, tmp_path, keys_file=write_keys(tmp_path / "k.json"))
     try:
         assert not any(path.exists() for path in leftovers)
-        assert kept.exists()
+        assert kept.exists() and live.exists()
     finally:
         server.stop()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,17 +29,28 @@ MAX_EXTENSION_CHARS = 32
 # Names at the top of the data dir that a part folder must not take.
 RESERVED_NAMES = frozenset({"capsync.db", "capsync.db-wal", "capsync.db-shm", "api-keys.json"})
 _TEMP_PREFIX = ".upload-"
+# A partial upload untouched this long belongs to no live call (uploads write every chunk).
+PARTIAL_UPLOAD_MIN_AGE_S = 600.0
 
 
-def remove_partial_uploads(root: str | os.PathLike[str]) -> int:
-    """Delete the ``.upload-*.tmp`` payloads a killed server left under ``root``; how many."""
+def remove_partial_uploads(
+    root: str | os.PathLike[str], min_age_s: float = PARTIAL_UPLOAD_MIN_AGE_S
+) -> int:
+    """Delete the ``.upload-*.tmp`` payloads a killed server left under ``root``; how many.
+
+    Only those untouched for ``min_age_s``: another server sharing the data
+    folder may be writing newer ones right now.
+    """
     removed = 0
+    cutoff = time.time() - min_age_s
     for folder, _dirs, names in os.walk(root):
         for name in names:
             if name.startswith(_TEMP_PREFIX) and name.endswith(".tmp"):
+                path = os.path.join(folder, name)
                 try:
-                    os.unlink(os.path.join(folder, name))
-                    removed += 1
+                    if os.stat(path).st_mtime <= cutoff:
+                        os.unlink(path)
+                        removed += 1
                 except FileNotFoundError:
                     pass
     return removed
