@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
