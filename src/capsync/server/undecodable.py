@@ -25,13 +25,17 @@ class Undecodable:
 
 
 def describe(error: Exception) -> str:
+    """Why a request did not parse, for the client (protobuf rarely says which field)."""
     text = str(error)
     if "MaxDepth" in text or "recursion" in text.lower():
         return (
             "the request does not parse: a message (e.g. sensor_contents[].struct) is nested "
             "deeper than protobuf's limit of 100 levels"
         )
-    return f"the request does not parse: {text}"
+    return (
+        f"the request does not parse ({text}): it is malformed, or a message in it (e.g. "
+        "sensor_contents[].struct) is nested deeper than protobuf's limit of 100 levels"
+    )
 
 
 def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
