@@ -155,8 +155,8 @@ def test_every_data_manager_default(monkeypatch: pytest.MonkeyPatch, _home: Path
     assert dataclasses.replace(DataManagerConfig(), name="dm") == dm
 
 
-@pytest.mark.parametrize(("cpus", "threads"), [(1, 1), (2, 1), (3, 1), (16, 8), (None, 1)])
-def test_default_sync_threads_is_half_the_cpus(
+@pytest.mark.parametrize(("cpus", "threads"), [(1, 2), (2, 2), (3, 2), (16, 8), (None, 2)])
+def test_default_sync_threads_is_half_the_cpus_but_at_least_two(
     monkeypatch: pytest.MonkeyPatch, cpus: int | None, threads: int
 ) -> None:
     monkeypatch.setattr(os, "cpu_count", lambda: cpus)
