@@ -50,8 +50,9 @@ debug: $(STAMP)
 	CAPSYNC_DEBUG=1 $(PY) setup.py build_ext --inplace --force
 	echo debug > $(FLAVOUR)
 
+# PYTEST_ARGS: extra pytest options, e.g. PYTEST_ARGS="-n 2" (pytest-xdist, as CI runs it).
 test: $(STAMP) $(OPTIMIZED)
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Everything but the tests marked @pytest.mark.slow (crash loops, long soaks).
 test-fast: $(STAMP) $(OPTIMIZED)
@@ -59,7 +60,7 @@ test-fast: $(STAMP) $(OPTIMIZED)
 
 # The whole suite with the extension switched off at import (the twin only).
 test-python: $(STAMP) $(OPTIMIZED)
-	CAPSYNC_NO_EXTENSIONS=1 $(PY) -m pytest
+	CAPSYNC_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks examples
