@@ -90,14 +90,18 @@ def main() -> None:
     args = parser.parse_args()
     impl = "compiled" if native_available() else "pure Python"
     print(f"\n### One collector, cheap sensor, {args.seconds:g} s per rate ({impl} wire)\n")
-    print("| target Hz | achieved Hz | ticks captured | written | dropped "
-          "| lateness p50 | lateness p99 |")
+    print(
+        "| target Hz | achieved Hz | ticks captured | written | dropped "
+        "| lateness p50 | lateness p99 |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for hz in args.hz:
         r = measure(hz, args.seconds)
-        print(f"| {r['hz']:,.0f} | {r['achieved_hz']:,.0f} | {r['captured']:.2%} "
-              f"| {r['written']:,} | {r['dropped']:,} | {r['p50_us']:.1f} µs "
-              f"| {r['p99_us']:.1f} µs |")
+        print(
+            f"| {r['hz']:,.0f} | {r['achieved_hz']:,.0f} | {r['captured']:.2%} "
+            f"| {r['written']:,} | {r['dropped']:,} | {r['p50_us']:.1f} µs "
+            f"| {r['p99_us']:.1f} µs |"
+        )
 
 
 if __name__ == "__main__":

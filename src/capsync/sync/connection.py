@@ -10,6 +10,7 @@ cloud's credentials. TLS is used unless ``sync.insecure`` is true.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,12 +159,19 @@ def open_channel(target: SyncTarget) -> grpc.Channel:
     return grpc.secure_channel(target.address, channel_credentials(target), options=options)
 
 
+class CallsStopped(Exception):
+    """The client was told to start no new calls (a graceful stop is under way)."""
+
+
 class UploadClient:
     """The three upload calls of DataSyncService, with the API key and a deadline on each.
 
     ``DataCaptureUpload`` goes out as raw bytes (a body built from capture-file
     frames is sent as it is; a message is serialized once), and its deadline
-    grows with the body's size."""
+    grows with the body's size. After :meth:`refuse_new_calls` a call that has
+    not started raises :class:`CallsStopped`; calls already in flight go on to
+    their answer.
+    """
 
     def __init__(
         self,
@@ -176,6 +184,14 @@ class UploadClient:
         self._stub = rpc.data_sync_stub(channel, raw=("DataCaptureUpload",))
         self._metadata = target.metadata
         self._rpc_timeout_s = rpc_timeout_s
+        self._refusing = threading.Event()
+
+    def refuse_new_calls(self) -> None:
+        self._refusing.set()
+
+    def _check(self) -> None:
+        if self._refusing.is_set():
+            raise CallsStopped("sync is stopping: no new upload starts")
 
     def timeout_s(self, nbytes: int) -> float:
         return self._rpc_timeout_s + nbytes / MIN_UPLOAD_RATE_BYTES_PER_S
@@ -186,6 +202,7 @@ class UploadClient:
 
     def data_capture_upload_future(self, request: Any) -> _UploadFuture:
         """Start one upload; ``.result()`` waits for the response message (or raises)."""
+        self._check()
         body = request if isinstance(request, bytes | bytearray) else request.SerializeToString()
         future = self._stub.DataCaptureUpload.future(
             body, metadata=self._metadata, timeout=self.timeout_s(len(body))
@@ -193,11 +210,13 @@ class UploadClient:
         return _UploadFuture(future)
 
     def streaming_data_capture_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
+        self._check()
         return self._stub.StreamingDataCaptureUpload(
             packets, metadata=self._metadata, timeout=self.timeout_s(nbytes)
         )
 
     def file_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
+        self._check()
         return self._stub.FileUpload(
             packets, metadata=self._metadata, timeout=self.timeout_s(nbytes)
         )
