@@ -86,7 +86,8 @@ def test_a_struct_nested_too_deep_is_invalid_argument(ingest_server: ServerProce
     with pytest.raises(grpc.RpcError) as caught:
         ingest_server.stub().DataCaptureUpload(request, metadata=AUTH, timeout=10)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "sensor_contents[].struct" in (caught.value.details() or "")
+    details = caught.value.details() or ""
+    assert "sensor_contents[0].struct" in details and "nested deeper" in details
 
 
 def test_a_moderately_nested_struct_and_edge_years_are_stored(ingest_server: ServerProcess) -> None:
