@@ -16,10 +16,14 @@ from server_fixtures import (
     AUTH,
     ServerProcess,
     binary_request,
+    sensor_metadata,
     start_server,
     tabular_request,
+    upload_metadata,
     write_keys,
 )
+
+from capsync.proto import data_sync_pb2
 
 pytestmark = pytest.mark.wire_independent
 
@@ -94,3 +98,57 @@ def test_a_moderately_nested_struct_and_edge_years_are_stored(ingest_server: Ser
     request = tabular_request([(T0, nested(20))])
     request.sensor_contents[0].metadata.time_received.seconds = 9_223_372_035  # 2262
     ingest_server.stub().DataCaptureUpload(request, metadata=AUTH, timeout=10)
+
+
+def test_a_streamed_payload_with_a_bad_timestamp_is_invalid_argument(
+    ingest_server: ServerProcess,
+) -> None:
+    reading = sensor_metadata(T0)
+    reading.time_received.seconds = YEARS_S[1]
+    first = data_sync_pb2.StreamingDataCaptureUploadRequest(
+        metadata=data_sync_pb2.DataCaptureUploadMetadata(
+            upload_metadata=upload_metadata(
+                component_type="rdk:component:camera", component_name="cam",
+                method_name="ReadImage", type=data_sync_pb2.DataType.DATA_TYPE_BINARY_SENSOR,
+                file_extension=".jpeg",
+            ),
+            sensor_metadata=reading,
+        )
+    )  # fmt: skip
+    packets = [first, data_sync_pb2.StreamingDataCaptureUploadRequest(data=b"jpeg")]
+    with pytest.raises(grpc.RpcError) as caught:
+        ingest_server.stub().StreamingDataCaptureUpload(iter(packets), metadata=AUTH, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "metadata.sensor_metadata.time_received" in (caught.value.details() or "")
+
+
+def test_a_file_with_a_bad_modification_time_is_invalid_argument(
+    ingest_server: ServerProcess,
+) -> None:
+    metadata = upload_metadata(
+        component_type="", component_name="", method_name="", file_name="notes.txt",
+        type=data_sync_pb2.DataType.DATA_TYPE_FILE,
+    )  # fmt: skip
+    metadata.file_modify_time.seconds = YEARS_S[9999]
+    packets = [
+        data_sync_pb2.FileUploadRequest(metadata=metadata),
+        data_sync_pb2.FileUploadRequest(file_contents=data_sync_pb2.FileData(data=b"hi")),
+    ]
+    with pytest.raises(grpc.RpcError) as caught:
+        ingest_server.stub().FileUpload(iter(packets), metadata=AUTH, timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "metadata.file_modify_time" in (caught.value.details() or "")
+
+
+def test_a_stream_packet_that_does_not_parse_is_invalid_argument(
+    ingest_server: ServerProcess,
+) -> None:
+    call = ingest_server.channel().stream_unary(
+        "/viam.app.datasync.v1.DataSyncService/FileUpload",
+        request_serializer=lambda raw: raw,
+        response_deserializer=data_sync_pb2.FileUploadResponse.FromString,
+    )
+    with pytest.raises(grpc.RpcError) as caught:
+        call(iter([b"\x0a\xff\xff\xff"]), metadata=AUTH, timeout=10)  # a length past the end
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "does not parse" in (caught.value.details() or "")

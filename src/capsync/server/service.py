@@ -50,6 +50,7 @@ from capsync.server.records import (
     timestamp_ns,
 )
 from capsync.server.stores.base import BlobRecord, Store, StoreUnavailable
+from capsync.server.undecodable import UndecodableRequest
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +205,7 @@ class DataSyncServicer:
     def _guard(self, context: grpc.ServicerContext, rpc: str, handle: Callable[[], _T]) -> _T:
         try:
             return handle()
-        except (InvalidUpload, UnsafePathError) as exc:
+        except (InvalidUpload, UnsafePathError, UndecodableRequest) as exc:
             log.info("%s refused: %s", rpc, exc)
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except grpc.RpcError:

@@ -6,6 +6,11 @@ cause is client data: a ``google.protobuf.Struct`` nested deeper than
 protobuf's limit of 100 message levels. :class:`UndecodableRequestInterceptor`
 lets the deserializer hand such a request on as :class:`Undecodable` and
 refuses it with INVALID_ARGUMENT saying why, so the client sets the file aside.
+In a stream the packet raises :class:`UndecodableRequest` in the handler's loop.
+
+``DataCaptureUpload`` passes through as raw bytes (nothing to deserialize: the
+servicer's wire scanner refuses a bad body itself); this guards the streamed
+uploads and any other service on the server.
 """
 
 from __future__ import annotations
@@ -15,6 +20,11 @@ from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
+
+
+class UndecodableRequest(ValueError):
+    """Raised to a streaming handler for a packet that did not parse; its handler answers it
+    with INVALID_ARGUMENT (:class:`~capsync.server.service.DataSyncServicer` does)."""
 
 
 class Undecodable:
@@ -55,10 +65,12 @@ def _refuse(context: grpc.ServicerContext, request: Undecodable) -> None:
     context.abort(grpc.StatusCode.INVALID_ARGUMENT, describe(request.error))
 
 
-def _checked_stream(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[Any]:
+def _checked_stream(requests: Iterator[Any]) -> Iterator[Any]:
     for request in requests:
         if isinstance(request, Undecodable):
-            _refuse(context, request)
+            # Not context.abort: inside the handler's loop that would be taken for a failure
+            # of the handler (INTERNAL); the handler refuses this itself.
+            raise UndecodableRequest(describe(request.error))
         yield request
 
 
@@ -71,7 +83,10 @@ def _wrap(handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         inner = handler.stream_stream if handler.response_streaming else handler.stream_unary
 
         def streamed(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-            return inner(_checked_stream(requests, context), context)
+            try:
+                return inner(_checked_stream(requests), context)
+            except UndecodableRequest as exc:  # a handler that let it through
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
 
         make = (
             grpc.stream_stream_rpc_method_handler
