@@ -1,11 +1,18 @@
 """Build the compiled hot path; everything else about the package lives in pyproject.toml."""
 
 import os
+from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 DEBUG = os.environ.get("CAPSYNC_DEBUG") == "1"
+FLAVOUR = "debug" if DEBUG else "release"
+# The flavour the generated .c files were made for: Cython skips a .pyx older than its .c
+# even when the directives (linetrace, boundscheck, annotate) changed, so a change of
+# flavour must force it.
+FLAVOUR_MARKER = Path("build") / "cython-flavour"
+force_cython = not FLAVOUR_MARKER.exists() or FLAVOUR_MARKER.read_text().strip() != FLAVOUR
 
 extensions = [
     Extension(
@@ -15,6 +22,7 @@ extensions = [
         define_macros=[("CYTHON_TRACE_NOGIL", "1")] if DEBUG else [],
     )
     for name in ("_wire", "_append", "_clock", "_export")
+    if Path(f"ext/capsync/{name}.pyx").exists()
 ]
 
 setup(
@@ -23,6 +31,7 @@ setup(
         language_level=3,
         include_path=["ext"],
         annotate=DEBUG,
+        force=force_cython,
         compiler_directives={
             "boundscheck": DEBUG,
             "wraparound": False,
@@ -32,3 +41,5 @@ setup(
         },
     ),
 )
+FLAVOUR_MARKER.parent.mkdir(exist_ok=True)
+FLAVOUR_MARKER.write_text(FLAVOUR + "\n")

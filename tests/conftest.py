@@ -32,12 +32,20 @@ def _extension_required() -> bool:
     return bool(os.environ.get("CI")) or os.environ.get("CAPSYNC_REQUIRE_EXTENSIONS") == "1"
 
 
+def _extensions_switched_off() -> bool:
+    """The run was started with CAPSYNC_NO_EXTENSIONS set (``make test-python``)."""
+    return os.environ.get("CAPSYNC_NO_EXTENSIONS", "") not in ("", "0")
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "wire_impl" not in metafunc.fixturenames:
         return
     if metafunc.definition.get_closest_marker("wire_independent"):
         return
-    metafunc.parametrize("wire_impl", IMPLEMENTATIONS, indirect=True)
+    # With the extension switched off for the whole run, a "compiled" case would only
+    # repeat the "python" one: run the twin once.
+    implementations = ("python",) if _extensions_switched_off() else IMPLEMENTATIONS
+    metafunc.parametrize("wire_impl", implementations, indirect=True)
 
 
 @pytest.fixture(autouse=True)

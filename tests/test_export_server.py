@@ -307,6 +307,25 @@ def test_dataset_export_matches_annotations(data_dir: Path, tmp_path: Path) -> N
             assert line["bounding_box_annotations"] == []
 
 
+def test_a_dataset_image_that_cannot_be_written_is_reported_and_the_rest_exported(
+    data_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "ds"
+    args = ["data", "export", "--data", str(data_dir), "--dataset", DATASET, "--out", str(out)]
+    assert main(args) == 0
+    images = sorted((out / "images").iterdir())
+    blocked = images[0]
+    blocked.unlink()
+    blocked.mkdir()  # that image can no longer be written there
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert f"item {blocked.stem} not exported" in err and "1 failed" in err
+    lines = [json.loads(line) for line in (out / "dataset.jsonl").read_text().splitlines()]
+    assert len(lines) == len(images) - 1
+    assert str(blocked) not in {line["image_path"] for line in lines}
+
+
 def _classify(model_dir: Path, image: Image.Image) -> str:
     """The tiny reader of model.json (the format agreed with the vision service)."""
     model = json.loads((model_dir / "model.json").read_text())

@@ -160,3 +160,48 @@ def test_data_manager_also_captures_tabular_readings_into_mongodb(
     assert documents[0]["component_type"] == "rdk:component:sensor"
     assert documents[0]["method_name"] == "Readings"
     assert set(documents[0]["data"]) == {"readings"}
+
+
+def test_reconfigure_moves_a_collector_into_and_out_of_micro_server_mode(tmp_path: Path) -> None:
+    capture_dir = tmp_path / "capture"
+    plain = machine_config(capture_dir, components=[sensor(20.0)], sync_disabled=True)
+    ringed = machine_config(
+        capture_dir, components=[sensor(20.0, cache_size_kb=16)], sync_disabled=True
+    )
+    with capsync.DataManager(capsync.config.load_config(plain)).start() as manager:
+        assert manager.ring_stats() == {}
+        manager.reconfigure(capsync.config.load_config(ringed))
+        assert list(manager.ring_stats()) == ["temp/Readings"]  # rebuilt as a ring, not retimed
+        manager.reconfigure(capsync.config.load_config(plain))
+        assert manager.ring_stats() == {}
+
+
+def test_close_closes_the_collectors_together_within_one_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from capsync.service.collector import Collector
+
+    components = [dict(sensor(10.0), name=f"temp{i}") for i in range(3)]
+    config = machine_config(tmp_path / "capture", components=components, sync_disabled=True)
+    all_closing = threading.Barrier(3, timeout=5.0)  # passes only if the closes overlap
+    seen: list[tuple[str, float, bool]] = []
+    real_close = Collector.close
+
+    def close(self: Collector, timeout_s: float = 30.0) -> None:
+        try:
+            all_closing.wait()
+            together = True
+        except threading.BrokenBarrierError:
+            together = False
+        seen.append((self.label, timeout_s, together))
+        real_close(self, timeout_s)
+
+    monkeypatch.setattr(Collector, "close", close)
+    manager = capsync.DataManager(capsync.config.load_config(config), close_timeout_s=7.0)
+    manager.start()
+    manager.close()
+    assert sorted(label for label, _, _ in seen) == [f"temp{i}/Readings" for i in range(3)]
+    assert all(together for _, _, together in seen)
+    assert all(timeout_s <= 7.0 for _, timeout_s, _ in seen)

@@ -24,6 +24,7 @@ from capsync.resources import (
     ResourceConfigError,
     ResourceContext,
     UnknownModelError,
+    UnknownTypeError,
     UnsupportedMethodError,
     api_for_type,
     build_resource,
@@ -154,8 +155,8 @@ def test_unknown_model_names_it_and_lists_known_models() -> None:
     assert isinstance(info.value, LookupError)
 
 
-def test_unknown_api_says_no_models() -> None:
-    with pytest.raises(UnknownModelError, match=r"rdk:component:arm.*none"):
+def test_an_api_without_models_is_an_unknown_type_not_an_unknown_model() -> None:
+    with pytest.raises(UnknownTypeError, match=r"unknown component type 'arm' .*known .*sensor"):
         build_resource("arm", "fake", "a", {}, ResourceContext())
 
 

@@ -352,7 +352,7 @@ def test_run_example_config_for_a_duration(tmp_path: Path) -> None:
     )
     out, err = process.communicate(timeout=60)
     assert process.returncode == 0, err
-    assert out.count("status: ") >= 2
+    assert out.count("status (last ") >= 2
     assert list(tmp_path.rglob("*.prog")) == []
     config = json.loads(example.read_text())
     for component in config["components"]:

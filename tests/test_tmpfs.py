@@ -126,9 +126,9 @@ def test_deletion_keeps_a_small_disk_around_its_threshold(tmpfs: Path) -> None:
             samples.append(used_fraction(tmpfs))
             time.sleep(0.05)
         # Capture went on under pressure, and deletion kept up with it.
-        assert wait_for(
-            lambda: collector.stats().records_written > at_first_deletion + 50, 30
-        ), collector.stats()
+        assert wait_for(lambda: collector.stats().records_written > at_first_deletion + 50, 30), (
+            collector.stats()
+        )
         stats = deleter.stats()
         assert stats.deletion_passes >= 2 and stats.deleted_bytes >= PAYLOAD_BYTES
         assert stats.errors == 0

@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from capsync import __version__, _grpc_quiet  # noqa: F401  (_grpc_quiet: before grpc)
 from capsync.cli.errors import UserError
 
 __all__ = ["UserError", "main"]
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="capsync",
         description="Capture robot data to Viam-format files and sync it to the cloud.",
     )
+    parser.add_argument("--version", action="version", version=f"capsync {__version__}")
     parser.add_argument(
         "--log-level",
         default="INFO",

@@ -16,7 +16,7 @@ import sqlite3
 import sys
 
 from capsync.cli._filters import build_filter
-from capsync.cli.errors import UserError
+from capsync.cli.errors import UserError, check_folder
 
 HELP = "list, export, query (SQL, MQL), tag and group into datasets what the server received"
 
@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.format in data_export_cmd.FORMATS and args.action != "export":
         raise UserError(f"--format {args.format} is for data export", 2)
+    check_folder("--data", args.data)
+    if args.action == "export" and args.format != "mcap":  # mcap's --out may name a file
+        check_folder("--out", args.out)
     item_filter = build_filter(args)
     source = {"mongo_uri": args.mongo_uri, "mongo_database": args.mongo_database}
     mongo_errors: tuple[type[Exception], ...] = ()
@@ -113,20 +116,25 @@ def run(args: argparse.Namespace) -> int:
             return data_export_cmd.run(args)
         if args.action == "export":
             result = query.export(args.data, item_filter, args.out, args.format, **source)
+            for item_id, reason in result.failed.items():
+                print(f"capsync data: item {item_id} not exported: {reason}", file=sys.stderr)
             note = f"; {len(result.missing)} payload files missing" if result.missing else ""
+            note += f"; {len(result.failed)} failed (listed above)" if result.failed else ""
             print(
                 f"capsync data: exported {result.items} items ({result.payloads} payload files) "
                 f"to {args.out}{note}",
                 file=sys.stderr,
             )
-            return 1 if result.missing else 0
+            return 1 if result.missing or result.failed else 0
         items = query.list_items(args.data, item_filter, **source)
         if args.out is None or args.out == "-":
-            query.write_items(items, sys.stdout, args.format)
+            count = query.write_items(items, sys.stdout, args.format)
             sys.stdout.flush()
         else:
             with open(args.out, "w", encoding="utf-8", newline="") as stream:
-                query.write_items(items, stream, args.format)
+                count = query.write_items(items, stream, args.format)
+        if not count:  # an empty output alone looks like a failure
+            print("capsync data: no items match", file=sys.stderr)
     except BrokenPipeError:
         # The reader went away (`capsync data list | head`): stop quietly, like other tools.
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -40,13 +40,16 @@ def export_dataset(
 
     with open_store(data_dir, mongo_uri, mongo_database=mongo_database) as store:
         result = write_dataset(store, dataset_id, data_dir, out)
+    for item_id, reason in result.failed.items():
+        print(f"capsync data: item {item_id} not exported: {reason}", file=sys.stderr)
     note = f"; {len(result.missing)} image files missing" if result.missing else ""
+    note += f"; {len(result.failed)} failed (listed above)" if result.failed else ""
     print(
         f"capsync data: exported dataset {dataset_id}: {result.images} images to "
         f"{result.dataset_file}{note}",
         file=sys.stderr,
     )
-    return 1 if result.missing else 0
+    return 1 if result.missing or result.failed else 0
 
 
 def run(args: argparse.Namespace) -> int:

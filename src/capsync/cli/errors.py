@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
+
+def check_folder(flag: str, path: str | os.PathLike[str]) -> None:
+    """UserError when ``path`` (given as ``flag``) exists and is not a folder."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise UserError(f"{flag} {os.fspath(path)} is a file, not a folder", exit_code=2)
+
 
 class UserError(Exception):
     """A mistake the user can fix; printed as one line, exits with ``exit_code``."""

@@ -19,6 +19,10 @@ from capsync.proto import data_sync_pb2
 HELP = "show the header, record count, time range and size of capture files"
 
 
+# How parse_header's problems begin: the file does not start with a capture header.
+_NO_HEADER = ("file is empty", "header ")
+
+
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", type=Path, help="a .capture/.prog file or a folder of them")
     parser.add_argument("--records", action="store_true", help="also print every record")
@@ -131,7 +135,12 @@ def run(args: argparse.Namespace) -> int:
                     _print_text(item)
         except CaptureFileError as exc:
             failures += 1
-            print(f"capsync: error: {exc}", file=sys.stderr)
+            if exc.problem.startswith(_NO_HEADER):  # not a corrupt record: no capture file at all
+                print(
+                    f"capsync: error: {path}: not a capture file ({exc.problem})", file=sys.stderr
+                )
+            else:
+                print(f"capsync: error: {exc}", file=sys.stderr)
         except BrokenPipeError:
             raise  # the reader went away (| head): main() ends quietly
         except OSError as exc:

@@ -46,6 +46,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds between status lines (default 5)",
     )
+    parser.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="on stop, how long uploads in flight may take to finish (default 10)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no status lines")
     parser.add_argument(
         "--listen",
@@ -92,21 +99,59 @@ def load(path: Path, capture_dir: Path | None) -> MachineConfig:
     return config
 
 
+def _size(nbytes: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{nbytes} B"
+
+
+def _troubles(stats: CollectorStats) -> str:
+    """The counters worth a look, only when they are not zero."""
+    return "".join(
+        f"  {name} {value}"
+        for name, value in (
+            ("skipped", stats.skipped_ticks),
+            ("errors", stats.errors),
+            ("write-errors", stats.write_errors),
+            ("dropped", stats.dropped),
+        )
+        if value
+    )
+
+
 def status_line(
     now: Mapping[str, CollectorStats], before: Mapping[str, CollectorStats], elapsed_s: float
 ) -> str:
-    parts = []
+    """A compact table: a header line, then one short line per collector."""
+    if not now:
+        return "status: no collectors"
+    width = max(len(label) for label in now)
+    lines = [f"status (last {elapsed_s:.0f} s):"]
     for label, stats in sorted(now.items()):
         previous = before.get(label)
         rate = (stats.captures - (previous.captures if previous else 0)) / max(elapsed_s, 1e-9)
-        parts.append(
-            f"{label}: {rate:.1f}/s skipped={stats.skipped_ticks} queue={stats.queue_depth} "
-            f"files={stats.files} bytes={stats.bytes_written}"
-            + (f" errors={stats.errors}" if stats.errors else "")
-            + (f" write_errors={stats.write_errors}" if stats.write_errors else "")
-            + (f" dropped={stats.dropped}" if stats.dropped else "")
+        lines.append(
+            f"  {label:<{width}}  {rate:7.1f}/s  queue {stats.queue_depth:<4d} "
+            f"files {stats.files:<5d} {_size(stats.bytes_written):>9}{_troubles(stats)}"
         )
-    return "status: " + ("; ".join(parts) if parts else "no collectors")
+    return "\n".join(lines)
+
+
+def totals(stats: Mapping[str, CollectorStats]) -> list[str]:
+    """One line per collector: what it did since the start."""
+    width = max((len(label) for label in stats), default=0)
+    return [
+        f"  {label:<{width}}  {s.captures} captures, {s.records_written} records, "
+        f"{s.files} files, {_size(s.bytes_written)}{_troubles(s)}"
+        for label, s in sorted(stats.items())
+    ]
+
+
+def _in_file(path: Path, exc: Exception) -> str:
+    """``exc`` as one line naming the config file (once)."""
+    text = str(exc)
+    return text if text.startswith(f"{path}:") else f"{path}: {text}"
 
 
 def listen_keys(args: argparse.Namespace) -> ApiKeys | None:
@@ -131,6 +176,11 @@ def listen_keys(args: argparse.Namespace) -> ApiKeys | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    for flag, value in (("--duration", args.duration), ("--status-interval", args.status_interval)):
+        if value is not None and not value > 0:
+            raise UserError(f"{flag} must be a number of seconds > 0, got {value:g}", exit_code=2)
+    if not args.stop_timeout >= 0:
+        raise UserError(f"--stop-timeout must be >= 0, got {args.stop_timeout:g}", exit_code=2)
     config = load(args.config, args.capture_dir)
     keys = listen_keys(args)
     if not 0 <= args.realtime_priority <= MAX_RT_PRIORITY:
@@ -156,11 +206,13 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_stop)
     signal.signal(signal.SIGHUP, on_hup)
     try:
-        manager = DataManager(config, realtime_priority=args.realtime_priority).start()
+        manager = DataManager(
+            config, realtime_priority=args.realtime_priority, stop_timeout_s=args.stop_timeout
+        ).start()
     except (ResourceError, ServiceError, ConfigError) as exc:
-        raise UserError(str(exc), exit_code=2) from None
+        raise UserError(_in_file(args.config, exc), exit_code=2) from None
     except OSError as exc:
-        raise UserError(f"{exc}", exit_code=2) from None
+        raise UserError(_in_file(args.config, exc), exit_code=2) from None
     for recovery in manager.recovered:
         if recovery.action != "in_use":
             _log.info("recovered %s: %s", recovery.path, recovery.action)
@@ -214,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
         manager.close()
         if endpoint is not None:
             stop_metrics(endpoint, manager)
-    final = manager_summary(manager, time.monotonic() - started)
+    final = manager_summary(manager, time.monotonic() - started, manager.final_stats())
     if not args.quiet:
         print(final, flush=True)
     return 0
@@ -236,8 +288,12 @@ def stop_metrics(endpoint: MetricsEndpoint, manager: DataManager) -> None:
     endpoint.close()
 
 
-def manager_summary(manager: DataManager, elapsed_s: float) -> str:
-    return f"stopped after {elapsed_s:.1f} s; capture files are in {manager.capture_dir}"
+def manager_summary(
+    manager: DataManager, elapsed_s: float, stats: Mapping[str, CollectorStats] | None = None
+) -> str:
+    head = f"stopped after {elapsed_s:.1f} s; capture files are in {manager.capture_dir}"
+    lines = totals(stats or {})
+    return "\n".join([head + (":" if lines else ""), *lines])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from capsync.cli.errors import UserError
+from capsync.cli.errors import UserError, check_folder
 
 if TYPE_CHECKING:
     from capsync.query.retention import RetentionRules
@@ -111,6 +111,23 @@ def _page(listen: str) -> Callable[[IngestServer], Companion]:
     return make
 
 
+def check_tls_pair(cert_file: str, key_file: str) -> None:
+    """UserError unless the files hold a PEM certificate chain and its private key.
+
+    gRPC would only say "Failed to bind" (and log C-core lines); say what is wrong.
+    """
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except ssl.SSLError as exc:
+        raise UserError(
+            f"--tls-cert {cert_file} and --tls-key {key_file} are not a PEM certificate chain "
+            f"and its matching private key ({exc.reason or exc})"
+        ) from None
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here so other commands do not pay for grpc.
     from capsync.server import ApiKeysError, TlsConfig, parse_listen, serve
@@ -124,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
             parse_listen(args.http)
         except ValueError as exc:
             raise UserError(f"--http: {exc}") from None
+    check_folder("--data", args.data)
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UserError("--tls-cert and --tls-key go together")
     if args.grace < 0:
@@ -156,6 +174,7 @@ def run(args: argparse.Namespace) -> int:
             tls = TlsConfig.from_files(args.tls_cert, args.tls_key)
         except OSError as exc:
             raise UserError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
+        check_tls_pair(args.tls_cert, args.tls_key)
     try:
         return serve(
             args.data,

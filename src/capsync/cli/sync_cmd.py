@@ -36,6 +36,12 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="keep retrying failed uploads for up to S seconds (default 30)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument(
+        "--log-level",
+        dest="log_level_override",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging threshold",
+    )
 
 
 def settings_for(config: MachineConfig, capture_dir: Path | None) -> DataManagerConfig:

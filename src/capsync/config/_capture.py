@@ -66,6 +66,10 @@ def _capture_method(
 ) -> CaptureMethodConfig:
     method = r.required_text("method")
     hz = r.required_number("capture_frequency_hz", minimum=None)
+    if hz < 0:  # viam's rule: <= 0 disables the method; 0 is the usual way, < 0 likely a slip
+        r.warnings.add(
+            f"{r.where} ({method}): capture_frequency_hz {hz:g} is negative: the method is disabled"
+        )
     params = r.mapping("additional_params") or {}
     for key in params:
         if not isinstance(key, str):

@@ -79,6 +79,7 @@ class DatasetResult:
     dataset_file: Path
     images: int = 0
     missing: list[str] = field(default_factory=list)  # ids whose payload file was gone
+    failed: dict[str, str] = field(default_factory=dict)  # id -> why it could not be written
 
 
 def export_dataset(
@@ -104,6 +105,9 @@ def export_dataset(
                 shutil.copyfile(root.joinpath(*record.path.split("/")), destination)
             except FileNotFoundError:
                 result.missing.append(record.id)
+                continue
+            except OSError as exc:  # one image that cannot be written does not stop the export
+                result.failed[record.id] = f"{destination.name}: {exc.strerror or exc}"
                 continue
             stream.write(json.dumps(dataset_line(record, str(destination))) + "\n")
             result.images += 1

@@ -47,6 +47,7 @@ from .errors import (
     ResourceConfigError,
     ResourceError,
     UnknownModelError,
+    UnknownTypeError,
     UnsupportedMethodError,
 )
 from .registry import (
@@ -89,6 +90,7 @@ __all__ = [
     "ResourceContext",
     "ResourceError",
     "UnknownModelError",
+    "UnknownTypeError",
     "UnsupportedMethodError",
     "VisionModel",
     "api_for_type",

@@ -28,6 +28,28 @@ class UnknownModelError(ResourceError, LookupError):
         return (type(self), (self.api, self.model, self.known))
 
 
+class UnknownTypeError(ResourceError, LookupError):
+    """No model at all is registered under this API: its type is likely a typo.
+
+    The message names the type and lists the types capsync knows.
+    """
+
+    def __init__(self, api: str, known_apis: Iterable[str]) -> None:
+        self.api = api
+        self.known_apis = sorted(known_apis)
+        namespace, kind, type_ = [*api.split(":"), "", "", ""][:3]
+        known = sorted(
+            a.split(":")[2] for a in self.known_apis if a.split(":")[:2] == [namespace, kind]
+        )
+        super().__init__(
+            f"unknown {kind or 'resource'} type {type_!r} (API {api}); "
+            f"known {kind} types: {', '.join(known) or 'none'}"
+        )
+
+    def __reduce__(self) -> tuple[type[UnknownTypeError], tuple[str, list[str]]]:
+        return (type(self), (self.api, self.known_apis))
+
+
 class ModelImportError(ResourceError, ImportError):
     """A ``python:module:Class`` model could not be imported or is not a Resource."""
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from .base import Resource, ResourceContext
-from .errors import ModelImportError, UnknownModelError
+from .errors import ModelImportError, UnknownModelError, UnknownTypeError
 
 _R = TypeVar("_R", bound=type[Resource])
 
@@ -100,7 +100,11 @@ def known_models(api: str | None = None) -> dict[str, list[str]]:
 
 
 def resource_class(api: str, model: str) -> type[Resource]:
-    """The class serving ``model`` of ``api``; raises UnknownModelError or ModelImportError."""
+    """The class serving ``model`` of ``api``.
+
+    Raises UnknownTypeError (no model at all for ``api``), UnknownModelError or
+    ModelImportError.
+    """
     full_api = normalize_api(api)
     full_model = normalize_model(model)
     if full_model.startswith(PYTHON_PREFIX):
@@ -108,6 +112,8 @@ def resource_class(api: str, model: str) -> type[Resource]:
     with _lock:
         cls = _registry.get(full_api, {}).get(full_model)
         if cls is None:
+            if not _registry.get(full_api):
+                raise UnknownTypeError(full_api, _registry)
             raise UnknownModelError(full_api, model, _registry.get(full_api, {}))
     return cls
 

@@ -35,11 +35,13 @@ from capsync.server.app import (
     parse_listen,
 )
 from capsync.server.auth import (
+    KEYS_FILE_NAME,
     ApiKey,
     ApiKeys,
     ApiKeysError,
-    ensure_api_keys_file,
+    generate_api_key,
     load_api_keys,
+    write_api_keys_file,
 )
 from capsync.server.query import export, list_items, open_store
 from capsync.server.stores.base import (
@@ -132,12 +134,16 @@ def serve(
     out = out or sys.stdout
     data_path = Path(data_dir)
     data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    new_key: ApiKey | None = None  # written to keys_path only once the port is bound
+    keys_path = data_path / KEYS_FILE_NAME
     if api_keys_file is not None:
         keys = load_api_keys(api_keys_file)
+    elif keys_path.exists():
+        keys = load_api_keys(keys_path)
+        print(f"capsync serve: using API keys from {keys_path}", file=sys.stderr, flush=True)
     else:
-        keys_path, keys, created = ensure_api_keys_file(data_path)
-        verb = "generated an API key in" if created else "using API keys from"
-        print(f"capsync serve: {verb} {keys_path}", file=sys.stderr, flush=True)
+        new_key = generate_api_key()
+        keys = ApiKeys([new_key])
     store: Store | None = None
     if mongo_uri is not None:
         store = _open_mongo(mongo_uri, mongo_database)
@@ -168,6 +174,12 @@ def serve(
             companion.bind()
             running.append(companion)
         server.start()
+        if new_key is not None:
+            if write_api_keys_file(keys_path, new_key):
+                print(f"capsync serve: generated an API key in {keys_path}", file=sys.stderr,
+                      flush=True)  # fmt: skip
+            else:  # created meanwhile by another process: ours is not on disk, so stop
+                raise ApiKeysError(f"{keys_path} appeared while the server started; start again")
         for companion in running:
             print(f"capsync serve: {companion.start()}", file=out, flush=True)
         print(f"capsync serve: listening on {server.address}", file=out, flush=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,13 @@ import grpc
 
 from capsync.proto import rpc
 from capsync.server.auth import ApiKeyInterceptor, ApiKeys
-from capsync.server.blobs import BlobStore
+from capsync.server.blobs import BlobStore, remove_partial_uploads
 from capsync.server.counters import ServerCounters, ServerStats
 from capsync.server.health import SERVING, HealthServicer, health_service
 from capsync.server.service import DataSyncServicer
 from capsync.server.stores.base import Store
 from capsync.server.stores.local import LocalStore
+from capsync.server.undecodable import UndecodableRequestInterceptor
 
 if TYPE_CHECKING:
     from capsync.query import DataQuery
@@ -67,6 +69,24 @@ def add_datasync_service(server: grpc.Server, servicer: DataSyncServicer) -> Non
     """Serve ``servicer`` as DataSyncService on Viam's method paths: ``DataCaptureUpload``
     takes and answers raw bytes, the two streams protobuf messages (64 KiB chunks)."""
     rpc.add_service(server, rpc.data_sync_service(), servicer, raw=RAW_METHODS)
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (gRPC only says "Failed to bind"); None if unknown.
+
+    Found by binding a plain socket there the same way (no SO_REUSEPORT).
+    """
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"cannot resolve {host!r}: {exc.strerror}"
+    for family, kind, proto, _name, sockaddr in infos:
+        try:
+            with socket.socket(family, kind, proto) as probe:
+                probe.bind(sockaddr)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def parse_listen(address: str) -> tuple[str, int]:
@@ -159,6 +179,9 @@ class IngestServer:
         if self._server is not None:
             raise RuntimeError("the server is already started")
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        removed = remove_partial_uploads(self.data_dir)
+        if removed:
+            log.info("removed %d partial uploads left by an earlier server", removed)
         if self._store is None:
             self._store = LocalStore(self.data_dir)
         from capsync.query.retention import RetentionBook, RetentionRules
@@ -169,9 +192,12 @@ class IngestServer:
             futures.ThreadPoolExecutor(
                 max_workers=self._max_workers, thread_name_prefix="capsync-ingest"
             ),
+            # Raw DataCaptureUpload bodies are checked by the servicer; the streams'
+            # messages that do not parse are refused by UndecodableRequestInterceptor.
             interceptors=[
                 RetentionHeaderInterceptor(self._book, self._keys),
                 ApiKeyInterceptor(self._keys),
+                UndecodableRequestInterceptor(),
             ],
             options=[
                 ("grpc.max_receive_message_length", self._max_message_bytes),
@@ -209,9 +235,10 @@ class IngestServer:
                     [(self._tls.private_key, self._tls.cert_chain)]
                 )
                 port = server.add_secure_port(address, credentials)
-        except RuntimeError as exc:  # grpc reports a failed bind this way
+        except RuntimeError as exc:  # grpc reports a failed bind this way, without the cause
             self._close_owned_store()
-            raise OSError(f"cannot listen on {address}: {exc}") from None
+            cause = bind_problem(self.host, self._requested_port) or str(exc)
+            raise OSError(f"cannot listen on {address}: {cause}") from None
         if not port:
             self._close_owned_store()
             raise OSError(f"cannot listen on {address}")

@@ -13,6 +13,7 @@ probes hold no key).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import json
 import logging
@@ -106,6 +107,12 @@ def load_api_keys(path: str | os.PathLike[str]) -> ApiKeys:
     return parse_api_keys(document, str(path))
 
 
+def fingerprint(value: str | bytes) -> str:
+    """A short, one-way stand-in for a credential in a log line."""
+    data = value.encode() if isinstance(value, str) else value
+    return "sha256:" + hashlib.sha256(data).hexdigest()[:8]
+
+
 def generate_api_key() -> ApiKey:
     return ApiKey(str(uuid.uuid4()), secrets.token_urlsafe(32))
 
@@ -117,15 +124,22 @@ def ensure_api_keys_file(data_dir: str | os.PathLike[str]) -> tuple[Path, ApiKey
     """
     path = Path(data_dir) / KEYS_FILE_NAME
     key = generate_api_key()
+    if write_api_keys_file(path, key):
+        return path, ApiKeys([key]), True
+    return path, load_api_keys(path), False
+
+
+def write_api_keys_file(path: Path, key: ApiKey) -> bool:
+    """Create ``path`` (mode 0600) holding ``key``; False when it exists already."""
     document = {"keys": [{"id": key.id, "key": key.key}]}
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
-        return path, load_api_keys(path), False
+        return False
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(document, out, indent=2)
         out.write("\n")
-    return path, ApiKeys([key]), True
+    return True
 
 
 def _metadata_value(metadata: Sequence[tuple[str, str | bytes]] | None, name: str) -> str | bytes:
@@ -176,6 +190,9 @@ class ApiKeyInterceptor(grpc.ServerInterceptor):
         if not key_id or not key:
             return _refusal(handler, "missing API key: send key_id and key metadata")
         if not self._keys.check(key_id, key):
-            log.info("refused %s: wrong API key (key_id %r)", method, key_id)
+            # What a client presents may be a secret (a swapped key_id and key): log a
+            # fingerprint only, enough to tell two clients apart.
+            log.info("refused %s: wrong API key (key_id fingerprint %s)", method,
+                     fingerprint(key_id))  # fmt: skip
             return _refusal(handler, "invalid API key")
         return handler

@@ -15,6 +15,7 @@ import hashlib
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,31 @@ RESERVED_NAMES = frozenset(
     }
 )
 _TEMP_PREFIX = ".upload-"
+# A partial upload untouched this long belongs to no live call (uploads write every chunk).
+PARTIAL_UPLOAD_MIN_AGE_S = 600.0
+
+
+def remove_partial_uploads(
+    root: str | os.PathLike[str], min_age_s: float = PARTIAL_UPLOAD_MIN_AGE_S
+) -> int:
+    """Delete the ``.upload-*.tmp`` payloads a killed server left under ``root``; how many.
+
+    Only those untouched for ``min_age_s``: another server sharing the data
+    folder may be writing newer ones right now.
+    """
+    removed = 0
+    cutoff = time.time() - min_age_s
+    for folder, _dirs, names in os.walk(root):
+        for name in names:
+            if name.startswith(_TEMP_PREFIX) and name.endswith(".tmp"):
+                path = os.path.join(folder, name)
+                try:
+                    if os.stat(path).st_mtime <= cutoff:
+                        os.unlink(path)
+                        removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed
 
 
 class UnsafePathError(ValueError):

@@ -81,6 +81,7 @@ CSV_COLUMNS = (
 
 log = logging.getLogger(__name__)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+MAX_NAME_BYTES = 255  # NAME_MAX of the usual filesystems: an exported name is cut to fit
 
 
 # --- times -------------------------------------------------------------------------------
@@ -298,6 +299,7 @@ class ExportResult:
     items: int = 0
     payloads: int = 0
     missing: list[str] = field(default_factory=list)  # ids whose payload file was gone
+    failed: dict[str, str] = field(default_factory=dict)  # id -> why its copy failed
 
 
 def _compact_time(ns: int) -> str:
@@ -323,9 +325,20 @@ def export_name(record: BlobRecord) -> str:
         stem = PurePosixPath(record.file_name.replace("\\", "/")).name
         if extension and stem.endswith(extension):
             stem = stem[: -len(extension)]
-        name = f"{stem}_{short}" if stem not in ("", ".", "..") else short
-        return "/".join((folder[0], "files", name + extension))
+        name = (
+            _fitted(stem, f"_{short}{extension}")
+            if stem not in ("", ".", "..")
+            else short + extension
+        )
+        return "/".join((folder[0], "files", name))
     return "/".join((*folder, f"{_compact_time(record.time_requested_ns)}_{short}{extension}"))
+
+
+def _fitted(stem: str, tail: str) -> str:
+    """``stem + tail``, the stem cut (on a character boundary) so the name fits in 255 bytes."""
+    room = MAX_NAME_BYTES - len(tail.encode())
+    cut = stem.encode()[: max(0, room)].decode("utf-8", errors="ignore")
+    return cut + tail
 
 
 def export(
@@ -391,19 +404,31 @@ def _copy_payload(
     source = root.joinpath(*record.path.split("/"))
     name = export_name(record)
     destination = target.joinpath(*name.split("/"))
-    destination.parent.mkdir(parents=True, exist_ok=True)
     if record.path.startswith("gridfs:"):  # a payload kept in MongoDB (serve --blobs gridfs)
-        if gridfs_blobs is None or not gridfs_blobs.copy_to(record.path, destination):
+        try:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            copied = gridfs_blobs is not None and gridfs_blobs.copy_to(record.path, destination)
+        except OSError as exc:  # one item that cannot be written does not stop the export
+            result.failed[record.id] = f"{name}: {exc.strerror or exc}"
+            return None
+        if not copied:
             log.warning("payload of %s is missing: %s", record.id, record.path)
             result.missing.append(record.id)
             return None
         result.payloads += 1
         return name
     try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, destination)
     except FileNotFoundError:
-        log.warning("payload of %s is missing: %s", record.id, source)
-        result.missing.append(record.id)
+        if source.exists():
+            result.failed[record.id] = f"{name}: cannot write it (its folder is gone)"
+        else:
+            log.warning("payload of %s is missing: %s", record.id, source)
+            result.missing.append(record.id)
+        return None
+    except OSError as exc:  # one item that cannot be written does not stop the export
+        result.failed[record.id] = f"{name}: {exc.strerror or exc}"
         return None
     result.payloads += 1
     return name

@@ -51,6 +51,7 @@ from capsync.server.records import (
     timestamp_ns,
 )
 from capsync.server.stores.base import BlobRecord, Store, StoreUnavailable
+from capsync.server.undecodable import UndecodableRequest
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ FILE = DataType.DATA_TYPE_FILE
 UNSPECIFIED = DataType.DATA_TYPE_UNSPECIFIED
 
 FILES_FOLDER = "files"
+_SENSOR_TIMES = ("time_requested", "time_received")
 _T = TypeVar("_T")
 _KIND_NAMES = {0: "no data", 2: "struct", 3: "binary"}
 _det = deterministic
@@ -79,6 +81,29 @@ class UploadCancelled(Exception):
 
 
 # --- checks ------------------------------------------------------------------------------
+
+# What the store holds a time as: int64 nanoseconds since the epoch (1677-09-21 to 2262-04-11).
+_MIN_NS, _MAX_NS = -(2**63), 2**63 - 1
+
+
+def check_storable_times(message: Any, where: str, fields: Iterable[str]) -> None:
+    """InvalidUpload naming ``<where>.<field>`` for a time the store cannot hold.
+
+    A valid protobuf Timestamp spans years 1-9999; stored as int64 nanoseconds
+    it must lie between 1677 and 2262. Anything outside is the client's data,
+    so the answer is INVALID_ARGUMENT (the client sets the file aside), never
+    an INTERNAL it would retry forever. (A ``DataCaptureUpload`` body gets the
+    same check from the wire scanner, ``scan_upload``; this one is for the
+    streamed uploads' metadata messages.)
+    """
+    for field in fields:
+        if message.HasField(field) and not _MIN_NS <= _timestamp_ns(message, field) <= _MAX_NS:
+            seconds = getattr(message, field).seconds
+            raise InvalidUpload(
+                f"{where}.{field} ({seconds} s since the epoch) is outside the storable range "
+                "of years 1677 to 2262"
+            )
+
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -184,7 +209,7 @@ class DataSyncServicer:
             response = handle()
             self.counters.accepted(rpc)
             return response
-        except (InvalidUpload, UnsafePathError) as exc:
+        except (InvalidUpload, UnsafePathError, UndecodableRequest) as exc:
             log.info("%s refused: %s", rpc, exc)
             self.counters.refused(rpc, "INVALID_ARGUMENT")
             _abort(context, grpc.StatusCode.INVALID_ARGUMENT, str(exc))
@@ -347,6 +372,7 @@ class DataSyncServicer:
             raise InvalidUpload("StreamingDataCaptureUpload metadata without upload_metadata")
         metadata = first.metadata.upload_metadata
         sensor_metadata = first.metadata.sensor_metadata
+        check_storable_times(sensor_metadata, "metadata.sensor_metadata", _SENSOR_TIMES)
         folder = _checked_folder(metadata, (BINARY,), "StreamingDataCaptureUpload")
         mime_type = _mime_type(metadata, sensor_metadata)
         extension = _binary_extension(metadata, mime_type)
@@ -373,6 +399,7 @@ class DataSyncServicer:
         if first is None or first.WhichOneof("upload_packet") != "metadata":
             raise InvalidUpload("FileUpload must start with its metadata")
         metadata = first.metadata
+        check_storable_times(metadata, "metadata", ("file_create_time", "file_modify_time"))
         folder = _checked_folder(metadata, (FILE, UNSPECIFIED), "FileUpload")
         if not (metadata.component_type or metadata.component_name or metadata.method_name):
             folder = (folder[0], FILES_FOLDER)  # an arbitrary file, from no component

@@ -18,6 +18,7 @@ import dataclasses
 import logging
 import os
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,7 +39,14 @@ from capsync.config import (
 from capsync.config.model import split_resource_name
 from capsync.diskpressure import DeleterStats
 from capsync.methods import MIME_FILE_EXTENSIONS
-from capsync.resources import Resource, ResourceContext, build_resource
+from capsync.resources import (
+    ModelImportError,
+    Resource,
+    ResourceContext,
+    UnknownModelError,
+    UnknownTypeError,
+    build_resource,
+)
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings, CollectorStats
 from capsync.service.deletion_control import DeletionControl
 from capsync.service.micro_control import MicroServerRings
@@ -54,6 +62,10 @@ _log = logging.getLogger("capsync.manager")
 SYNC_NOW_TIMEOUT_S = 30.0
 DEPENDENCY_LOCK_TIMEOUT_S = 0.5
 DATASET_DIR = "dataset"  # UploadBinaryDataToDatasets' files, under the capture dir
+# One bound for closing every collector (they close in parallel): well under
+# systemd's 90 s stop timeout, whatever the number of collectors.
+COLLECTOR_CLOSE_TIMEOUT_S = 30.0
+_CLOSE_GRACE_S = 10.0  # Collector.close's own wait after abandoning a stuck writer, and more
 
 
 class ServiceError(RuntimeError):
@@ -79,8 +91,14 @@ class DataManager:
         fsync_interval_s: float = 1.0,
         deletion_interval_s: float = 30.0,
         realtime_priority: int = 0,
+        stop_timeout_s: float = 10.0,
+        close_timeout_s: float = COLLECTOR_CLOSE_TIMEOUT_S,
     ) -> None:
+        """``stop_timeout_s``: how long :meth:`close` lets uploads in flight finish;
+        ``close_timeout_s``: how long the collectors, closed together, may take to
+        write what they queued."""
         self.config = config
+        self.close_timeout_s = close_timeout_s
         self.fsync_interval_s = fsync_interval_s
         self.realtime_priority = realtime_priority  # capture threads' SCHED_FIFO priority
         self._collectors: dict[CollectorKey, Collector] = {}
@@ -90,12 +108,14 @@ class DataManager:
         self._started = False
         self._closed = False
         self.recovered: list[Recovery] = []
+        self._final_stats: dict[str, CollectorStats] = {}
         # Resources built only to be asked something (the selective syncer sensor).
         self._other_resources: dict[tuple[str, str], Resource] = {}
         self._sync = SyncControl(
             settings=lambda: self.settings,
             before_pass=self._before_sync_pass,
             resource=self.resource,
+            stop_timeout_s=stop_timeout_s,
         )
         self._resource_log = RateLimitedLog(_log, 30.0)
         self._deletion = DeletionControl(deletion_interval_s, lambda p: p in self.uploading())
@@ -179,9 +199,18 @@ class DataManager:
             collectors = list(self._collectors.values())
         return {collector.label: collector.stats() for collector in collectors}
 
+    def final_stats(self) -> dict[str, CollectorStats]:
+        """Per collector, its totals when :meth:`close` stopped it (empty before)."""
+        return dict(self._final_stats)
+
     def close(self) -> None:
-        """Stop sync (an upload in flight is abandoned: its file stays), then every
-        collector, writing what they queued and completing their files."""
+        """Stop sync gracefully, then every collector, writing what they queued and
+        completing their files.
+
+        Sync starts no new upload; those in flight may finish (up to the stop
+        timeout) and their files are deleted once the server confirmed them;
+        anything still in flight then is cancelled and its file stays.
+        """
         with self._lock:
             if self._closed:
                 return
@@ -190,9 +219,8 @@ class DataManager:
             self._collectors.clear()
         self._deletion.stop()
         self._sync.stop("the service is closed")
-        for collector in collectors:
-            collector.close()
-            self._rings.remove(collector.key)
+        self._close_collectors(collectors)
+        self._final_stats = {collector.label: collector.stats() for collector in collectors}
         mongo, self._mongo, self._mongo_config = self._mongo, None, None
         if mongo is not None:
             mongo.close(5.0)
@@ -381,8 +409,14 @@ class DataManager:
             if _construction(self._resource_configs.get((plan.key.api, plan.key.resource_name)))
             not in (None, _construction(plan.target.resource))
         }
-        for key in [k for k in current if k not in plans or (k.api, k.resource_name) in changed]:
-            self._close_collector(current.pop(key))
+        self._close_collectors(
+            [
+                current.pop(key)
+                for key in [
+                    k for k in current if k not in plans or (k.api, k.resource_name) in changed
+                ]
+            ]
+        )
         for ident in changed:  # rebuilt with the new attributes below
             self._resource_configs.pop(ident, None)
             resource = self._resources.pop(ident, None)
@@ -401,9 +435,38 @@ class DataManager:
             current[key] = self._start_collector(plan)
         self._drop_unused_resources()
 
-    def _close_collector(self, collector: Collector) -> None:
-        collector.close()
+    def _close_collector(self, collector: Collector, timeout_s: float | None = None) -> None:
+        collector.close(self.close_timeout_s if timeout_s is None else timeout_s)
         self._rings.remove(collector.key)
+
+    def _close_collectors(self, collectors: list[Collector]) -> None:
+        """Close ``collectors`` in parallel, all within one ``close_timeout_s``.
+
+        A collector writing to a full disk waits for its writer up to the bound;
+        closing them one after another would add those waits up.
+        """
+        if len(collectors) <= 1:
+            for collector in collectors:
+                self._close_collector(collector)
+            return
+        deadline = time.monotonic() + self.close_timeout_s
+        threads = [
+            threading.Thread(
+                target=self._close_collector,
+                args=(collector, self.close_timeout_s),
+                name=f"capsync-close-{collector.label}",
+                daemon=True,
+            )
+            for collector in collectors
+        ]
+        for thread in threads:
+            thread.start()
+        for thread, collector in zip(threads, collectors, strict=True):
+            # Collector.close gives up on its writer after the bound, then waits a little more.
+            thread.join(max(0.0, deadline - time.monotonic()) + _CLOSE_GRACE_S)
+            if thread.is_alive():
+                _log.error("%s: still closing after %.0f s; left behind", collector.label,
+                           self.close_timeout_s)  # fmt: skip
 
     def _start_collector(self, plan: _Plan) -> Collector:
         resource = self._resource_for(plan.target)
@@ -441,9 +504,14 @@ class DataManager:
 
             resource = build_remote_resource(config, self._context())
         if resource is None:
-            resource = build_resource(
-                config.api, config.model, config.name, config.attributes, self._context()
-            )
+            try:
+                resource = build_resource(
+                    config.api, config.model, config.name, config.attributes, self._context()
+                )
+            except (UnknownTypeError, UnknownModelError, ModelImportError) as exc:
+                # Same type for callers that catch it; the message now names the component.
+                exc.args = (f'{config.type} "{config.name}": {exc}',)
+                raise
             self._resources[ident] = resource
             self._resource_configs[ident] = config
         return resource
@@ -483,16 +551,5 @@ def _construction(config: ResourceConfig | None) -> ResourceConfig | None:
 
 
 def _only_frequency_changed(old: CollectorSettings, new: CollectorSettings) -> bool:
-    return (
-        old.additional_params,
-        old.tags,
-        old.queue_size,
-        old.max_file_size_bytes,
-        old.fsync_interval_s,
-    ) == (
-        new.additional_params,
-        new.tags,
-        new.queue_size,
-        new.max_file_size_bytes,
-        new.fsync_interval_s,
-    )
+    """True when every setting but the frequency is the same (a ring size too, or none)."""
+    return dataclasses.replace(old, frequency_hz=new.frequency_hz) == new

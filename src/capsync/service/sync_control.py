@@ -43,8 +43,10 @@ class SyncControl:
         settings: Callable[[], DataManagerConfig],
         before_pass: Callable[[], None],
         resource: Callable[[str], Resource | None],
+        stop_timeout_s: float = 10.0,
     ) -> None:
         self._settings = settings
+        self.stop_timeout_s = stop_timeout_s
         self._before_pass = before_pass
         self._resource = resource
         self._lock = threading.Lock()
@@ -138,11 +140,23 @@ class SyncControl:
             ).start()
             self._key = key
             self._error = None
-            _log.info("syncing %s to %s every %.1f s", settings.capture_dir, target.address,
-                      self._settings().sync_interval_s)  # fmt: skip
+            _log.info("%s", self._describe(settings.capture_dir, target.address))
+
+    def _describe(self, capture_dir: str, address: str) -> str:
+        """What scheduled sync will really do, for the log."""
+        settings = self._settings()
+        if settings.sync_disabled:
+            return (
+                f"scheduled sync is off (sync_disabled): {capture_dir} is uploaded to {address} "
+                "only when asked (DataManager.sync_now, capsync sync)"
+            )
+        text = f"syncing {capture_dir} to {address} every {settings.sync_interval_s:.1f} s"
+        if settings.selective_syncer_name:
+            text += f" while {settings.selective_syncer_name!r} says should_sync"
+        return text
 
     def stop(self, reason: str) -> None:
-        """Stop scheduling; an upload in flight is abandoned and its file stays."""
+        """Stop scheduling; uploads in flight may finish within the stop timeout."""
         with self._lock:
             self._stop_locked(reason)
 
@@ -150,7 +164,7 @@ class SyncControl:
         scheduler, self._scheduler, self._key = self._scheduler, None, None
         self._error = reason
         if scheduler is not None:
-            scheduler.stop()
+            scheduler.stop(self.stop_timeout_s)
 
     def _should_sync(self) -> bool:
         """A scheduled pass runs unless ``sync_disabled``, or the selective syncer says no."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -160,12 +161,19 @@ def open_channel(target: SyncTarget) -> grpc.Channel:
     return grpc.secure_channel(target.address, channel_credentials(target), options=options)
 
 
+class CallsStopped(Exception):
+    """The client was told to start no new calls (a graceful stop is under way)."""
+
+
 class UploadClient:
     """The three upload calls of DataSyncService, with the API key and a deadline on each.
 
     ``DataCaptureUpload`` goes out as raw bytes (a body built from capture-file
     frames is sent as it is; a message is serialized once), and its deadline
-    grows with the body's size."""
+    grows with the body's size. After :meth:`refuse_new_calls` a call that has
+    not started raises :class:`CallsStopped`; calls already in flight go on to
+    their answer.
+    """
 
     def __init__(
         self,
@@ -180,6 +188,7 @@ class UploadClient:
         self._metadata: tuple[tuple[str, str | bytes], ...] = target.metadata
         self._rpc_timeout_s = rpc_timeout_s
         self._retention = dict(retention or {})
+        self._refusing = threading.Event()
 
     def _call_metadata(self, upload_metadata: Any) -> tuple[tuple[str, str | bytes], ...]:
         """The API key, plus the retention header when the upload's source has a policy
@@ -194,6 +203,13 @@ class UploadClient:
         header = encode_header((upload_metadata.part_id, *key), policy)
         return (*self._metadata, (RETENTION_HEADER, header))
 
+    def refuse_new_calls(self) -> None:
+        self._refusing.set()
+
+    def _check(self) -> None:
+        if self._refusing.is_set():
+            raise CallsStopped("sync is stopping: no new upload starts")
+
     def timeout_s(self, nbytes: int) -> float:
         return self._rpc_timeout_s + nbytes / MIN_UPLOAD_RATE_BYTES_PER_S
 
@@ -203,6 +219,7 @@ class UploadClient:
 
     def data_capture_upload_future(self, request: Any) -> _UploadFuture:
         """Start one upload; ``.result()`` waits for the response message (or raises)."""
+        self._check()
         body = request if isinstance(request, bytes | bytearray) else request.SerializeToString()
         upload_metadata = _leading_metadata(body) if self._retention else None
         future = self._stub.DataCaptureUpload.future(
@@ -211,6 +228,7 @@ class UploadClient:
         return _UploadFuture(future)
 
     def streaming_data_capture_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
+        self._check()
         metadata = self._metadata
         if self._retention:
             first = next(packets, None)
@@ -223,6 +241,7 @@ class UploadClient:
         )
 
     def file_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
+        self._check()
         return self._stub.FileUpload(
             packets, metadata=self._metadata, timeout=self.timeout_s(nbytes)
         )

@@ -58,6 +58,11 @@ def describe_rpc_error(error: grpc.RpcError) -> str:
     code = error.code() if hasattr(error, "code") else None
     details = error.details() if hasattr(error, "details") else None
     name = code.name if code is not None else "UNKNOWN"
+    if details and "WRONG_VERSION_NUMBER" in details:  # a TLS handshake answered in plaintext
+        return (
+            f"{name}: the server answered in plaintext, not TLS; if that is intended, set "
+            '"insecure": true in the sync section'
+        )
     return f"{name}: {details}" if details else name
 
 

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from capsync.sync.syncer import SyncClosedError, Syncer
+from capsync.sync.syncer import DEFAULT_STOP_TIMEOUT_S, SyncClosedError, Syncer
 
 _log = logging.getLogger("capsync.sync")
 
@@ -38,8 +38,8 @@ class SyncScheduler:
         self._thread.start()
         return self
 
-    def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop scheduling and close the syncer (uploads in flight are abandoned, files kept)."""
+    def stop(self, timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> None:
+        """Stop scheduling and close the syncer gracefully (see :meth:`Syncer.close`)."""
         self._stop.set()
         self.syncer.close(timeout_s)
         if self._thread.is_alive() and self._thread is not threading.current_thread():

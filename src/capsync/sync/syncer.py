@@ -1,7 +1,10 @@
 """``Syncer``: one pass uploads every eligible file with a pool of workers.
 
 A pass lists the completed capture files and the ready arbitrary files,
-then uploads them with up to ``maximum_num_sync_threads`` workers. A file is
+then uploads them with up to ``maximum_num_sync_threads`` workers. A worker
+makes one attempt at a file at a time: a file waiting out its backoff goes
+back to the pass's :class:`~capsync.sync.retryqueue.RetryQueue` and holds no
+worker, so one failing file never keeps the others back. A file is
 claimed before its upload (in this process by a set, across processes by a
 non-blocking ``flock``), so no two workers ever upload the same file at once.
 A file is deleted only once the server confirmed every request for it.
@@ -12,6 +15,11 @@ pauses every worker (longer, doubling, capped at ``max_backoff_s``); a file the
 server refuses as invalid, or one that does not parse, is moved to
 ``<capture_dir>/failed/`` with an ERROR log line saying why. A pass stops
 retrying after ``retry_for_s``; what is left is tried again by a later pass.
+
+:meth:`Syncer.close` stops gracefully: no new call starts, the calls in
+flight may finish (up to ``timeout_s``, default 10 s) and the files they
+completed are deleted; only what is still in flight then is cancelled (its
+file stays and resumes after what the server confirmed).
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -35,7 +43,13 @@ from capsync.capture.reader import CaptureFileError
 from capsync.config import DataManagerConfig, MachineConfig
 from capsync.retention import Retention
 from capsync.sync import files
-from capsync.sync.connection import DEFAULT_RPC_TIMEOUT_S, SyncTarget, UploadClient, open_channel
+from capsync.sync.connection import (
+    DEFAULT_RPC_TIMEOUT_S,
+    CallsStopped,
+    SyncTarget,
+    UploadClient,
+    open_channel,
+)
 from capsync.sync.errors import (
     FIRST_BACKOFF_S,
     Backoff,
@@ -45,12 +59,15 @@ from capsync.sync.errors import (
     describe_rpc_error,
 )
 from capsync.sync.files import SyncItem
+from capsync.sync.retryqueue import RetryQueue
 from capsync.sync.upload import REQUEST_MAX_BYTES, upload_arbitrary_file, upload_capture_file
 
 _log = logging.getLogger("capsync.sync")
 
 # How long a scheduled pass keeps retrying a file before leaving it to the next pass.
 DEFAULT_RETRY_FOR_S = 300.0
+# How long a graceful stop waits for the uploads in flight before cancelling them.
+DEFAULT_STOP_TIMEOUT_S = 10.0
 STOPPED = "sync stopped before the upload finished"
 BUSY = "being uploaded by another worker or process"
 
@@ -135,6 +152,12 @@ class SyncReport:
         return len(self.left)
 
     @property
+    def last_error(self) -> str | None:
+        """Why the last file left or moved aside was not uploaded; None when all were."""
+        reasons = [*self.left.values(), *self.moved.values()]
+        return reasons[-1] if reasons else None
+
+    @property
     def complete(self) -> bool:
         """True when every file was uploaded (none left, none moved to failed/)."""
         return not self.left and not self.moved
@@ -161,6 +184,15 @@ class _Outcome:
     reason: str = ""
     records: int = 0
     file_bytes: int = 0
+
+
+@dataclass
+class _Entry:
+    """A file of a pass and what its attempts have done so far."""
+
+    item: SyncItem
+    backoff: Backoff
+    outcome: _Outcome = field(default_factory=lambda: _Outcome("left"))
 
 
 class _Pass:
@@ -231,6 +263,7 @@ class Syncer:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._running_passes = 0
+        self._queues: set[RetryQueue[_Entry]] = set()  # of the passes running now
         self._claimed: set[Path] = set()
         self._errors_log = RateLimitedLog(_log, 10.0)
         self._passes = 0
@@ -348,22 +381,54 @@ class Syncer:
         report = SyncReport(files_total=len(items))
         state.start()
         if items:
+            backoff_max_s = self.target.max_backoff_s
+            queue = RetryQueue(
+                [_Entry(i, Backoff(self.first_backoff_s, backoff_max_s)) for i in items]
+            )
+            with self._lock:
+                self._queues.add(queue)
+                if self._stop.is_set():
+                    queue.hurry()
             workers = max(1, min(self.settings.max_workers, len(items)))
             pool = ThreadPoolExecutor(workers, thread_name_prefix="capsync-sync")
+            report_lock = threading.Lock()
             try:
-                futures: dict[Future[_Outcome], SyncItem] = {
-                    pool.submit(self._sync_item, item, state): item for item in items
-                }
-                for future in as_completed(futures):
-                    self._add(report, futures[future], future.result())
+                futures = [
+                    pool.submit(self._work, queue, state, report, report_lock)
+                    for _ in range(workers)
+                ]
+                for future in futures:
+                    future.result()
             except BaseException:
                 self._abort()  # e.g. Ctrl-C: cancel the calls in flight, keep the files
                 raise
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
+                with self._lock:
+                    self._queues.discard(queue)
         report.elapsed_s = time.monotonic() - started
         self._record_pass(report)
         return report
+
+    def _work(
+        self,
+        queue: RetryQueue[_Entry],
+        state: _Pass,
+        report: SyncReport,
+        report_lock: threading.Lock,
+    ) -> None:
+        """One worker: an attempt at a time, until every file of the pass is settled."""
+        while (entry := queue.take()) is not None:
+            retry_at: float | None = None
+            try:
+                result = self._sync_item(entry, state)
+                if isinstance(result, float):
+                    retry_at = result
+                else:
+                    with report_lock:
+                        self._add(report, entry.item, result)
+            finally:
+                queue.done(entry, retry_at)
 
     def _add(self, report: SyncReport, item: SyncItem, outcome: _Outcome) -> None:
         report.records_uploaded += outcome.records
@@ -403,20 +468,32 @@ class Syncer:
 
     # ----- one file ---------------------------------------------------------------------
 
-    def _sync_item(self, item: SyncItem, state: _Pass) -> _Outcome:
-        outcome = _Outcome("left", STOPPED)
+    def _sync_item(self, entry: _Entry, state: _Pass) -> _Outcome | float:
+        """One attempt at ``entry``: its outcome, or the ``time.monotonic()`` of its next try."""
+        item = entry.item
+        result: _Outcome | float
         try:
             if state.aborted is not None:
-                outcome = _Outcome("left", state.aborted)
-            elif not self._stop.is_set():
-                outcome = self._claimed_upload(item, state)
+                result = self._leave(entry, state.aborted)
+            elif self._stop.is_set():
+                result = self._leave(entry, STOPPED)
+            else:
+                result = self._claimed_upload(entry, state)
         except Exception as exc:  # a bug must not take the pass (or the scheduler) down
             _log.exception("%s: unexpected error while syncing", item.path)
-            outcome = _Outcome("left", f"unexpected error: {exc}")
-        state.add_bytes(max(0, item.size_bytes - outcome.file_bytes), file_done=True)
-        return outcome
+            result = self._leave(entry, f"unexpected error: {exc}")
+        if isinstance(result, _Outcome):
+            state.add_bytes(max(0, item.size_bytes - result.file_bytes), file_done=True)
+        return result
 
-    def _claimed_upload(self, item: SyncItem, state: _Pass) -> _Outcome:
+    @staticmethod
+    def _leave(entry: _Entry, reason: str) -> _Outcome:
+        entry.outcome.status = "left"
+        entry.outcome.reason = reason
+        return entry.outcome
+
+    def _claimed_upload(self, entry: _Entry, state: _Pass) -> _Outcome | float:
+        item = entry.item
         if not self.claim(item.path):
             return _Outcome("left", BUSY)
         try:
@@ -431,75 +508,73 @@ class Syncer:
                     return _Outcome("left", BUSY)
                 if not _same_file(fd, item.path):  # deleted or replaced before we locked it
                     return _Outcome("gone")
-                return self._upload_with_retries(item, state)
+                return self._attempt(entry, state)
             finally:
                 os.close(fd)
         finally:
             self.release(item.path)
 
-    def _upload_with_retries(self, item: SyncItem, state: _Pass) -> _Outcome:
-        backoff = Backoff(self.first_backoff_s, self.target.max_backoff_s)
-        outcome = _Outcome("left")
-        reason = ""
-        while True:
-            if state.aborted is not None:
-                outcome.reason = state.aborted
-                return outcome
-            waited = self._wait_for_gate(state)
-            if waited is not None:
-                outcome.reason = waited
-                return outcome
-            try:
-                return self._upload(item, outcome, state)
-            except FileNotFoundError:
-                outcome.status = "gone"
-                return outcome
-            except CaptureFileError as exc:
-                return self._move(item, outcome, f"it does not parse: {exc.problem}")
-            except grpc.RpcError as exc:
-                if self._stop.is_set():
-                    outcome.reason = STOPPED
-                    return outcome
-                kind = classify(exc.code() if hasattr(exc, "code") else None)
-                reason = describe_rpc_error(exc)
-            except _Stopped:
+    def _attempt(self, entry: _Entry, state: _Pass) -> _Outcome | float:
+        """Upload ``entry`` once: its outcome, or when to try again (it holds no worker then)."""
+        item, outcome = entry.item, entry.outcome
+        outcome.status = "left"
+        waited = self._wait_for_gate(state)
+        if waited is not None:
+            outcome.reason = waited
+            return outcome
+        try:
+            return self._upload(item, outcome, state)
+        except FileNotFoundError:
+            outcome.status = "gone"
+            return outcome
+        except CaptureFileError as exc:
+            return self._move(item, outcome, f"it does not parse: {exc.problem}")
+        except CallsStopped:
+            outcome.reason = STOPPED
+            return outcome
+        except grpc.RpcError as exc:
+            if self._stop.is_set():
                 outcome.reason = STOPPED
                 return outcome
-            except ValueError:
-                if self._stop.is_set():  # grpc: "Cannot invoke RPC on closed channel!"
-                    outcome.reason = STOPPED
-                    return outcome
-                raise
-            except OSError as exc:
-                outcome.reason = f"cannot read or delete it: {exc.strerror or exc}"
-                _log.warning("%s: %s", item.path, outcome.reason)
+            kind = classify(exc.code() if hasattr(exc, "code") else None)
+            reason = describe_rpc_error(exc)
+        except ValueError:
+            if self._stop.is_set():  # grpc: "Cannot invoke RPC on closed channel!"
+                outcome.reason = STOPPED
                 return outcome
-            if kind is ErrorKind.PERMANENT:
-                return self._move(item, outcome, f"the server refused it: {reason}")
-            if kind is ErrorKind.REJECTED:
-                reason = f"the server refused the API key (key id {self.target.key_id!r}): {reason}"
-                if not state.retry_rejected:
-                    if state.aborted is None:
-                        state.aborted = reason
-                        _log.error("%s; files are kept", reason)
-                    outcome.reason = reason
-                    return outcome
-                self._errors_log.log(logging.ERROR, f"{reason}; files are kept, retrying")
-                self._gate.close_for(kind, reason)
-                continue
-            if kind is ErrorKind.UNREACHABLE:
-                reason = f"cannot reach {self.target.address}: {reason}"
-                self._errors_log.log(logging.WARNING, f"{reason}; retrying")
-                self._gate.close_for(kind, reason)
-                continue
-            delay = backoff.next()
-            self._errors_log.log(logging.WARNING, f"{item.path}: upload failed: {reason}; retrying")
-            if state.out_of_time(delay):
+            raise
+        except OSError as exc:
+            outcome.reason = f"cannot read or delete it: {exc.strerror or exc}"
+            _log.warning("%s: %s", item.path, outcome.reason)
+            return outcome
+        if kind is ErrorKind.PERMANENT:
+            return self._move(item, outcome, f"the server refused it: {reason}")
+        if kind is ErrorKind.REJECTED:
+            reason = f"the server refused the API key (key id {self.target.key_id!r}): {reason}"
+            if not state.retry_rejected:
+                if state.aborted is None:
+                    state.aborted = reason
+                    _log.error("%s; files are kept", reason)
                 outcome.reason = reason
                 return outcome
-            if self._stop.wait(delay):
-                outcome.reason = STOPPED
-                return outcome
+            self._errors_log.log(logging.ERROR, f"{reason}; files are kept, retrying")
+            return self._retry_after(self._gate.close_for(kind, reason), outcome, state, reason)
+        if kind is ErrorKind.UNREACHABLE:
+            reason = f"cannot reach {self.target.address}: {reason}"
+            self._errors_log.log(logging.WARNING, f"{reason}; retrying")
+            return self._retry_after(self._gate.close_for(kind, reason), outcome, state, reason)
+        self._errors_log.log(logging.WARNING, f"{item.path}: upload failed: {reason}; retrying")
+        return self._retry_after(entry.backoff.next(), outcome, state, reason)
+
+    @staticmethod
+    def _retry_after(
+        delay_s: float, outcome: _Outcome, state: _Pass, reason: str
+    ) -> _Outcome | float:
+        """When to try again, or the file left with ``reason`` when the pass is out of time."""
+        if state.out_of_time(delay_s):
+            outcome.reason = reason
+            return outcome
+        return time.monotonic() + delay_s
 
     def _wait_for_gate(self, state: _Pass) -> str | None:
         """Wait while the gate is shut; a reason when the pass must leave the file instead."""
@@ -520,8 +595,6 @@ class Syncer:
             outcome.file_bytes += nbytes
             state.add_bytes(nbytes)
             self._gate.open()
-            if self._stop.is_set():
-                raise _Stopped
 
         if item.kind == "capture":
             upload_capture_file(
@@ -572,30 +645,49 @@ class Syncer:
     # ----- lifecycle --------------------------------------------------------------------
 
     def _abort(self) -> None:
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
+            for queue in self._queues:
+                queue.hurry()
         self._channel.close()  # calls in flight end with CANCELLED; their files stay
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Stop: calls in flight are cancelled (their files stay for the next run)."""
-        self._abort()
+    def close(self, timeout_s: float = DEFAULT_STOP_TIMEOUT_S) -> None:
+        """Stop gracefully: start nothing new, let the calls in flight finish.
+
+        Files the server confirmed are deleted. Calls still in flight after
+        ``timeout_s`` are cancelled; their files stay (resuming after what
+        the server confirmed) for the next run.
+        """
+        with self._lock:
+            self._stop.set()
+            self._client.refuse_new_calls()
+            for queue in self._queues:
+                queue.hurry()
+        if not self._wait_idle(timeout_s):
+            _log.warning(
+                "sync: uploads still in flight after the %.1f s stop timeout are cancelled; "
+                "their files stay for the next run",
+                timeout_s,
+            )
+        self._channel.close()  # calls still in flight end with CANCELLED
+        self._wait_idle(2.0)
+
+    def _wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no pass runs; False when one still does after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s
         with self._lock:
             while self._running_passes:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    _log.warning("sync: %d passes still running at close", self._running_passes)
-                    return
+                    return False
                 self._idle.wait(remaining)
+        return True
 
     def __enter__(self) -> Syncer:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-class _Stopped(Exception):
-    """The syncer was closed between two requests of a file."""
 
 
 def _same_file(fd: int, path: Path) -> bool:
