@@ -31,11 +31,16 @@ class Connections:
         conn = self.get()
         conn.execute("PRAGMA journal_mode=WAL")
         if conn.execute("PRAGMA user_version").fetchone()[0] < version:
-            # Idempotent, so two processes creating the database at once both succeed.
+            # Checked again under the write lock, so two processes opening the database
+            # at once run the schema (which may drop an older table) only once.
             try:
-                conn.executescript(
-                    f"BEGIN IMMEDIATE; {schema} PRAGMA user_version={version}; COMMIT;"
-                )
+                conn.execute("BEGIN IMMEDIATE")
+                if conn.execute("PRAGMA user_version").fetchone()[0] < version:
+                    for statement in (*schema.split(";"), f"PRAGMA user_version={version}"):
+                        if statement.strip():  # executescript would commit the transaction
+                            conn.execute(statement)
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
