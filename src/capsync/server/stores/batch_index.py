@@ -148,8 +148,7 @@ class BatchIndex:
         """Up to ``limit`` rows inserted after ``seq`` (0: from the first), in insertion
         order, each with its ``seq``."""
         cursor = self._db.get().execute(
-            f"SELECT seq, {_COLUMNS} FROM batches WHERE seq > ? AND count > 0 "
-            "ORDER BY seq LIMIT ?",
+            f"SELECT seq, {_COLUMNS} FROM batches WHERE seq > ? AND count > 0 ORDER BY seq LIMIT ?",
             (seq, limit),
         )
         return [(values[0], _row(values[1:])) for values in cursor.fetchall()]
