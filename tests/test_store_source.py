@@ -183,6 +183,13 @@ def test_local_store_index_of_schema_1_is_rebuilt_with_its_sequence(tmp_path: Pa
             "DROP TABLE batches; CREATE TABLE batches (id TEXT PRIMARY KEY, segment INTEGER, "
             "offset INTEGER, length INTEGER) WITHOUT ROWID; PRAGMA user_version=1;"
         )
+    reader = LocalStore(tmp_path, create=False)  # beside a running server: left alone
+    try:
+        assert not StoreSource(reader).supports_changes
+    finally:
+        reader.close()
+    with contextlib.closing(sqlite3.connect(index)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
     store = LocalStore(tmp_path)
     try:
         records, mark = StoreSource(store).changes_since(0, 100)

@@ -8,7 +8,7 @@ start adds back). A row is written only after its entry is durable in a segment.
 Each row's ``seq`` (``AUTOINCREMENT``: never reused, even after a delete) is its
 place in insertion order: the change feed of the query layer's compactor
 (:meth:`BatchIndex.after`). An index of schema 1 (no ``seq``) is dropped and
-rebuilt from the segments at the next start.
+rebuilt from the segments at the server's next start (a reader leaves it alone).
 """
 
 from __future__ import annotations
@@ -87,10 +87,14 @@ def _row(values: Sequence[Any]) -> BatchRow:
 
 
 class BatchIndex:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, upgrade: bool = True) -> None:
+        """``upgrade=False``: an index of schema 1 stays as it is, without :meth:`after`."""
         self._db = Connections(
-            folder / INDEX_FILE_NAME, synchronous="NORMAL", schema=_SCHEMA, version=SCHEMA_VERSION
-        )
+            folder / INDEX_FILE_NAME, synchronous="NORMAL", schema=_SCHEMA,
+            version=SCHEMA_VERSION, upgrade=upgrade,
+        )  # fmt: skip
+        #: Whether rows carry ``seq`` (so :meth:`after` works).
+        self.has_sequence = self._db.version >= SCHEMA_VERSION
 
     @staticmethod
     def _values(batch: TabularBatch, entry: Entry) -> tuple[Any, ...]:

@@ -78,7 +78,7 @@ class LocalStore(Store):
         self._segments = SegmentLog(folder, segment_max_bytes=segment_max_bytes)
         self._segments.open(writable=create)
         folder.mkdir(mode=0o700, exist_ok=True)
-        self._index = BatchIndex(folder)
+        self._index = BatchIndex(folder, upgrade=create)
         self._inflight: dict[str, threading.Event] = {}
         self._inflight_lock = threading.Lock()
         self._blob_rows: GroupCommit[BlobRecord, bool] = GroupCommit(self._blobs.add)
@@ -216,7 +216,8 @@ class LocalStore(Store):
     def supports_changes(self) -> bool:
         """Whether :meth:`changes_since` lists every reading (not so when reading a
         previous release's store that is not migrated yet)."""
-        return self._writable or not self._blobs.has_legacy()
+        legacy = not self._writable and self._blobs.has_legacy()
+        return self._index.has_sequence and not legacy
 
     def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
         """The readings of batches indexed after ``mark`` (0: from the first), whole batches

@@ -19,7 +19,11 @@ BUSY_TIMEOUT_S = 30.0
 class Connections:
     """Per-thread connections to the database at ``path`` with ``synchronous`` as given."""
 
-    def __init__(self, path: Path, *, synchronous: str, schema: str, version: int) -> None:
+    def __init__(
+        self, path: Path, *, synchronous: str, schema: str, version: int, upgrade: bool = True
+    ) -> None:
+        """``upgrade=False``: a database of an older schema version is left as it is (a
+        reader beside a running server of the previous release); :attr:`version` tells."""
         self.path = path
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
@@ -30,7 +34,8 @@ class Connections:
         self._closed = False
         conn = self.get()
         conn.execute("PRAGMA journal_mode=WAL")
-        if conn.execute("PRAGMA user_version").fetchone()[0] < version:
+        self.version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if self.version < version and (upgrade or self.version == 0):
             # Checked again under the write lock, so two processes opening the database
             # at once run the schema (which may drop an older table) only once.
             try:
@@ -41,6 +46,7 @@ class Connections:
                             conn.execute(statement)
                 if conn.in_transaction:
                     conn.execute("COMMIT")
+                self.version = version
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
