@@ -13,6 +13,7 @@ from typing import Any
 
 import bson
 import pytest
+import sync_helpers
 from data_api_helpers import SECOND_NS, T0_NS, call, invalid, refused, utc
 from grpclib.const import Status
 from server_fixtures import AUTH, ServerProcess, start_server, tabular_request, write_keys
@@ -20,6 +21,8 @@ from viam.proto.app.data import DeleteTabularFilter, Filter, Order, TagsFilter, 
 from viam.utils import create_filter
 
 from capsync.query import LOCATION_ID, ORGANIZATION_ID
+from capsync.query.catalog import META_DIR
+from capsync.query.columnar import PARQUET_DIR
 
 pytestmark = pytest.mark.wire_independent
 
@@ -442,5 +445,46 @@ def test_delete_tabular_data(tmp_path: Path) -> None:
         invalid(server, lambda c: c.delete_tabular_data(ORGANIZATION_ID, 1, tags))
         assert call(server, lambda c: c.delete_tabular_data(ORGANIZATION_ID, 0)) == 7
         assert days("a") == [] and sql(server, "SELECT count(*) AS n FROM readings") == [{"n": 0}]
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow  # two server starts
+def test_sql_reads_compacted_parquet_plus_the_tail(tmp_path: Path) -> None:
+    """The embedded store's change feed: the server compacts what it holds when it starts
+    (then every --compact-interval), and SQL sees those files plus the newer readings
+    (the tail) once each; a delete reaches both."""
+    data_dir = tmp_path / "data"
+    keys = write_keys(tmp_path / "k.json")
+    today_ns = (
+        int(dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0).timestamp())
+        * SECOND_NS
+    )
+    day_ns = 86_400 * SECOND_NS
+    server = start_server(data_dir, tmp_path, keys_file=keys)
+    try:
+        for d in (4, 3, 2):  # older days, one upload each
+            readings = [(today_ns - d * day_ns + i * SECOND_NS, {"d": d, "i": i}) for i in range(3)]
+            server.stub().DataCaptureUpload(tabular_request(readings), metadata=AUTH)
+    finally:
+        server.stop()
+    parquet = data_dir / META_DIR / PARQUET_DIR
+    # its first pass compacts what is stored; the next one is an hour away, so what is
+    # uploaded from here on stays the tail
+    server = start_server(data_dir, tmp_path, "--compact-interval", "3600", keys_file=keys)
+    try:
+        assert sync_helpers.wait_for(lambda: len(list(parquet.rglob("*.parquet"))) == 3, 30.0)
+        readings = [(today_ns + i * SECOND_NS, {"d": 0, "i": i}) for i in range(2)]
+        server.stub().DataCaptureUpload(tabular_request(readings), metadata=AUTH)  # the tail
+        rows = sql(server, "SELECT data.d AS d, data.i AS i FROM readings ORDER BY time_requested")
+        expected = [(d, i) for d in (4, 3, 2) for i in range(3)] + [(0, 0), (0, 1)]
+        assert [(int(r["d"]), int(r["i"])) for r in rows] == expected
+        # retention-style delete: older than 3 days removes days 4 and 3 from the files
+        assert call(server, lambda c: c.delete_tabular_data(ORGANIZATION_ID, 3)) == 6
+        rows = sql(server, "SELECT data.d AS d, count(*) AS n FROM readings GROUP BY 1 ORDER BY 1")
+        assert [(int(r["d"]), r["n"]) for r in rows] == [(0, 2), (2, 3)]
+        day_2 = dt.datetime.fromtimestamp((today_ns - 2 * day_ns) / 1e9, dt.UTC)
+        days_in_files = [f.parent.name for f in parquet.rglob("*.parquet")]
+        assert days_in_files == [day_2.strftime("%Y-%m-%d")]
     finally:
         server.stop()

@@ -1,5 +1,6 @@
 """The query layer without a server: compaction into Parquet, SQL over files plus
-tail, deletes and retention applied to both, and the retention header."""
+tail, deletes and retention applied to both, and the retention header; on an
+in-memory store with a test change feed and on the embedded store's own feed."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from capsync.query.columnar import ID_COLUMN
 from capsync.query.retention import RetentionBook, RetentionRules, apply_retention
 from capsync.retention import Retention, decode_header, encode_header
 from capsync.server.store import BlobRecord, TabularRecord
+from capsync.server.store_source import StoreSource
+from capsync.server.stores.local import LocalStore
 
 pytestmark = pytest.mark.wire_independent
 
@@ -47,14 +50,23 @@ def blob(i: int, data_dir: Path, size: int, at_ns: int) -> BlobRecord:
     )  # fmt: skip
 
 
-@pytest.fixture(name="store")
-def store_fixture() -> MemoryStore:
-    return MemoryStore()
+AnyStore = MemoryStore | LocalStore
+
+
+@pytest.fixture(name="store", params=["memory", "local"])
+def store_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AnyStore]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    store = LocalStore(tmp_path)  # the embedded store: its batch index is the change feed
+    yield store
+    store.close()
 
 
 @pytest.fixture(name="query")
-def query_fixture(tmp_path: Path, store: MemoryStore) -> Iterator[DataQuery]:
-    with DataQuery(ChangingSource(store), tmp_path) as query:
+def query_fixture(tmp_path: Path, store: AnyStore) -> Iterator[DataQuery]:
+    source = ChangingSource(store) if isinstance(store, MemoryStore) else StoreSource(store)
+    with DataQuery(source, tmp_path) as query:
         yield query
 
 
@@ -62,7 +74,7 @@ def count_sql(query: DataQuery, where: str = "TRUE") -> int:
     return int(query.sql(f"SELECT count(*) AS n FROM readings WHERE {where}")[0]["n"])
 
 
-def test_sql_sees_files_plus_tail_exactly_once(store: MemoryStore, query: DataQuery) -> None:
+def test_sql_sees_files_plus_tail_exactly_once(store: AnyStore, query: DataQuery) -> None:
     assert query.columnar is not None
     store.record_tabular([reading(i) for i in range(30)])  # 30 hours: two UTC days
     assert count_sql(query) == 30  # all in the tail
@@ -80,7 +92,7 @@ def test_sql_sees_files_plus_tail_exactly_once(store: MemoryStore, query: DataQu
     assert count_sql(query) == 35
 
 
-def test_fields_differ_between_files_and_tail(store: MemoryStore, query: DataQuery) -> None:
+def test_fields_differ_between_files_and_tail(store: AnyStore, query: DataQuery) -> None:
     store.record_tabular([reading(0, temp=1.5)])
     assert query.columnar is not None
     query.columnar.compact()
@@ -99,7 +111,7 @@ def test_fields_differ_between_files_and_tail(store: MemoryStore, query: DataQue
     ]
 
 
-def test_delete_tabular_applies_to_files_and_store(store: MemoryStore, query: DataQuery) -> None:
+def test_delete_tabular_applies_to_files_and_store(store: AnyStore, query: DataQuery) -> None:
     store.record_tabular([reading(i) for i in range(48)])  # 2025-11-30 and 2025-12-01
     assert query.columnar is not None
     query.columnar.compact()
@@ -120,7 +132,7 @@ def test_delete_tabular_applies_to_files_and_store(store: MemoryStore, query: Da
 
 
 def test_retention_days_and_limits(
-    tmp_path: Path, store: MemoryStore, query: DataQuery, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, store: AnyStore, query: DataQuery, caplog: pytest.LogCaptureFixture
 ) -> None:
     now = T0_NS + 10 * DAY_NS
     store.record_tabular([reading(i, at_ns=T0_NS + i * DAY_NS) for i in range(10)])
@@ -151,7 +163,7 @@ def test_retention_days_and_limits(
 
 
 def test_retention_tabular_limit_drops_oldest_days(
-    tmp_path: Path, store: MemoryStore, query: DataQuery
+    tmp_path: Path, store: AnyStore, query: DataQuery
 ) -> None:
     store.record_tabular([reading(i, at_ns=T0_NS + i * DAY_NS, pad="x" * 2000) for i in range(5)])
     assert query.columnar is not None
@@ -181,7 +193,7 @@ def test_retention_header_round_trip() -> None:
         decode_header(b"not json")
 
 
-def test_pages_and_cursor(store: MemoryStore, query: DataQuery) -> None:
+def test_pages_and_cursor(store: AnyStore, query: DataQuery) -> None:
     store.record_tabular([reading(i) for i in range(7)])
     seen: list[int] = []
     cursor = None
@@ -195,7 +207,7 @@ def test_pages_and_cursor(store: MemoryStore, query: DataQuery) -> None:
 
 
 def test_mql_group_then_project_keeps_id_and_sums_to_zero(
-    store: MemoryStore, query: DataQuery
+    store: AnyStore, query: DataQuery
 ) -> None:
     store.record_tabular([reading(i) for i in range(4)])
     rows = query.mql(
@@ -227,7 +239,7 @@ class _Context:
 
 
 def test_sql_without_pymongo_is_failed_precondition_naming_the_extra(
-    store: MemoryStore, query: DataQuery, monkeypatch: pytest.MonkeyPatch
+    store: AnyStore, query: DataQuery, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import grpc
 

@@ -1,8 +1,11 @@
 """The query layer over any store with the small QueryableStore interface (the adapter
-for the rebuilt ingest stores), driven through an in-memory store."""
+for the rebuilt ingest stores), driven through an in-memory store; and the embedded
+store's change feed, which the Parquet compactor follows."""
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,8 @@ from query_fixtures import MemoryStore
 from capsync.query import DataFilter, DataQuery, Page
 from capsync.server.store import BlobRecord, TabularRecord
 from capsync.server.store_source import StoreSource
+from capsync.server.stores.batch_index import INDEX_FILE_NAME
+from capsync.server.stores.local import TABULAR_FOLDER, LocalStore
 
 pytestmark = pytest.mark.wire_independent
 
@@ -95,3 +100,99 @@ def test_blobs_tags_boxes_datasets_deletes(query: DataQuery) -> None:
         ("p", "rdk:component:sensor", "baro", "Readings"),
         ("p", "rdk:component:sensor", "thermo", "Readings"),
     ]
+
+
+# --- the embedded store's change feed ------------------------------------------------------
+
+
+def local_reading(i: int, name: str = "thermo") -> TabularRecord:
+    return TabularRecord(
+        id="", upload_id="u", part_id="p", component_type="rdk:component:sensor",
+        component_name=name, method_name="Readings", tags=(),
+        time_requested_ns=T0_NS + i * S_NS, time_received_ns=T0_NS + i * S_NS,
+        mime_type="", data={"readings": {"i": i}},
+    )  # fmt: skip
+
+
+def feed_values(records: list[TabularRecord]) -> list[int]:
+    return [int(r.data["readings"]["i"]) for r in records]
+
+
+def test_local_store_feed_lists_whole_batches_in_insertion_order(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    try:
+        source = StoreSource(store)
+        assert source.supports_changes
+        assert store.record_tabular([local_reading(i) for i in range(5, 8)]) == 3
+        assert store.record_tabular([local_reading(i, "baro") for i in range(2)]) == 2
+        assert store.record_tabular([local_reading(i) for i in range(3)]) == 3  # older times
+        first, mark = source.changes_since(0, 1)  # a whole batch even past the limit
+        assert feed_values(first) == [5, 6, 7] and mark > 0
+        rest, mark_2 = source.changes_since(mark, 100)
+        assert feed_values(rest) == [0, 1, 0, 1, 2]  # insertion order, not time order
+        assert source.changes_since(mark_2, 100) == ([], mark_2)
+        # a batch deleted whole leaves the feed; a partly deleted one loses those readings
+        assert source.delete_tabular(None, DataFilter(component_name="baro")) == 2
+        assert source.delete_tabular(T0_NS + 6 * S_NS, DataFilter(component_name="thermo")) == 4
+        everything, _ = source.changes_since(0, 100)
+        assert feed_values(everything) == [6, 7]
+        # marks are never reused, even when the newest batch was deleted
+        store.record_tabular([local_reading(i, "wind") for i in range(2)])
+        assert source.delete_tabular(None, DataFilter(component_name="wind")) == 2
+        store.record_tabular([local_reading(9)])
+        new, mark_3 = source.changes_since(mark_2, 100)
+        assert feed_values(new) == [9] and mark_3 > mark_2 + 1
+    finally:
+        store.close()
+    reopened = LocalStore(tmp_path)
+    try:  # the feed survives a restart
+        assert feed_values(StoreSource(reopened).changes_since(mark_2, 100)[0]) == [9]
+    finally:
+        reopened.close()
+
+
+def test_local_store_sql_reads_parquet_plus_tail_exactly_once(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    with DataQuery(StoreSource(store), tmp_path) as query:
+        assert query.columnar is not None
+        for start in range(0, 20, 5):
+            store.record_tabular([local_reading(i) for i in range(start, start + 5)])
+        assert query.columnar.compact() == 20
+        files, mark = query.columnar.snapshot()
+        assert files and all(f.exists() and f.stat().st_size > 0 for f in files)
+        assert mark > 0 and query.columnar.compact() == 0
+        store.record_tabular([local_reading(i) for i in range(20, 23)])  # the tail
+        rows = query.sql("SELECT data.readings.i AS i FROM readings ORDER BY time_requested")
+        assert [r["i"] for r in rows] == [float(i) for i in range(23)]
+        # a delete reaches the files and the tail
+        assert query.delete_tabular(T0_NS + 10 * S_NS) == 10
+        rows = query.sql("SELECT data.readings.i AS i FROM readings ORDER BY time_requested")
+        assert [r["i"] for r in rows] == [float(i) for i in range(10, 23)]
+        assert query.columnar.compact() == 3
+        assert query.sql("SELECT count(*) AS n FROM readings") == [{"n": 13}]
+    store.close()
+
+
+def test_local_store_index_of_schema_1_is_rebuilt_with_its_sequence(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    store.record_tabular([local_reading(i) for i in range(4)])
+    store.close()
+    index = tmp_path / TABULAR_FOLDER / INDEX_FILE_NAME
+    with contextlib.closing(sqlite3.connect(index)) as conn:  # the previous release's table
+        conn.executescript(
+            "DROP TABLE batches; CREATE TABLE batches (id TEXT PRIMARY KEY, segment INTEGER, "
+            "offset INTEGER, length INTEGER) WITHOUT ROWID; PRAGMA user_version=1;"
+        )
+    reader = LocalStore(tmp_path, create=False)  # beside a running server: left alone
+    try:
+        assert not StoreSource(reader).supports_changes
+    finally:
+        reader.close()
+    with contextlib.closing(sqlite3.connect(index)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (1,)
+    store = LocalStore(tmp_path)
+    try:
+        records, mark = StoreSource(store).changes_since(0, 100)
+        assert feed_values(records) == [0, 1, 2, 3] and mark == 1
+    finally:
+        store.close()

@@ -7,9 +7,11 @@ It is the adapter of both ingest stores (the batch log and MongoDB). What the
 interface cannot filter (tags
 any-of, MIME types, boxes, datasets) is checked here, and a page starts at its
 cursor's time (``since_ns``), so paging forward never rescans earlier pages.
-Without a change feed (``changes_since``) the stores offer no way to follow
-new readings, so SQL reads the readings through ``query`` on every call and
-the Parquet compactor stays off (see :mod:`capsync.query.columnar`).
+A store with a change feed (``supports_changes`` and ``changes_since``, as the
+embedded :class:`~capsync.server.stores.local.LocalStore` has) passes it through,
+so the Parquet compactor (:mod:`capsync.query.columnar`) follows it and SQL reads
+the files plus the tail. Without one (the MongoDB store) SQL reads the readings
+through ``query`` on every call and the compactor stays off.
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ class StoreSource(DataSource):
         """``owns_store``: :meth:`close` closes the store too."""
         self.store = store
         self._owns_store = owns_store
+        if getattr(store, "supports_changes", False):
+            self.supports_changes = True
 
     def _select(self, f: DataFilter, page: Page, kinds: tuple[str, ...]) -> Iterator[Record]:
         if f.matches_nothing:
@@ -153,6 +157,13 @@ class StoreSource(DataSource):
                     dataset_ids: Sequence[str] | None = None) -> bool:  # fmt: skip
         return self.store.update_blob(blob_id, tags=tags, annotations=annotations,
                                       dataset_ids=dataset_ids)  # fmt: skip
+
+    def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
+        feed = getattr(self.store, "changes_since", None)
+        if not getattr(self.store, "supports_changes", False) or feed is None:
+            return super().changes_since(mark, limit)
+        changes: tuple[list[TabularRecord], int] = feed(mark, limit)
+        return changes
 
     def sources(self) -> list[tuple[str, str, str, str]]:
         found = {(r.part_id, r.component_type, r.component_name, r.method_name)

@@ -4,6 +4,11 @@ It is derived data: every row can be rebuilt from the segments
 (:meth:`BatchIndex.reconcile`), so it runs with ``synchronous=NORMAL`` (a commit
 survives a crash of the process, and a power cut at worst drops rows the next
 start adds back). A row is written only after its entry is durable in a segment.
+
+Each row's ``seq`` (``AUTOINCREMENT``: never reused, even after a delete) is its
+place in insertion order: the change feed of the query layer's compactor
+(:meth:`BatchIndex.after`). An index of schema 1 (no ``seq``) is dropped and
+rebuilt from the segments at the server's next start (a reader leaves it alone).
 """
 
 from __future__ import annotations
@@ -19,10 +24,12 @@ from capsync.server.stores.segments import Entry
 from capsync.server.stores.sqlite_db import Connections, where
 
 INDEX_FILE_NAME = "index.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (
-    id TEXT PRIMARY KEY,
+DROP TABLE IF EXISTS batches;
+CREATE TABLE batches (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
     segment INTEGER NOT NULL,
     offset INTEGER NOT NULL,
     length INTEGER NOT NULL,
@@ -37,7 +44,7 @@ CREATE TABLE IF NOT EXISTS batches (
     time_min_ns INTEGER NOT NULL,
     time_max_ns INTEGER NOT NULL,
     uploaded_at_ns INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS batches_by_time ON batches (time_min_ns);
 CREATE INDEX IF NOT EXISTS batches_by_source
     ON batches (part_id, component_name, method_name, time_min_ns);
@@ -80,10 +87,14 @@ def _row(values: Sequence[Any]) -> BatchRow:
 
 
 class BatchIndex:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, upgrade: bool = True) -> None:
+        """``upgrade=False``: an index of schema 1 stays as it is, without :meth:`after`."""
         self._db = Connections(
-            folder / INDEX_FILE_NAME, synchronous="NORMAL", schema=_SCHEMA, version=SCHEMA_VERSION
-        )
+            folder / INDEX_FILE_NAME, synchronous="NORMAL", schema=_SCHEMA,
+            version=SCHEMA_VERSION, upgrade=upgrade,
+        )  # fmt: skip
+        #: Whether rows carry ``seq`` (so :meth:`after` works).
+        self.has_sequence = self._db.version >= SCHEMA_VERSION
 
     @staticmethod
     def _values(batch: TabularBatch, entry: Entry) -> tuple[Any, ...]:
@@ -136,6 +147,15 @@ class BatchIndex:
             f"SELECT {_COLUMNS} FROM batches{clause} ORDER BY time_min_ns, id", params
         )
         return [_row(values) for values in cursor.fetchall()]
+
+    def after(self, seq: int, limit: int) -> list[tuple[int, BatchRow]]:
+        """Up to ``limit`` rows inserted after ``seq`` (0: from the first), in insertion
+        order, each with its ``seq``."""
+        cursor = self._db.get().execute(
+            f"SELECT seq, {_COLUMNS} FROM batches WHERE seq > ? AND count > 0 ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [(values[0], _row(values[1:])) for values in cursor.fetchall()]
 
     def get(self, batch_id: str) -> BatchRow | None:
         cursor = self._db.get().execute(f"SELECT {_COLUMNS} FROM batches WHERE id = ?", (batch_id,))

@@ -19,7 +19,11 @@ BUSY_TIMEOUT_S = 30.0
 class Connections:
     """Per-thread connections to the database at ``path`` with ``synchronous`` as given."""
 
-    def __init__(self, path: Path, *, synchronous: str, schema: str, version: int) -> None:
+    def __init__(
+        self, path: Path, *, synchronous: str, schema: str, version: int, upgrade: bool = True
+    ) -> None:
+        """``upgrade=False``: a database of an older schema version is left as it is (a
+        reader beside a running server of the previous release); :attr:`version` tells."""
         self.path = path
         if not path.exists():
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
@@ -30,12 +34,19 @@ class Connections:
         self._closed = False
         conn = self.get()
         conn.execute("PRAGMA journal_mode=WAL")
-        if conn.execute("PRAGMA user_version").fetchone()[0] < version:
-            # Idempotent, so two processes creating the database at once both succeed.
+        self.version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+        if self.version < version and (upgrade or self.version == 0):
+            # Checked again under the write lock, so two processes opening the database
+            # at once run the schema (which may drop an older table) only once.
             try:
-                conn.executescript(
-                    f"BEGIN IMMEDIATE; {schema} PRAGMA user_version={version}; COMMIT;"
-                )
+                conn.execute("BEGIN IMMEDIATE")
+                if conn.execute("PRAGMA user_version").fetchone()[0] < version:
+                    for statement in (*schema.split(";"), f"PRAGMA user_version={version}"):
+                        if statement.strip():  # executescript would commit the transaction
+                            conn.execute(statement)
+                if conn.in_transaction:
+                    conn.execute("COMMIT")
+                self.version = version
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
