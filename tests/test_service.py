@@ -251,8 +251,14 @@ def test_reconfigure_adds_removes_and_retimes_without_losing_readings(tmp_path: 
         assert set(manager.stats()) == {"keep/Readings", "new/Readings"}
         same = next(c for k, c in manager._collectors.items() if k.resource_name == "keep")
         assert same is keep_collector  # retimed in place
-        time.sleep(0.5)
-        assert manager.stats()["keep/Readings"].captures >= 45
+        assert same.settings.frequency_hz == 100.0
+        # 100 Hz now: 40 more captures take 0.4 s; the bound only allows for a loaded machine
+        # (at the old 20 Hz they would take 2 s, so a retime that did not happen still fails).
+        target = manager.stats()["keep/Readings"].captures + 40
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline and manager.stats()["keep/Readings"].captures < target:
+            time.sleep(0.02)
+        assert manager.stats()["keep/Readings"].captures >= target
     finally:
         manager.close()
     gone = records_under(tmp_path / "rdk_component_sensor" / "gone")
