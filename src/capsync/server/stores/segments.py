@@ -20,6 +20,7 @@ A crash can leave a torn last entry; :func:`scan_segment` stops before it and
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -114,7 +115,12 @@ class SegmentLog:
         """Open the log; return (segment, valid size) for each segment.
 
         ``writable`` (the server) cuts torn tails and prepares appending; without
-        it (a reader beside a running server) nothing on disk is changed."""
+        it (a reader beside a running server) nothing on disk is changed.
+
+        Several servers may share one data folder: a writer appends only to a
+        segment it holds an exclusive ``flock`` on (kept until :meth:`close`), so
+        the offsets it records are the file's real ones; a segment another live
+        server holds is neither cut nor appended to."""
         if not writable:
             self._closed = True  # no appends
             return []
@@ -123,26 +129,43 @@ class SegmentLog:
         sizes = []
         for number in numbers:
             path = self.folder / segment_name(number)
-            _, end = scan_segment(path, number, verify=False)
-            if end < path.stat().st_size:
-                log.warning("%s: cutting %d bytes of a torn entry", path, path.stat().st_size - end)
-                with open(path, "r+b") as handle:
-                    handle.truncate(end)
-                    os.fsync(handle.fileno())
+            fd = _locked_fd(path)
+            if fd is None:  # another server is writing it: its tail is not torn
+                sizes.append((number, scan_segment(path, number, verify=False)[1]))
+                continue
+            try:
+                _, end = scan_segment(path, number, verify=False)
+                if end < os.fstat(fd).st_size:
+                    log.warning("%s: cutting %d bytes of a torn entry", path,
+                                os.fstat(fd).st_size - end)  # fmt: skip
+                    os.ftruncate(fd, end)
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
             sizes.append((number, end))
-        if numbers:
-            self._number, self._size = numbers[-1], sizes[-1][1]
-            self._fds[self._number] = self._open_fd(self._number)
+        last = numbers[-1] if numbers else 0
+        fd = _locked_fd(self.folder / segment_name(last)) if numbers else None
+        if fd is None:
+            self._start_segment(last + 1)
         else:
-            self._start_segment(1)
+            self._fds[last] = fd
+            self._number, self._size = last, os.fstat(fd).st_size
         return sizes
 
-    def _open_fd(self, number: int) -> int:
-        path = self.folder / segment_name(number)
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, FILE_MODE)
-
     def _start_segment(self, number: int) -> None:
-        self._fds[number] = self._open_fd(number)
+        """Create and lock the first segment from ``number`` on that no one else created."""
+        number = max([number, *(n + 1 for n in list_segments(self.folder))])
+        while True:
+            path = self.folder / segment_name(number)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
+                             FILE_MODE)  # fmt: skip
+            except FileExistsError:
+                number += 1
+                continue
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new and ours: never contended
+            break
+        self._fds[number] = fd
         _fsync_dir(self.folder)
         self._number, self._size = number, 0
 
@@ -224,6 +247,18 @@ class SegmentLog:
             self._fds, self._read_fds = {}, {}
         for fd in fds:
             os.close(fd)
+
+
+def _locked_fd(path: Path) -> int | None:
+    """An appending descriptor of ``path`` with an exclusive ``flock``, or None when
+    another process holds it."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
 
 
 def _write_all(fd: int, header: bytes, body: bytes) -> None:
