@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import require_compiled
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wire_helpers import decode_frames, struct_to_python
@@ -31,10 +32,8 @@ pytestmark = pytest.mark.wire_independent
 
 @pytest.fixture(scope="module")
 def compiled() -> ModuleType:
-    if _impl.COMPILED is None or _impl.COMPILED_APPEND is None:
-        if os.environ.get("CI"):
-            pytest.fail("the compiled extension is required in CI")
-        pytest.skip("compiled extension not built here")
+    require_compiled(_impl.COMPILED, "capsync._wire")
+    require_compiled(_impl.COMPILED_APPEND, "capsync._append")
     return _impl.COMPILED
 
 

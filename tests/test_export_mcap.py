@@ -339,15 +339,12 @@ def _run(encode: Any, *args: Any) -> Any:
 
 
 def test_compiled_encoder_matches_its_twin() -> None:
-    from conftest import _extension_required
+    from conftest import require_compiled
 
     from capsync.export import frames, mcap_export
 
     _export = mcap_export._COMPILED
-    if _export is None:
-        if _extension_required():
-            pytest.fail("the compiled extension capsync._export is not importable (CI requires it)")
-        pytest.skip("compiled capsync._export not built here")
+    require_compiled(_export, "capsync._export")
 
     rng = random.Random(11)
     for round_ in range(200):

@@ -9,6 +9,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from conftest import require_compiled
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wire_helpers import decode_frames, expected_value, struct_to_python, ts_ns
@@ -35,10 +36,7 @@ WRAP_KEYS = st.sampled_from([None, "", "readings", "docommand_output"])
 
 @pytest.fixture(scope="module")
 def compiled() -> ModuleType:
-    if _impl.COMPILED is None:
-        if os.environ.get("CI"):
-            pytest.fail("the compiled extension is required in CI")
-        pytest.skip("compiled extension not built here")
+    require_compiled(_impl.COMPILED, "capsync._wire")
     return _impl.COMPILED
 
 
