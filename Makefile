@@ -9,7 +9,7 @@ FLAVOUR := $(VENV)/.capsync-flavour
 ifeq ($(shell cat $(FLAVOUR) 2>/dev/null),debug)
 OPTIMIZED := optimized
 endif
-EXT_SOURCES := $(wildcard ext/capsync/*.pyx ext/capsync/*.pxd)
+EXT_SOURCES := $(wildcard ext/capsync/*/*.pyx ext/capsync/*/*.pxd)
 
 .PHONY: help venv install compile optimized debug test test-fast test-python lint proto bench bench-sync-full demo clean browser
 
@@ -90,4 +90,4 @@ demo: $(STAMP) $(OPTIMIZED)
 	$(PY) examples/demo.py
 
 clean:
-	rm -rf build dist .bench.json src/capsync/*.so src/capsync/*.c ext/capsync/*.c ext/capsync/*.html
+	rm -rf build dist .bench.json src/capsync/*/*.so ext/capsync/*/*.c ext/capsync/*/*.html

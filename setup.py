@@ -17,12 +17,12 @@ force_cython = not FLAVOUR_MARKER.exists() or FLAVOUR_MARKER.read_text().strip()
 extensions = [
     Extension(
         f"capsync.{name}",
-        [f"ext/capsync/{name}.pyx"],
+        [f"ext/capsync/{name.replace('.', '/')}.pyx"],
         extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
         define_macros=[("CYTHON_TRACE_NOGIL", "1")] if DEBUG else [],
     )
-    for name in ("_wire", "_append", "_clock", "_export")
-    if Path(f"ext/capsync/{name}.pyx").exists()
+    for name in ("wire._wire", "wire._append", "wire._clock", "export._export")
+    if Path(f"ext/capsync/{name.replace('.', '/')}.pyx").exists()
 ]
 
 setup(

@@ -1,7 +1,7 @@
 """Fixtures of the capture benchmarks; independent of ``tests/conftest.py``.
 
 Every benchmark picks its wire implementation itself (the ``wire_module`` fixture) and
-installs it with :func:`capsync._impl.use` only while it opens its stream; the
+installs it with :func:`capsync.wire.use` only while it opens its stream; the
 fixture below puts back whatever was selected before, whatever happens.
 
 All files go under one temporary folder, created with
@@ -21,7 +21,7 @@ from types import ModuleType
 
 import pytest
 
-from capsync import _impl
+from capsync import wire
 
 
 @pytest.fixture(scope="session")
@@ -46,21 +46,21 @@ def workdir(bench_root: Path, request: pytest.FixtureRequest) -> Iterator[Path]:
 @pytest.fixture(autouse=True)
 def _restore_wire() -> Iterator[None]:
     """Whatever a benchmark selects, the next one starts from the same implementation."""
-    previous = _impl.wire()
+    previous = wire.wire()
     try:
         yield
     finally:
-        _impl.use(previous)
+        wire.use(previous)
 
 
 def _wire_module(impl: str) -> ModuleType:
     if impl == "python":
-        return _impl.PURE
+        return wire.PURE
     if impl != "compiled":
         raise ValueError(f"no wire implementation called {impl!r}")
-    if _impl.COMPILED is None:
-        pytest.skip("compiled extension capsync._wire is not importable")
-    return _impl.COMPILED
+    if wire.COMPILED is None:
+        pytest.skip("compiled extension capsync.wire._wire is not importable")
+    return wire.COMPILED
 
 
 @pytest.fixture

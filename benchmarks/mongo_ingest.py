@@ -33,7 +33,7 @@ import pymongo
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from capsync import _impl  # noqa: E402
+from capsync import wire  # noqa: E402
 from capsync.proto import data_sync_pb2  # noqa: E402
 from capsync.server.records import decode_batch, tabular_batch  # noqa: E402
 from capsync.server.stores.mongo import (  # noqa: E402
@@ -49,7 +49,7 @@ PER_BATCH = 1500  # ~256 KiB bodies of 6-float readings
 
 
 def batches(total: int) -> list:
-    wire = _impl.wire()
+    kernels = wire.wire()
     out = []
     for b in range(0, total, PER_BATCH):
         request = data_sync_pb2.DataCaptureUploadRequest()
@@ -64,7 +64,7 @@ def batches(total: int) -> list:
             reading.metadata.time_received.FromNanoseconds(ns + 1000)
             reading.struct.update({"readings": {k: i * 0.001 + j for j, k in enumerate(KEYS)}})
         body = request.SerializeToString()
-        out.append(tabular_batch(body, wire.scan_upload(body), metadata, time.time_ns()))
+        out.append(tabular_batch(body, kernels.scan_upload(body), metadata, time.time_ns()))
     return out
 
 
@@ -110,9 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     plain = total / plain_s
     ours = total / capsync_s
     where = "MONGO_URI" if server is None else "SecantusDB"
-    wire = "compiled" if _impl.native_available() else "pure-Python"
+    flavour = "compiled" if wire.native_available() else "pure-Python"
     print(f"\n### MongoDB ingest, {total:,} tabular readings in {len(work)} batches "
-          f"({where}, {wire} wire)\n")  # fmt: skip
+          f"({where}, {flavour} wire)\n")  # fmt: skip
     print("| path | readings/s | share of pymongo insert_many |")
     print("|---|---:|---:|")
     print(f"| pymongo insert_many of the same documents | {plain:,.0f} | 100% |")

@@ -33,7 +33,7 @@ import pytest
 from google.protobuf import __version__ as protobuf_version
 from google.protobuf.internal import api_implementation
 
-from capsync import _impl
+from capsync import wire
 from capsync.capture import stream as stream_module
 from capsync.capture.header import build_header, encode_header
 from capsync.capture.stream import CaptureStream, open_stream
@@ -271,7 +271,7 @@ def _tabular_layout(root: Path, n_rows: int, max_file_size_bytes: int) -> list[i
 
 def _binary_file_size(payload_nbytes: int) -> int:
     """Header frame + record prefix + payload: the size of one binary capture file."""
-    buffer = _impl.PURE.RecordBuffer(256)
+    buffer = wire.PURE.RecordBuffer(256)
     buffer.append_frame(encode_header(build_header(**BINARY)))
     buffer.append_binary_prefix(payload_nbytes, T0_NS, T0_NS, mime_type_enum(BINARY["mime_type"]))
     return int(buffer.nbytes) + payload_nbytes
@@ -282,11 +282,11 @@ def _binary_file_size(payload_nbytes: int) -> int:
 
 def _open_with(module: ModuleType, folder: Path, options: dict[str, Any]) -> CaptureStream:
     """Open a stream on ``module`` (the implementation is bound when the stream is built)."""
-    previous = _impl.use(module)
+    previous = wire.use(module)
     try:
         stream = open_stream(folder, **options)
     finally:
-        _impl.use(previous)
+        wire.use(previous)
     assert stream._wire is module, "the stream did not pick the selected implementation"
     return stream
 

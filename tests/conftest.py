@@ -18,7 +18,7 @@ from types import ModuleType
 
 import pytest
 
-from capsync import _impl
+from capsync import wire
 
 # Shared fixtures, available to every test module by name (no imports, no noqa):
 # api_keys_file, ingest_server (server_fixtures); mongo_uri, mongo_db,
@@ -74,19 +74,19 @@ def wire_impl(
     """The wire module this test runs against (installed as the one capsync uses)."""
     name = getattr(request, "param", "default")
     if name == "python":
-        module = _impl.PURE
+        module = wire.PURE
         monkeypatch.setenv("CAPSYNC_NO_EXTENSIONS", "1")
-    elif _impl.COMPILED is not None:
-        module = _impl.COMPILED
+    elif wire.COMPILED is not None:
+        module = wire.COMPILED
         monkeypatch.delenv("CAPSYNC_NO_EXTENSIONS", raising=False)
     elif name == "default":
-        module = _impl.PURE
+        module = wire.PURE
     elif _extension_required():
-        pytest.fail("the compiled extension capsync._wire is not importable (CI requires it)")
+        pytest.fail("the compiled extension capsync.wire._wire is not importable (CI requires it)")
     else:
         pytest.skip("compiled extension not built here (CAPSYNC_NO_EXTENSIONS or no build)")
-    previous = _impl.use(module)
+    previous = wire.use(module)
     try:
         yield module
     finally:
-        _impl.use(previous)
+        wire.use(previous)

@@ -1,4 +1,4 @@
-"""The compiled per-reading path (``capsync._append`` + the template cache in ``_wire``)
+"""The compiled per-reading path (``capsync.wire._append`` + the template cache in ``_wire``)
 against its twin: the same calls write the same bytes, alone and from 8 threads at once."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from wire_helpers import decode_frames, struct_to_python
 
 import capsync
-from capsync import _impl
+from capsync import wire
 from capsync.capture.stream import CaptureStream
 
 SENSOR = {
@@ -32,17 +32,17 @@ pytestmark = pytest.mark.wire_independent
 
 @pytest.fixture(scope="module")
 def compiled() -> ModuleType:
-    require_compiled(_impl.COMPILED, "capsync._wire")
-    require_compiled(_impl.COMPILED_APPEND, "capsync._append")
-    return _impl.COMPILED
+    require_compiled(wire.COMPILED, "capsync.wire._wire")
+    require_compiled(wire.COMPILED_APPEND, "capsync.wire._append")
+    return wire.COMPILED
 
 
 def open_with(module: ModuleType, folder: Path, **options) -> CaptureStream:
-    previous = _impl.use(module)
+    previous = wire.use(module)
     try:
         return capsync.open_stream(folder, **{**SENSOR, **options})
     finally:
-        _impl.use(previous)
+        wire.use(previous)
 
 
 def file_bytes(root: Path) -> list[bytes]:
@@ -53,7 +53,7 @@ def file_bytes(root: Path) -> list[bytes]:
 def test_the_appender_and_its_twin_have_the_same_api(compiled: ModuleType) -> None:
     import inspect
 
-    ours, twin = _impl.COMPILED_APPEND, _impl.PURE_APPEND
+    ours, twin = wire.COMPILED_APPEND, wire.PURE_APPEND
     assert ours is not None and ours.__all__ == twin.__all__ == ["TabularAppender"]
 
     def api(module: ModuleType, wire: ModuleType) -> dict[str, object]:
@@ -72,7 +72,7 @@ def test_the_appender_and_its_twin_have_the_same_api(compiled: ModuleType) -> No
                 out[name] = type(value).__name__ if name == "buffer" else value
         return out
 
-    assert api(ours, compiled) == api(twin, _impl.PURE)
+    assert api(ours, compiled) == api(twin, wire.PURE)
 
 
 # ----- the template cache: one buffer, many readings ------------------------------------
@@ -109,7 +109,7 @@ def test_a_sequence_of_readings_encodes_as_the_twin_does(
     compiled: ModuleType, keys: list[str], steps, wrap_key
 ) -> None:
     ours = compiled.RecordBuffer(16)
-    twin = _impl.PURE.RecordBuffer(16)
+    twin = wire.PURE.RecordBuffer(16)
     for i, (values, shape) in enumerate(steps):
         reading = _reading(keys, values[: len(keys)], shape)
         ours.append_readings(reading, T0_NS + i, T0_NS + 2 * i, wrap_key)
@@ -158,7 +158,7 @@ def _script(stream: CaptureStream) -> None:
 
 def test_same_calls_write_the_same_files(compiled: ModuleType, tmp_path: Path) -> None:
     stats = {}
-    for name, module in (("compiled", compiled), ("python", _impl.PURE)):
+    for name, module in (("compiled", compiled), ("python", wire.PURE)):
         with open_with(module, tmp_path / name, max_file_size_bytes=8192) as stream:
             _script(stream)
         stats[name] = stream.stats()
@@ -194,7 +194,7 @@ def test_eight_threads_with_the_flusher_write_the_same_records(
     compiled: ModuleType, tmp_path: Path
 ) -> None:
     results = {}
-    for name, module in (("compiled", compiled), ("python", _impl.PURE)):
+    for name, module in (("compiled", compiled), ("python", wire.PURE)):
         # A 5 ms fsync interval keeps the background flusher taking the lock all along.
         with open_with(
             module, tmp_path / name, max_file_size_bytes=16384, fsync_interval_s=0.005
@@ -244,7 +244,7 @@ def test_rename_create_and_fsync_happen_off_the_writers_thread(
     monkeypatch.setattr(stream_module.os, "fsync", track("fsync", real_fsync))
     monkeypatch.setattr(stream_module.os, "rename", track("rename", real_rename))
     monkeypatch.setattr(naming, "create_in_progress", track("create", real_create))
-    for name, module in (("compiled", compiled), ("python", _impl.PURE)):
+    for name, module in (("compiled", compiled), ("python", wire.PURE)):
         stream = open_with(module, tmp_path / name, max_file_size_bytes=8192, fsync_interval_s=0.1)
         try:
             for i in range(12_000):

@@ -1,6 +1,6 @@
 """``make debug`` really rebuilds traced and annotated; the normal targets restore -O3 (item 12).
 
-The build runs in a scratch copy of ``setup.py`` with the small ``_clock``
+The build runs in a scratch copy of ``setup.py`` with the small ``wire/_clock``
 extension only, so the extension the other tests use is never touched.
 """
 
@@ -29,15 +29,15 @@ def build(workdir: Path, *, debug: bool) -> str:
         [sys.executable, "setup.py", "--quiet", "build_ext", "--inplace", "--force"],
         cwd=workdir, env=env, check=True, capture_output=True, timeout=280,
     )  # fmt: skip
-    return (workdir / "ext" / "capsync" / "_clock.c").read_text()
+    return (workdir / "ext" / "capsync" / "wire" / "_clock.c").read_text()
 
 
 def test_debug_rebuilds_traced_and_annotated_then_release_restores(tmp_path: Path) -> None:
-    (tmp_path / "ext" / "capsync").mkdir(parents=True)
-    (tmp_path / "capsync").mkdir()  # where --inplace puts the module here
+    (tmp_path / "ext" / "capsync" / "wire").mkdir(parents=True)
+    (tmp_path / "capsync" / "wire").mkdir(parents=True)  # where --inplace puts the module here
     shutil.copy(ROOT / "setup.py", tmp_path / "setup.py")
-    shutil.copy(ROOT / "ext" / "capsync" / "_clock.pyx", tmp_path / "ext" / "capsync")
-    annotation = tmp_path / "ext" / "capsync" / "_clock.html"
+    shutil.copy(ROOT / "ext" / "capsync" / "wire" / "_clock.pyx", tmp_path / "ext" / "capsync" / "wire")
+    annotation = tmp_path / "ext" / "capsync" / "wire" / "_clock.html"
     release = build(tmp_path, debug=False)
     assert "__Pyx_TraceLine(" not in release and not annotation.exists()
     debug = build(tmp_path, debug=True)  # after an earlier build: Cython must run again

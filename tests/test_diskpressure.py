@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from capsync.config import DataManagerConfig
-from capsync.diskpressure import (
+from capsync.capture.diskpressure import (
     DiskPressureDeleter,
     capture_dir_size,
     completed_capture_files,
 )
+from capsync.config import DataManagerConfig
 
 pytestmark = pytest.mark.wire_independent
 
@@ -262,7 +262,7 @@ def test_the_small_capture_dir_warning_is_rate_limited(
     make_files(tmp_path, SENSOR, 5)
     now = [1000.0]
     d = deleter(tmp_path, FakeDisk().used(0.95), clock=lambda: now[0])
-    caplog.set_level(logging.WARNING, logger="capsync.diskpressure")
+    caplog.set_level(logging.WARNING, logger="capsync.capture.diskpressure")
     warned = []
     for t in (1000.0, 1010.0, 1059.9, 1060.0, 1061.0, 1119.0, 1120.5):
         now[0] = t

@@ -344,7 +344,7 @@ def test_compiled_encoder_matches_its_twin() -> None:
     from capsync.export import frames, mcap_export
 
     _export = mcap_export._COMPILED
-    require_compiled(_export, "capsync._export")
+    require_compiled(_export, "capsync.export._export")
 
     rng = random.Random(11)
     for round_ in range(200):

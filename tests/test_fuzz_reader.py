@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import capsync
-from capsync import _impl
+from capsync import wire
 from capsync.capture.recovery import recover_in_progress
 
 SENSOR = {
@@ -44,9 +44,9 @@ def valid_file(folder: Path, readings: list[dict]) -> Path:
 @settings(max_examples=2000, deadline=None)
 @given(data=st.binary(max_size=600), offset=st.integers(0, 700), max_frames=st.integers(-1, 20))
 def test_scanner_on_random_bytes_agrees_across_implementations(data, offset, max_frames):
-    compiled = _impl.COMPILED or _impl.PURE
+    compiled = wire.COMPILED or wire.PURE
     results = []
-    for module in (compiled, _impl.PURE):
+    for module in (compiled, wire.PURE):
         if offset > len(data):
             with pytest.raises(ValueError, match="outside a buffer"):
                 module.scan_frames(data, offset, max_frames)

@@ -26,11 +26,11 @@ from server_fixtures import (
     upload_metadata,
 )
 
-from capsync import _wire_py
 from capsync.proto import data_sync_pb2
 from capsync.server import ItemFilter, list_items
 from capsync.server.stores.local import LocalStore
 from capsync.server.stores.segments import list_segments, scan_segment, segment_name
+from capsync.wire import _wire_py
 
 T0 = 1_714_564_800_000_000_000
 S = 1_000_000_000

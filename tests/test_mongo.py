@@ -44,9 +44,9 @@ from server_fixtures import (
 )
 
 from capsync import read_capture_file
-from capsync._mongo import redact_uri
 from capsync.config import MongoCaptureConfig
-from capsync.mongo_capture import MongoCaptureWriter, date_ms, reading_document
+from capsync.mongo.capture import MongoCaptureWriter, date_ms, reading_document
+from capsync.mongo.client import redact_uri
 from capsync.resources import build_resource
 from capsync.server import ItemFilter, SqliteStore, StoreUnavailable, list_items
 from capsync.server.mongo_store import MongoStore
@@ -278,7 +278,7 @@ def test_capture_with_mongodb_down_at_start(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     server = mongo_server_factory()  # not started yet
-    caplog.set_level(logging.INFO, logger="capsync.mongo_capture")
+    caplog.set_level(logging.INFO, logger="capsync.mongo.capture")
     writer = MongoCaptureWriter(
         MongoCaptureConfig(uri=server.uri, database="sensorData"), flush_interval_s=0.02
     )
@@ -309,7 +309,7 @@ def test_capture_with_mongodb_down_at_start(
     docs = mongo_readings(server.uri, "sensorData")
     assert sorted(map(as_compared, docs)) == sorted(r.as_mongo() for r in on_disk)
     assert hook.slowest_s < 0.2, "submit must never wait for MongoDB (>= 0.5 s here)"
-    warnings = [r for r in caplog.records if r.name == "capsync.mongo_capture"]
+    warnings = [r for r in caplog.records if r.name == "capsync.mongo.capture"]
     assert any(r.levelno == logging.WARNING and "not reachable" in r.getMessage() for r in warnings)
     assert not [r for r in warnings if r.levelno >= logging.ERROR]
     assert not [r for r in warnings if r.exc_info]
@@ -321,7 +321,7 @@ def test_capture_survives_mongodb_killed_and_restarted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     server = mongo_server_factory().start()
-    caplog.set_level(logging.INFO, logger="capsync.mongo_capture")
+    caplog.set_level(logging.INFO, logger="capsync.mongo.capture")
     queue_size = 60
     # A short server selection timeout makes the outage visible to the writer sooner.
     uri = server.uri + "?serverSelectionTimeoutMS=500"
@@ -382,7 +382,7 @@ def test_capture_survives_mongodb_killed_and_restarted(
     if kept_inside:
         assert kept_inside == list(range(kept_inside[0], kept_inside[0] + len(kept_inside)))
     assert missing[-1] < len(on_disk) - queue_size
-    messages = [r.getMessage() for r in caplog.records if r.name == "capsync.mongo_capture"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "capsync.mongo.capture"]
     assert any("connection lost" in m for m in messages)
     assert any("reachable again" in m for m in messages)
     assert len(messages) < 10, f"connection trouble must be logged at a bounded rate: {messages}"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from capsync import _impl
+from capsync import wire
 from capsync.service import realtime
 from capsync.service.schedule import DEFAULT_SPIN_MARGIN_NS, MIN_SPIN_MARGIN_NS, Ticker
 
@@ -31,13 +31,13 @@ def test_a_short_period_sleeps_most_of_it() -> None:
     ticker = Ticker(period)
     stop = threading.Event()
     spins = []
-    real_spin = _impl.clock().spin_until_ns
+    real_spin = wire.clock().spin_until_ns
 
     def spin(deadline_ns: int) -> int:
         spins.append(deadline_ns - time.perf_counter_ns())
         return int(real_spin(deadline_ns))
 
-    clock = _impl.clock()
+    clock = wire.clock()
     original = clock.spin_until_ns
     clock.spin_until_ns = spin
     try:
@@ -50,7 +50,7 @@ def test_a_short_period_sleeps_most_of_it() -> None:
 
 
 def test_sleep_until_returns_at_or_after_the_deadline() -> None:
-    clock = _impl.clock()
+    clock = wire.clock()
     for delay_ns in (0, 20_000, 300_000):
         deadline = time.perf_counter_ns() + delay_ns
         assert deadline <= clock.sleep_until_ns(deadline) <= time.perf_counter_ns()

@@ -214,7 +214,7 @@ def test_capture_all_from_remote_vision_decodes_with_viams_classes(
 ) -> None:
     from viam.gen.app.datasync.v1 import data_sync_pb2 as viam_sync
 
-    from capsync._wire_py import read_varint
+    from capsync.wire._wire_py import read_varint
 
     capture_dir = tmp_path / "capture"
     methods = [method(VISION, "CaptureAllFromCamera", 10.0, camera_name="cam",

@@ -17,6 +17,7 @@ from server_fixtures import (
 )
 from wire_helpers import struct_to_python, ts_ns
 
+from capsync.capture.ring import RecordRing, RecordTooLargeError
 from capsync.microserver import (
     MAX_REQUEST_BYTES,
     RingCollectorSink,
@@ -28,7 +29,6 @@ from capsync.microserver import (
 )
 from capsync.proto import data_sync_pb2
 from capsync.resources import Resource, ResourceContext, capture_method
-from capsync.ringbuffer import RecordRing, RecordTooLargeError
 from capsync.server import ItemFilter, list_items
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings
 
@@ -200,9 +200,9 @@ def sensor_sink(ring: RecordRing, name: str = "thermo") -> RingCollectorSink:
 
 
 def parse(record: bytes) -> data_sync_pb2.SensorData:
-    from capsync import _impl
+    from capsync import wire
 
-    length, start = _impl.wire().read_varint(record, 0)
+    length, start = wire.wire().read_varint(record, 0)
     assert start + length == len(record)
     return data_sync_pb2.SensorData.FromString(record[start:])
 

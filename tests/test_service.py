@@ -431,10 +431,10 @@ def test_run_unknown_model_exit_2_names_it(tmp_path: Path) -> None:
 
 
 def test_spin_until_returns_at_or_after_the_deadline(wire_impl) -> None:
-    from capsync import _impl
+    from capsync import wire
 
-    clock = _impl.clock()
-    assert clock is (_impl.PURE_CLOCK if wire_impl is _impl.PURE else _impl.COMPILED_CLOCK)
+    clock = wire.clock()
+    assert clock is (wire.PURE_CLOCK if wire_impl is wire.PURE else wire.COMPILED_CLOCK)
     for delay_ns in (0, 1_000, 50_000, 300_000):
         deadline = time.perf_counter_ns() + delay_ns
         returned = clock.spin_until_ns(deadline)
@@ -443,7 +443,7 @@ def test_spin_until_returns_at_or_after_the_deadline(wire_impl) -> None:
 
 
 def test_spinning_leaves_the_gil_to_other_threads(wire_impl) -> None:
-    from capsync import _impl
+    from capsync import wire
 
     counted = [0]
     done = threading.Event()
@@ -455,7 +455,7 @@ def test_spinning_leaves_the_gil_to_other_threads(wire_impl) -> None:
     other = threading.Thread(target=count)
     other.start()
     try:
-        _impl.clock().spin_until_ns(time.perf_counter_ns() + 50_000_000)
+        wire.clock().spin_until_ns(time.perf_counter_ns() + 50_000_000)
     finally:
         done.set()
         other.join()

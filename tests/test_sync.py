@@ -47,7 +47,7 @@ from sync_helpers import (
     write_tabular,
 )
 
-from capsync import _impl
+from capsync import wire
 from capsync.config import load_config
 from capsync.proto import data_sync_pb2
 from capsync.resources import BinaryResult, Resource, capture_method, register, unregister
@@ -338,7 +338,7 @@ def test_corrupt_capture_files_go_to_failed_and_the_rest_syncs(
 
     capture_dir = tmp_path / "capture"
     good = [write_tabular(capture_dir, "good", 100), write_binary(capture_dir, "cam", b"jpeg")]
-    frame = _impl.wire().frame
+    frame = wire.wire().frame
     # Not a capture file at all.
     junk = capture_dir / "rdk_component_sensor" / "junk" / "Readings" / "junk.capture"
     junk.parent.mkdir(parents=True)

@@ -17,7 +17,7 @@ from tmpfs_fixtures import CAMERA, PAYLOAD_BYTES, FirehoseCamera
 
 import capsync
 from capsync.capture import naming
-from capsync.diskpressure import DiskPressureDeleter
+from capsync.capture.diskpressure import DiskPressureDeleter
 from capsync.resources import ResourceContext
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings
 

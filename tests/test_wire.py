@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from wire_helpers import decode_frames, expected_value, struct_to_python, ts_ns
 
-from capsync import _impl
+from capsync import wire
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 KEYS = st.text(min_size=0, max_size=12)
@@ -36,8 +36,8 @@ WRAP_KEYS = st.sampled_from([None, "", "readings", "docommand_output"])
 
 @pytest.fixture(scope="module")
 def compiled() -> ModuleType:
-    require_compiled(_impl.COMPILED, "capsync._wire")
-    return _impl.COMPILED
+    require_compiled(wire.COMPILED, "capsync.wire._wire")
+    return wire.COMPILED
 
 
 def encode_readings(module: ModuleType, readings, requested, received, wrap_key) -> bytes:
@@ -68,9 +68,9 @@ def test_varint_known_values(wire_impl: ModuleType, value: int, encoded: bytes) 
 
 @given(st.integers(min_value=0, max_value=2**64 - 1))
 def test_varint_round_trip(value: int) -> None:
-    wire = _impl.wire()
-    encoded = wire.encode_varint(value)
-    assert wire.read_varint(encoded) == (value, len(encoded))
+    kernels = wire.wire()
+    encoded = kernels.encode_varint(value)
+    assert kernels.read_varint(encoded) == (value, len(encoded))
 
 
 @pytest.mark.parametrize(
@@ -227,7 +227,7 @@ def test_compiled_equals_twin_and_protobuf_agrees(
     compiled: ModuleType, readings, requested, received, wrap_key
 ) -> None:
     ours = encode_readings(compiled, readings, requested, received, wrap_key)
-    twin = encode_readings(_impl.PURE, readings, requested, received, wrap_key)
+    twin = encode_readings(wire.PURE, readings, requested, received, wrap_key)
     assert ours == twin
     (record,) = decode_frames(ours)
     decoded = struct_to_python(record.struct)
@@ -325,7 +325,7 @@ def test_batch_keys_must_be_strings(wire_impl: ModuleType) -> None:
 def test_batch_compiled_equals_twin(compiled, n_rows, keys, wrap_key, seed, limit) -> None:
     requested, received, values = batch(n_rows, keys, seed)
     outputs = []
-    for module in (compiled, _impl.PURE):
+    for module in (compiled, wire.PURE):
         buffer = module.RecordBuffer(8)
         row = buffer.append_batch(requested, received, values, keys, wrap_key, 0, limit)
         outputs.append((row, buffer.getvalue()))
@@ -363,7 +363,7 @@ def test_binary_prefix_plus_payload_is_one_record(wire_impl, size: int, tmp_path
 def test_binary_prefix_compiled_equals_twin(compiled: ModuleType) -> None:
     for size in (0, 5, 300, 2**21):
         for mime in (0, 1, 3):
-            a, b = compiled.RecordBuffer(4), _impl.PURE.RecordBuffer(4)
+            a, b = compiled.RecordBuffer(4), wire.PURE.RecordBuffer(4)
             a.append_binary_prefix(size, -7, 2**40, mime)
             b.append_binary_prefix(size, -7, 2**40, mime)
             assert a.getvalue() == b.getvalue()

@@ -1,6 +1,6 @@
 """The compiled modules and their pure-Python twins expose the same API (as propcache checks).
 
-``capsync._wire`` / ``capsync._wire_py`` and ``capsync._clock`` / ``capsync._clock_py``:
+``capsync.wire._wire`` / ``_wire_py`` and ``capsync.wire._clock`` / ``_clock_py``:
 the same ``__all__``, every name there defined in both, of the same kind, with
 the same parameters (names, kinds, defaults) and, for classes, the same public
 methods and properties. Annotations are not compared: Cython's typed
@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from capsync import _clock_py, _wire_py
+from capsync.wire import _clock_py, _wire_py
 
 pytestmark = pytest.mark.wire_independent
 

@@ -11,7 +11,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from capsync._impl import native_available
     from capsync.capture.reader import CaptureFileError, read_capture_file, scan_records
     from capsync.capture.recovery import Recovery, recover_in_progress
     from capsync.capture.stream import (
@@ -22,10 +21,11 @@ if TYPE_CHECKING:
         open_stream,
     )
     from capsync.service import DataManager, ServiceError
+    from capsync.wire import native_available
 
 # public name -> the module that defines it
 _EXPORTS = {
-    "native_available": "capsync._impl",
+    "native_available": "capsync.wire",
     "CaptureFileError": "capsync.capture.reader",
     "read_capture_file": "capsync.capture.reader",
     "scan_records": "capsync.capture.reader",

@@ -1,7 +1,7 @@
 """micro-server mode: a collector's readings in an in-memory ring, uploaded from there.
 
 When a capture method sets ``cache_size_kb`` (viam-micro-server's key), its
-collector keeps its records in a :class:`~capsync.ringbuffer.RecordRing` of
+collector keeps its records in a :class:`~capsync.capture.ring.RecordRing` of
 ``cache_size_kb * 1000`` bytes instead of capture files:
 
 * :class:`RingCollectorSink` takes the collector's readings (the same calls a
@@ -10,7 +10,7 @@ collector keeps its records in a :class:`~capsync.ringbuffer.RecordRing` of
   into one length-delimited ``SensorData`` with the wire module and pushes it
   into the ring. A full ring overwrites its oldest whole record; a record that
   can never be uploaded (larger than the ring or than one request allows)
-  raises :class:`~capsync.ringbuffer.RecordTooLargeError` and is counted.
+  raises :class:`~capsync.capture.ring.RecordTooLargeError` and is counted.
 * :class:`RingUploader` sends the ring's oldest records as
   ``DataCaptureUpload`` requests of at most ``max_request_bytes`` (32,000)
   serialized, and removes a chunk from the ring only once the server
@@ -36,13 +36,13 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from capsync import _impl
+from capsync import wire
 from capsync._log import RateLimitedLog
 from capsync.capture.header import build_header, upload_metadata
+from capsync.capture.ring import Chunk, RecordRing, RecordTooLargeError
 from capsync.capture.stream import StreamStats, default_times
 from capsync.methods import is_binary_method, mime_type_enum, wrap_key_for
 from capsync.proto import data_sync_pb2
-from capsync.ringbuffer import Chunk, RecordRing, RecordTooLargeError
 
 _log = logging.getLogger("capsync.microserver")
 
@@ -79,7 +79,7 @@ def upload_metadata_for(
 def metadata_field_bytes(metadata: data_sync_pb2.UploadMetadata) -> bytes:
     """``DataCaptureUploadRequest.metadata`` as its serialized field (tag, length, body)."""
     body = metadata.SerializeToString(deterministic=True)
-    return _TAG_METADATA + _impl.wire().encode_varint(len(body)) + body
+    return _TAG_METADATA + wire.wire().encode_varint(len(body)) + body
 
 
 def max_record_bytes_for(
@@ -129,7 +129,7 @@ class RingCollectorSink:
         self._binary = is_binary_method(method_name)
         self._wrap_key = wrap_key_for(method_name)
         self._mime_enum = mime_type_enum(mime_type)
-        self._wire = _impl.wire()
+        self._wire = wire.wire()
         self._buffer = self._wire.RecordBuffer(4096)
         self._lock = threading.Lock()
         self._records = 0
@@ -521,7 +521,7 @@ class RingUploader:
 def _parse_frame(record: bytes) -> data_sync_pb2.SensorData | None:
     """The ``SensorData`` of one stored frame, or None when it is not one."""
     try:
-        length, start = _impl.wire().read_varint(record, 0)
+        length, start = wire.wire().read_varint(record, 0)
         if start + length != len(record):
             return None
         return data_sync_pb2.SensorData.FromString(record[start:])

@@ -18,7 +18,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
-from capsync import _impl
+from capsync import wire
 from capsync.proto import data_sync_pb2
 
 SCAN_CHUNK_RECORDS = 65_536
@@ -54,11 +54,11 @@ def mapped(path: str | os.PathLike[str]) -> Iterator[Any]:
 
 def parse_header(path: str | os.PathLike[str], data: Any) -> HeaderSpan:
     """Decode the leading ``DataCaptureMetadata`` frame of ``data`` (the bytes of ``path``)."""
-    wire = _impl.wire()
+    kernels = wire.wire()
     if len(data) == 0:
         raise CaptureFileError(path, "file is empty (no header)")
     try:
-        length, start = wire.read_varint(data, 0)
+        length, start = kernels.read_varint(data, 0)
     except ValueError:
         raise CaptureFileError(path, "header length is truncated") from None
     end = start + length
@@ -81,7 +81,7 @@ def read_header(path: str | os.PathLike[str]) -> HeaderSpan:
 
 def iter_spans(data: Any, offset: int) -> Iterator[tuple[int, int]]:
     """(offset, length) of each whole frame of ``data`` from ``offset`` on, in chunks."""
-    scan = _impl.wire().scan_frames
+    scan = wire.wire().scan_frames
     while True:
         offsets, lengths, end = scan(data, offset, SCAN_CHUNK_RECORDS)
         yield from zip(offsets.tolist(), lengths.tolist(), strict=True)

@@ -19,7 +19,7 @@ Policy lives here; byte work happens in the wire module (compiled or twin).
   :class:`CaptureWriteError` so the caller can count them.
 
 The per-reading state (open descriptor, file size, counters, the lock) lives in
-a ``TabularAppender`` (``capsync._append``, or its twin): a tabular stream's
+a ``TabularAppender`` (``capsync.wire._append``, or its twin): a tabular stream's
 ``append`` *is* the appender's ``append``, one compiled call that calls back
 into this class only on the slow paths (``_prepare_append``, ``_chunk_full``,
 ``_file_full``), with the lock held.
@@ -37,12 +37,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from capsync import _impl, _wire_py
+from capsync import wire
 from capsync.capture import naming
 from capsync.capture.files import create_locked, discard, fsync_group
 from capsync.capture.flusher import FLUSHER
 from capsync.capture.header import annotated_record, build_header, encode_header
 from capsync.methods import is_binary_method, mime_type_enum, wrap_key_for
+from capsync.wire import _wire_py
 
 _log = logging.getLogger("capsync.capture")
 
@@ -121,10 +122,10 @@ class CaptureStream:
         self._max_file_size_bytes = max_file_size_bytes
         self._max_buffered_bytes = max_buffered_bytes
         self._interval_ns = int(fsync_interval_s * 1e9)
-        self._wire = _impl.wire()
+        self._wire = wire.wire()
         self._buffer = self._wire.RecordBuffer(2 * WRITE_CHUNK_BYTES)
         # Per-reading state and the lock (fd, file size, counters): see the module docstring.
-        self._core = _impl.append_for(self._wire).TabularAppender(
+        self._core = wire.append_for(self._wire).TabularAppender(
             self,
             self._buffer,
             self._wrap_key,

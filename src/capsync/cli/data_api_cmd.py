@@ -106,7 +106,7 @@ def _open(args: argparse.Namespace) -> Iterator[DataQuery]:
     if args.mongo_uri is not None:
         from pymongo.errors import PyMongoError
 
-        from capsync._mongo import check_uri
+        from capsync.mongo.client import check_uri
 
         try:
             check_uri(args.mongo_uri)

@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     source = {"mongo_uri": args.mongo_uri, "mongo_database": args.mongo_database}
     mongo_errors: tuple[type[Exception], ...] = ()
     if args.mongo_uri is not None:
-        from capsync._mongo import MissingExtraError, check_uri, short_error
+        from capsync.mongo.client import MissingExtraError, check_uri, short_error
 
         try:
             check_uri(args.mongo_uri)

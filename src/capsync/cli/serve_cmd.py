@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UserError(f"--metrics: {exc}") from None
     if args.mongo_uri is not None:
-        from capsync._mongo import MissingExtraError, check_uri
+        from capsync.mongo.client import MissingExtraError, check_uri
 
         try:
             check_uri(args.mongo_uri)

@@ -3,7 +3,7 @@
 Decoding each frame into protobuf messages and then through ``json_format``
 costs tens of microseconds a reading; walking the wire bytes once and writing
 the JSON text as it goes costs a fraction of that. This module is the
-pure-Python twin of the compiled ``capsync._export``: the same function, the
+pure-Python twin of the compiled ``capsync.export._export``: the same function, the
 same output byte for byte, the same errors (``ValueError``).
 
 The JSON is what ``json.dumps(MessageToDict(struct), separators=(",", ":"),

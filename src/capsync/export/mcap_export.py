@@ -27,7 +27,7 @@ import numpy as np
 from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
 from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 
-from capsync import _impl
+from capsync import wire
 from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_header
 from capsync.export import frames, payloads
 from capsync.export.mcap_writer import DEFAULT_CHUNK_SIZE_BYTES, McapChunkWriter
@@ -36,12 +36,12 @@ from capsync.server.store import BlobRecord, Record, TabularRecord
 
 TABULAR_BATCH_RECORDS = 16_384  # frames turned into messages per call
 _TABULAR = data_sync_pb2.DataType.DATA_TYPE_TABULAR_SENSOR
-_COMPILED = _impl._load_compiled("capsync._export")
+_COMPILED = wire._load_compiled("capsync.export._export")
 
 
 def tabular_encoder() -> Callable[..., tuple[bytes, Any, Any]]:
     """``tabular_message_records``: compiled when the compiled wire is in use, else the twin."""
-    if _COMPILED is not None and _impl.native_available():
+    if _COMPILED is not None and wire.native_available():
         return _COMPILED.tabular_message_records
     return frames.tabular_message_records
 
@@ -236,7 +236,7 @@ class McapExporter:
 
     def _add_tabular_frames(self, data: Any, offset: int, names: tuple[str, str, str]) -> None:
         channel: _Channel | None = None
-        scan = _impl.wire().scan_frames
+        scan = wire.wire().scan_frames
         encode = tabular_encoder()
         while True:
             offsets, lengths, end = scan(data, offset, TABULAR_BATCH_RECORDS)

@@ -26,7 +26,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from capsync._mongo import require_pymongo
+from capsync.mongo.client import require_pymongo
 from capsync.server.app import (
     DEFAULT_GRACE_S,
     DEFAULT_LISTEN,

@@ -21,7 +21,7 @@ from typing import Any
 import gridfs
 import pymongo
 
-from capsync._mongo import client_options
+from capsync.mongo.client import client_options
 from capsync.server.blobs import StoredPayload, check_extension
 
 BUCKET = "payloads"

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TextIO
 
-from capsync._mongo import require_pymongo
+from capsync.mongo.client import require_pymongo
 from capsync.server.blobs import UnsafePathError, check_extension, payload_folder
 from capsync.server.stores.base import (
     DEFAULT_MONGO_DATABASE,

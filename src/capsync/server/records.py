@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
-from capsync import _impl
+from capsync import wire
 from capsync.methods import MIME_TYPE_ENUM
 from capsync.proto import data_sync_pb2
 from capsync.server.stores.base import TabularBatch, TabularRecord
@@ -121,7 +121,7 @@ def tabular_batch(
     """The canonical batch of a checked tabular upload ``body`` (``scan`` from ``scan_upload``)."""
     _, _, records_start, records_end, contiguous, offsets, lengths, _, requested, received = scan
     meta = deterministic(metadata)
-    head = _METADATA_TAG + _impl.wire().encode_varint(len(meta)) + meta
+    head = _METADATA_TAG + wire.wire().encode_varint(len(meta)) + meta
     view = memoryview(body)
     if contiguous:
         canonical = head + view[records_start:records_end]
@@ -148,7 +148,7 @@ def tabular_batch(
 
 
 def _join_readings(head: bytes, view: Any, offsets: Any, lengths: Any) -> tuple[bytes, Any]:
-    encode_varint = _impl.wire().encode_varint
+    encode_varint = wire.wire().encode_varint
     parts = [head]
     new_offsets = np.empty(len(offsets), dtype=np.int64)
     size = len(head)
@@ -186,14 +186,14 @@ def subset_batch(batch: TabularBatch, keep: Sequence[int]) -> TabularBatch:
 
 
 def _metadata_end(body: bytes) -> int:
-    read_varint = _impl.wire().read_varint
+    read_varint = wire.wire().read_varint
     length, after = read_varint(body, 1)
     return int(after + length)
 
 
 def batch_from_body(body: bytes, batch_id: str, uploaded_at_ns: int) -> TabularBatch:
     """A stored canonical body as a :class:`TabularBatch` again (index rebuilds)."""
-    scan = _impl.wire().scan_upload(body)
+    scan = wire.wire().scan_upload(body)
     meta_offset, meta_length = scan[0], scan[1]
     metadata = data_sync_pb2.UploadMetadata.FromString(
         body[meta_offset : meta_offset + meta_length]
@@ -276,6 +276,6 @@ def batches_from_records(records: Sequence[TabularRecord]) -> Iterator[TabularBa
             reading.metadata.time_received.CopyFrom(_timestamp(r.time_received_ns))
             reading.struct.update(r.data)
         body = deterministic(request)
-        scan = _impl.wire().scan_upload(body)
+        scan = wire.wire().scan_upload(body)
         uploaded_at = min(r.uploaded_at_ns for r in group)
         yield tabular_batch(body, scan, metadata, uploaded_at)

@@ -29,7 +29,7 @@ import grpc
 import numpy as np
 from google.protobuf.message import DecodeError
 
-from capsync import _impl
+from capsync import wire
 from capsync.methods import MIME_FILE_EXTENSIONS
 from capsync.proto import data_sync_pb2
 from capsync.server.blobs import (
@@ -242,7 +242,7 @@ class DataSyncServicer:
     def data_capture_upload(self, body: bytes) -> bytes:
         """Check, store and answer one raw ``DataCaptureUploadRequest`` body (raw response)."""
         try:
-            scan = _impl.wire().scan_upload(body)
+            scan = wire.wire().scan_upload(body)
         except ValueError as exc:
             raise InvalidUpload(f"DataCaptureUpload is malformed: {exc}") from None
         meta_offset, meta_length = scan[0], scan[1]

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from capsync.capture.diskpressure import DeleterStats, DiskPressureDeleter
 from capsync.config import DataManagerConfig
-from capsync.diskpressure import DeleterStats, DiskPressureDeleter
 
 
 class DeletionControl:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from capsync._log import RateLimitedLog
-from capsync._mongo import MissingExtraError, require_pymongo
+from capsync.capture.diskpressure import DeleterStats
 from capsync.capture.recovery import Recovery, recover_in_progress
 from capsync.config import (
     CaptureTarget,
@@ -37,8 +37,8 @@ from capsync.config import (
     load_config,
 )
 from capsync.config.model import split_resource_name
-from capsync.diskpressure import DeleterStats
 from capsync.methods import MIME_FILE_EXTENSIONS
+from capsync.mongo.client import MissingExtraError, require_pymongo
 from capsync.resources import (
     ModelImportError,
     Resource,
@@ -53,8 +53,8 @@ from capsync.service.micro_control import MicroServerRings
 from capsync.service.sync_control import SyncControl, SyncNotRunning
 from capsync.sync import ProgressFn, SyncReport, SyncStats
 
-if TYPE_CHECKING:  # pymongo is an optional extra: capsync.mongo_capture is imported when used
-    from capsync.mongo_capture import MongoCaptureStats, MongoCaptureWriter
+if TYPE_CHECKING:  # pymongo is an optional extra: capsync.mongo.capture is imported when used
+    from capsync.mongo.capture import MongoCaptureStats, MongoCaptureWriter
 
 _log = logging.getLogger("capsync.manager")
 
@@ -333,7 +333,7 @@ class DataManager:
         if wanted is not None:
             try:
                 require_pymongo()
-                from capsync.mongo_capture import MongoCaptureWriter
+                from capsync.mongo.capture import MongoCaptureWriter
 
                 self._mongo = MongoCaptureWriter(wanted)
             except (ValueError, MissingExtraError) as exc:

@@ -11,7 +11,7 @@ sleep ends ``margin`` before the tick, and the margin follows how late this
 thread's sleeps have actually woken (it jumps up to a late wake-up and decays
 slowly), between ``MIN_SPIN_MARGIN_NS`` and ``spin_margin_ns``, and never more
 than half a period. Short sleeps are absolute ``clock_nanosleep`` calls in
-``capsync._clock`` (GIL released); long ones wait on the stop event so
+``capsync.wire._clock`` (GIL released); long ones wait on the stop event so
 ``close`` is prompt.
 """
 
@@ -20,7 +20,7 @@ from __future__ import annotations
 import threading
 import time
 
-from capsync import _impl
+from capsync import wire
 
 DEFAULT_SPIN_MARGIN_NS = 200_000  # the most the spin margin grows to
 MIN_SPIN_MARGIN_NS = 5_000
@@ -73,10 +73,10 @@ class Ticker:
                     return False
                 now = time.perf_counter_ns()
             else:
-                now = _impl.clock().sleep_until_ns(wake_at)
+                now = wire.clock().sleep_until_ns(wake_at)
             self._follow(now - wake_at)
         if now < target:
-            now = _impl.clock().spin_until_ns(target)
+            now = wire.clock().spin_until_ns(target)
         self.lateness_ns = now - target
         self.next_ns = target + period
         return not stop.is_set()

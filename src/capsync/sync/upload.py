@@ -30,7 +30,7 @@ import numpy as np
 from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
-from capsync import _impl
+from capsync import wire
 from capsync.capture.header import upload_metadata
 from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_header
 from capsync.proto import data_sync_pb2
@@ -141,7 +141,7 @@ class _Job:
         self.resume = resume
         self.result = result
         self.on_confirmed = on_confirmed
-        self.wire = _impl.wire()
+        self.wire = wire.wire()
 
     def confirmed(self, records: int, start: int, end: int, total_records: int) -> None:
         """Count a confirmed request covering ``[start, end)``; remember it unless the last."""

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from capsync import _impl
+from capsync import wire
 from capsync.server.group_commit import GroupCommit
 from capsync.server.records import (
     batch_from_body,
@@ -150,7 +150,7 @@ class LocalStore(Store):
 
     def _new_readings(self, batch: TabularBatch, overlapping: list[BatchRow]) -> TabularBatch:
         """``batch`` without the readings the overlapping batches already hold, byte for byte."""
-        scan_upload = _impl.wire().scan_upload
+        scan_upload = wire.wire().scan_upload
         known: set[bytes] = set()
         for row in overlapping:
             body = self._segments.read(row.segment, row.offset, row.length)

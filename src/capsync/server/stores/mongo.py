@@ -55,7 +55,7 @@ from pymongo.errors import (
     WriteError,
 )
 
-from capsync._mongo import check_uri, client_options, is_transient, redact_uri, short_error
+from capsync.mongo.client import check_uri, client_options, is_transient, redact_uri, short_error
 from capsync.server.records import batches_from_records, decode_batch, subset_batch
 from capsync.server.stores.base import (
     DEFAULT_MONGO_DATABASE,

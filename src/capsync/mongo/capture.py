@@ -55,9 +55,9 @@ from pymongo.errors import (
 )
 
 from capsync._log import RateLimitedLog
-from capsync._mongo import check_uri, client_options, is_transient, redact_uri, short_error
 from capsync.config.model import MongoCaptureConfig
 from capsync.methods import wrap_key_for
+from capsync.mongo.client import check_uri, client_options, is_transient, redact_uri, short_error
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -67,7 +67,7 @@ __all__ = [
     "reading_document",
 ]
 
-_log = logging.getLogger("capsync.mongo_capture")
+_log = logging.getLogger("capsync.mongo.capture")
 
 DEFAULT_QUEUE_SIZE = 10_000
 DEFAULT_BATCH_SIZE = 500

@@ -56,7 +56,7 @@ import psutil
 from capsync._log import RateLimitedLog
 from capsync.capture.naming import COMPLETED_EXT, FAILED_DIR_NAME
 
-_log = logging.getLogger("capsync.diskpressure")
+_log = logging.getLogger("capsync.capture.diskpressure")
 
 DEFAULT_INTERVAL_S = 30.0
 DEFAULT_WARNING_INTERVAL_S = 60.0

@@ -1,4 +1,4 @@
-"""Pure-Python twin of ``capsync._append``: the per-reading path of a tabular stream.
+"""Pure-Python twin of ``capsync.wire._append``: the per-reading path of a tabular stream.
 
 ``TabularAppender.append`` takes the stream's lock, encodes the reading into
 the record buffer and counts it; only when the stream has no open file, is

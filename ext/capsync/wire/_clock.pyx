@@ -5,7 +5,7 @@ A Python-level spin must hold the GIL between checks, so the thread that
 shares the process (the collector's writer) only gets it at the interpreter's
 switch interval, 5 ms. Here the loops run in C without the GIL: other threads
 run freely and the deadline is met within the clock's resolution. The twin is
-``capsync._clock_py``.
+``capsync.wire._clock_py``.
 """
 
 from libc.errno cimport EINTR

@@ -1,7 +1,7 @@
 cimport cython
 from cpython.pythread cimport PyThread_type_lock
 
-from capsync._wire cimport RecordBuffer
+from capsync.wire._wire cimport RecordBuffer
 
 
 @cython.final

@@ -1,4 +1,4 @@
-"""Pure-Python twin of ``capsync._clock``: sleep and spin to a deadline, yielding the GIL."""
+"""Pure-Python twin of ``capsync.wire._clock``: sleep and spin to a deadline, yielding the GIL."""
 
 from __future__ import annotations
 

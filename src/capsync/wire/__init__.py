@@ -1,8 +1,8 @@
 """Pick the implementation of the compiled entry points, or their pure-Python twins.
 
-Three compiled modules exist: ``capsync._wire`` (the capture file hot path),
-``capsync._append`` (a tabular stream's per-reading path) and
-``capsync._clock`` (GIL-free waiting); their twins are ``_wire_py``,
+Three compiled modules exist: ``capsync.wire._wire`` (the capture file hot path),
+``capsync.wire._append`` (a tabular stream's per-reading path) and
+``capsync.wire._clock`` (GIL-free waiting); their twins are ``_wire_py``,
 ``_append_py`` and ``_clock_py``. They are switched together.
 
 ``CAPSYNC_NO_EXTENSIONS=1`` (any non-empty value but ``0``) forces the twin;
@@ -19,7 +19,7 @@ import os
 import sys
 from types import ModuleType
 
-from capsync import _append_py, _clock_py, _wire_py
+from capsync.wire import _append_py, _clock_py, _wire_py
 
 
 def _load_compiled(name: str) -> ModuleType | None:
@@ -33,9 +33,9 @@ def _load_compiled(name: str) -> ModuleType | None:
         return None
 
 
-COMPILED: ModuleType | None = _load_compiled("capsync._wire")
-COMPILED_CLOCK: ModuleType | None = _load_compiled("capsync._clock")
-COMPILED_APPEND: ModuleType | None = _load_compiled("capsync._append")
+COMPILED: ModuleType | None = _load_compiled("capsync.wire._wire")
+COMPILED_CLOCK: ModuleType | None = _load_compiled("capsync.wire._clock")
+COMPILED_APPEND: ModuleType | None = _load_compiled("capsync.wire._append")
 PURE: ModuleType = _wire_py
 PURE_CLOCK: ModuleType = _clock_py
 PURE_APPEND: ModuleType = _append_py

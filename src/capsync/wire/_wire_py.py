@@ -1,4 +1,4 @@
-"""Pure-Python twin of the compiled wire module ``capsync._wire``.
+"""Pure-Python twin of the compiled wire module ``capsync.wire._wire``.
 
 Every public name here exists in ``ext/capsync/_wire.pyx`` with the same
 signature and byte-identical output; the test suite runs against both. This

@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Compiled hot path: protobuf framing and ``SensorData`` encoding into numpy-owned buffers.
 
-The pure-Python twin, ``capsync._wire_py``, is the specification: every public
+The pure-Python twin, ``capsync.wire._wire_py``, is the specification: every public
 name here has the same signature and byte-identical output there. Error
 messages are produced by re-running the twin on the input that failed, so
 both implementations say exactly the same thing.
@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from capsync import _wire_py
+from capsync.wire import _wire_py
 
 # The API, the same names as the twin's ``__all__`` (tests/test_wire_parity.py checks it).
 __all__ = [

@@ -5,7 +5,7 @@
 the record buffer and counts it; only when the stream has no open file, is
 closed, holds too much unwritten data, filled a write chunk or filled its
 file does it call back into the stream (Python, lock still held). The twin is
-``capsync._append_py``.
+``capsync.wire._append_py``.
 """
 
 from cpython.pythread cimport (
@@ -18,7 +18,7 @@ from cpython.pythread cimport (
 )
 from posix.time cimport CLOCK_REALTIME, clock_gettime, timespec
 
-from capsync._wire cimport RecordBuffer
+from capsync.wire._wire cimport RecordBuffer
 
 # The API, the same names as the twin's ``__all__`` (tests/test_append.py checks it).
 __all__ = ["TabularAppender"]
