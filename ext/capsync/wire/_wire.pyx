@@ -7,6 +7,12 @@ normalised, and refusals worded, by ``capsync.wire._checks`` (shared with the
 twin, which this module never imports). The framing functions (``_framing``) and
 the upload scanner (``_upload``) are re-exported so that this stays the one
 module the selector switches.
+
+This module is one concern, the ``RecordBuffer`` cdef class, and stays one module
+at ~500 lines: a cdef class split across modules would turn its inline ``_put_*``
+calls into vtable calls on the per-reading path. The C kernels around it live
+apart: varints and Timestamp bodies in ``_varint.pxd``, the batch kernel and its
+``RowBatch`` struct in ``_rows.pxd``, the ``writev`` loop in ``_fdio.pxd``.
 """
 
 from collections.abc import Mapping
@@ -35,11 +41,10 @@ from cpython.exc cimport PyErr_Occurred
 from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.unicode cimport PyUnicode_AsUTF8AndSize
-from libc.errno cimport EINTR, errno
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memmove, strerror
-from posix.uio cimport iovec, writev
 
+from capsync.wire._fdio cimport write_all
 from capsync.wire._rows cimport RowBatch, encode_rows, max_row_bytes, number_slots
 from capsync.wire._varint cimport (
     MAX_TIMESTAMP_BYTES,
@@ -484,42 +489,17 @@ cdef class RecordBuffer:
         cdef const uint8_t[::1] tail_view
         cdef const uint8_t* tail_data = NULL
         cdef Py_ssize_t tail_nbytes = 0
-        cdef Py_ssize_t total
-        cdef Py_ssize_t written = 0
-        cdef Py_ssize_t n
-        cdef int error = 0
-        cdef iovec parts[2]
-        cdef int count
+        cdef int error
         if tail is not None:
             tail_view = memoryview(tail).cast("B")
             tail_nbytes = tail_view.shape[0]
             if tail_nbytes:
                 tail_data = &tail_view[0]
-        total = self._size + tail_nbytes
         with nogil:
-            while written < total:
-                count = 0
-                if written < self._size:
-                    parts[0].iov_base = <void*>(self._data + written)
-                    parts[0].iov_len = <size_t>(self._size - written)
-                    count = 1
-                    if tail_nbytes:
-                        parts[1].iov_base = <void*>tail_data
-                        parts[1].iov_len = <size_t>tail_nbytes
-                        count = 2
-                else:
-                    parts[0].iov_base = <void*>(tail_data + (written - self._size))
-                    parts[0].iov_len = <size_t>(total - written)
-                    count = 1
-                n = writev(fd, parts, count)
-                if n < 0:
-                    if errno == EINTR:
-                        continue
-                    error = errno
-                    break
-                written += n
+            error = write_all(fd, self._data, self._size, tail_data, tail_nbytes)
         if error:
             raise OSError(error, strerror(error).decode("utf-8", "replace"))
+        total = self._size + tail_nbytes
         self._size = 0
         return total
 

@@ -37,18 +37,8 @@ METADATA_STRINGS = {
     13: "mime_type",
 }
 
-UploadIndex = tuple[
-    int,  # metadata offset (payload of field 1), -1 when absent
-    int,  # metadata length
-    int,  # records_start: offset of the first sensor_contents field's tag
-    int,  # records_end: offset just past the last one
-    bool,  # contiguous: nothing but sensor_contents between records_start and records_end
-    list[int],  # offsets of each SensorData payload
-    list[int],  # their lengths
-    list[int],  # their kinds (_KIND_*)
-    list[int],  # time_requested, ns since the epoch (0 when unset)
-    list[int],  # time_received, ns
-]
+# What walk_upload returns: the fields of ``_upload_py.UploadScan``, with lists for arrays.
+UploadIndex = tuple[int, int, int, int, bool, list[int], list[int], list[int], list[int], list[int]]
 
 
 class _Bad(ValueError):
