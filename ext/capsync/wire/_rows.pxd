@@ -85,16 +85,25 @@ cdef inline Py_ssize_t encode_rows(RowBatch* batch, uint8_t* data, Py_ssize_t* s
     cdef Py_ssize_t col
     cdef uint8_t* p
     cdef uint8_t* body
-    cdef int struct_prefix = varint_size(<uint64_t>batch.struct_nbytes)
+    # Locals, not batch->field: the memcpy into data could alias *batch as far as the
+    # compiler knows, which would make it reload every field on every row.
+    cdef const int64_t* requested = batch.requested
+    cdef const int64_t* received = batch.received
+    cdef const double* values = batch.values
+    cdef const uint8_t* template = batch.template
+    cdef const Py_ssize_t* slots = batch.slots
     cdef Py_ssize_t n_cols = batch.n_cols
+    cdef Py_ssize_t struct_nbytes = batch.struct_nbytes
+    cdef Py_ssize_t first_row = batch.first_row
+    cdef Py_ssize_t limit_bytes = batch.limit_bytes
+    cdef int struct_prefix = varint_size(<uint64_t>struct_nbytes)
     while row < stop_row:
-        n_requested = put_timestamp_body(stamp_requested, batch.requested[row])
-        n_received = put_timestamp_body(stamp_received, batch.received[row])
+        n_requested = put_timestamp_body(stamp_requested, requested[row])
+        n_received = put_timestamp_body(stamp_received, received[row])
         metadata_nbytes = 2 + n_requested + 2 + n_received  # always < 128
-        record_nbytes = 2 + metadata_nbytes + 1 + struct_prefix + batch.struct_nbytes
+        record_nbytes = 2 + metadata_nbytes + 1 + struct_prefix + struct_nbytes
         frame_nbytes = varint_size(<uint64_t>record_nbytes) + record_nbytes
-        if (row > batch.first_row and batch.limit_bytes >= 0
-                and size[0] + frame_nbytes > batch.limit_bytes):
+        if row > first_row and limit_bytes >= 0 and size[0] + frame_nbytes > limit_bytes:
             batch.full = True
             return row
         p = data + size[0]
@@ -110,11 +119,11 @@ cdef inline Py_ssize_t encode_rows(RowBatch* batch, uint8_t* data, Py_ssize_t* s
         memcpy(p + 2, stamp_received, n_received)
         p += 2 + n_received
         p[0] = 0x12  # SensorData.struct
-        p += 1 + put_varint(p + 1, <uint64_t>batch.struct_nbytes)
+        p += 1 + put_varint(p + 1, <uint64_t>struct_nbytes)
         body = p
-        memcpy(body, batch.template, batch.struct_nbytes)
+        memcpy(body, template, struct_nbytes)
         for col in range(n_cols):
-            memcpy(body + batch.slots[col], &batch.values[row * n_cols + col], 8)
+            memcpy(body + slots[col], &values[row * n_cols + col], 8)
         size[0] += frame_nbytes
         row += 1
     return row
