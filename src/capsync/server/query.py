@@ -38,6 +38,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TextIO
 
 from capsync._time import format_time
+from capsync._time import parse_time as parse_time  # its home is _time; kept importable here
 from capsync.mongo.client import require_pymongo
 from capsync.server.blobs import UnsafePathError, check_extension, payload_folder
 from capsync.server.stores.base import (
