@@ -1,6 +1,6 @@
 """Pure-Python twin of the compiled wire module ``capsync.wire._wire``.
 
-Every public name here exists in ``ext/capsync/_wire.pyx`` with the same
+Every public name here exists in ``ext/capsync/wire/_wire.pyx`` with the same
 signature and byte-identical output; the test suite runs against both. This
 module is the readable specification of the hot path: when in doubt about what
 the compiled code does, read this one.
