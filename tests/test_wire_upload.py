@@ -103,3 +103,11 @@ def test_invalid_utf8_is_refused_naming_the_field(wire_impl: ModuleType, text: b
         with pytest.raises(ValueError) as refused:
             wire_impl.scan_upload(data)
         assert str(refused.value) == words
+
+
+def test_the_fallback_guard_can_fail(wire_impl: ModuleType, rules_unreachable: None) -> None:
+    """With the guard on, a compiled refusal is an AssertionError (so the accepting test above
+    proves the C walk accepted on its own); the twin words the refusal as usual."""
+    compiled = wire_impl.scan_upload.__module__ == "capsync.wire._upload"
+    with pytest.raises(AssertionError if compiled else ValueError):
+        wire_impl.scan_upload(request(text=b"\xff"))
