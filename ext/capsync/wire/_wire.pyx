@@ -8,11 +8,12 @@ twin, which this module never imports). The framing functions (``_framing``) and
 the upload scanner (``_upload``) are re-exported so that this stays the one
 module the selector switches.
 
-This module is one concern, the ``RecordBuffer`` cdef class, and stays one module
-at ~500 lines: a cdef class split across modules would turn its inline ``_put_*``
-calls into vtable calls on the per-reading path. The C kernels around it live
-apart: varints and Timestamp bodies in ``_varint.pxd``, the batch kernel and its
-``RowBatch`` struct in ``_rows.pxd``, the ``writev`` loop in ``_fdio.pxd``.
+The ``RecordBuffer`` cdef class stays in one compiled module: split across modules,
+its inline ``_put_*`` calls would become vtable calls on the per-reading path. Its
+parts live in files by concern: the general dict-to-``Struct`` walk in
+``_struct_encoding.pxi`` (included here, at module level), varints and Timestamp
+bodies in ``_varint.pxd``, the batch kernel and its ``RowBatch`` struct in
+``_rows.pxd``, the ``writev`` loop in ``_fdio.pxd``.
 """
 
 from collections.abc import Mapping
@@ -64,6 +65,9 @@ cdef enum:
 
 _np_bool = np.bool_
 _np_number = (np.integer, np.floating)
+
+
+include "_struct_encoding.pxi"
 
 
 cdef inline int64_t _as_int64(object value, str name) except? -1:
@@ -172,136 +176,6 @@ cdef class RecordBuffer:
         self._close_len(start)
         return 0
 
-    cdef int _value(self, object value, int depth) except -1:
-        cdef Py_ssize_t start
-        cdef Py_ssize_t nbytes
-        cdef const char* utf8
-        cdef double number
-        if type(value) is float:
-            number = PyFloat_AS_DOUBLE(value)
-        elif isinstance(value, bool):
-            self._put_byte(0x20)  # Value.bool_value
-            self._put_byte(1 if value else 0)
-            return 0
-        elif isinstance(value, (int, float)):
-            number = float(value)
-        elif isinstance(value, str):
-            utf8 = PyUnicode_AsUTF8AndSize(value, &nbytes)
-            self._put_byte(0x1A)  # Value.string_value
-            self._put_varint(<uint64_t>nbytes)
-            self._put_bytes(utf8, nbytes)
-            return 0
-        elif value is None:
-            self._put_byte(0x08)  # Value.null_value
-            self._put_byte(0x00)
-            return 0
-        elif isinstance(value, (dict, Mapping)):
-            self._put_byte(0x2A)  # Value.struct_value
-            start = self._open_len()
-            self._struct(value, depth + 1)
-            self._close_len(start)
-            return 0
-        elif isinstance(value, (list, tuple)):
-            self._put_byte(0x32)  # Value.list_value
-            start = self._open_len()
-            self._list(value, depth + 1)
-            self._close_len(start)
-            return 0
-        elif isinstance(value, _np_bool):
-            self._put_byte(0x20)
-            self._put_byte(1 if value else 0)
-            return 0
-        elif isinstance(value, _np_number):
-            number = float(value)
-        else:
-            raise TypeError("no Struct representation")  # _checks.reading_error words it
-        self._reserve(9)
-        self._data[self._size] = 0x11  # Value.number_value
-        memcpy(self._data + self._size + 1, &number, 8)
-        self._size += 9
-        return 0
-
-    cdef int _list(self, object values, int depth) except -1:
-        cdef Py_ssize_t start
-        if depth > MAX_NESTING_DEPTH:
-            raise ValueError("nested too deep")
-        for item in values:
-            self._put_byte(0x0A)  # ListValue.values
-            start = self._open_len()
-            self._value(item, depth)
-            self._close_len(start)
-        return 0
-
-    cdef int _struct(self, object fields, int depth) except -1:
-        if depth > MAX_NESTING_DEPTH:
-            raise ValueError("nested too deep")
-        if type(fields) is dict:
-            for key, item in (<dict>fields).items():
-                self._entry(key, item, depth)
-        else:
-            for key, item in fields.items():
-                self._entry(key, item, depth)
-        return 0
-
-    cdef int _entry(self, object key, object item, int depth) except -1:
-        """One ``Struct.fields`` map entry: key, then value."""
-        cdef Py_ssize_t entry_start, value_start, nbytes
-        cdef const char* utf8
-        cdef uint8_t* out
-        cdef double number
-        if type(key) is not str and not isinstance(key, str):
-            raise TypeError("key is not a string")
-        utf8 = PyUnicode_AsUTF8AndSize(key, &nbytes)
-        if type(item) is float and nbytes <= SHORT_KEY_BYTES:
-            # The common case, written in one go: every length fits in one byte.
-            self._reserve(2 + FLOAT_ENTRY_OVERHEAD + nbytes)
-            out = self._data + self._size
-            out[0] = 0x0A  # Struct.fields entry
-            out[1] = <uint8_t>(FLOAT_ENTRY_OVERHEAD + nbytes)
-            out[2] = 0x0A  # entry key
-            out[3] = <uint8_t>nbytes
-            memcpy(out + 4, utf8, nbytes)
-            out += 4 + nbytes
-            out[0] = 0x12  # entry value
-            out[1] = 9  # Value length
-            out[2] = 0x11  # Value.number_value
-            number = PyFloat_AS_DOUBLE(item)
-            memcpy(out + 3, &number, 8)
-            self._size += 2 + FLOAT_ENTRY_OVERHEAD + nbytes
-            return 0
-        self._put_byte(0x0A)  # Struct.fields entry
-        entry_start = self._open_len()
-        self._put_byte(0x0A)  # entry key
-        self._put_varint(<uint64_t>nbytes)
-        self._put_bytes(utf8, nbytes)
-        self._put_byte(0x12)  # entry value
-        value_start = self._open_len()
-        self._value(item, depth)
-        self._close_len(value_start)
-        self._close_len(entry_start)
-        return 0
-
-    cdef int _wrapped_struct(self, object readings, object wrap_key) except -1:
-        cdef Py_ssize_t entry_start, value_start, struct_start, nbytes
-        cdef const char* utf8
-        if not wrap_key:
-            return self._struct(readings, 1)
-        utf8 = PyUnicode_AsUTF8AndSize(wrap_key, &nbytes)
-        self._put_byte(0x0A)
-        entry_start = self._open_len()
-        self._put_byte(0x0A)
-        self._put_varint(<uint64_t>nbytes)
-        self._put_bytes(utf8, nbytes)
-        self._put_byte(0x12)
-        value_start = self._open_len()
-        self._put_byte(0x2A)
-        struct_start = self._open_len()
-        self._struct(readings, 2)
-        self._close_len(struct_start)
-        self._close_len(value_start)
-        self._close_len(entry_start)
-        return 0
-
     @property
     def nbytes(self):
         """Bytes currently held (encoded and not yet written)."""
@@ -348,7 +222,7 @@ cdef class RecordBuffer:
                 return 0
         keys = tuple(readings)
         template = RecordBuffer(64 + 32 * n)
-        template._wrapped_struct(dict.fromkeys(keys, 0.0), wrap_key)
+        encode_wrapped_struct(template, dict.fromkeys(keys, 0.0), wrap_key)
         number_slots(template._data, template._size, bool(wrap_key), self._tpl_slots, n)
         self._tpl = template
         self._tpl_keys = keys
@@ -388,7 +262,7 @@ cdef class RecordBuffer:
             self._metadata(requested, received, 0)
             self._put_byte(0x12)  # SensorData.struct
             struct_start = self._open_len()
-            self._wrapped_struct(readings, wrap_key)
+            encode_wrapped_struct(self, readings, wrap_key)
             self._close_len(struct_start)
             self._close_len(frame_start)
         except Exception:
@@ -432,7 +306,7 @@ cdef class RecordBuffer:
         # One row's struct is the same bytes every time but for the doubles:
         # encode it once with zeros and remember where each double goes.
         template = RecordBuffer(64 + 32 * n_cols)
-        template._wrapped_struct(dict.fromkeys(keys, 0.0), wrap_key)
+        encode_wrapped_struct(template, dict.fromkeys(keys, 0.0), wrap_key)
         slots_arr = np.empty(max(n_cols, 1), dtype=np.intp)
         cdef Py_ssize_t[::1] slots = slots_arr
         number_slots(template._data, template._size, bool(wrap_key), &slots[0], n_cols)
