@@ -98,7 +98,7 @@ def test_no_compiled_module_imports_a_twin() -> None:
     ext = Path(__file__).resolve().parents[1] / "ext" / "capsync" / "wire"
     twin_import = re.compile(r"^\s*(from|c?import)\s.*\b_\w+_py\b", re.MULTILINE)
     assert twin_import.search("from capsync.wire import _wire_py\n")  # the check can fail
-    for path in ext.glob("*.py[xd]"):
+    for path in [*ext.glob("*.py[xd]"), *ext.glob("*.pxi")]:
         assert not twin_import.search(path.read_text()), path.name
 
 
