@@ -36,7 +36,9 @@ def test_debug_rebuilds_traced_and_annotated_then_release_restores(tmp_path: Pat
     (tmp_path / "ext" / "capsync" / "wire").mkdir(parents=True)
     (tmp_path / "capsync" / "wire").mkdir(parents=True)  # where --inplace puts the module here
     shutil.copy(ROOT / "setup.py", tmp_path / "setup.py")
-    shutil.copy(ROOT / "ext" / "capsync" / "wire" / "_clock.pyx", tmp_path / "ext" / "capsync" / "wire")
+    shutil.copy(
+        ROOT / "ext" / "capsync" / "wire" / "_clock.pyx", tmp_path / "ext" / "capsync" / "wire"
+    )
     annotation = tmp_path / "ext" / "capsync" / "wire" / "_clock.html"
     release = build(tmp_path, debug=False)
     assert "__Pyx_TraceLine(" not in release and not annotation.exists()
