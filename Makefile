@@ -9,7 +9,7 @@ FLAVOUR := $(VENV)/.capsync-flavour
 ifeq ($(shell cat $(FLAVOUR) 2>/dev/null),debug)
 OPTIMIZED := optimized
 endif
-EXT_SOURCES := $(wildcard ext/capsync/*/*.pyx ext/capsync/*/*.pxd)
+EXT_SOURCES := $(wildcard ext/capsync/*/*.pyx ext/capsync/*/*.pxd ext/capsync/*/*.pxi)
 
 .PHONY: help venv install compile optimized debug test test-fast test-python lint proto bench bench-sync-full demo clean browser
 

@@ -21,7 +21,14 @@ extensions = [
         extra_compile_args=["-O0", "-g"] if DEBUG else ["-O3"],
         define_macros=[("CYTHON_TRACE_NOGIL", "1")] if DEBUG else [],
     )
-    for name in ("wire._wire", "wire._append", "wire._clock", "export._export")
+    for name in (
+        "wire._framing",
+        "wire._upload",
+        "wire._wire",
+        "wire._append",
+        "wire._clock",
+        "export._export",
+    )
     if Path(f"ext/capsync/{name.replace('.', '/')}.pyx").exists()
 ]
 

@@ -30,11 +30,6 @@ cdef class RecordBuffer:
     cdef int _timestamp(self, int64_t ns) except -1
     cdef int _metadata(self, int64_t time_requested_ns, int64_t time_received_ns,
                        uint64_t mime_type) except -1
-    cdef int _value(self, object value, int depth) except -1
-    cdef int _list(self, object values, int depth) except -1
-    cdef int _struct(self, object fields, int depth) except -1
-    cdef int _entry(self, object key, object item, int depth) except -1
-    cdef int _wrapped_struct(self, object readings, object wrap_key) except -1
     cdef bint _from_template(self, dict readings, object wrap_key, double* values) except -1
     cdef int _build_template(self, dict readings, object wrap_key) except -1
     cdef int _append_readings(self, object readings, object time_requested_ns,

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 
 def build_filter(args: argparse.Namespace) -> ItemFilter:
-    from capsync.server.query import parse_time
+    from capsync._time import parse_time
     from capsync.server.store import ItemFilter
 
     times: dict[str, int | None] = {}

@@ -174,7 +174,7 @@ def _dataset(query: DataQuery, verb: str, words: list[str]) -> None:
     if verb == "create":
         print(query.datasets.create(words[0]).id)
     elif verb == "list":
-        from capsync.server.query import format_time
+        from capsync._time import format_time
 
         for d in query.datasets.list():
             print(

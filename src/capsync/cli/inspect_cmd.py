@@ -12,6 +12,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
+from capsync import _time
 from capsync.capture.reader import CaptureFileError, read_capture_file
 from capsync.cli.errors import UserError
 from capsync.proto import data_sync_pb2
@@ -38,7 +39,7 @@ def capture_files(path: Path) -> list[Path]:
 
 
 def _ts_ns(stamp: Any) -> int:
-    return int(stamp.seconds) * 1_000_000_000 + int(stamp.nanos)
+    return _time.timestamp_ns(stamp)
 
 
 def _iso(ns: int | None) -> str | None:

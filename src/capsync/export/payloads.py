@@ -19,6 +19,8 @@ from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 from google.protobuf.timestamp_pb2 import Timestamp
 from mcap_protobuf.schema import build_file_descriptor_set
 
+from capsync import _time
+
 IMAGE_FORMATS = {
     "image/jpeg": "jpeg",
     "image/jpg": "jpeg",
@@ -55,8 +57,7 @@ def length_prefix(field_number: int, nbytes: int) -> bytes:
 
 
 def _timestamp(ns: int) -> Timestamp:
-    seconds, nanos = divmod(ns, 1_000_000_000)
-    return Timestamp(seconds=seconds, nanos=nanos)
+    return _time.timestamp(ns)
 
 
 def image_format(mime_type: str, file_extension: str) -> str | None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import datetime as dt
 import logging
 import threading
 import time
@@ -55,6 +54,7 @@ from pymongo.errors import (
 )
 
 from capsync._log import RateLimitedLog
+from capsync._time import bson_date as date_ms
 from capsync.config.model import MongoCaptureConfig
 from capsync.methods import wrap_key_for
 from capsync.mongo.client import check_uri, client_options, is_transient, redact_uri, short_error
@@ -89,8 +89,6 @@ CAPTURE_INDEX: list[tuple[str, int]] = [
 ]
 MAX_NESTING_DEPTH = 100  # deeper readings never reach the hook: the disk encoder refuses them
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
 
 class CollectorKeyLike(Protocol):
     """What :meth:`MongoCaptureWriter.submit` reads of a ``CollectorKey``."""
@@ -110,11 +108,6 @@ class MongoCaptureStats:
     failed: int  # documents MongoDB refused, or readings that could not become a document
     queued: int  # readings waiting to be inserted (including a batch in flight)
     connected: bool  # the last attempt to reach MongoDB succeeded
-
-
-def date_ms(ns: int) -> dt.datetime:
-    """UTC nanoseconds as an aware datetime truncated to the millisecond (a BSON Date)."""
-    return _EPOCH + dt.timedelta(milliseconds=ns // 1_000_000)
 
 
 def _value(value: Any, depth: int) -> Any:

@@ -6,6 +6,7 @@ from typing import Any
 
 from google.protobuf import any_pb2, struct_pb2, timestamp_pb2
 
+from capsync import _time
 from capsync.proto.viam.app.data.v1 import data_pb2 as pb
 from capsync.query.api import box
 from capsync.query.filters import LOCATION_ID, ORGANIZATION_ID, DataFilter, QueryError
@@ -15,15 +16,13 @@ _TAGS = pb.TagsFilterType
 
 
 def timestamp(ns: int) -> timestamp_pb2.Timestamp:
-    seconds, nanos = divmod(ns, 1_000_000_000)
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+    return _time.timestamp(ns)
 
 
 def timestamp_ns(message: Any, field: str) -> int | None:
     if not message.HasField(field):
         return None
-    value = getattr(message, field)
-    return int(value.seconds) * 1_000_000_000 + int(value.nanos)
+    return _time.timestamp_ns(getattr(message, field))
 
 
 def struct(value: dict[str, Any]) -> struct_pb2.Struct:

@@ -27,8 +27,6 @@ when it arrived).
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import decimal
 import heapq
 import json
 import logging
@@ -39,6 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal, TextIO
 
+from capsync._time import format_time
+from capsync._time import parse_time as parse_time  # its home is _time; kept importable here
 from capsync.mongo.client import require_pymongo
 from capsync.server.blobs import UnsafePathError, check_extension, payload_folder
 from capsync.server.stores.base import (
@@ -80,52 +80,10 @@ CSV_COLUMNS = (
 )
 
 log = logging.getLogger(__name__)
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 MAX_NAME_BYTES = 255  # NAME_MAX of the usual filesystems: an exported name is cut to fit
 
 
 # --- times -------------------------------------------------------------------------------
-
-
-def parse_time(text: str) -> int:
-    """Nanoseconds since the epoch from ISO-8601 (no zone means UTC) or epoch seconds."""
-    text = text.strip()
-    try:
-        epoch_s = decimal.Decimal(text)
-    except decimal.InvalidOperation:
-        pass
-    else:
-        if not epoch_s.is_finite():
-            raise ValueError(f"not a time: {text!r}")
-        return int(epoch_s * 1_000_000_000)
-    iso = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
-    fraction_ns = 0
-    # datetime keeps microseconds only: take a longer fraction apart.
-    head, dot, rest = iso.partition(".")
-    if dot:
-        digits = len(rest) - len(rest.lstrip("0123456789"))
-        fraction_ns = int((rest[:digits] + "000000000")[:9]) if digits else 0
-        iso = head + rest[digits:]
-    try:
-        moment = dt.datetime.fromisoformat(iso)
-    except ValueError:
-        raise ValueError(
-            f"not a time: {text!r} (use ISO-8601 like 2024-05-01T12:00:00Z, or epoch seconds)"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    delta = moment - _EPOCH
-    seconds = delta.days * 86_400 + delta.seconds
-    return seconds * 1_000_000_000 + fraction_ns
-
-
-def format_time(ns: int) -> str | None:
-    """ISO-8601 UTC with nanoseconds (``2024-05-01T12:00:00.123456789Z``); None for 0."""
-    if not ns:
-        return None
-    seconds, fraction = divmod(ns, 1_000_000_000)
-    moment = _EPOCH + dt.timedelta(seconds=seconds)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"
 
 
 # --- items -------------------------------------------------------------------------------

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import json_format, struct_pb2
 
-from capsync import wire
+from capsync import _time, wire
 from capsync.methods import MIME_TYPE_ENUM
 from capsync.proto import data_sync_pb2
 from capsync.server.stores.base import TabularBatch, TabularRecord
@@ -66,8 +66,7 @@ def deterministic(message: Any) -> bytes:
 def timestamp_ns(message: Any, field: str) -> int:
     if not message.HasField(field):
         return 0
-    ts = getattr(message, field)
-    return int(ts.seconds) * 1_000_000_000 + int(ts.nanos)
+    return _time.timestamp_ns(getattr(message, field))
 
 
 def _value_to_py(value: struct_pb2.Value) -> Any:
@@ -248,11 +247,6 @@ def decode_batch(
     ]
 
 
-def _timestamp(ns: int) -> timestamp_pb2.Timestamp:
-    seconds, nanos = divmod(ns, 1_000_000_000)
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
-
-
 def batches_from_records(records: Sequence[TabularRecord]) -> Iterator[TabularBatch]:
     """Decoded readings (an old store's rows) as batches, one per ``upload_id`` and source."""
     groups: dict[tuple[Any, ...], list[TabularRecord]] = defaultdict(list)
@@ -272,8 +266,8 @@ def batches_from_records(records: Sequence[TabularRecord]) -> Iterator[TabularBa
         request = data_sync_pb2.DataCaptureUploadRequest(metadata=metadata)
         for r in group:
             reading = request.sensor_contents.add()
-            reading.metadata.time_requested.CopyFrom(_timestamp(r.time_requested_ns))
-            reading.metadata.time_received.CopyFrom(_timestamp(r.time_received_ns))
+            reading.metadata.time_requested.CopyFrom(_time.timestamp(r.time_requested_ns))
+            reading.metadata.time_received.CopyFrom(_time.timestamp(r.time_received_ns))
             reading.struct.update(r.data)
         body = deterministic(request)
         scan = wire.wire().scan_upload(body)

@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from google.protobuf import timestamp_pb2
 from google.protobuf.message import DecodeError
 
-from capsync import wire
+from capsync import _time, wire
 from capsync.capture.header import upload_metadata
 from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_header
 from capsync.proto import data_sync_pb2
@@ -330,9 +329,7 @@ def file_upload_metadata(
     dataset_ids: tuple[str, ...],
     mtime_ns: int,
 ) -> data_sync_pb2.UploadMetadata:
-    modified = timestamp_pb2.Timestamp(
-        seconds=mtime_ns // 1_000_000_000, nanos=mtime_ns % 1_000_000_000
-    )
+    modified = _time.timestamp(mtime_ns)
     return data_sync_pb2.UploadMetadata(
         part_id=part_id,
         type=data_sync_pb2.DataType.DATA_TYPE_FILE,

@@ -35,7 +35,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from capsync.server.query import format_time, parse_time
+from capsync._time import format_time, parse_time
 from capsync.web.data_access import (
     Binary,
     BinaryFilter,
