@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from capsync.query.columnar import ID_COLUMN
+from capsync.query.columnar import HIDDEN_PREFIX
 from capsync.query.filters import DataFilter, QueryError
 from capsync.query.table import readings_table
 
@@ -144,7 +144,8 @@ class SqlEngine:
             if files:
                 listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
                 cur.execute(
-                    f"CREATE TEMP VIEW {TABLE} AS SELECT * EXCLUDE ({ID_COLUMN}) FROM "
+                    f"CREATE TEMP VIEW {TABLE} AS SELECT COLUMNS(c -> NOT starts_with(c, "
+                    f"'{HIDDEN_PREFIX}')) FROM "
                     f"read_parquet([{listed}], union_by_name = true) "
                     "UNION ALL BY NAME SELECT * FROM _capsync_tail"
                 )

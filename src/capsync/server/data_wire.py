@@ -16,6 +16,8 @@ import struct as _struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from capsync.server.store import TabularRecord
 
 _pack_double = _struct.Struct("<d").pack
@@ -122,3 +124,79 @@ def tabular_entry(record: TabularRecord, metadata_index: int) -> bytes:
 def tabular_data_field(entries: Sequence[bytes]) -> bytes:
     """The repeated ``data`` field (number 2) of a TabularDataByFilterResponse."""
     return b"".join(_field(0x12, entry) for entry in entries)
+
+
+# --- splicing stored readings ------------------------------------------------------------
+#
+# A stored batch body holds each reading's ``SensorData`` bytes: ``metadata`` (field 1:
+# ``time_requested`` 1, ``time_received`` 2) then ``struct`` (field 2). A ``TabularData``
+# holds the same Struct (field 1) and the same two Timestamps (fields 3 and 4), so an
+# entry is those byte ranges copied behind new tags, with no Struct decoded or encoded.
+# The copy is one numpy gather for a whole run of readings.
+
+def spliced_entries(
+    body: bytes, offsets: Any, lengths: Any, metadata_index: int
+) -> tuple[bytes, int] | None:
+    """The ``data`` fields (tag 2, one ``TabularData`` each) of the readings whose
+    ``SensorData`` sits at ``offsets``/``lengths`` (int64 arrays) in ``body``, and the
+    total size of the entries (``total_size_bytes``).
+
+    None when some reading is not laid out the plain way (metadata with exactly the
+    two times, then the struct, all lengths short): the caller decodes those instead.
+    """
+    count = len(offsets)
+    if count == 0:
+        return b"", 0
+    if not 0 <= metadata_index < 128:
+        return None
+    offsets = np.asarray(offsets, dtype=np.int64)
+    ends = offsets + np.asarray(lengths, dtype=np.int64)
+    low, high = int(offsets.min()), int(ends.max())
+    src = np.frombuffer(body, dtype=np.uint8)[low:high]
+    o, ends = offsets - low, ends - low
+    last = len(src) - 1
+
+    def at(pos: Any) -> Any:
+        return src[np.minimum(pos, last)].astype(np.int64)
+
+    meta_len = at(o + 1)
+    m = o + 2  # the metadata's body
+    requested_len = at(m + 1)
+    j = m + 2 + requested_len  # the time_received field
+    received_len = at(j + 1)
+    p = m + meta_len  # the struct field
+    v1, v2 = at(p + 1), at(p + 2)
+    long_struct = v1 >= 128
+    struct_len = np.where(long_struct, (v1 & 0x7F) | (v2 << 7), v1)
+    struct_varint = np.where(long_struct, 2, 1)
+    plain = (
+        (at(o) == 0x0A) & (meta_len < 128) & (at(m) == 0x0A) & (requested_len < 128)
+        & (at(j) == 0x12) & (received_len < 128) & (j + 2 + received_len == p)
+        & (at(p) == 0x12) & (~long_struct | (v2 < 128))
+        & (p + 1 + struct_varint + struct_len == ends)
+    )  # fmt: skip
+    if not plain.all():
+        return None
+    index_len = 2 if metadata_index else 0
+    entry_len = (ends - p) + index_len + 1 + (1 + requested_len) + 1 + (1 + received_len)
+    if int(entry_len.max()) >= 16_384:
+        return None
+    two = entry_len >= 128
+    varints = np.empty((count, 2), dtype=np.uint8)
+    varints[:, 0] = np.where(two, (entry_len & 0x7F) | 0x80, entry_len)
+    varints[:, 1] = entry_len >> 7
+    base = len(src)
+    consts = np.frombuffer(bytes((0x12, 0x0A, 0x10, metadata_index, 0x1A, 0x22)), np.uint8)
+    source = np.concatenate((src, consts, varints.ravel()))
+    one = np.ones(count, dtype=np.int64)
+    starts = np.stack((
+        base * one, base + 6 + 2 * np.arange(count, dtype=np.int64), (base + 1) * one,
+        p + 1, (base + 2) * one, (base + 4) * one, m + 1, (base + 5) * one, j + 1,
+    ), axis=1).ravel()  # fmt: skip
+    sizes = np.stack((
+        one, 1 + two, one, ends - p - 1, index_len * one, one, 1 + requested_len, one,
+        1 + received_len,
+    ), axis=1).ravel()  # fmt: skip
+    out_starts = np.cumsum(sizes) - sizes
+    gather = np.repeat(starts - out_starts, sizes) + np.arange(int(sizes.sum()), dtype=np.int64)
+    return source[gather].tobytes(), int(entry_len.sum())
