@@ -53,7 +53,7 @@ ID_COLUMN = "_capsync_id"  # the reading's id: kept in the files, hidden from SQ
 # exports. Files compacted before they existed lack them.
 REQUESTED_NS_COLUMN = "_capsync_time_requested_ns"
 RECEIVED_NS_COLUMN = "_capsync_time_received_ns"
-HIDDEN_PREFIX = "_capsync_"  # every column named so is left out of SQL's readings
+HIDDEN_COLUMNS = (ID_COLUMN, REQUESTED_NS_COLUMN, RECEIVED_NS_COLUMN)  # not in SQL's readings
 DEFAULT_BATCH = 100_000
 _DAY_NS = 86_400 * 1_000_000_000
 
