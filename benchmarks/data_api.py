@@ -51,6 +51,7 @@ from capsync.query.filters import Cursor
 from capsync.query.table import readings_table
 from capsync.server import ApiKey, ApiKeys, IngestServer
 from capsync.server.data_service import records_response, tabular_response
+from capsync.server.records import reading_id
 from capsync.server.data_sources import open_data_query
 from capsync.server.store import TabularRecord
 from capsync.server.stores.local import LocalStore
@@ -86,21 +87,26 @@ def fill(data_dir: Path, readings: int, batch: int = 2_500) -> None:
 
 
 def page_in_process(query: DataQuery, spliced: bool, limit: int) -> int:
-    """Build responses page after page as the handler does; return the readings paged."""
+    """Build response bytes page after page as the handler does; return the readings paged."""
     f, seen, after = DataFilter(component_name="imu"), 0, None
     while seen < limit:
         page = Page(limit=PAGE, after=after)
         if spliced:
             runs = query.tabular_runs(f, page)
             assert runs is not None
-            body = tabular_response(runs)
+            tabular_response(runs)
+            count = sum(len(positions) for _, positions in runs)
+            if count:
+                batch, positions = runs[-1]
+                last = int(positions[-1])
+                after = Cursor(int(batch.time_requested_ns[last]), reading_id(batch.id, last))
         else:
-            body = records_response(*query.tabular_page(f, page))
-        response = data_pb2.TabularDataByFilterResponse.FromString(body)
-        if not response.count:
+            records, after = query.tabular_page(f, page)
+            records_response(records, after)
+            count = len(records)
+        if not count:
             break
-        seen += response.count
-        after = Cursor.parse(response.last)
+        seen += count
     return seen
 
 
