@@ -38,12 +38,11 @@ import time
 from pathlib import Path
 
 import duckdb
+import grpc
 import pyarrow.parquet as pq
 from grpclib.client import Channel
 from viam.app.data_client import DataClient
 from viam.utils import create_filter
-
-import grpc
 
 from capsync.proto.viam.app.data.v1 import data_pb2
 from capsync.query import DataFilter, DataQuery, Page
@@ -51,8 +50,8 @@ from capsync.query.filters import Cursor
 from capsync.query.table import readings_table
 from capsync.server import ApiKey, ApiKeys, IngestServer
 from capsync.server.data_service import records_response, tabular_response
-from capsync.server.records import reading_id
 from capsync.server.data_sources import open_data_query
+from capsync.server.records import reading_id
 from capsync.server.store import TabularRecord
 from capsync.server.stores.local import LocalStore
 
@@ -223,9 +222,8 @@ def main(argv: list[str] | None = None) -> int:
           f"| {decoded_rate:,.0f} readings/s |")
     print(f"| ratio spliced / decoded | {spliced_rate / decoded_rate:.1f}x |")
     print(f"| TabularDataByFilter paging, raw gRPC client | {readings / wire_s:,.0f} readings/s |")
-    print(
-        f"| TabularDataByFilter paging, viam-sdk DataClient | {readings / paging_s:,.0f} readings/s |"
-    )
+    sdk_rate = readings / paging_s
+    print(f"| TabularDataByFilter paging, viam-sdk DataClient | {sdk_rate:,.0f} readings/s |")
     print(f"| first page (50) | {first_s * 1000:.1f} ms |")
     print(f"| SQL aggregate via TabularDataBySQL | {sql_s * 1000:.1f} ms |")
     print(f"| DuckDB on one Parquet file (baseline) | {duck_s * 1000:.1f} ms |")

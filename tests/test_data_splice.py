@@ -95,7 +95,8 @@ def _entries(response: bytes) -> tuple[list[tuple[Any, ...]], int, str]:
 def _both(query: DataQuery, f: DataFilter, page: Page) -> tuple[Any, Any]:
     runs = query.tabular_runs(f, page)
     assert runs is not None
-    return _entries(tabular_response(runs)), _entries(records_response(*query.tabular_page(f, page)))
+    decoded = records_response(*query.tabular_page(f, page))
+    return _entries(tabular_response(runs)), _entries(decoded)
 
 
 FILTERS = [

@@ -17,6 +17,7 @@ through ``query`` on every call and the compactor stays off.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -286,7 +287,9 @@ def _page_runs(
         return []
     times = np.concatenate([t for _, _, t in picked])
     positions = np.concatenate([p for _, p, _ in picked])
-    owners = np.concatenate([np.full(len(p), n, dtype=np.int64) for n, (_, p, _) in enumerate(picked)])
+    owners = np.concatenate(
+        [np.full(len(p), n, dtype=np.int64) for n, (_, p, _) in enumerate(picked)]
+    )
     order = np.argsort(times, kind="stable")
     sorted_times = times[order]
     ties = np.nonzero(sorted_times[1:] == sorted_times[:-1])[0]
@@ -306,5 +309,5 @@ def _page_runs(
     bounds = [0, *cuts.tolist(), len(order)]
     return [
         (picked[int(owners[a])][0], positions[a:b])
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+        for a, b in itertools.pairwise(bounds)
     ]
