@@ -161,3 +161,24 @@ def test_export_equals_the_decoded_export(data_dir: Path, tmp_path: Path) -> Non
     export_parquet(iter_records(data_dir), tmp_path / "decoded")
     for name in (THERMO, IMU):
         assert by_duckdb(tmp_path / "columnar" / name) == by_duckdb(tmp_path / "decoded" / name)
+
+
+def test_files_compacted_before_the_ns_columns(tmp_path: Path) -> None:
+    """A file an earlier compactor wrote (microsecond times only) still serves SQL and
+    exports, its times to the microsecond."""
+    import pyarrow.parquet as pq
+
+    with LocalStore(tmp_path) as store:
+        store.record_tabular([imu(i) for i in range(4)])
+    with open_data_query(tmp_path) as query:
+        assert query.columnar is not None and query.columnar.compact() == 4
+        (path,) = query.columnar.snapshot()[0]
+        table = pq.read_table(path)
+        old = table.drop_columns([c for c in table.column_names if c.endswith("_ns")])
+        pq.write_table(old, path)
+        assert query.sql("SELECT count(*) AS n FROM readings") == [{"n": 4}]
+        export_query_parquet(query, None, tmp_path / "out")
+    rows = by_duckdb(tmp_path / "out" / IMU)
+    assert [r["time_requested"] for r in rows] == [
+        imu(i).time_requested_ns // 1000 * 1000 for i in range(4)
+    ]
