@@ -146,8 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readings", type=int, default=10_000_000)
     parser.add_argument("--quick", action="store_true", help="200,000 readings")
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--decoded-readings", type=int, default=50_000,
-                        help="readings the decoded (previous) response building pages through")
+    parser.add_argument(
+        "--decoded-readings",
+        type=int,
+        default=50_000,
+        help="readings the decoded (previous) response building pages through",
+    )
     args = parser.parse_args(argv)
     readings = 200_000 if args.quick else args.readings
     data_dir = Path(tempfile.mkdtemp(prefix="capsync-bench-data-api-"))
@@ -218,8 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|")
     spliced_rate, decoded_rate = readings / spliced_s, decoded_n / decoded_s
     print(f"| responses built, spliced (in process) | {spliced_rate:,.0f} readings/s |")
-    print(f"| responses built, decoded (before; first {decoded_n:,}) "
-          f"| {decoded_rate:,.0f} readings/s |")
+    print(
+        f"| responses built, decoded (before; first {decoded_n:,}) "
+        f"| {decoded_rate:,.0f} readings/s |"
+    )
     print(f"| ratio spliced / decoded | {spliced_rate / decoded_rate:.1f}x |")
     print(f"| TabularDataByFilter paging, raw gRPC client | {readings / wire_s:,.0f} readings/s |")
     sdk_rate = readings / paging_s

@@ -171,7 +171,34 @@ class StoreSource(DataSource):
         return batch
 
     def count_tabular(self, data_filter: DataFilter) -> int:
+        counted = self._count_undecoded(data_filter)
+        if counted is not None:
+            return counted
         return sum(1 for _ in self.tabular(data_filter))
+
+    def _count_undecoded(self, f: DataFilter) -> int | None:
+        """The count from the batch index (and the scanned times of batches the filter's
+        interval cuts), or None when readings must be decoded to check the filter."""
+        bodies = getattr(self.store, "tabular_bodies", None)
+        if bodies is None or f.mime_types:
+            return None
+        if f.matches_nothing or f.bbox_labels or f.dataset_id is not None:
+            return 0
+        item_filter = _item_filter(f, Page(), "tabular")
+        since, until = item_filter.since_ns, item_filter.until_ns
+        total = 0
+        for row, skip, load in bodies(item_filter):
+            if not _tags_match(row.tags, f):
+                continue
+            inside = (since is None or row.time_min_ns >= since) and (
+                until is None or row.time_max_ns < until
+            )
+            if inside:
+                total += row.count - sum(1 for i in skip if 0 <= i < row.count)
+            else:
+                batch = self._batch(row.id, row.uploaded_at_ns, load)
+                total += len(_positions(batch, item_filter, skip, Page()))
+        return total
 
     def blobs(self, data_filter: DataFilter, page: Page | None = None) -> Iterator[BlobRecord]:
         return (r for r in self._select(data_filter, page or Page(), ("binary", "file"))
@@ -307,7 +334,4 @@ def _page_runs(
     owners, positions = owners[order], positions[order]
     cuts = np.nonzero(owners[1:] != owners[:-1])[0] + 1
     bounds = [0, *cuts.tolist(), len(order)]
-    return [
-        (picked[int(owners[a])][0], positions[a:b])
-        for a, b in itertools.pairwise(bounds)
-    ]
+    return [(picked[int(owners[a])][0], positions[a:b]) for a, b in itertools.pairwise(bounds)]
