@@ -23,9 +23,11 @@ them into Parquet when the store offers a change feed), starts ``capsync serve``
   query on one Parquet file of the same rows written by pyarrow (the baseline),
   in the same run; the ratio is capsync's time over DuckDB's.
 
-``--quick`` uses 200,000 readings (seconds, for CI); the full run (10M readings,
-uploads of 2,500 readings as a 256 KiB capture file gives) takes a few minutes and
-a few GB of disk. Timings are the best of ``--repeat`` runs. Nothing is asserted.
+``--quick`` uses 200,000 readings (minutes, mostly the fill); the full run (10M readings,
+uploads of 2,500 readings as a 256 KiB capture file gives) spends most of its time
+filling the store (each reading built with the protobuf runtime: 200,000 took 224 s on
+the loaded shared VM, so expect the better part of an hour idle) and needs a few GB of
+disk. Timings are the best of ``--repeat`` runs. Nothing is asserted.
 """
 
 from __future__ import annotations
