@@ -7,16 +7,27 @@ component, one per millisecond) straight into the embedded store (compacting
 them into Parquet when the store offers a change feed), starts ``capsync serve``
 (in this process) on loopback and measures:
 
-* **filter paging**: viam-sdk's ``DataClient.tabular_data_by_filter`` over every
-  reading of the component, 10,000 per page, following ``last`` (readings/s),
-  and the time to the first page of 50;
+* **filter paging**: every reading of the component, 10,000 per page, following
+  ``last`` (readings/s), three ways: the server's response building alone (the
+  handler, in process), the wire over loopback with a raw gRPC client that parses
+  each response with the protobuf runtime (the server's rate), and viam-sdk's
+  ``DataClient.tabular_data_by_filter`` (which also turns every reading into a dict,
+  in Python: the client's rate). The response building is measured both ways in
+  the same run: **spliced** (what the server does: each reading's Struct and times
+  copied from the stored upload bytes) against **decoded** (the previous way, and
+  still MongoDB's: a record decoded per reading and re-encoded), the latter over
+  the first ``--decoded-readings`` only, as it is slow; and the time to the first
+  page of 50;
 * **SQL aggregate**: ``SELECT component_name, avg(data.readings.a) ... GROUP BY``
   through ``DataClient.tabular_data_by_sql``, against DuckDB running the same
   query on one Parquet file of the same rows written by pyarrow (the baseline),
   in the same run; the ratio is capsync's time over DuckDB's.
 
-``--quick`` uses 200,000 readings (seconds, for CI). Timings are the best of
-``--repeat`` runs. Nothing is asserted.
+``--quick`` uses 200,000 readings (minutes, mostly the fill); the full run (10M readings,
+uploads of 2,500 readings as a 256 KiB capture file gives) spends most of its time
+filling the store (each reading built with the protobuf runtime: 200,000 took 224 s on
+the loaded shared VM, so expect the better part of an hour idle) and needs a few GB of
+disk. Timings are the best of ``--repeat`` runs. Nothing is asserted.
 """
 
 from __future__ import annotations
@@ -29,15 +40,20 @@ import time
 from pathlib import Path
 
 import duckdb
+import grpc
 import pyarrow.parquet as pq
 from grpclib.client import Channel
 from viam.app.data_client import DataClient
 from viam.utils import create_filter
 
-from capsync.query import DataFilter
+from capsync.proto.viam.app.data.v1 import data_pb2
+from capsync.query import DataFilter, DataQuery, Page
+from capsync.query.filters import Cursor
 from capsync.query.table import readings_table
 from capsync.server import ApiKey, ApiKeys, IngestServer
+from capsync.server.data_service import records_response, tabular_response
 from capsync.server.data_sources import open_data_query
+from capsync.server.records import reading_id
 from capsync.server.store import TabularRecord
 from capsync.server.stores.local import LocalStore
 
@@ -49,7 +65,11 @@ QUERY = (
 )
 
 
-def fill(data_dir: Path, readings: int, batch: int = 50_000) -> None:
+PAGE = 10_000
+METHOD = "/viam.app.data.v1.DataService/TabularDataByFilter"
+
+
+def fill(data_dir: Path, readings: int, batch: int = 2_500) -> None:
     store = LocalStore(data_dir)
     try:
         for start in range(0, readings, batch):
@@ -67,6 +87,53 @@ def fill(data_dir: Path, readings: int, batch: int = 50_000) -> None:
         store.close()
 
 
+def page_in_process(query: DataQuery, spliced: bool, limit: int) -> int:
+    """Build response bytes page after page as the handler does; return the readings paged."""
+    f, seen, after = DataFilter(component_name="imu"), 0, None
+    while seen < limit:
+        page = Page(limit=PAGE, after=after)
+        if spliced:
+            runs = query.tabular_runs(f, page)
+            assert runs is not None
+            tabular_response(runs)
+            count = sum(len(positions) for _, positions in runs)
+            if count:
+                batch, positions = runs[-1]
+                last = int(positions[-1])
+                after = Cursor(int(batch.time_requested_ns[last]), reading_id(batch.id, last))
+        else:
+            records, after = query.tabular_page(f, page)
+            records_response(records, after)
+            count = len(records)
+        if not count:
+            break
+        seen += count
+    return seen
+
+
+def page_raw_grpc(port: int) -> int:
+    """Every reading over loopback, each response parsed by the protobuf runtime."""
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = channel.unary_unary(
+            METHOD,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=data_pb2.TabularDataByFilterResponse.FromString,
+        )
+        auth = (("key_id", "bench"), ("key", "bench-secret"))
+        seen, last = 0, ""
+        while True:
+            request = data_pb2.TabularDataByFilterRequest(
+                data_request=data_pb2.DataRequest(
+                    filter=data_pb2.Filter(component_name="imu"), limit=PAGE, last=last
+                )
+            )
+            response = call(request, metadata=auth)
+            if not response.count:
+                return seen
+            seen += response.count
+            last = response.last
+
+
 def best(repeat: int, action: object) -> float:
     times = []
     for _ in range(repeat):
@@ -81,6 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readings", type=int, default=10_000_000)
     parser.add_argument("--quick", action="store_true", help="200,000 readings")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--decoded-readings",
+        type=int,
+        default=50_000,
+        help="readings the decoded (previous) response building pages through",
+    )
     args = parser.parse_args(argv)
     readings = 200_000 if args.quick else args.readings
     data_dir = Path(tempfile.mkdtemp(prefix="capsync-bench-data-api-"))
@@ -91,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         if query.columnar is not None:  # a store with a change feed: SQL reads Parquet
             query.columnar.compact()
         pq.write_table(readings_table(query.iter_tabular(DataFilter())), baseline_file)
+        decoded_n = min(readings, args.decoded_readings)
+        assert page_in_process(query, True, readings) == readings
+        spliced_s = best(args.repeat, lambda: page_in_process(query, True, readings))
+        decoded_s = best(1, lambda: page_in_process(query, False, decoded_n))
     print(f"stored {readings:,} readings in {time.perf_counter() - began:.1f} s")
 
     keys = ApiKeys([ApiKey("bench", "bench-secret")])
@@ -122,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             channel.close()
             return rows
 
+        assert page_raw_grpc(server.port) == readings
+        wire_s = best(args.repeat, lambda: page_raw_grpc(server.port))
         assert asyncio.run(page_all()) == readings
         paging_s = best(1, lambda: asyncio.run(page_all()))
         first_s = best(args.repeat, lambda: asyncio.run(first_page()))
@@ -143,9 +222,16 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"| {readings:,} readings | value |")
     print("|---|---|")
+    spliced_rate, decoded_rate = readings / spliced_s, decoded_n / decoded_s
+    print(f"| responses built, spliced (in process) | {spliced_rate:,.0f} readings/s |")
     print(
-        f"| TabularDataByFilter paging (10,000 per page) | {readings / paging_s:,.0f} readings/s |"
+        f"| responses built, decoded (before; first {decoded_n:,}) "
+        f"| {decoded_rate:,.0f} readings/s |"
     )
+    print(f"| ratio spliced / decoded | {spliced_rate / decoded_rate:.1f}x |")
+    print(f"| TabularDataByFilter paging, raw gRPC client | {readings / wire_s:,.0f} readings/s |")
+    sdk_rate = readings / paging_s
+    print(f"| TabularDataByFilter paging, viam-sdk DataClient | {sdk_rate:,.0f} readings/s |")
     print(f"| first page (50) | {first_s * 1000:.1f} ms |")
     print(f"| SQL aggregate via TabularDataBySQL | {sql_s * 1000:.1f} ms |")
     print(f"| DuckDB on one Parquet file (baseline) | {duck_s * 1000:.1f} ms |")

@@ -202,6 +202,10 @@ class ServerMetrics(Collector):
             if lag is not None:
                 gauge.add_metric([], lag)
             yield gauge
+        for name, value in sorted(stats.extra.items()):
+            gauge = _gauge(f"server_{name}", name.replace("_", " "))
+            gauge.add_metric([], value)
+            yield gauge
 
 
 def parse_address(address: str) -> tuple[str, int]:

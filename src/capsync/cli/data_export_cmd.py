@@ -69,19 +69,23 @@ def run(args: argparse.Namespace) -> int:
     item_filter = build_filter(args)
     if args.format == "parquet" and args.kind not in (None, "tabular"):
         raise UserError("--format parquet: only tabular readings go to Parquet (--type tabular)", 2)
-    records = iter_records(
-        args.data, item_filter, mongo_uri=args.mongo_uri, mongo_database=args.mongo_database
-    )
     if args.format == "parquet":
-        from capsync.export.parquet_export import export_parquet
+        from capsync.export.parquet_export import export_query_parquet
+        from capsync.server.data_sources import open_data_query
 
-        result = export_parquet(records, args.out)
+        with open_data_query(
+            args.data, args.mongo_uri, mongo_database=args.mongo_database
+        ) as query:
+            result = export_query_parquet(query, item_filter, args.out)
         print(
             f"capsync data: exported {result.rows} readings to {len(result.files)} Parquet "
             f"files under {args.out}",
             file=sys.stderr,
         )
         return 0
+    records = iter_records(
+        args.data, item_filter, mongo_uri=args.mongo_uri, mongo_database=args.mongo_database
+    )
     from capsync.export.mcap_export import export_records
 
     out = Path(args.out)

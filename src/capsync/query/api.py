@@ -132,6 +132,11 @@ class DataQuery:
         records = list(self.source.tabular(data_filter, page))
         return records, _cursor_of(records)
 
+    def tabular_runs(self, data_filter: DataFilter, page: Page) -> list[Any] | None:
+        """One page of readings left as stored bytes (see :meth:`DataSource.tabular_runs`),
+        or None when the source cannot."""
+        return self.source.tabular_runs(data_filter, page)
+
     def count_tabular(self, data_filter: DataFilter) -> int:
         return self.source.count_tabular(data_filter)
 

@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 PARQUET_DIR = "parquet"
 STATE_FILE = "state.json"
 ID_COLUMN = "_capsync_id"  # the reading's id: kept in the files, hidden from SQL
+# The times to the nanosecond (SQL's columns hold microseconds), hidden from SQL too; for
+# exports. Files compacted before they existed lack them.
+REQUESTED_NS_COLUMN = "_capsync_time_requested_ns"
+RECEIVED_NS_COLUMN = "_capsync_time_received_ns"
+HIDDEN_COLUMNS = (ID_COLUMN, REQUESTED_NS_COLUMN, RECEIVED_NS_COLUMN)  # not in SQL's readings
 DEFAULT_BATCH = 100_000
 _DAY_NS = 86_400 * 1_000_000_000
 
@@ -136,8 +141,13 @@ class ColumnarStore:
             key = (r.part_id, r.component_type, r.component_name, r.method_name)
             groups[(key, _day(r.time_requested_ns))].append(r)
         for (key, day), members in groups.items():
-            table = readings_table(members).append_column(
-                ID_COLUMN, pa.array([r.id for r in members], pa.string())
+            table = readings_table(members)
+            table = table.append_column(ID_COLUMN, pa.array([r.id for r in members], pa.string()))
+            table = table.append_column(
+                REQUESTED_NS_COLUMN, pa.array([r.time_requested_ns for r in members], pa.int64())
+            )
+            table = table.append_column(
+                RECEIVED_NS_COLUMN, pa.array([r.time_received_ns for r in members], pa.int64())
             )
             folder = self.root.joinpath(*(_segment(part) for part in key), day)
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -149,13 +159,31 @@ class ColumnarStore:
         pq.write_table(table, temporary, compression="zstd")
         os.replace(temporary, path)
 
+    def lag(self, now_ns: int) -> tuple[int, float] | None:
+        """How far compaction is behind the store: the readings stored but not compacted,
+        and the age in seconds at ``now_ns`` of the earliest of them (0.0: none); None when
+        the store cannot tell."""
+        summary = self.source.changes_summary(self.mark())
+        if summary is None:
+            return None
+        readings, oldest_ns = summary
+        if oldest_ns is None:
+            return readings, 0.0
+        return readings, max(0.0, (now_ns - oldest_ns) / 1e9)
+
     # --- reading ---------------------------------------------------------------------------
 
     def snapshot(self) -> tuple[list[Path], int]:
         """The files to read and the mark whose tail completes them."""
         mark = self.mark()
         files = [p for p in self.root.glob("*/*/*/*/*/*.parquet") if int(p.stem) <= mark]
-        return sorted(files), mark
+        return sorted(files, key=lambda p: (p.parent, int(p.stem))), mark
+
+    @staticmethod
+    def source_of(path: Path) -> tuple[SourceKey, str]:
+        """The source and UTC day (``YYYY-MM-DD``) of a file :meth:`snapshot` listed."""
+        part, ctype, name, method, day = path.parent.parts[-5:]
+        return (_unsegment(part), _unsegment(ctype), _unsegment(name), _unsegment(method)), day
 
     def tail(self, mark: int, batch: int = DEFAULT_BATCH) -> Iterator[TabularRecord]:
         """The readings stored after ``mark``."""

@@ -78,6 +78,16 @@ class DataSource(abc.ABC):
     ) -> bool:
         """Replace the given fields of one binary; False when it does not exist."""
 
+    def tabular_runs(self, data_filter: DataFilter, page: Page) -> list[Any] | None:
+        """One page of tabular readings left as stored bytes, or None when this source
+        cannot (then callers use :meth:`tabular`).
+
+        The page is a list of runs ``(batch, indices)``: a stored
+        :class:`~capsync.server.store.TabularBatch` and the positions (an int64 array)
+        of its readings on the page, runs in page order; the same readings, in the
+        same order, that :meth:`tabular` gives for the same request."""
+        return None
+
     #: Whether :meth:`changes_since` works (then readings are compacted into Parquet).
     supports_changes = False
 
@@ -85,6 +95,11 @@ class DataSource(abc.ABC):
         """Up to ``limit`` readings stored after ``mark`` (0: from the start), in the order
         they were stored, and the new mark. A mark is only ever compared with marks."""
         raise NotImplementedError(f"{type(self).__name__} cannot list changes")
+
+    def changes_summary(self, mark: int) -> tuple[int, int | None] | None:
+        """How many readings are stored after ``mark`` and when the earliest of them was
+        stored (ns; None when there are none); None when this source cannot tell."""
+        return None
 
     @abc.abstractmethod
     def sources(self) -> list[tuple[str, str, str, str]]:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 import pyarrow as pa
 
-from capsync.query.columnar import ID_COLUMN
+from capsync.query.columnar import HIDDEN_COLUMNS, ID_COLUMN
 from capsync.query.filters import DataFilter, QueryError
 from capsync.query.table import readings_table
 
@@ -143,17 +143,24 @@ class SqlEngine:
             cur.register("_capsync_tail", tail)
             if files:
                 listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
-                cur.execute(
-                    f"CREATE TEMP VIEW {TABLE} AS SELECT * EXCLUDE ({ID_COLUMN}) FROM "
-                    f"read_parquet([{listed}], union_by_name = true) "
-                    "UNION ALL BY NAME SELECT * FROM _capsync_tail"
-                )
+                try:
+                    self._files_view(cur, listed, HIDDEN_COLUMNS)
+                except duckdb.BinderException:  # files compacted before the ns columns
+                    self._files_view(cur, listed, (ID_COLUMN,))
             else:
                 cur.execute(f"CREATE TEMP VIEW {TABLE} AS SELECT * FROM _capsync_tail")
         except BaseException:
             cur.close()
             raise
         return cur
+
+    @staticmethod
+    def _files_view(cur: duckdb.DuckDBPyConnection, listed: str, hidden: Sequence[str]) -> None:
+        cur.execute(
+            f"CREATE OR REPLACE TEMP VIEW {TABLE} AS SELECT * EXCLUDE ({', '.join(hidden)}) "
+            f"FROM read_parquet([{listed}], union_by_name = true) "
+            "UNION ALL BY NAME SELECT * FROM _capsync_tail"
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -9,9 +9,11 @@ construction is in :func:`add_datasync_service` (on :mod:`capsync.proto.rpc`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
+import time
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
@@ -288,7 +290,18 @@ class IngestServer:
         """Uploads accepted, requests refused, readings stored since start (zeros before)."""
         if self._servicer is None:
             return ServerCounters().snapshot()
-        return self._servicer.counters.snapshot()
+        stats = self._servicer.counters.snapshot()
+        query = self._query
+        if query is None:
+            return stats
+        # A store indexes an upload before it is acknowledged: nothing acknowledged waits.
+        stats = dataclasses.replace(stats, store_lag_s=0.0)
+        lag = query.columnar.lag(time.time_ns()) if query.columnar is not None else None
+        if lag is not None:
+            readings, seconds = lag
+            extra = {**stats.extra, "compaction_lag_readings": float(readings)}
+            stats = dataclasses.replace(stats, compaction_lag_s=seconds, extra=extra)
+        return stats
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the server stops (True) or ``timeout`` passes (False)."""

@@ -10,7 +10,7 @@ from capsync import _time
 from capsync.proto.viam.app.data.v1 import data_pb2 as pb
 from capsync.query.api import box
 from capsync.query.filters import LOCATION_ID, ORGANIZATION_ID, DataFilter, QueryError
-from capsync.server.store import BlobRecord, TabularRecord
+from capsync.server.store import BlobRecord, TabularBatch, TabularRecord
 
 _TAGS = pb.TagsFilterType
 
@@ -105,7 +105,7 @@ def _parameters(values: dict[str, Any]) -> dict[str, any_pb2.Any]:
     return out
 
 
-def capture_metadata(record: TabularRecord | BlobRecord) -> pb.CaptureMetadata:
+def capture_metadata(record: TabularRecord | BlobRecord | TabularBatch) -> pb.CaptureMetadata:
     meta = pb.CaptureMetadata(
         organization_id=ORGANIZATION_ID,
         location_id=LOCATION_ID,

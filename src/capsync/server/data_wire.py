@@ -16,6 +16,8 @@ import struct as _struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
+
 from capsync.server.store import TabularRecord
 
 _pack_double = _struct.Struct("<d").pack
@@ -122,3 +124,85 @@ def tabular_entry(record: TabularRecord, metadata_index: int) -> bytes:
 def tabular_data_field(entries: Sequence[bytes]) -> bytes:
     """The repeated ``data`` field (number 2) of a TabularDataByFilterResponse."""
     return b"".join(_field(0x12, entry) for entry in entries)
+
+
+# --- splicing stored readings ------------------------------------------------------------
+#
+# A stored batch body holds each reading as a ``sensor_contents`` field: tag 2, length,
+# then the ``SensorData``: ``metadata`` (tag 1, a one-byte length, holding
+# ``time_requested`` 1 and ``time_received`` 2) then ``struct`` (field 2). A response's
+# ``data`` field is tag 2 too, and a ``TabularData`` of the same length holds
+# ``metadata_index`` (field 2: two bytes where the metadata's tag and length were), the
+# same two Timestamps (fields 3 and 4) and the same Struct (field 1); protobuf lets
+# fields come in any order. So each entry is the stored bytes with five bytes rewritten:
+# a run of readings is copied in a few slices and patched with numpy, and no Struct is
+# decoded or encoded. (``metadata_index`` 0 is written out rather than left out: the same
+# value to a reader.)
+
+
+def spliced_entries(
+    body: bytes, offsets: Any, lengths: Any, metadata_index: int
+) -> tuple[bytes, int] | None:
+    """The ``data`` fields (tag 2, one ``TabularData`` each) of the readings whose
+    ``SensorData`` sits at ``offsets``/``lengths`` (int64 arrays) in ``body``, and the
+    total size of the entries (``total_size_bytes``).
+
+    None when some reading is not laid out the plain way (metadata with exactly the
+    two times, then the struct): the caller decodes those instead.
+    """
+    count = len(offsets)
+    if count == 0:
+        return b"", 0
+    if not 0 <= metadata_index < 128:
+        return None
+    view = np.frombuffer(body, dtype=np.uint8)
+    o = np.asarray(offsets, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    ends = o + lengths
+    starts = o - 1 - _varint_sizes(lengths)  # the field's tag
+    if int(starts.min()) < 0:
+        return None
+    last = len(view) - 1
+
+    def at(pos: Any) -> Any:
+        return view[np.minimum(pos, last)].astype(np.int64)
+
+    meta_len = at(o + 1)
+    m = o + 2  # time_requested's tag
+    j = m + 2 + at(m + 1)  # time_received's tag
+    p = m + meta_len  # the struct's tag
+    v1, v2, v3 = at(p + 1), at(p + 2), at(p + 3)
+    struct_len = (v1 & 0x7F) | np.where(v1 >= 128, ((v2 & 0x7F) << 7) | (v3 << 14), 0)
+    struct_varint = np.where(v1 < 128, 1, np.where(v2 < 128, 2, 3))
+    plain = (
+        (at(starts) == 0x12) & (at(o) == 0x0A) & (meta_len < 128) & (at(m) == 0x0A)
+        & (at(m + 1) < 128) & (at(j) == 0x12) & (at(j + 1) < 128) & (j + 2 + at(j + 1) == p)
+        & (at(p) == 0x12) & ((v1 < 128) | (v2 < 128) | (v3 < 128))
+        & (p + 1 + struct_varint + struct_len == ends)
+    )  # fmt: skip
+    if not plain.all():
+        return None
+    # contiguous readings are copied as one slice
+    breaks = np.nonzero(starts[1:] != ends[:-1])[0] + 1
+    piece_starts = starts[np.r_[0, breaks]]
+    piece_ends = ends[np.r_[breaks - 1, count - 1]]
+    piece_sizes = piece_ends - piece_starts
+    out = np.concatenate([view[a:b] for a, b in zip(piece_starts.tolist(), piece_ends.tolist(),
+                                                       strict=True)])  # fmt: skip
+    piece_of = np.zeros(count, dtype=np.int64)
+    piece_of[breaks] = 1
+    piece_of = np.cumsum(piece_of)
+    shift = (np.cumsum(piece_sizes) - piece_sizes - piece_starts)[piece_of]
+    out[o + shift] = 0x10  # metadata_index
+    out[o + 1 + shift] = metadata_index
+    out[m + shift] = 0x1A  # time_requested
+    out[j + shift] = 0x22  # time_received
+    out[p + shift] = 0x0A  # data
+    return out.tobytes(), int(lengths.sum())
+
+
+def _varint_sizes(values: Any) -> Any:
+    sizes = np.ones(len(values), dtype=np.int64)
+    for bits in (7, 14, 21, 28, 35):
+        sizes += values >= (1 << bits)
+    return sizes

@@ -17,12 +17,20 @@ through ``query`` on every call and the compactor stays off.
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from capsync.query.filters import DataFilter, Page
 from capsync.query.source import DataSource
-from capsync.server.store import BlobRecord, ItemFilter, Record, TabularRecord
+from capsync.server.records import batch_from_body, reading_id
+from capsync.server.store import BlobRecord, ItemFilter, Record, TabularBatch, TabularRecord
+
+_CACHED_BATCHES = 8
 
 
 class QueryableStore(Protocol):
@@ -96,6 +104,8 @@ class StoreSource(DataSource):
         """``owns_store``: :meth:`close` closes the store too."""
         self.store = store
         self._owns_store = owns_store
+        self._cache: OrderedDict[str, TabularBatch] = OrderedDict()
+        self._cache_lock = threading.Lock()
         if getattr(store, "supports_changes", False):
             self.supports_changes = True
 
@@ -118,8 +128,77 @@ class StoreSource(DataSource):
         return (r for r in self._select(data_filter, page or Page(), ("tabular",))
                 if isinstance(r, TabularRecord))  # fmt: skip
 
+    def tabular_runs(self, data_filter: DataFilter, page: Page) -> list[Any] | None:
+        bodies = getattr(self.store, "tabular_bodies", None)
+        f = data_filter
+        if bodies is None or page.descending or f.mime_types:
+            return None  # readings are decoded to check these
+        if f.matches_nothing or f.bbox_labels or f.dataset_id is not None:
+            return []  # boxes and datasets belong to binaries
+        limit = page.limit
+        item_filter = _item_filter(f, page, "tabular")
+        picked: list[tuple[TabularBatch, Any, Any]] = []  # batch, positions, their times
+        total = 0
+        bound: int | None = None  # time of the limit-th earliest reading picked so far
+        for row, skip, load in bodies(item_filter):
+            if bound is not None and row.time_min_ns > bound:
+                break  # batches come by earliest reading: none further can be on the page
+            if not _tags_match(row.tags, f):
+                continue
+            batch = self._batch(row.id, row.uploaded_at_ns, load)
+            positions = _positions(batch, item_filter, skip, page)
+            if len(positions):
+                picked.append((batch, positions, batch.time_requested_ns[positions]))
+                total += len(positions)
+                if limit is not None and total >= limit:
+                    times = np.concatenate([t for _, _, t in picked])
+                    bound = int(np.partition(times, limit - 1)[limit - 1])
+        return _page_runs(picked, limit)
+
+    def _batch(self, batch_id: str, uploaded_at_ns: int, load: Any) -> TabularBatch:
+        """A stored batch, scanned (a few recent ones are kept: pages go through a batch
+        one after another)."""
+        with self._cache_lock:
+            batch = self._cache.get(batch_id)
+            if batch is not None:
+                self._cache.move_to_end(batch_id)
+                return batch
+        batch = batch_from_body(load(), batch_id, uploaded_at_ns)
+        with self._cache_lock:
+            self._cache[batch_id] = batch
+            while len(self._cache) > _CACHED_BATCHES:
+                self._cache.popitem(last=False)
+        return batch
+
     def count_tabular(self, data_filter: DataFilter) -> int:
+        counted = self._count_undecoded(data_filter)
+        if counted is not None:
+            return counted
         return sum(1 for _ in self.tabular(data_filter))
+
+    def _count_undecoded(self, f: DataFilter) -> int | None:
+        """The count from the batch index (and the scanned times of batches the filter's
+        interval cuts), or None when readings must be decoded to check the filter."""
+        bodies = getattr(self.store, "tabular_bodies", None)
+        if bodies is None or f.mime_types:
+            return None
+        if f.matches_nothing or f.bbox_labels or f.dataset_id is not None:
+            return 0
+        item_filter = _item_filter(f, Page(), "tabular")
+        since, until = item_filter.since_ns, item_filter.until_ns
+        total = 0
+        for row, skip, load in bodies(item_filter):
+            if not _tags_match(row.tags, f):
+                continue
+            inside = (since is None or row.time_min_ns >= since) and (
+                until is None or row.time_max_ns < until
+            )
+            if inside:
+                total += row.count - sum(1 for i in skip if 0 <= i < row.count)
+            else:
+                batch = self._batch(row.id, row.uploaded_at_ns, load)
+                total += len(_positions(batch, item_filter, skip, Page()))
+        return total
 
     def blobs(self, data_filter: DataFilter, page: Page | None = None) -> Iterator[BlobRecord]:
         return (r for r in self._select(data_filter, page or Page(), ("binary", "file"))
@@ -165,6 +244,13 @@ class StoreSource(DataSource):
         changes: tuple[list[TabularRecord], int] = feed(mark, limit)
         return changes
 
+    def changes_summary(self, mark: int) -> tuple[int, int | None] | None:
+        summary = getattr(self.store, "changes_summary", None)
+        if not self.supports_changes or summary is None:
+            return None
+        result: tuple[int, int | None] = summary(mark)
+        return result
+
     def sources(self) -> list[tuple[str, str, str, str]]:
         found = {(r.part_id, r.component_type, r.component_name, r.method_name)
                  for r in self.store.query()}  # fmt: skip
@@ -192,3 +278,60 @@ def _limited(records: Iterator[Record], limit: int | None) -> Iterator[Record]:
         if limit is not None and count >= limit:
             return
         yield record
+
+
+def _tags_match(tags: tuple[str, ...], f: DataFilter) -> bool:
+    if f.tag_match == "tagged":
+        return bool(tags)
+    if f.tag_match == "untagged":
+        return not tags
+    return not f.tags or bool(set(f.tags) & set(tags))
+
+
+def _positions(batch: TabularBatch, f: ItemFilter, skip: frozenset[int], page: Page) -> Any:
+    """Positions of the batch's readings within the filter's times, not deleted, after the
+    page's cursor."""
+    times = batch.time_requested_ns
+    keep = np.ones(len(times), dtype=bool)
+    if f.since_ns is not None:
+        keep &= times >= f.since_ns
+    if f.until_ns is not None:
+        keep &= times < f.until_ns
+    if skip:
+        keep[[i for i in skip if 0 <= i < len(keep)]] = False
+    if page.after is not None:
+        after = page.after
+        for i in np.nonzero(keep & (times == after.time_ns))[0].tolist():
+            keep[i] = reading_id(batch.id, i) > after.id
+    return np.nonzero(keep)[0]
+
+
+def _page_runs(
+    picked: list[tuple[TabularBatch, Any, Any]], limit: int | None
+) -> list[tuple[TabularBatch, Any]]:
+    """The first ``limit`` picked readings in (time, id) order, as runs of one batch."""
+    if not picked:
+        return []
+    times = np.concatenate([t for _, _, t in picked])
+    positions = np.concatenate([p for _, p, _ in picked])
+    owners = np.concatenate(
+        [np.full(len(p), n, dtype=np.int64) for n, (_, p, _) in enumerate(picked)]
+    )
+    order = np.argsort(times, kind="stable")
+    sorted_times = times[order]
+    ties = np.nonzero(sorted_times[1:] == sorted_times[:-1])[0]
+    if len(ties):  # equal times go by reading id, as the decoded path orders them
+        starts = ties[np.r_[True, np.diff(ties) > 1]]
+        for start in starts.tolist():
+            stop = start + 1
+            while stop < len(order) and sorted_times[stop] == sorted_times[start]:
+                stop += 1
+            group = order[start:stop].tolist()
+            group.sort(key=lambda k: reading_id(picked[owners[k]][0].id, int(positions[k])))
+            order[start:stop] = group
+    if limit is not None:
+        order = order[:limit]
+    owners, positions = owners[order], positions[order]
+    cuts = np.nonzero(owners[1:] != owners[:-1])[0] + 1
+    bounds = [0, *cuts.tolist(), len(order)]
+    return [(picked[int(owners[a])][0], positions[a:b]) for a, b in itertools.pairwise(bounds)]

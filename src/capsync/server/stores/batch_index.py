@@ -157,6 +157,17 @@ class BatchIndex:
         )
         return [(values[0], _row(values[1:])) for values in cursor.fetchall()]
 
+    def summary_after(self, seq: int) -> tuple[int, int | None]:
+        """How many readings the rows inserted after ``seq`` hold, and the earliest time
+        (``uploaded_at_ns``) one of them was stored (None when there are none)."""
+        cursor = self._db.get().execute(
+            "SELECT COALESCE(SUM(count), 0), MIN(uploaded_at_ns) FROM batches "
+            "WHERE seq > ? AND count > 0",
+            (seq,),
+        )
+        readings, oldest = cursor.fetchone()
+        return int(readings), None if oldest is None else int(oldest)
+
     def get(self, batch_id: str) -> BatchRow | None:
         cursor = self._db.get().execute(f"SELECT {_COLUMNS} FROM batches WHERE id = ?", (batch_id,))
         values = cursor.fetchone()

@@ -16,12 +16,13 @@ first start: its readings keep their values and times, and get new ids.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -199,6 +200,22 @@ class LocalStore(Store):
             if records:
                 yield records
 
+    def tabular_bodies(
+        self, item_filter: ItemFilter | None = None
+    ) -> Iterator[tuple[BatchRow, frozenset[int], Callable[[], bytes]]]:
+        """Undecoded: the batches that may hold readings matching the filter's source and
+        time (tags are not checked), by earliest reading, each with the indices of its
+        deleted readings and a function reading its canonical body (batches deleted whole
+        are left out)."""
+        f = item_filter or ItemFilter()
+        if f.kind not in (None, "tabular"):
+            return
+        for row in self._index.select(f):
+            skip = self._blobs.tombstones(row.id)
+            if WHOLE_BATCH not in skip:
+                load = functools.partial(self._segments.read, row.segment, row.offset, row.length)
+                yield row, frozenset(skip), load
+
     def _tabular(self, f: ItemFilter) -> Iterator[TabularRecord]:
         """Readings in (time, id) order: batches are merged as their time ranges overlap."""
         rows = iter(self._index.select(f))
@@ -236,6 +253,11 @@ class LocalStore(Store):
                 if len(records) >= limit:
                     break
         return records, mark
+
+    def changes_summary(self, mark: int) -> tuple[int, int | None]:
+        """How many readings :meth:`changes_since` has after ``mark`` (deleted ones
+        included), and when the earliest of their batches was stored (None: none)."""
+        return self._index.summary_after(mark)
 
     def query(self, item_filter: ItemFilter | None = None) -> Iterator[Record]:
         f = item_filter or ItemFilter()
