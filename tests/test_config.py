@@ -1001,3 +1001,15 @@ def test_any_capture_method_value(key: str, value: Any) -> None:
 def test_any_section_value(section: str, value: Any) -> None:
     loads_or_config_error({section: value})
     loads_or_config_error({section: [value]})
+
+
+def test_a_method_configured_twice_on_one_resource_is_one_clear_error() -> None:
+    message = error_of(sensor_config(readings(), readings(capture_frequency_hz=5)))
+    assert message == (
+        'sensor "imu": capture_methods[1] captures Readings again (already capture_methods[0]); '
+        "capture a method once per resource, or disable one of them"
+    )
+    assert "\n" not in message
+    # A disabled second entry (or one at 0 Hz) captures nothing: no conflict, as in viam-server.
+    config = load_config(sensor_config(readings(), readings(disabled=True), readings(capture_frequency_hz=0)))
+    assert len(config.capture_targets(enabled_only=True)) == 1

@@ -13,11 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from capsync.capture.diskpressure import (
-    DiskPressureDeleter,
-    capture_dir_size,
-    completed_capture_files,
-)
+from capsync.capture.deletable import completed_capture_files
+from capsync.capture.diskpressure import DiskPressureDeleter
+from capsync.capture.layout import capture_dir_size
 from capsync.config import DataManagerConfig
 
 pytestmark = pytest.mark.wire_independent

@@ -15,22 +15,18 @@ from server_fixtures import (
     KEY_ID,
     ServerProcess,
 )
+from sync_helpers import wait_for
 from wire_helpers import struct_to_python, ts_ns
 
 from capsync.capture.ring import RecordRing, RecordTooLargeError
-from capsync.microserver import (
-    MAX_REQUEST_BYTES,
-    RingCollectorSink,
-    RingUploader,
-    build,
-    cache_capacity_bytes,
-    max_record_bytes_for,
-    upload_metadata_for,
-)
-from capsync.proto import data_sync_pb2
-from capsync.resources import Resource, ResourceContext, capture_method
+from capsync.capture.ring_sink import RingCollectorSink, cache_capacity_bytes
+from capsync.capture.sink import CaptureSpec
+from capsync.proto import data_pb2, data_sync_pb2
+from capsync.resources import BinaryResult, Resource, ResourceContext, capture_method
 from capsync.server import ItemFilter, list_items
+from capsync.service import micro_control
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings
+from capsync.sync.ring_upload import MAX_REQUEST_BYTES, RingUploader, max_record_bytes_for
 
 T0 = 1_714_564_800_000_000_000  # 2024-05-01T12:00:00Z
 
@@ -190,13 +186,17 @@ def test_cache_size_kb_below_one_is_refused() -> None:
 
 
 def sensor_sink(ring: RecordRing, name: str = "thermo") -> RingCollectorSink:
-    return RingCollectorSink(
-        ring,
-        component_type="rdk:component:sensor",
-        component_name=name,
-        method_name="Readings",
-        tags=("lab",),
-    )
+    spec = CaptureSpec("rdk:component:sensor", name, "Readings", tags=("lab",))
+    return RingCollectorSink(ring, spec)
+
+
+def build(
+    cache_size_kb: float, upload: Any, part_id: str, *, tags: tuple[str, ...] = (), **keys: Any
+) -> micro_control.MicroServerCollector:
+    """``micro_control.build`` with the spec spelled as keywords (``SENSOR_KEYS``)."""
+    options = {k: keys.pop(k) for k in ("call_metadata", "timeout_s") if k in keys}
+    spec = CaptureSpec(tags=tags, **keys)
+    return micro_control.build(cache_size_kb, upload, part_id, spec, **options)
 
 
 def parse(record: bytes) -> data_sync_pb2.SensorData:
@@ -236,17 +236,50 @@ def test_the_sink_stores_what_a_capture_file_would_hold(wire_impl: Any) -> None:
 
 def test_a_binary_sink_stores_the_payload(wire_impl: Any) -> None:
     ring = RecordRing(10_000)
-    sink = RingCollectorSink(
-        ring,
-        component_type="rdk:component:camera",
-        component_name="cam",
-        method_name="ReadImage",
-        mime_type="image/jpeg",
-    )
+    spec = CaptureSpec("rdk:component:camera", "cam", "ReadImage", mime_type="image/jpeg")
+    sink = RingCollectorSink(ring, spec)
     payload = bytes(range(256)) * 8
     sink.append_binary(memoryview(payload), T0, T0 + 1)
     reading = parse(ring.peek_chunk().records[0])
     assert reading.binary == payload and reading.metadata.mime_type == 1
+
+
+class AnnotatedCamera(Resource):
+    """CaptureAllFromCamera with a detection: a binary reading with ``Annotations``."""
+
+    api = "rdk:component:camera"
+    model = "test:models:annotated"
+
+    @capture_method("CaptureAllFromCamera")
+    def capture_all(self, params: Any) -> BinaryResult:
+        box = data_pb2.Annotations()
+        box.bboxes.add(label="cup", x_min_normalized=0.1, x_max_normalized=0.5, confidence=0.9)
+        return BinaryResult(b"\xff\xd8jpeg", "image/jpeg", annotations=box.SerializeToString())
+
+
+def test_an_annotated_camera_capture_goes_into_the_ring(wire_impl: Any, tmp_path: Path) -> None:
+    server = FakeServer()
+    spec = CaptureSpec("rdk:component:camera", "cam", "CaptureAllFromCamera", mime_type="image/jpeg")
+    parts = micro_control.build(10, server, "part-1", spec)
+    collector = Collector(
+        CollectorKey("rdk:component:camera", "cam", "CaptureAllFromCamera"),
+        AnnotatedCamera("cam", {}, ResourceContext(capture_dir=str(tmp_path))),
+        CollectorSettings(frequency_hz=100),
+        tmp_path,
+        sink_factory=lambda mime_type: parts.sink,
+    )
+    collector.start()
+    try:
+        wait_for(lambda: len(parts.ring) >= 2, timeout_s=20)
+    finally:
+        collector.close()
+    assert collector.stats().errors == 0
+    reading = parse(parts.ring.peek_chunk().records[0])
+    assert reading.binary == b"\xff\xd8jpeg" and reading.metadata.mime_type == 1
+    (box,) = reading.metadata.annotations.bboxes
+    assert box.label == "cup" and box.x_max_normalized == 0.5
+    assert parts.uploader.drain().error is None
+    assert server.requests[0].sensor_contents[0].metadata.annotations.bboxes[0].label == "cup"
 
 
 def test_an_oversize_reading_is_an_error_and_counted(wire_impl: Any) -> None:
@@ -408,7 +441,7 @@ def test_a_record_too_big_for_any_request_does_not_block_the_ring(wire_impl: Any
     sink = sensor_sink(ring)
     sink.append({"text": "x" * 40_000}, T0, T0)
     sink.append({"n": 1.0}, T0, T0)
-    metadata = upload_metadata_for(sink.header, "part-1")
+    metadata = sink.spec.upload_metadata("part-1")
     uploader = RingUploader(ring, server, metadata)
     result = uploader.drain()
     assert result.rejected == 1 and result.records == 1
@@ -431,17 +464,16 @@ def test_the_uploader_calls_a_stub_with_the_key_and_a_timeout(wire_impl: Any) ->
     assert metadata == AUTH and timeout == 7.0 and len(request.sensor_contents) == 1
 
 
-def test_the_background_thread_retries_until_the_server_answers(wire_impl: Any) -> None:
+def test_failed_drains_keep_every_record_until_the_server_answers(wire_impl: Any) -> None:
     server = FakeServer()
     parts = build(10, server, "part-1", **SENSOR_KEYS)
     for i in range(10):
         parts.sink.append({"n": float(i)}, T0 + i, T0 + i)
-    server.fail = 2  # 200 ms then 400 ms of backoff
-    parts.uploader.start(interval_s=60.0)
-    deadline = time.monotonic() + 20
-    while len(parts.ring) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    parts.uploader.stop()
+    server.fail = 2
+    for _ in range(2):
+        assert parts.uploader.drain().error is not None
+        assert len(parts.ring) == 10
+    assert parts.uploader.drain().error is None
     assert len(parts.ring) == 0
     assert server.numbers() == [float(i) for i in range(10)]
     assert parts.uploader.stats().requests_failed == 2
@@ -506,37 +538,20 @@ class Counter(Resource):
         return {"n": float(self.calls)}
 
 
-class RingCollector(Collector):
-    """A Collector writing to a ring sink: what DataManager's micro-server wiring builds.
-
-    Overrides the private ``_stream_for`` only until Collector takes a sink factory.
-    """
-
-    def __init__(self, sink: RingCollectorSink, *args: Any, **kwargs: Any) -> None:
-        self.sink = sink
-        super().__init__(*args, **kwargs)
-
-    def _stream_for(self, mime_type: str) -> Any:
-        self._streams[mime_type] = self.sink
-        return self.sink
-
-
 def test_a_collector_fills_the_ring_instead_of_files(wire_impl: Any, tmp_path: Path) -> None:
     server = FakeServer()
     parts = build(1, server, "part-1", **SENSOR_KEYS)
     resource = Counter("thermo", {}, ResourceContext(capture_dir=str(tmp_path)))
-    collector = RingCollector(
-        parts.sink,
+    collector = Collector(
         CollectorKey("rdk:component:sensor", "thermo", "Readings"),
         resource,
         CollectorSettings(frequency_hz=200),
         tmp_path,
+        sink_factory=lambda mime_type: parts.sink,
     )
     collector.start()
     try:
-        deadline = time.monotonic() + 20
-        while parts.ring.stats().overwritten_records < 20 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_for(lambda: parts.ring.stats().overwritten_records >= 20, timeout_s=20)
     finally:
         collector.close()
     stats = collector.stats()

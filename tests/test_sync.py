@@ -506,9 +506,9 @@ def test_a_manager_without_a_sync_target_does_not_sync(tmp_path: Path) -> None:
 
 @pytest.mark.wire_independent
 def test_backoff_starts_at_200_ms_doubles_and_is_capped() -> None:
-    from capsync.sync.errors import Backoff
+    from capsync._retry import Backoff
 
-    backoff = Backoff(0.2, max_s=1.0)
+    backoff = Backoff(0.2, max_s=1.0, jitter=0.1)
     delays = [backoff.next() for _ in range(6)]
     for delay, nominal in zip(delays, [0.2, 0.4, 0.8, 1.0, 1.0, 1.0], strict=True):
         assert nominal * 0.9 <= delay <= nominal * 1.1
