@@ -28,15 +28,24 @@ def test_walk_sorted_depth_first_with_depths_and_skips(tmp_path: Path) -> None:
     os.symlink(tmp_path / "a", tmp_path / "link")  # folder links are never followed
     walk = [
         (Path(e.path).relative_to(tmp_path).as_posix(), depth)
-        for e, depth in layout.walk_files(tmp_path, sort=True, skip_folder=layout.skip_failed(tmp_path))
+        for e, depth in layout.walk_files(
+            tmp_path, sort=True, skip_folder=layout.skip_failed(tmp_path)
+        )
     ]
-    assert walk == [("a/deep/x.capture", 2), ("b/1.capture", 1), ("b/2.capture", 1), ("top.capture", 0)]
+    assert walk == [
+        ("a/deep/x.capture", 2),
+        ("b/1.capture", 1),
+        ("b/2.capture", 1),
+        ("top.capture", 0),
+    ]
     shallow = [e.name for e, _ in layout.walk_files(tmp_path, sort=True, max_depth=1)]
     assert shallow == ["1.capture", "2.capture", "f.capture", "top.capture"]
     assert list(layout.walk_files(tmp_path / "missing")) == []
 
 
-def test_walk_reports_an_unlistable_folder_or_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_walk_reports_an_unlistable_folder_or_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _touch(tmp_path / "ok" / "a.capture")
     _touch(tmp_path / "locked" / "b.capture")
     real_scandir = os.scandir
@@ -48,7 +57,9 @@ def test_walk_reports_an_unlistable_folder_or_raises(tmp_path: Path, monkeypatch
 
     monkeypatch.setattr(os, "scandir", scandir)
     seen: list[str] = []
-    names = [e.name for e, _ in layout.walk_files(tmp_path, on_list_error=lambda p, _e: seen.append(p))]
+    names = [
+        e.name for e, _ in layout.walk_files(tmp_path, on_list_error=lambda p, _e: seen.append(p))
+    ]
     assert names == ["a.capture"] and seen == [str(tmp_path / "locked")]
     with pytest.raises(PermissionError):
         list(layout.walk_files(tmp_path))
@@ -68,7 +79,9 @@ def test_move_to_failed_never_overwrites(tmp_path: Path) -> None:
     assert not first.exists() and not second.exists() and not third.exists()
 
 
-def test_move_to_failed_copies_across_filesystems(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_move_to_failed_copies_across_filesystems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_link(src: object, dst: object) -> None:
         raise OSError(errno.EXDEV, "cross-device link")
 

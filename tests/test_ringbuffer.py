@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -259,7 +258,9 @@ class AnnotatedCamera(Resource):
 
 def test_an_annotated_camera_capture_goes_into_the_ring(wire_impl: Any, tmp_path: Path) -> None:
     server = FakeServer()
-    spec = CaptureSpec("rdk:component:camera", "cam", "CaptureAllFromCamera", mime_type="image/jpeg")
+    spec = CaptureSpec(
+        "rdk:component:camera", "cam", "CaptureAllFromCamera", mime_type="image/jpeg"
+    )
     parts = micro_control.build(10, server, "part-1", spec)
     collector = Collector(
         CollectorKey("rdk:component:camera", "cam", "CaptureAllFromCamera"),

@@ -223,7 +223,9 @@ def move_to_failed(
     wanted = failed_dir(capture_dir) / relative
     make_folder(wanted.parent)
     for suffix in range(_MAX_NAME_SUFFIX):
-        target = wanted if suffix == 0 else wanted.with_name(f"{wanted.stem}_{suffix}{wanted.suffix}")
+        target = (
+            wanted if suffix == 0 else wanted.with_name(f"{wanted.stem}_{suffix}{wanted.suffix}")
+        )
         try:
             _claim(path, target)
         except FileExistsError:

@@ -18,7 +18,6 @@ Modules: :mod:`~capsync.sync.connection` (address, key, TLS, channel),
 
 from capsync.sync.connection import SyncTarget, UploadClient, resolve_target, sync_configured
 from capsync.sync.errors import SyncConfigError
-from capsync.sync.scheduler import SyncScheduler
 from capsync.sync.report import (
     ProgressFn,
     SyncClosedError,
@@ -27,6 +26,7 @@ from capsync.sync.report import (
     SyncSettings,
     SyncStats,
 )
+from capsync.sync.scheduler import SyncScheduler
 from capsync.sync.syncer import Syncer
 from capsync.sync.upload import upload_arbitrary_file, upload_capture_file
 

@@ -66,7 +66,6 @@ def describe_rpc_error(error: grpc.RpcError) -> str:
     return f"{name}: {details}" if details else name
 
 
-
 class Gate:
     """A pause every worker honours: the server is unreachable or refuses the key.
 
@@ -81,8 +80,12 @@ class Gate:
         self._until = 0.0  # time.monotonic() when calls may go again
         self.reason = ""  # why it was last shut
         self._backoffs = {
-            ErrorKind.UNREACHABLE: Backoff(FIRST_UNREACHABLE_BACKOFF_S, max_backoff_s, jitter=BACKOFF_JITTER),
-            ErrorKind.REJECTED: Backoff(FIRST_UNREACHABLE_BACKOFF_S, max_backoff_s, jitter=BACKOFF_JITTER),
+            ErrorKind.UNREACHABLE: Backoff(
+                FIRST_UNREACHABLE_BACKOFF_S, max_backoff_s, jitter=BACKOFF_JITTER
+            ),
+            ErrorKind.REJECTED: Backoff(
+                FIRST_UNREACHABLE_BACKOFF_S, max_backoff_s, jitter=BACKOFF_JITTER
+            ),
         }
 
     def remaining_s(self) -> float:

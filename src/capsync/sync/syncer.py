@@ -24,15 +24,12 @@ file stays and resumes after what the server confirmed).
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -41,8 +38,6 @@ import grpc
 from capsync._log import RateLimitedLog
 from capsync._retry import Backoff
 from capsync.capture.reader import CaptureFileError
-from capsync.config import DataManagerConfig, MachineConfig
-from capsync.retention import Retention
 from capsync.sync import file_job, files
 from capsync.sync.connection import (
     DEFAULT_RPC_TIMEOUT_S,
@@ -228,7 +223,10 @@ class Syncer:
         if items:
             backoff_max_s = self.target.max_backoff_s
             queue = RetryQueue(
-                [Entry(i, Backoff(self.first_backoff_s, backoff_max_s, jitter=BACKOFF_JITTER)) for i in items]
+                [
+                    Entry(i, Backoff(self.first_backoff_s, backoff_max_s, jitter=BACKOFF_JITTER))
+                    for i in items
+                ]
             )
             with self._lock:
                 self._queues.add(queue)

@@ -34,9 +34,9 @@ from capsync import wire
 from capsync.capture.header import upload_metadata
 from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_header
 from capsync.proto import data_sync_pb2
-from capsync.wire import frames
 from capsync.sync.connection import UploadClient
 from capsync.sync.resume import ResumePoint, ResumeRecord
+from capsync.wire import frames
 
 _log = logging.getLogger("capsync.sync")
 
