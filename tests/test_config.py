@@ -848,7 +848,9 @@ def test_bad_sync_section(sync: dict[str, Any], message: str) -> None:
 
 
 def test_unknown_keys_warn_once_and_do_not_fail(caplog: pytest.LogCaptureFixture) -> None:
-    config = sensor_config(readings(frequncy_hz=3), readings(method="Position", capture_directory="/x"), fancy=True)
+    config = sensor_config(
+        readings(frequncy_hz=3), readings(method="Position", capture_directory="/x"), fancy=True
+    )
     config["services"] = [
         {
             "name": "dm",

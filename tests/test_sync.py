@@ -112,9 +112,11 @@ class Switch(Resource):
     api = "rdk:component:sensor"
     model = "test:sync:switch"
     on = False
+    asked = 0  # how often the syncer asked
 
     @capture_method("Readings")
     def readings(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        Switch.asked += 1
         return {"should_sync": Switch.on}
 
 
@@ -429,6 +431,7 @@ def test_arbitrary_files_carry_path_tags_and_dataset_ids(
 
 def test_selective_sync_follows_the_sensor(tmp_path: Path, ingest_server: ServerProcess) -> None:
     Switch.on = False
+    Switch.asked = 0
     capture_dir = tmp_path / "capture"
     paths = [write_tabular(capture_dir, "s", 100)]
     expected = local_keys(paths)
@@ -440,7 +443,7 @@ def test_selective_sync_follows_the_sensor(tmp_path: Path, ingest_server: Server
         selective_syncer_name="gate",
     )
     with DataManager.from_config(config) as manager:
-        time.sleep(1.0)  # three intervals with should_sync false
+        assert wait_for(lambda: Switch.asked >= 3, 10)  # three intervals with should_sync false
         assert capture_files(capture_dir) == paths
         assert uploaded_files(manager) == 0
         Switch.on = True

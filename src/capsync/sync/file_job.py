@@ -3,9 +3,11 @@ to ``<capture_dir>/failed/``. Both fill in the file's :class:`Outcome`."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from capsync.sync import files
@@ -15,6 +17,31 @@ from capsync.sync.pass_state import Outcome, PassState
 from capsync.sync.upload import upload_arbitrary_file, upload_capture_file
 
 _log = logging.getLogger("capsync.sync")
+
+BUSY = "being uploaded by another worker or process"
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[Outcome | None]:
+    """Hold ``path``'s ``flock`` for the whole upload, so another process (or a deleter)
+    keeps off; yields None while held, or the outcome when it cannot be taken."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        yield Outcome("gone")
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield Outcome("left", BUSY)
+            return
+        if not _same_file(fd, path):  # deleted or replaced before we locked it
+            yield Outcome("gone")
+            return
+        yield None
+    finally:
+        os.close(fd)
 
 
 def upload_and_delete(
@@ -84,6 +111,15 @@ def move_aside(capture_dir: Path, item: SyncItem, outcome: Outcome, reason: str)
     outcome.status = "moved"
     outcome.reason = reason
     return outcome
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
 
 
 def _remove_quietly(path: Path) -> None:

@@ -24,9 +24,7 @@ file stays and resumes after what the server confirmed).
 
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -54,6 +52,7 @@ from capsync.sync.errors import (
     classify,
     describe_rpc_error,
 )
+from capsync.sync.file_job import BUSY
 from capsync.sync.files import SyncItem
 from capsync.sync.pass_state import Entry, Outcome, PassState
 from capsync.sync.report import (
@@ -73,7 +72,6 @@ DEFAULT_RETRY_FOR_S = 300.0
 # How long a graceful stop waits for the uploads in flight before cancelling them.
 DEFAULT_STOP_TIMEOUT_S = 10.0
 STOPPED = "sync stopped before the upload finished"
-BUSY = "being uploaded by another worker or process"
 
 
 class Syncer:
@@ -340,20 +338,8 @@ class Syncer:
         if not self.claim(item.path):
             return Outcome("left", BUSY)
         try:
-            try:
-                fd = os.open(item.path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                return Outcome("gone")
-            try:
-                try:  # held for the whole upload: another process (or a deleter) keeps off
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return Outcome("left", BUSY)
-                if not _same_file(fd, item.path):  # deleted or replaced before we locked it
-                    return Outcome("gone")
-                return self._attempt(entry, state)
-            finally:
-                os.close(fd)
+            with file_job.locked(item.path) as refused:
+                return refused or self._attempt(entry, state)
         finally:
             self.release(item.path)
 
@@ -490,12 +476,3 @@ class Syncer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
