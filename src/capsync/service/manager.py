@@ -47,6 +47,7 @@ from capsync.sync import ProgressFn, SyncReport, SyncStats
 
 if TYPE_CHECKING:  # pymongo is an optional extra: capsync.mongo.capture is imported when used
     from capsync.mongo.capture import MongoCaptureStats
+    from capsync.service._control import BackgroundControl
 
 _log = logging.getLogger("capsync.manager")
 
@@ -108,6 +109,8 @@ class DataManager:
         self._deletion = DeletionControl(deletion_interval_s, lambda p: p in self.uploading())
         self._rings = MicroServerRings(self._sync.upload)
         self._mongo = MongoControl()  # mongo_capture_config's writer
+        if TYPE_CHECKING:  # every background job has the same shape
+            _jobs: tuple[BackgroundControl, ...] = (self._sync, self._deletion, self._mongo)
 
     @classmethod
     def from_config(
@@ -204,7 +207,7 @@ class DataManager:
             collectors = list(self._collectors.values())
             self._collectors.clear()
         self._deletion.stop()
-        self._sync.stop("the service is closed")
+        self._sync.stop()
         self._close_collectors(collectors)
         self._final_stats = {collector.label: collector.stats() for collector in collectors}
         self._mongo.stop()
@@ -280,12 +283,12 @@ class DataManager:
 
     def _update_mongo(self) -> None:
         if not self._closed:
-            self._mongo.update(self.settings, self.capture_enabled)
+            self._mongo.update(self.config)
 
     def _update_deletion(self) -> None:
         with self._lock:
             if not self._closed:
-                self._deletion.update(self.settings, self.capture_enabled)
+                self._deletion.update(self.config)
 
     def sync_stats(self) -> SyncStats | None:
         """Upload totals since sync started; None when sync is not running (see the log)."""

@@ -1,4 +1,5 @@
-"""Keeps the MongoDB capture writer (``mongo_capture_config``) in line with the settings.
+"""Keeps the MongoDB capture writer (``mongo_capture_config``) in line with the settings
+(a :class:`~capsync.service._control.BackgroundControl`).
 
 The writer copies every tabular reading into a MongoDB collection as well;
 pymongo is an optional extra, so :mod:`capsync.mongo.capture` is imported
@@ -11,8 +12,9 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from capsync.config import DataManagerConfig, MongoCaptureConfig
+from capsync.config import MachineConfig, MongoCaptureConfig
 from capsync.mongo.client import MissingExtraError, require_pymongo
+from capsync.service._control import capture_settings
 from capsync.service.collector import CollectorKey
 
 if TYPE_CHECKING:
@@ -30,8 +32,9 @@ class MongoControl:
         self._writer: MongoCaptureWriter | None = None
         self._config: MongoCaptureConfig | None = None
 
-    def update(self, settings: DataManagerConfig, capture_enabled: bool) -> None:
+    def update(self, config: MachineConfig) -> None:
         """MongoDB capture runs while capture is on and the config names a collection."""
+        settings, capture_enabled = capture_settings(config)
         wanted = settings.mongo_capture_config if capture_enabled else None
         if wanted == self._config:
             return

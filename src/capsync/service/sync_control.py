@@ -155,7 +155,7 @@ class SyncControl:
             text += f" while {settings.selective_syncer_name!r} says should_sync"
         return text
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str = "the service is closed") -> None:
         """Stop scheduling; uploads in flight may finish within the stop timeout."""
         with self._lock:
             self._stop_locked(reason)
