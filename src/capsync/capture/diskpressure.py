@@ -16,7 +16,8 @@ looks at the filesystem that holds the capture dir:
   otherwise the disk is full of something else and deleting capture data
   would not help: a warning is logged, at most once per ``warning_interval_s``.
 
-Which files may go ("completed capture files"): regular files ending in
+Which files may go ("completed capture files", :mod:`capsync.capture.deletable`;
+this module is the thread that decides when): regular files ending in
 ``.capture`` that sit exactly at ``<capture_dir>/<api>/<name>/<Method>/`` (the
 only place capsync writes them). Never a ``.prog`` file, never anything under
 ``<capture_dir>/failed/`` or an ``exclude``d folder, never any other file,
