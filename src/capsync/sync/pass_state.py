@@ -7,11 +7,12 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from capsync._retry import Backoff
 from capsync.sync.files import SyncItem
-from capsync.sync.report import ProgressFn, SyncProgress
+from capsync.sync.report import ProgressFn, SyncProgress, SyncReport
 
 _log = logging.getLogger("capsync.sync")
 
@@ -22,6 +23,17 @@ class Outcome:
     reason: str = ""
     records: int = 0
     file_bytes: int = 0
+
+    def add_to(self, report: SyncReport, path: Path) -> None:
+        """Count this settled file in its pass's report."""
+        report.records_uploaded += self.records
+        report.bytes_uploaded += self.file_bytes
+        if self.status == "uploaded":
+            report.files_uploaded += 1
+        elif self.status == "moved":
+            report.moved[str(path)] = self.reason
+        elif self.status == "left":
+            report.left[str(path)] = self.reason
 
 
 @dataclass

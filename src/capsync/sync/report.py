@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from capsync.config import DataManagerConfig, MachineConfig
 from capsync.retention import Retention
+
+_log = logging.getLogger("capsync.sync")
 
 
 class SyncClosedError(RuntimeError):
@@ -114,3 +118,61 @@ class SyncStats:
     uploading: int  # files in flight now
     last_pass_finished: float | None  # time.time() of the end of the last pass
     last_error: str | None
+
+
+class SyncTotals:
+    """What every pass of a syncer did, added up (the caller holds its lock)."""
+
+    def __init__(self) -> None:
+        self.passes = 0
+        self.files_uploaded = 0
+        self.records_uploaded = 0
+        self.bytes_uploaded = 0
+        self.files_moved = 0
+        self.files_left = 0
+        self.last_pass_finished: float | None = None
+        self.last_error: str | None = None
+
+    def add(self, report: SyncReport, *, not_errors: tuple[str, ...] = ()) -> None:
+        """Count a finished pass; a file left for a reason in ``not_errors`` (busy,
+        stopped) does not make the pass's error the last one."""
+        self.passes += 1
+        self.files_uploaded += report.files_uploaded
+        self.records_uploaded += report.records_uploaded
+        self.bytes_uploaded += report.bytes_uploaded
+        self.files_moved += report.files_moved
+        self.files_left = report.files_left
+        self.last_pass_finished = time.time()
+        reasons = [r for r in report.left.values() if r not in not_errors]
+        if reasons:
+            self.last_error = reasons[0]
+        elif report.files_uploaded:
+            self.last_error = None
+
+    def stats(self, *, uploading: int) -> SyncStats:
+        return SyncStats(
+            passes=self.passes,
+            files_uploaded=self.files_uploaded,
+            records_uploaded=self.records_uploaded,
+            bytes_uploaded=self.bytes_uploaded,
+            files_moved_to_failed=self.files_moved,
+            files_left=self.files_left,
+            uploading=uploading,
+            last_pass_finished=self.last_pass_finished,
+            last_error=self.last_error,
+        )
+
+
+def log_pass(report: SyncReport) -> None:
+    """One INFO line for a pass that did anything."""
+    if report.files_uploaded or report.moved or report.left:
+        _log.info(
+            "sync pass: %d of %d files uploaded (%d records, %d bytes) in %.1f s%s%s",
+            report.files_uploaded,
+            report.files_total,
+            report.records_uploaded,
+            report.bytes_uploaded,
+            report.elapsed_s,
+            f"; {report.files_moved} moved to failed/" if report.moved else "",
+            f"; {report.files_left} left for a later pass" if report.left else "",
+        )

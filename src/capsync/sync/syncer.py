@@ -61,6 +61,8 @@ from capsync.sync.report import (
     SyncReport,
     SyncSettings,
     SyncStats,
+    SyncTotals,
+    log_pass,
 )
 from capsync.sync.retryqueue import RetryQueue
 from capsync.sync.upload import REQUEST_MAX_BYTES
@@ -104,14 +106,7 @@ class Syncer:
         self._queues: set[RetryQueue[Entry]] = set()  # of the passes running now
         self._claimed: set[Path] = set()
         self._errors_log = RateLimitedLog(_log, 10.0)
-        self._passes = 0
-        self._files_uploaded = 0
-        self._records_uploaded = 0
-        self._bytes_uploaded = 0
-        self._files_moved = 0
-        self._files_left = 0
-        self._last_pass_finished: float | None = None
-        self._last_error: str | None = None
+        self._totals = SyncTotals()  # guarded by self._lock
 
     @property
     def client(self) -> UploadClient:
@@ -151,17 +146,7 @@ class Syncer:
 
     def stats(self) -> SyncStats:
         with self._lock:
-            return SyncStats(
-                passes=self._passes,
-                files_uploaded=self._files_uploaded,
-                records_uploaded=self._records_uploaded,
-                bytes_uploaded=self._bytes_uploaded,
-                files_moved_to_failed=self._files_moved,
-                files_left=self._files_left,
-                uploading=len(self._claimed),
-                last_pass_finished=self._last_pass_finished,
-                last_error=self._last_error,
-            )
+            return self._totals.stats(uploading=len(self._claimed))
 
     def eligible(self) -> list[SyncItem]:
         """What a pass would upload now: capture files first, then arbitrary files."""
@@ -267,45 +252,14 @@ class Syncer:
                     retry_at = result
                 else:
                     with report_lock:
-                        self._add(report, entry.item, result)
+                        result.add_to(report, entry.item.path)
             finally:
                 queue.done(entry, retry_at)
 
-    def _add(self, report: SyncReport, item: SyncItem, outcome: Outcome) -> None:
-        report.records_uploaded += outcome.records
-        report.bytes_uploaded += outcome.file_bytes
-        if outcome.status == "uploaded":
-            report.files_uploaded += 1
-        elif outcome.status == "moved":
-            report.moved[str(item.path)] = outcome.reason
-        elif outcome.status == "left":
-            report.left[str(item.path)] = outcome.reason
-
     def _record_pass(self, report: SyncReport) -> None:
         with self._lock:
-            self._passes += 1
-            self._files_uploaded += report.files_uploaded
-            self._records_uploaded += report.records_uploaded
-            self._bytes_uploaded += report.bytes_uploaded
-            self._files_moved += report.files_moved
-            self._files_left = report.files_left
-            self._last_pass_finished = time.time()
-            reasons = [r for r in report.left.values() if r not in (BUSY, STOPPED)]
-            if reasons:
-                self._last_error = reasons[0]
-            elif report.files_uploaded:
-                self._last_error = None
-        if report.files_uploaded or report.moved or report.left:
-            _log.info(
-                "sync pass: %d of %d files uploaded (%d records, %d bytes) in %.1f s%s%s",
-                report.files_uploaded,
-                report.files_total,
-                report.records_uploaded,
-                report.bytes_uploaded,
-                report.elapsed_s,
-                f"; {report.files_moved} moved to failed/" if report.moved else "",
-                f"; {report.files_left} left for a later pass" if report.left else "",
-            )
+            self._totals.add(report, not_errors=(BUSY, STOPPED))
+        log_pass(report)
 
     # ----- one file ---------------------------------------------------------------------
 
