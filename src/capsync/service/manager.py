@@ -19,7 +19,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,6 @@ from capsync.config import (
     MachineConfig,
     load_config,
 )
-from capsync.methods import MIME_FILE_EXTENSIONS
 from capsync.resources import (
     Resource,
 )
@@ -53,7 +51,6 @@ _log = logging.getLogger("capsync.manager")
 
 # How long DataManager.sync_now keeps retrying by default.
 SYNC_NOW_TIMEOUT_S = 30.0
-DATASET_DIR = "dataset"  # UploadBinaryDataToDatasets' files, under the capture dir
 # One bound for closing every collector (they close in parallel): well under
 # systemd's 90 s stop timeout, whatever the number of collectors.
 COLLECTOR_CLOSE_TIMEOUT_S = 30.0
@@ -249,21 +246,11 @@ class DataManager:
         """Upload ``data`` now, straight into ``dataset_ids`` (DataManagerService's
         UploadBinaryDataToDatasets): written to ``<capture_dir>/dataset/`` then sent as a
         file with the config's tags plus ``tags``; the file is removed either way."""
-        folder = self.capture_dir / DATASET_DIR
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        name = f"{uuid.uuid4()}{MIME_FILE_EXTENSIONS.get(mime_type, '')}"
-        path = folder / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        all_tags = tuple(dict.fromkeys((*self.settings.tags, *tags)))
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            all_tags = tuple(dict.fromkeys((*self.settings.tags, *tags)))
-            try:
-                self._sync.upload_file(path, name, all_tags, dataset_ids)
-            except SyncNotRunning as exc:
-                raise ServiceError(str(exc)) from None
-        finally:
-            path.unlink(missing_ok=True)
+            self._sync.upload_to_datasets(data, mime_type, all_tags, dataset_ids)
+        except SyncNotRunning as exc:
+            raise ServiceError(str(exc)) from None
 
     def deletion_stats(self) -> DeleterStats | None:
         """Disk-pressure deletion counters; None while capture is off."""
