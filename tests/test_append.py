@@ -224,13 +224,13 @@ def test_eight_threads_with_the_flusher_write_the_same_records(
 def test_rename_create_and_fsync_happen_off_the_writers_thread(
     compiled: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from capsync.capture import naming
+    from capsync.capture import layout
     from capsync.capture import stream as stream_module
 
     writer = threading.current_thread()
     on_writer: list[str] = []
     calls: list[str] = []
-    real_fsync, real_rename, real_create = os.fsync, os.rename, naming.create_in_progress
+    real_fsync, real_rename, real_create = os.fsync, os.rename, layout.create_in_progress
 
     def track(name: str, function):
         def tracked(*args):
@@ -243,7 +243,7 @@ def test_rename_create_and_fsync_happen_off_the_writers_thread(
 
     monkeypatch.setattr(stream_module.os, "fsync", track("fsync", real_fsync))
     monkeypatch.setattr(stream_module.os, "rename", track("rename", real_rename))
-    monkeypatch.setattr(naming, "create_in_progress", track("create", real_create))
+    monkeypatch.setattr(layout, "create_in_progress", track("create", real_create))
     for name, module in (("compiled", compiled), ("python", wire.PURE)):
         stream = open_with(module, tmp_path / name, max_file_size_bytes=8192, fsync_interval_s=0.1)
         try:

@@ -472,7 +472,7 @@ def test_capture_queue_size_zero_means_default() -> None:
 
 
 def test_retention_policy_next_to_capture_methods_applies_to_each() -> None:
-    config = sensor_config(readings(), readings(retention_policy={"days": 1}))
+    config = sensor_config(readings(), readings(method="Position", retention_policy={"days": 1}))
     config["components"][0]["service_configs"][0]["attributes"]["retention_policy"] = {"days": 9}
     first, second = load_config(config).capture_targets()
     assert first.method.retention_policy == RetentionPolicy(days=9)
@@ -595,7 +595,16 @@ def test_two_data_manager_service_configs_are_told_apart() -> None:
         'sensor "imu": service_configs[1].capture_methods[0]: disabled must be true or false, got 1'
     )
     assert error_of(sensor_config(service_configs=[entry, bad])) == message
-    assert len(load_config(sensor_config(service_configs=[entry, entry])).capture_targets()) == 2
+    other = {
+        "type": "data_manager",
+        "attributes": {"capture_methods": [readings(method="Position")]},
+    }
+    assert len(load_config(sensor_config(service_configs=[entry, other])).capture_targets()) == 2
+    twice = error_of(sensor_config(service_configs=[entry, entry]))
+    assert twice.startswith(
+        'sensor "imu": service_configs[1].capture_methods[0] captures Readings again '
+        "(already service_configs[0].capture_methods[0])"
+    )
 
 
 # --- resources --------------------------------------------------------------------------
@@ -839,7 +848,9 @@ def test_bad_sync_section(sync: dict[str, Any], message: str) -> None:
 
 
 def test_unknown_keys_warn_once_and_do_not_fail(caplog: pytest.LogCaptureFixture) -> None:
-    config = sensor_config(readings(frequncy_hz=3), readings(capture_directory="/x"), fancy=True)
+    config = sensor_config(
+        readings(frequncy_hz=3), readings(method="Position", capture_directory="/x"), fancy=True
+    )
     config["services"] = [
         {
             "name": "dm",
@@ -1001,3 +1012,17 @@ def test_any_capture_method_value(key: str, value: Any) -> None:
 def test_any_section_value(section: str, value: Any) -> None:
     loads_or_config_error({section: value})
     loads_or_config_error({section: [value]})
+
+
+def test_a_method_configured_twice_on_one_resource_is_one_clear_error() -> None:
+    message = error_of(sensor_config(readings(), readings(capture_frequency_hz=5)))
+    assert message == (
+        'sensor "imu": capture_methods[1] captures Readings again (already capture_methods[0]); '
+        "capture a method once per resource, or disable one of them"
+    )
+    assert "\n" not in message
+    # A disabled second entry (or one at 0 Hz) captures nothing: no conflict, as in viam-server.
+    config = load_config(
+        sensor_config(readings(), readings(disabled=True), readings(capture_frequency_hz=0))
+    )
+    assert len(config.capture_targets(enabled_only=True)) == 1

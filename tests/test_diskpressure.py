@@ -6,18 +6,15 @@ import fcntl
 import logging
 import os
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sync_helpers import wait_for
 
-from capsync.capture.diskpressure import (
-    DiskPressureDeleter,
-    capture_dir_size,
-    completed_capture_files,
-)
+from capsync.capture.deletable import completed_capture_files
+from capsync.capture.diskpressure import DiskPressureDeleter
+from capsync.capture.layout import capture_dir_size
 from capsync.config import DataManagerConfig
 
 pytestmark = pytest.mark.wire_independent
@@ -288,15 +285,6 @@ def test_stats_add_up_over_checks(tmp_path: Path) -> None:
     assert stats.checks == 3 and stats.deletion_passes == 2
     assert stats.deleted_files == 18 and stats.deleted_bytes == 360
     assert stats.last_report is not None and not stats.last_report.disk_over_threshold
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def test_the_thread_checks_on_its_interval_and_survives_errors(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import pytest
 from wire_helpers import struct_to_python
 
 import capsync
-from capsync.capture.naming import FAILED_DIR_NAME
+from capsync.capture.layout import FAILED_DIR_NAME
 
 SENSOR = {
     "component_type": "rdk:component:sensor",

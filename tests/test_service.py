@@ -18,7 +18,7 @@ import pytest
 from wire_helpers import struct_to_python
 
 import capsync
-from capsync.capture import naming
+from capsync.capture import layout
 from capsync.resources import BinaryResult, Resource, capture_method, register, unregister
 from capsync.service.schedule import Ticker
 
@@ -203,7 +203,7 @@ def test_binary_collector_one_file_per_reading(tmp_path: Path) -> None:
 
 
 def test_write_errors_are_retried_until_the_disk_recovers(tmp_path: Path, monkeypatch) -> None:
-    real_create = naming.create_in_progress
+    real_create = layout.create_in_progress
     disk_full = threading.Event()
     disk_full.set()
 
@@ -212,7 +212,7 @@ def test_write_errors_are_retried_until_the_disk_recovers(tmp_path: Path, monkey
             raise OSError(28, "No space left on device", str(folder))
         return real_create(folder)
 
-    monkeypatch.setattr(naming, "create_in_progress", create)
+    monkeypatch.setattr(layout, "create_in_progress", create)
     config = machine(tmp_path, ("camera", "cam", "test:models:blinker", 50.0, {}))
     with capsync.DataManager.from_config(config) as manager:
         (collector,) = manager._collectors.values()

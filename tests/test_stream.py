@@ -264,10 +264,10 @@ def test_bad_component_names(tmp_path: Path, name: str) -> None:
 
 
 def test_name_collisions_get_a_suffix(tmp_path: Path, monkeypatch) -> None:
-    from capsync.capture import naming
+    from capsync.capture import layout
 
     monkeypatch.setattr(
-        naming, "timestamp_name", lambda now_ns=None: "2026-01-01T00_00_00.000000+00_00"
+        layout, "timestamp_name", lambda now_ns=None: "2026-01-01T00_00_00.000000+00_00"
     )
     with capsync.open_stream(tmp_path, **CAMERA) as stream:
         paths = [stream.append_binary(b"x") for _ in range(3)]
@@ -364,9 +364,9 @@ def test_memory_bound_refuses_new_records_while_writes_fail(tmp_path: Path) -> N
 
 
 def test_binary_write_error_removes_the_partial_file(tmp_path: Path, monkeypatch) -> None:
-    from capsync.capture import naming
+    from capsync.capture import layout
 
-    real_create = naming.create_in_progress
+    real_create = layout.create_in_progress
 
     def create_on_full_disk(folder):
         fd, path = real_create(folder)
@@ -376,11 +376,11 @@ def test_binary_write_error_removes_the_partial_file(tmp_path: Path, monkeypatch
         return fd, path
 
     with capsync.open_stream(tmp_path, **CAMERA) as stream:
-        monkeypatch.setattr(naming, "create_in_progress", create_on_full_disk)
+        monkeypatch.setattr(layout, "create_in_progress", create_on_full_disk)
         with pytest.raises(OSError, match="cannot write capture file") as caught:
             stream.append_binary(b"payload")
         assert caught.value.errno == 28
-        monkeypatch.setattr(naming, "create_in_progress", real_create)
+        monkeypatch.setattr(layout, "create_in_progress", real_create)
         stream.append_binary(b"second try")
     assert files(tmp_path, ".prog") == []
     (path,) = files(tmp_path)
@@ -399,13 +399,13 @@ def test_stream_options_are_checked(tmp_path: Path) -> None:
 def test_timestamp_names_carry_the_local_offset(monkeypatch, tz: str) -> None:
     import datetime as dt
 
-    from capsync.capture import naming
+    from capsync.capture import layout
 
     monkeypatch.setenv("TZ", tz)
     time.tzset()
     try:
         moment_ns = 1_795_302_002_723_808_123
-        name = naming.timestamp_name(moment_ns)
+        name = layout.timestamp_name(moment_ns)
         expected = dt.datetime.fromtimestamp(moment_ns / 1e9).astimezone()
         offset = expected.strftime("%z")
         assert name == expected.strftime("%Y-%m-%dT%H_%M_%S.723808") + f"{offset[:3]}_{offset[3:]}"

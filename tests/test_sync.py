@@ -112,9 +112,11 @@ class Switch(Resource):
     api = "rdk:component:sensor"
     model = "test:sync:switch"
     on = False
+    asked = 0  # how often the syncer asked
 
     @capture_method("Readings")
     def readings(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        Switch.asked += 1
         return {"should_sync": Switch.on}
 
 
@@ -429,6 +431,7 @@ def test_arbitrary_files_carry_path_tags_and_dataset_ids(
 
 def test_selective_sync_follows_the_sensor(tmp_path: Path, ingest_server: ServerProcess) -> None:
     Switch.on = False
+    Switch.asked = 0
     capture_dir = tmp_path / "capture"
     paths = [write_tabular(capture_dir, "s", 100)]
     expected = local_keys(paths)
@@ -440,7 +443,7 @@ def test_selective_sync_follows_the_sensor(tmp_path: Path, ingest_server: Server
         selective_syncer_name="gate",
     )
     with DataManager.from_config(config) as manager:
-        time.sleep(1.0)  # three intervals with should_sync false
+        assert wait_for(lambda: Switch.asked >= 3, 10)  # three intervals with should_sync false
         assert capture_files(capture_dir) == paths
         assert uploaded_files(manager) == 0
         Switch.on = True
@@ -506,9 +509,9 @@ def test_a_manager_without_a_sync_target_does_not_sync(tmp_path: Path) -> None:
 
 @pytest.mark.wire_independent
 def test_backoff_starts_at_200_ms_doubles_and_is_capped() -> None:
-    from capsync.sync.errors import Backoff
+    from capsync._retry import Backoff
 
-    backoff = Backoff(0.2, max_s=1.0)
+    backoff = Backoff(0.2, max_s=1.0, jitter=0.1)
     delays = [backoff.next() for _ in range(6)]
     for delay, nominal in zip(delays, [0.2, 0.4, 0.8, 1.0, 1.0, 1.0], strict=True):
         assert nominal * 0.9 <= delay <= nominal * 1.1

@@ -16,7 +16,7 @@ import psutil
 from tmpfs_fixtures import CAMERA, PAYLOAD_BYTES, FirehoseCamera
 
 import capsync
-from capsync.capture import naming
+from capsync.capture import layout
 from capsync.capture.diskpressure import DiskPressureDeleter
 from capsync.resources import ResourceContext
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings
@@ -45,7 +45,7 @@ def used_fraction(path: Path) -> float:
 
 
 def capture_files(capture_dir: Path) -> list[Path]:
-    return sorted(capture_dir.rglob(f"*{naming.COMPLETED_EXT}"))
+    return sorted(capture_dir.rglob(f"*{layout.COMPLETED_EXT}"))
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float, step_s: float = 0.02) -> bool:
@@ -65,7 +65,7 @@ def assert_all_readable(capture_dir: Path) -> int:
         assert header.method_name == "ReadImage" and header.file_extension == ".jpeg"
         (record,) = list(records)
         assert len(record.binary) == PAYLOAD_BYTES
-    assert not list(capture_dir.rglob(f"*{naming.IN_PROGRESS_EXT}"))
+    assert not list(capture_dir.rglob(f"*{layout.IN_PROGRESS_EXT}"))
     return len(files)
 
 

@@ -25,7 +25,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from capsync.capture.naming import COMPLETED_EXT, FAILED_DIR_NAME
+from capsync.capture.layout import COMPLETED_EXT, FAILED_DIR_NAME
 
 PREFIX = "capsync"
 

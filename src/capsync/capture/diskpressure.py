@@ -16,7 +16,8 @@ looks at the filesystem that holds the capture dir:
   otherwise the disk is full of something else and deleting capture data
   would not help: a warning is logged, at most once per ``warning_interval_s``.
 
-Which files may go ("completed capture files"): regular files ending in
+Which files may go ("completed capture files", :mod:`capsync.capture.deletable`;
+this module is the thread that decides when): regular files ending in
 ``.capture`` that sit exactly at ``<capture_dir>/<api>/<name>/<Method>/`` (the
 only place capsync writes them). Never a ``.prog`` file, never anything under
 ``<capture_dir>/failed/`` or an ``exclude``d folder, never any other file,
@@ -40,13 +41,11 @@ over time.
 from __future__ import annotations
 
 import dataclasses
-import enum
-import fcntl
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,14 +53,13 @@ from typing import Any, Protocol
 import psutil
 
 from capsync._log import RateLimitedLog
-from capsync.capture.naming import COMPLETED_EXT, FAILED_DIR_NAME
+from capsync.capture.deletable import Outcome, completed_capture_files, unlink_unless_locked
+from capsync.capture.layout import capture_dir_size
 
 _log = logging.getLogger("capsync.capture.diskpressure")
 
 DEFAULT_INTERVAL_S = 30.0
 DEFAULT_WARNING_INTERVAL_S = 60.0
-# <capture_dir>/<api>/<name>/<Method>/<file>: a capture file is this many folders down.
-CAPTURE_FILE_DEPTH = 3
 
 
 class DiskUsageLike(Protocol):
@@ -261,12 +259,12 @@ class DiskPressureDeleter:
             if index % self.every_nth:
                 continue
             outcome = self._delete(path)
-            if outcome is _Outcome.DELETED:
+            if outcome is Outcome.DELETED:
                 deleted.append(path)
                 deleted_bytes += size
-            elif outcome is _Outcome.IN_FLIGHT:
+            elif outcome is Outcome.IN_FLIGHT:
                 skipped += 1
-            elif outcome is _Outcome.ERROR:
+            elif outcome is Outcome.ERROR:
                 errors += 1
         return dataclasses.replace(
             report,
@@ -277,13 +275,13 @@ class DiskPressureDeleter:
             delete_errors=errors,
         )
 
-    def _delete(self, path: Path) -> _Outcome:
+    def _delete(self, path: Path) -> Outcome:
         if self._is_in_flight is not None and self._is_in_flight(path):
-            return _Outcome.IN_FLIGHT
+            return Outcome.IN_FLIGHT
         if self._claim is not None and not self._claim(path):
-            return _Outcome.IN_FLIGHT
+            return Outcome.IN_FLIGHT
         try:
-            return _unlink_unless_locked(path)
+            return unlink_unless_locked(path)
         finally:
             if self._release is not None:
                 self._release(path)
@@ -360,111 +358,6 @@ class DiskPressureDeleter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-class _Outcome(enum.Enum):
-    DELETED = enum.auto()
-    IN_FLIGHT = enum.auto()
-    GONE = enum.auto()  # removed by someone else meanwhile
-    ERROR = enum.auto()
-
-
-# ----- walks -------------------------------------------------------------------------------
-
-
-def capture_dir_size(capture_dir: str | os.PathLike[str], *, stop_at: float | None = None) -> int:
-    """The sum of the sizes (``st_size``) of every file under ``capture_dir``.
-
-    Symlinks are not followed (nor counted). With ``stop_at``, the walk ends as
-    soon as the sum reaches it, and the partial sum is returned. A missing dir
-    is 0; files that vanish during the walk are skipped.
-    """
-    total = 0
-    stack = [os.fspath(capture_dir)]
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            total += entry.stat(follow_symlinks=False).st_size
-                    except FileNotFoundError:
-                        continue
-                    if stop_at is not None and total >= stop_at:
-                        return total
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-    return total
-
-
-def completed_capture_files(
-    capture_dir: str | os.PathLike[str], exclude: Iterable[str] = ()
-) -> Iterator[tuple[Path, int]]:
-    """``(path, size)`` of every completed capture file that deletion may consider, in order.
-
-    Depth first, each folder's entries in sorted name order; only regular
-    ``.capture`` files exactly ``CAPTURE_FILE_DEPTH`` folders down; never under
-    ``<capture_dir>/failed`` or a folder in ``exclude`` (real paths).
-    """
-    root = Path(capture_dir)
-    excluded = set(exclude)
-    yield from _walk_sorted(root, 0, excluded)
-
-
-def _walk_sorted(folder: Path, depth: int, excluded: set[str]) -> Iterator[tuple[Path, int]]:
-    try:
-        with os.scandir(folder) as it:
-            entries = sorted(it, key=lambda e: e.name)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for entry in entries:
-        try:
-            if entry.is_dir(follow_symlinks=False):
-                if depth >= CAPTURE_FILE_DEPTH:
-                    continue
-                if depth == 0 and entry.name == FAILED_DIR_NAME:
-                    continue
-                if excluded and os.path.realpath(entry.path) in excluded:
-                    continue
-                yield from _walk_sorted(folder / entry.name, depth + 1, excluded)
-            elif (
-                depth == CAPTURE_FILE_DEPTH
-                and entry.name.endswith(COMPLETED_EXT)
-                and entry.is_file(follow_symlinks=False)
-            ):
-                yield folder / entry.name, entry.stat(follow_symlinks=False).st_size
-        except FileNotFoundError:  # removed (uploaded) while we walked
-            continue
-
-
-def _unlink_unless_locked(path: Path) -> _Outcome:
-    """Remove ``path`` unless another open file holds its ``flock`` (a sync worker
-    uploading it, in this process or another, or a writer still holding it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
-    except FileNotFoundError:  # uploaded (and deleted) by the sync layer meanwhile
-        return _Outcome.GONE
-    except OSError as exc:
-        _log.error("cannot delete capture file %s under disk pressure: %s", path, exc)
-        return _Outcome.ERROR
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return _Outcome.IN_FLIGHT
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            return _Outcome.GONE
-        except OSError as exc:
-            _log.error("cannot delete capture file %s under disk pressure: %s", path, exc)
-            return _Outcome.ERROR
-        return _Outcome.DELETED
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -8,14 +8,14 @@ import logging
 import os
 from pathlib import Path
 
-from capsync.capture import naming
+from capsync.capture import layout
 
 _log = logging.getLogger("capsync.capture")
 
 
 def create_locked(folder: Path) -> tuple[int, Path]:
     """A new ``.prog`` file, flock-ed so recovery knows a live writer holds it."""
-    fd, path = naming.create_in_progress(folder)
+    fd, path = layout.create_in_progress(folder)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
@@ -50,6 +50,6 @@ def fsync_group(label: str, folder: Path, completed: list[int], open_fd: int) ->
         finally:
             os.close(open_fd)
     try:
-        naming.fsync_folder(folder)
+        layout.fsync_folder(folder)
     except OSError:
         _log.error("%s: fsync of folder %s failed", label, folder, exc_info=True)

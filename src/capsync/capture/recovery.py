@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from capsync.capture import naming
+from capsync.capture import layout
 from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_header
 
 _log = logging.getLogger("capsync.capture")
@@ -48,12 +48,8 @@ def _whole_records_end(path: Path) -> tuple[int, int, int]:
 
 
 def _move_to_failed(capture_dir: Path, path: Path) -> Path:
-    relative = path.relative_to(capture_dir)
-    target = capture_dir / naming.FAILED_DIR_NAME / relative.with_suffix(naming.COMPLETED_EXT)
-    naming.make_folder(target.parent)
-    target = naming.completed_path(target.with_suffix(naming.IN_PROGRESS_EXT))
-    os.rename(path, target)
-    return target
+    relative = path.relative_to(capture_dir).with_suffix(layout.COMPLETED_EXT)
+    return layout.move_to_failed(capture_dir, path, relative)
 
 
 def recover_file(capture_dir: Path, path: Path) -> Recovery:
@@ -77,9 +73,9 @@ def recover_file(capture_dir: Path, path: Path) -> Recovery:
         if end < size:
             os.ftruncate(fd, end)
         os.fsync(fd)
-        target = naming.completed_path(path)
+        target = layout.completed_path(path)
         os.rename(path, target)
-        naming.fsync_folder(path.parent)
+        layout.fsync_folder(path.parent)
         return Recovery(str(path), "completed", str(target), records, size - end)
     finally:
         os.close(fd)
@@ -88,11 +84,9 @@ def recover_file(capture_dir: Path, path: Path) -> Recovery:
 def recover_in_progress(capture_dir: str | os.PathLike[str]) -> list[Recovery]:
     """Complete every abandoned ``.prog`` under ``capture_dir``; return what was done."""
     root = Path(capture_dir)
-    failed_dir = root / naming.FAILED_DIR_NAME
+    found = layout.walk_files(root, skip_folder=layout.skip_failed(root))
     results = []
-    for path in sorted(root.rglob("*" + naming.IN_PROGRESS_EXT)):
-        if failed_dir in path.parents or not path.is_file():
-            continue
+    for path in sorted(Path(e.path) for e, _ in found if e.name.endswith(layout.IN_PROGRESS_EXT)):
         try:
             result = recover_file(root, path)
         except FileNotFoundError:

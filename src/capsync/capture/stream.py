@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from capsync import wire
-from capsync.capture import naming
+from capsync.capture import layout as naming
 from capsync.capture.files import create_locked, discard, fsync_group
 from capsync.capture.flusher import FLUSHER
 from capsync.capture.header import annotated_record, build_header, encode_header

@@ -41,6 +41,8 @@ def parse_service_configs(
         if kind == DATA_MANAGER:  # other services' entries are theirs to read
             dm_entries.append((j, entry))
     methods: list[CaptureMethodConfig] = []
+    # (resource name for a remote, method) -> where it was first configured, enabled.
+    enabled: dict[tuple[str, str], str] = {}
     for j, entry in dm_entries:
         reader = ObjectReader(entry, where, warnings, f"service_configs[{j}].")
         attributes = reader.child("attributes")
@@ -57,8 +59,29 @@ def parse_service_configs(
             if not is_object(item):
                 raise ConfigError(f"{method_where} must be an object, got {render(item)}")
             method_reader = ObjectReader(item, method_where, warnings)
-            methods.append(_capture_method(method_reader, default_retention, remote=remote))
+            method = _capture_method(method_reader, default_retention, remote=remote)
+            _check_not_twice(enabled, method, where, f"{prefix}capture_methods[{i}]")
+            methods.append(method)
     return tuple(methods)
+
+
+def _check_not_twice(
+    enabled: dict[tuple[str, str], str], method: CaptureMethodConfig, where: str, index: str
+) -> None:
+    """One resource captures a method once. viam-server keys its collectors by resource,
+    method and additional_params, so a second entry with the same params silently
+    replaces the first; capsync names both entries instead (its capture folder, stats
+    and collector key are per resource and method)."""
+    if not method.enabled:
+        return
+    key = (method.name, method.method)
+    first = enabled.setdefault(key, index)
+    if first != index:
+        resource = f"{where} ({method.name})" if method.name else where
+        raise ConfigError(
+            f"{resource}: {index} captures {method.method} again (already {first}); "
+            "capture a method once per resource, or disable one of them"
+        )
 
 
 def _capture_method(

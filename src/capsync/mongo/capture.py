@@ -54,6 +54,7 @@ from pymongo.errors import (
 )
 
 from capsync._log import RateLimitedLog
+from capsync._retry import Backoff
 from capsync._time import bson_date as date_ms
 from capsync.config.model import MongoCaptureConfig
 from capsync.methods import wrap_key_for
@@ -301,7 +302,7 @@ class MongoCaptureWriter:
     # ----- the background thread ------------------------------------------------------
 
     def _run(self) -> None:
-        retry_s = FIRST_RETRY_S
+        backoff = Backoff(FIRST_RETRY_S, MAX_RETRY_S)
         while True:
             if not self._closing.is_set():
                 self._wake.wait(self._flush_interval_s)
@@ -322,12 +323,11 @@ class MongoCaptureWriter:
                     with self._lock:
                         self._in_flight = 0
                 if ok:
-                    retry_s = FIRST_RETRY_S
+                    backoff.reset()
                     continue
                 if self._closing.is_set() and time.monotonic() >= self._deadline:
                     return
-                self._sleep(retry_s)
-                retry_s = min(retry_s * 2, MAX_RETRY_S)
+                self._sleep(backoff.next())
             if self._closing.is_set():
                 return
 

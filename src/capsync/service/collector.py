@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from capsync._log import RateLimitedLog
+from capsync._retry import Backoff
 from capsync.capture.stream import CaptureStream, CaptureWriteError
 from capsync.methods import is_binary_method
 from capsync.resources import BinaryResult, EndOfData, NoCaptureToStore, Resource
@@ -253,16 +254,15 @@ class Collector:
             # One step below the capture thread: the writer holds the GIL the capture
             # thread needs, so it must not be pre-empted by other processes meanwhile.
             tune_writer_thread(self.settings.realtime_priority - 1)
-        backoff_s = FIRST_WRITE_BACKOFF_S
+        backoff = Backoff(FIRST_WRITE_BACKOFF_S, MAX_WRITE_BACKOFF_S)
         while True:
             self._wake.wait(DRAIN_INTERVAL_S)
             self._wake.clear()
             if self._drain():
-                backoff_s = FIRST_WRITE_BACKOFF_S
+                backoff.reset()
             else:  # the disk refused: wait, then retry the same reading
-                if self._abandon.wait(backoff_s):
+                if self._abandon.wait(backoff.next()):
                     return
-                backoff_s = min(backoff_s * 2, MAX_WRITE_BACKOFF_S)
                 continue
             if self._stop_writer.is_set() and self._capture_done.is_set() and not self._queue:
                 return

@@ -1,4 +1,5 @@
-"""Keeps one disk-pressure deleter running in line with the data_manager settings."""
+"""Keeps one disk-pressure deleter running in line with the data_manager settings
+(a :class:`~capsync.service._control.BackgroundControl`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from capsync.capture.diskpressure import DeleterStats, DiskPressureDeleter
-from capsync.config import DataManagerConfig
+from capsync.config import MachineConfig
+from capsync.service._control import capture_settings
 
 
 class DeletionControl:
@@ -19,8 +21,9 @@ class DeletionControl:
         self._deleter: DiskPressureDeleter | None = None
         self._key: tuple[Any, ...] | None = None
 
-    def update(self, settings: DataManagerConfig, capture_enabled: bool) -> None:
+    def update(self, config: MachineConfig) -> None:
         """Deletion runs exactly while capture is on (SPEC §5)."""
+        settings, capture_enabled = capture_settings(config)
         key = (
             (
                 settings.capture_dir,

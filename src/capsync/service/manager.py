@@ -19,49 +19,38 @@ import logging
 import os
 import threading
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from capsync._log import RateLimitedLog
 from capsync.capture.diskpressure import DeleterStats
 from capsync.capture.recovery import Recovery, recover_in_progress
 from capsync.config import (
     CaptureTarget,
     DataManagerConfig,
     MachineConfig,
-    MongoCaptureConfig,
-    ResourceConfig,
     load_config,
 )
-from capsync.config.model import split_resource_name
-from capsync.methods import MIME_FILE_EXTENSIONS
-from capsync.mongo.client import MissingExtraError, require_pymongo
 from capsync.resources import (
-    ModelImportError,
     Resource,
-    ResourceContext,
-    UnknownModelError,
-    UnknownTypeError,
-    build_resource,
 )
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings, CollectorStats
 from capsync.service.deletion_control import DeletionControl
 from capsync.service.micro_control import MicroServerRings
+from capsync.service.mongo_control import MongoControl
+from capsync.service.resource_pool import ResourcePool
 from capsync.service.sync_control import SyncControl, SyncNotRunning
 from capsync.sync import ProgressFn, SyncReport, SyncStats
 
 if TYPE_CHECKING:  # pymongo is an optional extra: capsync.mongo.capture is imported when used
-    from capsync.mongo.capture import MongoCaptureStats, MongoCaptureWriter
+    from capsync.mongo.capture import MongoCaptureStats
+    from capsync.service._control import BackgroundControl
 
 _log = logging.getLogger("capsync.manager")
 
 # How long DataManager.sync_now keeps retrying by default.
 SYNC_NOW_TIMEOUT_S = 30.0
-DEPENDENCY_LOCK_TIMEOUT_S = 0.5
-DATASET_DIR = "dataset"  # UploadBinaryDataToDatasets' files, under the capture dir
 # One bound for closing every collector (they close in parallel): well under
 # systemd's 90 s stop timeout, whatever the number of collectors.
 COLLECTOR_CLOSE_TIMEOUT_S = 30.0
@@ -102,26 +91,23 @@ class DataManager:
         self.fsync_interval_s = fsync_interval_s
         self.realtime_priority = realtime_priority  # capture threads' SCHED_FIFO priority
         self._collectors: dict[CollectorKey, Collector] = {}
-        self._resources: dict[tuple[str, str], Resource] = {}
-        self._resource_configs: dict[tuple[str, str], ResourceConfig] = {}
         self._lock = threading.RLock()
         self._started = False
         self._closed = False
         self.recovered: list[Recovery] = []
         self._final_stats: dict[str, CollectorStats] = {}
-        # Resources built only to be asked something (the selective syncer sensor).
-        self._other_resources: dict[tuple[str, str], Resource] = {}
+        self._pool = ResourcePool(lambda: self.config, self._lock)
         self._sync = SyncControl(
             settings=lambda: self.settings,
             before_pass=self._before_sync_pass,
             resource=self.resource,
             stop_timeout_s=stop_timeout_s,
         )
-        self._resource_log = RateLimitedLog(_log, 30.0)
         self._deletion = DeletionControl(deletion_interval_s, lambda p: p in self.uploading())
         self._rings = MicroServerRings(self._sync.upload)
-        self._mongo: MongoCaptureWriter | None = None  # mongo_capture_config's writer
-        self._mongo_config: MongoCaptureConfig | None = None
+        self._mongo = MongoControl()  # mongo_capture_config's writer
+        if TYPE_CHECKING:  # every background job has the same shape
+            _jobs: tuple[BackgroundControl, ...] = (self._sync, self._deletion, self._mongo)
 
     @classmethod
     def from_config(
@@ -178,7 +164,7 @@ class DataManager:
         new_config = config if isinstance(config, MachineConfig) else load_config(config)
         with self._lock:
             self.config = new_config
-            self._close_other_resources()
+            self._pool.close_others()
             if not self._started or self._closed:
                 return
             self._update_mongo()
@@ -218,17 +204,12 @@ class DataManager:
             collectors = list(self._collectors.values())
             self._collectors.clear()
         self._deletion.stop()
-        self._sync.stop("the service is closed")
+        self._sync.stop()
         self._close_collectors(collectors)
         self._final_stats = {collector.label: collector.stats() for collector in collectors}
-        mongo, self._mongo, self._mongo_config = self._mongo, None, None
-        if mongo is not None:
-            mongo.close(5.0)
+        self._mongo.stop()
         with self._lock:
-            for resource in self._resources.values():
-                resource.close()
-            self._resources.clear()
-            self._close_other_resources()
+            self._pool.close()
 
     # ----- sync -------------------------------------------------------------------------
 
@@ -237,26 +218,7 @@ class DataManager:
 
         None when the config has no such resource or it cannot be built (logged).
         """
-        split = split_resource_name(name)
-        api, short = split if split is not None else (None, name)
-        with self._lock:
-            for table in (self._resources, self._other_resources):
-                for (res_api, res_name), resource in table.items():
-                    if res_name == short and api in (None, res_api):
-                        return resource
-            for config in (*self.config.components, *self.config.services):
-                if config.name == short and api in (None, config.api):
-                    context = self._context()
-                    try:
-                        resource = build_resource(
-                            config.api, config.model, config.name, config.attributes, context
-                        )
-                    except Exception as exc:
-                        self._resource_log.log(logging.ERROR, f"cannot build {name!r}: {exc}")
-                        return None
-                    self._other_resources[(config.api, config.name)] = resource
-                    return resource
-        return None
+        return self._pool.resource(name)
 
     def sync_now(
         self, progress: ProgressFn | None = None, *, timeout_s: float = SYNC_NOW_TIMEOUT_S
@@ -284,21 +246,11 @@ class DataManager:
         """Upload ``data`` now, straight into ``dataset_ids`` (DataManagerService's
         UploadBinaryDataToDatasets): written to ``<capture_dir>/dataset/`` then sent as a
         file with the config's tags plus ``tags``; the file is removed either way."""
-        folder = self.capture_dir / DATASET_DIR
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        name = f"{uuid.uuid4()}{MIME_FILE_EXTENSIONS.get(mime_type, '')}"
-        path = folder / name
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        all_tags = tuple(dict.fromkeys((*self.settings.tags, *tags)))
         try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            all_tags = tuple(dict.fromkeys((*self.settings.tags, *tags)))
-            try:
-                self._sync.upload_file(path, name, all_tags, dataset_ids)
-            except SyncNotRunning as exc:
-                raise ServiceError(str(exc)) from None
-        finally:
-            path.unlink(missing_ok=True)
+            self._sync.upload_to_datasets(data, mime_type, all_tags, dataset_ids)
+        except SyncNotRunning as exc:
+            raise ServiceError(str(exc)) from None
 
     def deletion_stats(self) -> DeleterStats | None:
         """Disk-pressure deletion counters; None while capture is off."""
@@ -314,37 +266,16 @@ class DataManager:
 
     def mongo_stats(self) -> MongoCaptureStats | None:
         """MongoDB capture counters (inserted, dropped, failed); None when not configured."""
-        writer = self._mongo
-        return None if writer is None else writer.stats()
-
-    def _on_tabular(
-        self, key: CollectorKey, readings: Mapping[str, Any], requested_ns: int, received_ns: int
-    ) -> None:
-        writer = self._mongo
-        if writer is not None:
-            writer.submit(key, readings, requested_ns, received_ns)
+        return self._mongo.stats()
 
     def _update_mongo(self) -> None:
-        """Start, keep or replace the MongoDB capture writer to match the config."""
-        wanted = self.settings.mongo_capture_config if self.capture_enabled else None
-        if wanted == self._mongo_config or self._closed:
-            return
-        old, self._mongo, self._mongo_config = self._mongo, None, wanted
-        if wanted is not None:
-            try:
-                require_pymongo()
-                from capsync.mongo.capture import MongoCaptureWriter
-
-                self._mongo = MongoCaptureWriter(wanted)
-            except (ValueError, MissingExtraError) as exc:
-                _log.error("mongo_capture_config: %s; MongoDB capture is off", exc)
-        if old is not None:
-            old.close(5.0)
+        if not self._closed:
+            self._mongo.update(self.config)
 
     def _update_deletion(self) -> None:
         with self._lock:
             if not self._closed:
-                self._deletion.update(self.settings, self.capture_enabled)
+                self._deletion.update(self.config)
 
     def sync_stats(self) -> SyncStats | None:
         """Upload totals since sync started; None when sync is not running (see the log)."""
@@ -353,11 +284,6 @@ class DataManager:
     def uploading(self) -> frozenset[Path]:
         """The files being uploaded now: never delete one of these."""
         return self._sync.uploading()
-
-    def _close_other_resources(self) -> None:
-        for resource in self._other_resources.values():
-            resource.close()
-        self._other_resources.clear()
 
     def __enter__(self) -> DataManager:
         return self.start()
@@ -406,8 +332,7 @@ class DataManager:
         changed = {
             (plan.key.api, plan.key.resource_name)
             for plan in plans.values()
-            if _construction(self._resource_configs.get((plan.key.api, plan.key.resource_name)))
-            not in (None, _construction(plan.target.resource))
+            if self._pool.config_changed(plan.target)
         }
         self._close_collectors(
             [
@@ -417,11 +342,7 @@ class DataManager:
                 ]
             ]
         )
-        for ident in changed:  # rebuilt with the new attributes below
-            self._resource_configs.pop(ident, None)
-            resource = self._resources.pop(ident, None)
-            if resource is not None:
-                resource.close()
+        self._pool.forget(changed)  # rebuilt with the new attributes below
         for key, plan in plans.items():
             collector = current.get(key)
             if collector is not None:
@@ -433,7 +354,7 @@ class DataManager:
                     continue
                 self._close_collector(current.pop(key))
             current[key] = self._start_collector(plan)
-        self._drop_unused_resources()
+        self._pool.keep_only({(key.api, key.resource_name) for key in self._collectors})
 
     def _close_collector(self, collector: Collector, timeout_s: float | None = None) -> None:
         collector.close(self.close_timeout_s if timeout_s is None else timeout_s)
@@ -469,7 +390,7 @@ class DataManager:
                            self.close_timeout_s)  # fmt: skip
 
     def _start_collector(self, plan: _Plan) -> Collector:
-        resource = self._resource_for(plan.target)
+        resource = self._pool.for_target(plan.target)
         if plan.key.method not in resource.methods():
             raise ServiceError(
                 f"{resource.describe()} (model {resource.model}) has no capture method "
@@ -487,67 +408,12 @@ class DataManager:
                 plan.settings,
                 self.capture_dir,
                 sink_factory=sink_factory,
-                on_tabular=self._on_tabular,
+                on_tabular=self._mongo.submit,
             )
         except OSError as exc:
             raise ServiceError(f"{plan.key.resource_name}/{plan.key.method}: {exc}") from exc
         collector.start()
         return collector
-
-    def _resource_for(self, target: CaptureTarget) -> Resource:
-        assert target.resource is not None
-        config = target.resource
-        ident = (config.api, config.name)
-        resource = self._resources.get(ident)
-        if resource is None and target.remote is not None:
-            from capsync.remote import build_remote_resource
-
-            resource = build_remote_resource(config, self._context())
-        if resource is None:
-            try:
-                resource = build_resource(
-                    config.api, config.model, config.name, config.attributes, self._context()
-                )
-            except (UnknownTypeError, UnknownModelError, ModelImportError) as exc:
-                # Same type for callers that catch it; the message now names the component.
-                exc.args = (f'{config.type} "{config.name}": {exc}',)
-                raise
-            self._resources[ident] = resource
-            self._resource_configs[ident] = config
-        return resource
-
-    def _context(self) -> ResourceContext:
-        source = self.config.source_path
-        return ResourceContext(
-            capture_dir=str(self.capture_dir),
-            config_dir=str(Path(source).parent) if source else None,
-            resolve=self._dependency,
-        )
-
-    def _dependency(self, name: str) -> Resource:
-        """Another resource for a resource (a vision service's camera). Never waits long
-        for the lock: a capture thread asking while the config changes must not block the
-        reconfiguration that is joining it."""
-        if not self._lock.acquire(timeout=DEPENDENCY_LOCK_TIMEOUT_S):
-            raise LookupError(f"resource {name!r}: busy reconfiguring, try again")
-        try:
-            resource = self.resource(name)
-        finally:
-            self._lock.release()
-        if resource is None:
-            raise LookupError(f"no resource {name!r} in the config (or it cannot be built)")
-        return resource
-
-    def _drop_unused_resources(self) -> None:
-        used = {(key.api, key.resource_name) for key in self._collectors}
-        for ident in [i for i in self._resources if i not in used]:
-            self._resource_configs.pop(ident, None)
-            self._resources.pop(ident).close()
-
-
-def _construction(config: ResourceConfig | None) -> ResourceConfig | None:
-    """What a resource is built from: its config without the capture methods."""
-    return None if config is None else dataclasses.replace(config, capture_methods=())
 
 
 def _only_frequency_changed(old: CollectorSettings, new: CollectorSettings) -> bool:

@@ -9,13 +9,16 @@ when one is set. A change of target or sync settings restarts the scheduler.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from capsync._log import RateLimitedLog
 from capsync.config import DataManagerConfig, MachineConfig
+from capsync.methods import MIME_FILE_EXTENSIONS
 from capsync.resources import Resource
 from capsync.sync import (
     ProgressFn,
@@ -27,9 +30,12 @@ from capsync.sync import (
     SyncStats,
     resolve_target,
     sync_configured,
+    upload_arbitrary_file,
 )
 
 _log = logging.getLogger("capsync.manager")
+
+DATASET_DIR = "dataset"  # UploadBinaryDataToDatasets' files, under the capture dir
 
 
 class SyncNotRunning(RuntimeError):
@@ -79,18 +85,27 @@ class SyncControl:
             raise ConnectionError(self._error or "sync is not running")
         return scheduler.syncer.client.data_capture_upload(request)
 
-    def upload_file(
-        self, path: Path, file_name: str, tags: tuple[str, ...], dataset_ids: tuple[str, ...]
+    def upload_to_datasets(
+        self, data: bytes, mime_type: str, tags: tuple[str, ...], dataset_ids: tuple[str, ...]
     ) -> None:
-        """Send one file as a FileUpload over the sync connection (datasets upload)."""
-        from capsync.sync.upload import upload_arbitrary_file
-
+        """Send ``data`` now as a FileUpload into ``dataset_ids`` over the sync connection:
+        written to ``<capture_dir>/dataset/`` first, removed either way."""
         scheduler = self._scheduler
         if scheduler is None:
             raise SyncNotRunning(self._error or "sync is not running")
-        upload_arbitrary_file(
-            scheduler.syncer.client, path, file_name=file_name, tags=tags, dataset_ids=dataset_ids
-        )
+        folder = Path(self._settings().capture_dir) / DATASET_DIR
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        name = f"{uuid.uuid4()}{MIME_FILE_EXTENSIONS.get(mime_type, '')}"
+        path = folder / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            upload_arbitrary_file(
+                scheduler.syncer.client, path, file_name=name, tags=tags, dataset_ids=dataset_ids
+            )
+        finally:
+            path.unlink(missing_ok=True)
 
     @staticmethod
     def part_id(config: MachineConfig) -> str:
@@ -155,7 +170,7 @@ class SyncControl:
             text += f" while {settings.selective_syncer_name!r} says should_sync"
         return text
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str = "the service is closed") -> None:
         """Stop scheduling; uploads in flight may finish within the stop timeout."""
         with self._lock:
             self._stop_locked(reason)

@@ -9,22 +9,25 @@ Modules: :mod:`~capsync.sync.connection` (address, key, TLS, channel),
 :mod:`~capsync.sync.upload` (the requests one file becomes),
 :mod:`~capsync.sync.resume` (how far a split file was confirmed),
 :mod:`~capsync.sync.errors` (retry, wait, keep or move aside),
-:mod:`~capsync.sync.syncer` (a pass with a pool of workers) and
+:mod:`~capsync.sync.report` (a pass's settings, progress and report),
+:mod:`~capsync.sync.pass_state` (what a pass's workers share),
+:mod:`~capsync.sync.syncer` (a pass with a pool of workers),
+:mod:`~capsync.sync.ring_upload` (micro-server mode's rings) and
 :mod:`~capsync.sync.scheduler` (a pass every interval).
 """
 
 from capsync.sync.connection import SyncTarget, UploadClient, resolve_target, sync_configured
 from capsync.sync.errors import SyncConfigError
-from capsync.sync.scheduler import SyncScheduler
-from capsync.sync.syncer import (
+from capsync.sync.report import (
     ProgressFn,
     SyncClosedError,
-    Syncer,
     SyncProgress,
     SyncReport,
     SyncSettings,
     SyncStats,
 )
+from capsync.sync.scheduler import SyncScheduler
+from capsync.sync.syncer import Syncer
 from capsync.sync.upload import upload_arbitrary_file, upload_capture_file
 
 __all__ = [

@@ -13,15 +13,15 @@ kind                 what the syncer does
 from __future__ import annotations
 
 import enum
-import random
 import threading
 import time
 
 import grpc
 
+from capsync._retry import Backoff
+
 FIRST_BACKOFF_S = 0.2
 FIRST_UNREACHABLE_BACKOFF_S = 1.0
-BACKOFF_FACTOR = 2.0
 BACKOFF_JITTER = 0.1  # +-10 %, so that workers that failed together do not retry together
 
 
@@ -66,23 +66,6 @@ def describe_rpc_error(error: grpc.RpcError) -> str:
     return f"{name}: {details}" if details else name
 
 
-class Backoff:
-    """Delays ``first_s``, doubling, capped at ``max_s`` (with a little jitter)."""
-
-    def __init__(self, first_s: float = FIRST_BACKOFF_S, max_s: float = 60.0) -> None:
-        self.first_s = min(first_s, max_s)
-        self.max_s = max_s
-        self._next_s = self.first_s
-
-    def next(self) -> float:
-        delay = self._next_s
-        self._next_s = min(self._next_s * BACKOFF_FACTOR, self.max_s)
-        return delay * random.uniform(1.0 - BACKOFF_JITTER, 1.0 + BACKOFF_JITTER)
-
-    def reset(self) -> None:
-        self._next_s = self.first_s
-
-
 class Gate:
     """A pause every worker honours: the server is unreachable or refuses the key.
 
@@ -97,8 +80,12 @@ class Gate:
         self._until = 0.0  # time.monotonic() when calls may go again
         self.reason = ""  # why it was last shut
         self._backoffs = {
-            ErrorKind.UNREACHABLE: Backoff(FIRST_UNREACHABLE_BACKOFF_S, max_backoff_s),
-            ErrorKind.REJECTED: Backoff(FIRST_UNREACHABLE_BACKOFF_S, max_backoff_s),
+            ErrorKind.UNREACHABLE: Backoff(
+                FIRST_UNREACHABLE_BACKOFF_S, max_backoff_s, jitter=BACKOFF_JITTER
+            ),
+            ErrorKind.REJECTED: Backoff(
+                FIRST_UNREACHABLE_BACKOFF_S, max_backoff_s, jitter=BACKOFF_JITTER
+            ),
         }
 
     def remaining_s(self) -> float:

@@ -16,22 +16,21 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from capsync.capture import naming
+from capsync.capture import layout
 
 _log = logging.getLogger("capsync.sync")
 
 # Next to a capture file split across several requests: how far the server confirmed it.
 RESUME_SUFFIX = ".syncprog"
 _OWN_SUFFIXES = (
-    naming.COMPLETED_EXT,
-    naming.IN_PROGRESS_EXT,
+    layout.COMPLETED_EXT,
+    layout.IN_PROGRESS_EXT,
     RESUME_SUFFIX,
     RESUME_SUFFIX + ".tmp",
 )
@@ -58,39 +57,24 @@ class SyncItem:
         return self.path.relative_to(self.root).as_posix()
 
 
-def failed_dir(capture_dir: str | os.PathLike[str]) -> Path:
-    return Path(capture_dir) / naming.FAILED_DIR_NAME
+def _warn_unlisted(folder: str, exc: OSError) -> None:
+    _log.warning("cannot list %s: %s", folder, exc.strerror or exc)
 
 
-def _walk_files(root: Path, skip: Iterable[Path]) -> Iterator[os.DirEntry[str]]:
-    """Every regular file under ``root``, leaving out the folders in ``skip``."""
-    skipped = {os.path.abspath(p) for p in skip}
-    stack = [os.path.abspath(root)]
-    while stack:
-        folder = stack.pop()
-        try:
-            with os.scandir(folder) as entries:
-                for entry in entries:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            if entry.path not in skipped:
-                                stack.append(entry.path)
-                        elif entry.is_file():
-                            yield entry
-                    except OSError:
-                        continue  # vanished while we looked
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            _log.warning("cannot list %s: %s", folder, exc.strerror or exc)
+def _walk_files(root: Path, skip: layout.SkipFolder | None) -> Iterator[os.DirEntry[str]]:
+    """Every regular file under ``root`` (file links followed), leaving out ``skip``."""
+    for entry, _depth in layout.walk_files(
+        root, skip_folder=skip, follow_file_links=True, on_list_error=_warn_unlisted
+    ):
+        yield entry
 
 
 def capture_files(capture_dir: str | os.PathLike[str]) -> list[SyncItem]:
     """Completed capture files under ``capture_dir`` (not in ``failed/``), oldest first."""
     root = Path(os.path.abspath(capture_dir))
     items: list[SyncItem] = []
-    for entry in _walk_files(root, [failed_dir(root)]):
-        if not entry.name.endswith(naming.COMPLETED_EXT):
+    for entry in _walk_files(root, layout.skip_failed(root)):
+        if not entry.name.endswith(layout.COMPLETED_EXT):
             continue
         try:
             st = entry.stat()
@@ -111,7 +95,7 @@ def arbitrary_files(
     """Files under ``paths`` ready for a ``FileUpload``, oldest first."""
     now_ns = time.time_ns() if now_ns is None else now_ns
     newest_ns = now_ns - int(min_age_s * 1e9)
-    skip = [failed_dir(os.path.abspath(capture_dir))]
+    skip = layout.skip_failed(os.path.abspath(capture_dir))
     items: list[SyncItem] = []
     seen: set[str] = set()
     for path in paths:
@@ -167,7 +151,7 @@ def resume_path(path: Path) -> Path:
 def remove_orphan_resume_files(capture_dir: str | os.PathLike[str]) -> int:
     """Delete resume records whose capture file is gone (deleted under disk pressure, say)."""
     removed = 0
-    for entry in _walk_files(Path(capture_dir), []):
+    for entry in _walk_files(Path(capture_dir), None):
         if not entry.name.endswith((RESUME_SUFFIX, RESUME_SUFFIX + ".tmp")):
             continue
         target = entry.path.removesuffix(".tmp").removesuffix(RESUME_SUFFIX)
@@ -180,27 +164,16 @@ def remove_orphan_resume_files(capture_dir: str | os.PathLike[str]) -> int:
     return removed
 
 
-def failed_target(capture_dir: str | os.PathLike[str], item: SyncItem) -> Path:
-    """Where a refused file goes: ``<capture_dir>/failed/<relative path>``.
-
-    An arbitrary file keeps the name of the sync folder it came from:
-    ``failed/<folder name>/<relative path>``. A taken name gets a ``_N`` suffix.
-    """
-    base = failed_dir(capture_dir)
+def failed_relative(item: SyncItem) -> Path:
+    """Where below ``<capture_dir>/failed/`` a refused file goes: its relative path; an
+    arbitrary file keeps the name of the sync folder it came from
+    (``<folder name>/<relative path>``)."""
     relative = Path(item.relative_name)
     if item.kind == "file":
         relative = Path(item.root.name or "root") / relative
-    target = base / relative
-    suffix = 0
-    while target.exists():
-        suffix += 1
-        target = (base / relative).with_name(f"{relative.stem}_{suffix}{relative.suffix}")
-    return target
+    return relative
 
 
 def move_to_failed(capture_dir: str | os.PathLike[str], item: SyncItem) -> Path:
     """Move ``item`` to ``failed/`` keeping its folder structure; return the new path."""
-    target = failed_target(capture_dir, item)
-    naming.make_folder(target.parent)
-    shutil.move(item.path, target)
-    return target
+    return layout.move_to_failed(capture_dir, item.path, failed_relative(item))

@@ -11,7 +11,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from capsync.sync.syncer import DEFAULT_STOP_TIMEOUT_S, SyncClosedError, Syncer
+from capsync.sync.report import SyncClosedError
+from capsync.sync.syncer import DEFAULT_STOP_TIMEOUT_S, Syncer
 
 _log = logging.getLogger("capsync.sync")
 

@@ -24,25 +24,19 @@ file stays and resumes after what the server confirmed).
 
 from __future__ import annotations
 
-import dataclasses
-import fcntl
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import grpc
 
 from capsync._log import RateLimitedLog
+from capsync._retry import Backoff
 from capsync.capture.reader import CaptureFileError
-from capsync.config import DataManagerConfig, MachineConfig
-from capsync.retention import Retention
-from capsync.sync import files
+from capsync.sync import file_job, files
 from capsync.sync.connection import (
     DEFAULT_RPC_TIMEOUT_S,
     CallsStopped,
@@ -51,16 +45,27 @@ from capsync.sync.connection import (
     open_channel,
 )
 from capsync.sync.errors import (
+    BACKOFF_JITTER,
     FIRST_BACKOFF_S,
-    Backoff,
     ErrorKind,
     Gate,
     classify,
     describe_rpc_error,
 )
+from capsync.sync.file_job import BUSY
 from capsync.sync.files import SyncItem
+from capsync.sync.pass_state import Entry, Outcome, PassState
+from capsync.sync.report import (
+    ProgressFn,
+    SyncClosedError,
+    SyncReport,
+    SyncSettings,
+    SyncStats,
+    SyncTotals,
+    log_pass,
+)
 from capsync.sync.retryqueue import RetryQueue
-from capsync.sync.upload import REQUEST_MAX_BYTES, upload_arbitrary_file, upload_capture_file
+from capsync.sync.upload import REQUEST_MAX_BYTES
 
 _log = logging.getLogger("capsync.sync")
 
@@ -69,171 +74,6 @@ DEFAULT_RETRY_FOR_S = 300.0
 # How long a graceful stop waits for the uploads in flight before cancelling them.
 DEFAULT_STOP_TIMEOUT_S = 10.0
 STOPPED = "sync stopped before the upload finished"
-BUSY = "being uploaded by another worker or process"
-
-
-class SyncClosedError(RuntimeError):
-    """The syncer was closed; it uploads nothing more."""
-
-
-@dataclass(frozen=True)
-class SyncSettings:
-    """What a pass uploads: the data_manager attributes sync reads."""
-
-    capture_dir: str
-    tags: tuple[str, ...] = ()
-    additional_sync_paths: tuple[str, ...] = ()
-    file_last_modified_s: float = 10.0
-    max_workers: int = 1
-    # (component type, component name, method) -> the capture method's retention_policy,
-    # announced to capsync's server with each upload (see capsync.retention).
-    retention: tuple[tuple[tuple[str, str, str], Retention], ...] = ()
-
-    @classmethod
-    def from_config(
-        cls, config: DataManagerConfig, machine: MachineConfig | None = None
-    ) -> SyncSettings:
-        return cls(
-            capture_dir=config.capture_dir,
-            tags=config.tags,
-            additional_sync_paths=config.additional_sync_paths,
-            file_last_modified_s=config.file_last_modified_s,
-            max_workers=max(1, config.maximum_num_sync_threads),
-            retention=retention_policies(machine) if machine is not None else (),
-        )
-
-
-def retention_policies(
-    machine: MachineConfig,
-) -> tuple[tuple[tuple[str, str, str], Retention], ...]:
-    """The capture methods' retention policies, keyed as capture files name their source."""
-    found: dict[tuple[str, str, str], Retention] = {}
-    for target in machine.capture_targets():
-        policy = target.method.retention_policy
-        if policy is None:
-            continue
-        retention = Retention.from_document(dataclasses.asdict(policy))
-        if not retention.empty:
-            found[(target.api, target.resource_name, target.method.method)] = retention
-    return tuple(sorted(found.items()))
-
-
-@dataclass(frozen=True)
-class SyncProgress:
-    """Where a pass stands; handed to the progress callback as it moves."""
-
-    files_total: int
-    files_done: int  # uploaded, moved aside or left
-    bytes_total: int
-    bytes_done: int
-
-
-ProgressFn = Callable[[SyncProgress], None]
-
-
-@dataclass
-class SyncReport:
-    """What one pass did."""
-
-    files_total: int = 0
-    files_uploaded: int = 0
-    records_uploaded: int = 0
-    bytes_uploaded: int = 0  # bytes of the files the confirmed requests covered
-    moved: dict[str, str] = field(default_factory=dict)  # path -> why it went to failed/
-    left: dict[str, str] = field(default_factory=dict)  # path -> why it is still there
-    elapsed_s: float = 0.0
-
-    @property
-    def files_moved(self) -> int:
-        return len(self.moved)
-
-    @property
-    def files_left(self) -> int:
-        return len(self.left)
-
-    @property
-    def last_error(self) -> str | None:
-        """Why the last file left or moved aside was not uploaded; None when all were."""
-        reasons = [*self.left.values(), *self.moved.values()]
-        return reasons[-1] if reasons else None
-
-    @property
-    def complete(self) -> bool:
-        """True when every file was uploaded (none left, none moved to failed/)."""
-        return not self.left and not self.moved
-
-
-@dataclass(frozen=True)
-class SyncStats:
-    """Totals since the syncer started."""
-
-    passes: int
-    files_uploaded: int
-    records_uploaded: int
-    bytes_uploaded: int
-    files_moved_to_failed: int
-    files_left: int  # by the last pass
-    uploading: int  # files in flight now
-    last_pass_finished: float | None  # time.time() of the end of the last pass
-    last_error: str | None
-
-
-@dataclass
-class _Outcome:
-    status: Literal["uploaded", "moved", "left", "gone"]
-    reason: str = ""
-    records: int = 0
-    file_bytes: int = 0
-
-
-@dataclass
-class _Entry:
-    """A file of a pass and what its attempts have done so far."""
-
-    item: SyncItem
-    backoff: Backoff
-    outcome: _Outcome = field(default_factory=lambda: _Outcome("left"))
-
-
-class _Pass:
-    """The shared state of one pass."""
-
-    def __init__(
-        self,
-        items: list[SyncItem],
-        progress: ProgressFn | None,
-        retry_until: float | None,
-        retry_rejected: bool,
-    ) -> None:
-        self.retry_until = retry_until
-        self.retry_rejected = retry_rejected
-        self.aborted: str | None = None  # set when retrying is pointless (key refused)
-        self._progress = progress
-        self._lock = threading.Lock()
-        self._files_total = len(items)
-        self._bytes_total = sum(item.size_bytes for item in items)
-        self._files_done = 0
-        self._bytes_done = 0
-
-    def out_of_time(self, delay_s: float) -> bool:
-        return self.retry_until is not None and time.monotonic() + delay_s > self.retry_until
-
-    def add_bytes(self, nbytes: int, *, file_done: bool = False) -> None:
-        with self._lock:  # held for the callback too: it sees progress in order, one at a time
-            self._bytes_done += nbytes
-            self._files_done += file_done
-            if self._progress is None:
-                return
-            snapshot = SyncProgress(
-                self._files_total, self._files_done, self._bytes_total, self._bytes_done
-            )
-            try:
-                self._progress(snapshot)
-            except Exception:
-                _log.debug("progress callback failed", exc_info=True)
-
-    def start(self) -> None:
-        self.add_bytes(0)
 
 
 class Syncer:
@@ -263,17 +103,10 @@ class Syncer:
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._running_passes = 0
-        self._queues: set[RetryQueue[_Entry]] = set()  # of the passes running now
+        self._queues: set[RetryQueue[Entry]] = set()  # of the passes running now
         self._claimed: set[Path] = set()
         self._errors_log = RateLimitedLog(_log, 10.0)
-        self._passes = 0
-        self._files_uploaded = 0
-        self._records_uploaded = 0
-        self._bytes_uploaded = 0
-        self._files_moved = 0
-        self._files_left = 0
-        self._last_pass_finished: float | None = None
-        self._last_error: str | None = None
+        self._totals = SyncTotals()  # guarded by self._lock
 
     @property
     def client(self) -> UploadClient:
@@ -313,17 +146,7 @@ class Syncer:
 
     def stats(self) -> SyncStats:
         with self._lock:
-            return SyncStats(
-                passes=self._passes,
-                files_uploaded=self._files_uploaded,
-                records_uploaded=self._records_uploaded,
-                bytes_uploaded=self._bytes_uploaded,
-                files_moved_to_failed=self._files_moved,
-                files_left=self._files_left,
-                uploading=len(self._claimed),
-                last_pass_finished=self._last_pass_finished,
-                last_error=self._last_error,
-            )
+            return self._totals.stats(uploading=len(self._claimed))
 
     def eligible(self) -> list[SyncItem]:
         """What a pass would upload now: capture files first, then arbitrary files."""
@@ -372,7 +195,7 @@ class Syncer:
         started = time.monotonic()
         files.remove_orphan_resume_files(self.settings.capture_dir)
         items = self.eligible()
-        state = _Pass(
+        state = PassState(
             items,
             progress,
             None if retry_for_s is None else started + retry_for_s,
@@ -383,7 +206,10 @@ class Syncer:
         if items:
             backoff_max_s = self.target.max_backoff_s
             queue = RetryQueue(
-                [_Entry(i, Backoff(self.first_backoff_s, backoff_max_s)) for i in items]
+                [
+                    Entry(i, Backoff(self.first_backoff_s, backoff_max_s, jitter=BACKOFF_JITTER))
+                    for i in items
+                ]
             )
             with self._lock:
                 self._queues.add(queue)
@@ -412,8 +238,8 @@ class Syncer:
 
     def _work(
         self,
-        queue: RetryQueue[_Entry],
-        state: _Pass,
+        queue: RetryQueue[Entry],
+        state: PassState,
         report: SyncReport,
         report_lock: threading.Lock,
     ) -> None:
@@ -426,52 +252,21 @@ class Syncer:
                     retry_at = result
                 else:
                     with report_lock:
-                        self._add(report, entry.item, result)
+                        result.add_to(report, entry.item.path)
             finally:
                 queue.done(entry, retry_at)
 
-    def _add(self, report: SyncReport, item: SyncItem, outcome: _Outcome) -> None:
-        report.records_uploaded += outcome.records
-        report.bytes_uploaded += outcome.file_bytes
-        if outcome.status == "uploaded":
-            report.files_uploaded += 1
-        elif outcome.status == "moved":
-            report.moved[str(item.path)] = outcome.reason
-        elif outcome.status == "left":
-            report.left[str(item.path)] = outcome.reason
-
     def _record_pass(self, report: SyncReport) -> None:
         with self._lock:
-            self._passes += 1
-            self._files_uploaded += report.files_uploaded
-            self._records_uploaded += report.records_uploaded
-            self._bytes_uploaded += report.bytes_uploaded
-            self._files_moved += report.files_moved
-            self._files_left = report.files_left
-            self._last_pass_finished = time.time()
-            reasons = [r for r in report.left.values() if r not in (BUSY, STOPPED)]
-            if reasons:
-                self._last_error = reasons[0]
-            elif report.files_uploaded:
-                self._last_error = None
-        if report.files_uploaded or report.moved or report.left:
-            _log.info(
-                "sync pass: %d of %d files uploaded (%d records, %d bytes) in %.1f s%s%s",
-                report.files_uploaded,
-                report.files_total,
-                report.records_uploaded,
-                report.bytes_uploaded,
-                report.elapsed_s,
-                f"; {report.files_moved} moved to failed/" if report.moved else "",
-                f"; {report.files_left} left for a later pass" if report.left else "",
-            )
+            self._totals.add(report, not_errors=(BUSY, STOPPED))
+        log_pass(report)
 
     # ----- one file ---------------------------------------------------------------------
 
-    def _sync_item(self, entry: _Entry, state: _Pass) -> _Outcome | float:
+    def _sync_item(self, entry: Entry, state: PassState) -> Outcome | float:
         """One attempt at ``entry``: its outcome, or the ``time.monotonic()`` of its next try."""
         item = entry.item
-        result: _Outcome | float
+        result: Outcome | float
         try:
             if state.aborted is not None:
                 result = self._leave(entry, state.aborted)
@@ -482,39 +277,27 @@ class Syncer:
         except Exception as exc:  # a bug must not take the pass (or the scheduler) down
             _log.exception("%s: unexpected error while syncing", item.path)
             result = self._leave(entry, f"unexpected error: {exc}")
-        if isinstance(result, _Outcome):
+        if isinstance(result, Outcome):
             state.add_bytes(max(0, item.size_bytes - result.file_bytes), file_done=True)
         return result
 
     @staticmethod
-    def _leave(entry: _Entry, reason: str) -> _Outcome:
+    def _leave(entry: Entry, reason: str) -> Outcome:
         entry.outcome.status = "left"
         entry.outcome.reason = reason
         return entry.outcome
 
-    def _claimed_upload(self, entry: _Entry, state: _Pass) -> _Outcome | float:
+    def _claimed_upload(self, entry: Entry, state: PassState) -> Outcome | float:
         item = entry.item
         if not self.claim(item.path):
-            return _Outcome("left", BUSY)
+            return Outcome("left", BUSY)
         try:
-            try:
-                fd = os.open(item.path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                return _Outcome("gone")
-            try:
-                try:  # held for the whole upload: another process (or a deleter) keeps off
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return _Outcome("left", BUSY)
-                if not _same_file(fd, item.path):  # deleted or replaced before we locked it
-                    return _Outcome("gone")
-                return self._attempt(entry, state)
-            finally:
-                os.close(fd)
+            with file_job.locked(item.path) as refused:
+                return refused or self._attempt(entry, state)
         finally:
             self.release(item.path)
 
-    def _attempt(self, entry: _Entry, state: _Pass) -> _Outcome | float:
+    def _attempt(self, entry: Entry, state: PassState) -> Outcome | float:
         """Upload ``entry`` once: its outcome, or when to try again (it holds no worker then)."""
         item, outcome = entry.item, entry.outcome
         outcome.status = "left"
@@ -568,15 +351,15 @@ class Syncer:
 
     @staticmethod
     def _retry_after(
-        delay_s: float, outcome: _Outcome, state: _Pass, reason: str
-    ) -> _Outcome | float:
+        delay_s: float, outcome: Outcome, state: PassState, reason: str
+    ) -> Outcome | float:
         """When to try again, or the file left with ``reason`` when the pass is out of time."""
         if state.out_of_time(delay_s):
             outcome.reason = reason
             return outcome
         return time.monotonic() + delay_s
 
-    def _wait_for_gate(self, state: _Pass) -> str | None:
+    def _wait_for_gate(self, state: PassState) -> str | None:
         """Wait while the gate is shut; a reason when the pass must leave the file instead."""
         while True:
             delay = self._gate.remaining_s()
@@ -587,60 +370,19 @@ class Syncer:
             if self._stop.wait(delay):
                 return STOPPED
 
-    def _upload(self, item: SyncItem, outcome: _Outcome, state: _Pass) -> _Outcome:
-        """Upload ``item`` and delete it; raises on any failure (the file stays)."""
+    def _upload(self, item: SyncItem, outcome: Outcome, state: PassState) -> Outcome:
+        return file_job.upload_and_delete(
+            self._client,
+            item,
+            outcome,
+            state,
+            request_max_bytes=self.request_max_bytes,
+            tags=self.settings.tags,
+            on_confirmed=self._gate.open,
+        )
 
-        def confirmed(records: int, nbytes: int) -> None:
-            outcome.records += records
-            outcome.file_bytes += nbytes
-            state.add_bytes(nbytes)
-            self._gate.open()
-
-        if item.kind == "capture":
-            upload_capture_file(
-                self._client,
-                item.path,
-                file_name=item.relative_name,
-                request_max_bytes=self.request_max_bytes,
-                on_confirmed=confirmed,
-            )
-            os.unlink(item.path)
-            _remove_quietly(files.resume_path(item.path))
-        else:
-            before = os.stat(item.path)
-            result = upload_arbitrary_file(
-                self._client,
-                item.path,
-                file_name=item.relative_name,
-                tags=tuple(dict.fromkeys((*self.settings.tags, *files.path_tags(item.path)))),
-                dataset_ids=files.path_dataset_ids(item.path),
-            )
-            self._gate.open()
-            after = os.stat(item.path)
-            if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns):
-                outcome.reason = "it changed while it was uploaded; a later pass sends it again"
-                return outcome
-            os.unlink(item.path)
-            outcome.file_bytes += result.file_bytes
-            state.add_bytes(result.file_bytes)
-        _log.debug("uploaded %s (%d records, %d bytes)", item.path, outcome.records,
-                   outcome.file_bytes)  # fmt: skip
-        outcome.status = "uploaded"
-        outcome.reason = ""
-        return outcome
-
-    def _move(self, item: SyncItem, outcome: _Outcome, reason: str) -> _Outcome:
-        try:
-            target = files.move_to_failed(self.capture_dir, item)
-        except OSError as exc:
-            _log.error("%s: %s; cannot move it to failed/: %s", item.path, reason, exc)
-            outcome.reason = f"{reason}; cannot move it to failed/: {exc.strerror or exc}"
-            return outcome
-        _remove_quietly(files.resume_path(item.path))
-        _log.error("moved %s to %s: %s", item.path, target, reason)
-        outcome.status = "moved"
-        outcome.reason = reason
-        return outcome
+    def _move(self, item: SyncItem, outcome: Outcome, reason: str) -> Outcome:
+        return file_job.move_aside(self.capture_dir, item, outcome, reason)
 
     # ----- lifecycle --------------------------------------------------------------------
 
@@ -688,21 +430,3 @@ class Syncer:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def _same_file(fd: int, path: Path) -> bool:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return False
-    held = os.fstat(fd)
-    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        _log.warning("cannot remove %s: %s", path, exc.strerror or exc)

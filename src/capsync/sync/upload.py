@@ -35,6 +35,7 @@ from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_h
 from capsync.proto import data_sync_pb2
 from capsync.sync.connection import UploadClient
 from capsync.sync.resume import ResumePoint, ResumeRecord
+from capsync.wire import frames
 
 _log = logging.getLogger("capsync.sync")
 
@@ -43,10 +44,6 @@ IN_FLIGHT_REQUESTS = 2  # DataCaptureUpload calls one file keeps on the wire at 
 STREAMING_THRESHOLD_BYTES = 1_000_000  # binary payloads above this are streamed
 CHUNK_BYTES = 64 * 1024
 
-_METADATA_TAG = b"\x0a"  # DataCaptureUploadRequest.metadata, length-delimited
-_SENSOR_CONTENTS_TAG = b"\x12"  # DataCaptureUploadRequest.sensor_contents
-_SENSOR_METADATA_FIELD = 1  # SensorData.metadata
-_BINARY_FIELD = 3  # SensorData.binary
 
 DataType = data_sync_pb2.DataType
 TABULAR = DataType.DATA_TYPE_TABULAR_SENSOR
@@ -161,8 +158,7 @@ class _Job:
         file behind one tag byte each (``upload_body``), never decoded; up to
         ``IN_FLIGHT_REQUESTS`` are on the wire at once, confirmed (and remembered
         for resuming) in file order."""
-        metadata_bytes = self.metadata.SerializeToString(deterministic=True)
-        head = _METADATA_TAG + self.wire.encode_varint(len(metadata_bytes)) + metadata_bytes
+        head = frames.metadata_field(self.metadata)
         offsets, lengths, end = self.wire.scan_frames(self.data, start)
         if not len(offsets):
             return int(end)
@@ -241,12 +237,9 @@ class _Job:
         return end
 
     def _unary(self, offset: int, length: int) -> None:
-        metadata_bytes = self.metadata.SerializeToString(deterministic=True)
-        encode_varint = self.wire.encode_varint
-        body = b"".join((
-            _METADATA_TAG, encode_varint(len(metadata_bytes)), metadata_bytes,
-            _SENSOR_CONTENTS_TAG, encode_varint(length), self.data[offset : offset + length],
-        ))  # fmt: skip
+        body = frames.request_from_record(
+            frames.metadata_field(self.metadata), self.data[offset : offset + length]
+        )
         try:
             self.wire.scan_upload(body)
         except ValueError as exc:
@@ -281,40 +274,14 @@ class _Job:
 
         self.client.streaming_data_capture_upload(packets(), size)
 
-    def _fields(
-        self, offset: int, length: int
-    ) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    def _fields(self, offset: int, length: int) -> tuple[frames.Span | None, frames.Span | None]:
         """(offset, length) of a SensorData record's metadata and binary fields, undecoded."""
-        read_varint = self.wire.read_varint
-        data = self.data
-        pos, end = offset, offset + length
-        metadata_span = payload_span = None
         try:
-            while pos < end:
-                key, pos = read_varint(data, pos)
-                number, wire_type = key >> 3, key & 7
-                if wire_type == 0:
-                    _, pos = read_varint(data, pos)
-                elif wire_type == 1:
-                    pos += 8
-                elif wire_type == 5:
-                    pos += 4
-                elif wire_type == 2:
-                    size, pos = read_varint(data, pos)
-                    if number == _SENSOR_METADATA_FIELD:
-                        metadata_span = (pos, size)
-                    elif number == _BINARY_FIELD:
-                        payload_span = (pos, size)
-                    pos += size
-                else:
-                    raise ValueError(f"wire type {wire_type}")
+            return frames.sensor_data_fields(self.data, offset, length)
         except ValueError as exc:
             raise CaptureFileError(
                 self.path, f"record at offset {offset} does not parse: {exc}"
             ) from None
-        if pos != end:
-            raise CaptureFileError(self.path, f"record at offset {offset} overruns its length")
-        return metadata_span, payload_span
 
 
 # --- arbitrary files ---------------------------------------------------------------------
