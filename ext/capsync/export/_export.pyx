@@ -12,17 +12,20 @@ import numpy as np
 from capsync.export.frames import json_string as _py_json_string
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Free
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
-from libc.math cimport signbit
-from libc.string cimport memcpy, strlen
+from libc.string cimport memcpy
 
 
-cdef extern from "Python.h":
-    char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
-                                int* type) except NULL
-    int Py_DTSF_ADD_DOT_0
+# Ryu (vendored in ryu/, see its README): the shortest digits that read back as the same
+# double, which are the digits repr() writes, at a few percent of repr()'s cost.
+cdef extern from "ryu/d2s_impl.h":
+    ctypedef struct floating_decimal_64:
+        uint64_t mantissa
+        int32_t exponent
+    floating_decimal_64 d2d(uint64_t ieee_mantissa, uint32_t ieee_exponent) nogil
+    bint d2d_small_int(uint64_t ieee_mantissa, uint32_t ieee_exponent,
+                       floating_decimal_64* v) nogil
 
 
 DEF MAX_DEPTH = 100
@@ -311,16 +314,8 @@ cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
             _skip(buf, &pos, end, key & 7)
     if kind == 0x11:
         memcpy(&number, buf + kind_start, 8)
-        if -1e16 < number < 1e16 and number == <double><int64_t>number and (
-            number != 0 or not signbit(number)
-        ):
-            _integral(<int64_t>number, out)  # what repr() writes, without its general path
-        elif number - number == 0:
-            text = PyOS_double_to_string(number, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-            try:
-                _put(out, text, strlen(text))
-            finally:
-                PyMem_Free(text)
+        if number - number == 0:
+            _double(number, out)
         else:
             _put(out, b"null", 4)
     elif kind == 0x20:
@@ -339,25 +334,80 @@ cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
     return 0
 
 
-cdef int _integral(int64_t value, Out* out) except -1:
-    """``repr(float(value))`` for a whole number below 1e16: digits, then ``.0``."""
-    cdef char digits[24]
-    cdef int n = 0
-    cdef uint64_t magnitude = <uint64_t>(-value) if value < 0 else <uint64_t>value
+cdef int _double(double number, Out* out) except -1:
+    """``repr(number)`` (a finite double), from Ryu's shortest digits laid out as CPython's
+    ``format_float_short`` does for repr: exponent form when the decimal point falls more
+    than 16 places right or 4 left of the first digit, else fixed with at least ``.0``."""
+    cdef uint64_t bits, mantissa, exponent
+    cdef floating_decimal_64 v
+    cdef char digits[20]
+    cdef int n = 0, point, i, e
+    cdef char* p
+    memcpy(&bits, &number, 8)
+    mantissa = bits & ((<uint64_t>1 << 52) - 1)
+    exponent = (bits >> 52) & 0x7FF
+    _reserve(out, 32)  # sign, 17 digits, "0.", "e-308" fit with room to spare
+    p = out.data + out.size
+    if bits >> 63:
+        p[0] = b'-'
+        p += 1
+    if exponent == 0 and mantissa == 0:
+        memcpy(p, b"0.0", 3)
+        out.size = p + 3 - out.data
+        return 0
+    if not d2d_small_int(mantissa, <uint32_t>exponent, &v):
+        v = d2d(mantissa, <uint32_t>exponent)
+    while v.mantissa % 10 == 0:  # small integers keep their trailing zeros in the digits
+        v.mantissa //= 10
+        v.exponent += 1
     while True:
-        digits[23 - n] = <char>(48 + magnitude % 10)
+        digits[19 - n] = <char>(48 + v.mantissa % 10)
         n += 1
-        magnitude //= 10
-        if magnitude == 0:
+        v.mantissa //= 10
+        if v.mantissa == 0:
             break
-    if value < 0:
-        n += 1
-        digits[24 - n] = b'-'
-    _reserve(out, n + 2)
-    memcpy(out.data + out.size, &digits[24 - n], n)
-    out.data[out.size + n] = b'.'
-    out.data[out.size + n + 1] = b'0'
-    out.size += n + 2
+    point = n + v.exponent  # digits d1..dn mean 0.d1..dn * 10**point
+    if point <= -4 or point > 16:
+        p[0] = digits[20 - n]
+        p += 1
+        if n > 1:
+            p[0] = b'.'
+            memcpy(p + 1, &digits[21 - n], n - 1)
+            p += n
+        p[0] = b'e'
+        e = point - 1
+        p[1] = b'-' if e < 0 else b'+'
+        e = -e if e < 0 else e
+        p += 2
+        if e >= 100:
+            p[0] = <char>(48 + e // 100)
+            p += 1
+        p[0] = <char>(48 + (e // 10) % 10)
+        p[1] = <char>(48 + e % 10)
+        p += 2
+    elif point <= 0:
+        p[0] = b'0'
+        p[1] = b'.'
+        p += 2
+        for i in range(-point):
+            p[i] = b'0'
+        p += -point
+        memcpy(p, &digits[20 - n], n)
+        p += n
+    elif point >= n:
+        memcpy(p, &digits[20 - n], n)
+        p += n
+        for i in range(point - n):
+            p[i] = b'0'
+        p += point - n
+        memcpy(p, b".0", 2)
+        p += 2
+    else:
+        memcpy(p, &digits[20 - n], point)
+        p[point] = b'.'
+        memcpy(p + point + 1, &digits[20 - n + point], n - point)
+        p += n + 1
+    out.size = p - out.data
     return 0
 
 
