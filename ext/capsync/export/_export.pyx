@@ -41,12 +41,16 @@ cdef struct Out:
     Py_ssize_t cap    # bytes allocated
 
 
-cdef int _reserve(Out* out, Py_ssize_t extra) except -1:
+cdef inline int _reserve(Out* out, Py_ssize_t extra) except -1:
+    if out.size + extra <= out.cap:
+        return 0
+    return _grow(out, extra)
+
+
+cdef int _grow(Out* out, Py_ssize_t extra) except -1:
     cdef Py_ssize_t need = out.size + extra
     cdef Py_ssize_t cap
     cdef char* grown
-    if need <= out.cap:
-        return 0
     cap = out.cap * 2 if out.cap else 65536
     while cap < need:
         cap *= 2
@@ -72,8 +76,17 @@ cdef inline int _put_byte(Out* out, char c) except -1:
     return 0
 
 
-cdef int _varint(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
-                 uint64_t* value) except -1:
+cdef inline int _varint(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
+                        uint64_t* value) except -1:
+    if pos[0] < end and buf[pos[0]] < 0x80:  # keys and short lengths: one byte
+        value[0] = buf[pos[0]]
+        pos[0] += 1
+        return 0
+    return _varint_long(buf, pos, end, value)
+
+
+cdef int _varint_long(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
+                      uint64_t* value) except -1:
     cdef uint64_t result = 0
     cdef int shift = 0
     cdef uint8_t byte
@@ -114,7 +127,7 @@ cdef int _skip(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end, uint64_t wir
     return 0
 
 
-cdef int _field(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
+cdef inline int _field(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
                 Py_ssize_t* start, Py_ssize_t* stop) except -1:
     cdef uint64_t length
     _varint(buf, pos, end, &length)

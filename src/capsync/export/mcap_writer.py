@@ -142,6 +142,7 @@ class McapChunkWriter:
         self._finished = False
         self._pool: ThreadPoolExecutor | None = None
         self._pending: tuple[str, bytearray, Any, int, int, dict[int, Any]] | None = None
+        self.peak_buffered_bytes = 0  # the most record bytes held at once (chunks and pending)
         self._write(MCAP_MAGIC)
         self._write_records(Header(profile=profile, library=f"capsync; {LIBRARY_IDENTIFIER}"))
 
@@ -210,14 +211,35 @@ class McapChunkWriter:
         compress: bool = True,
     ) -> None:
         """Append Message records laid out back to back, with each one's log time and
-        offset into ``records`` (as uint64 arrays)."""
+        offset into ``records`` (as uint64 arrays, offsets ascending).
+
+        The records are split at chunk boundaries: a chunk ends with the first
+        record that takes it to ``chunk_size_bytes``, so no chunk holds more
+        than that plus one message, however large the batch.
+        """
         chunk = self._packed if compress else self._stored
-        base = len(chunk.data)
-        chunk.data += records
-        chunk.note(channel_id, log_times_ns, offsets + np.uint64(base))
+        total = len(records)
+        count = len(offsets)
+        first = 0
+        with memoryview(records) as view:
+            while first < count:
+                room = max(self._chunk_size - len(chunk.data), 1)
+                start = int(offsets[first])
+                stop_index = int(np.searchsorted(offsets, start + room, side="left"))
+                stop_index = max(stop_index, first + 1)
+                stop = int(offsets[stop_index]) if stop_index < count else total
+                base = len(chunk.data)
+                chunk.data += view[start:stop]
+                chunk.note(
+                    channel_id,
+                    log_times_ns[first:stop_index],
+                    offsets[first:stop_index] - np.uint64(start) + np.uint64(base),
+                )
+                self._note_buffered()
+                if len(chunk.data) >= self._chunk_size:
+                    self._flush_chunk(chunk)
+                first = stop_index
         self._count(channel_id, log_times_ns)
-        if len(chunk.data) >= self._chunk_size:
-            self._flush_chunk(chunk)
 
     def add_message(
         self,
@@ -267,6 +289,7 @@ class McapChunkWriter:
             with memoryview(chunk.data) as view:
                 fill(view[start : start + rest])
         chunk.note_one(channel_id, log_time_ns, base)
+        self._note_buffered()
         if self._message_count == 0:
             self._start_ns = self._end_ns = log_time_ns
         else:
@@ -278,6 +301,13 @@ class McapChunkWriter:
             self._flush_chunk(chunk)
 
     # --- chunks --------------------------------------------------------------------
+
+    def _note_buffered(self) -> None:
+        held = len(self._packed.data) + len(self._stored.data)
+        if self._pending is not None:
+            held += len(self._pending[1])  # its compressed copy is smaller (or absent)
+        if held > self.peak_buffered_bytes:
+            self.peak_buffered_bytes = held
 
     def _flush_chunk(self, chunk: _Chunk) -> None:
         """Hand the chunk to be compressed (in the background) and start a new one.
