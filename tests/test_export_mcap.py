@@ -140,6 +140,56 @@ def _read_back(path: Path) -> tuple[Any, dict[str, list[tuple[Any, Any, Any]]]]:
     return summary, by_topic
 
 
+def _check_message_indexes(path: Path) -> None:
+    """Every chunk's MessageIndex records point, in log time order, at exactly the
+    chunk's messages (opcode, channel and log time checked at each offset), and the
+    chunk's start/end times and sizes are its messages'."""
+    import zstandard
+    from mcap.records import Chunk
+
+    chunk: Any = None
+    body = b""
+    seen: set[int] = set()
+
+    def close_chunk() -> None:
+        if chunk is None:
+            return
+        starts, pos = set(), 0
+        times = []
+        while pos < len(body):
+            assert body[pos] == 0x05  # only Message records in a chunk
+            starts.add(pos)
+            times.append(int.from_bytes(body[pos + 15 : pos + 23], "little"))
+            pos += 9 + int.from_bytes(body[pos + 1 : pos + 9], "little")
+        assert pos == len(body) == chunk.uncompressed_size
+        assert seen == starts
+        assert (chunk.message_start_time, chunk.message_end_time) == (min(times), max(times))
+
+    with open(path, "rb") as stream:
+        for record in StreamReader(stream, skip_magic=False, emit_chunks=True).records:
+            if isinstance(record, Chunk):
+                close_chunk()
+                chunk, seen = record, set()
+                body = (
+                    zstandard.decompress(record.data, record.uncompressed_size)
+                    if record.compression == "zstd"
+                    else record.data
+                )
+            elif isinstance(record, MessageIndex):
+                times = [t for t, _ in record.records]
+                assert times == sorted(times)
+                for log_time, offset in record.records:
+                    assert body[offset] == 0x05
+                    assert int.from_bytes(body[offset + 9 : offset + 11], "little") == (
+                        record.channel_id
+                    )
+                    assert int.from_bytes(body[offset + 15 : offset + 23], "little") == log_time
+                    assert offset not in seen
+                    seen.add(offset)
+    close_chunk()
+    assert chunk is not None
+
+
 @pytest.mark.parametrize("chunk_size_bytes", [1_000, 4 << 20])
 def test_convert_reads_back_exactly(
     capture_dir: Path, tmp_path: Path, chunk_size_bytes: int
@@ -167,8 +217,9 @@ def test_convert_reads_back_exactly(
     with open(out, "rb") as stream:  # read front to back too, as a non-seekable reader does
         records = list(StreamReader(stream, skip_magic=False).records)
     assert sum(isinstance(r, McapMessage) for r in records) == stats.message_count
-    for index in (r for r in records if isinstance(r, MessageIndex)):
-        assert [t for t, _ in index.records] == sorted(t for t, _ in index.records)
+    _check_message_indexes(out)
+    log_times = [r.log_time for r in records if isinstance(r, McapMessage)]
+    assert (stats.message_start_time, stats.message_end_time) == (min(log_times), max(log_times))
     if chunk_size_bytes == 1_000:
         assert stats.chunk_count > 10
     assert all(i.compression in ("zstd", "") for i in summary.chunk_indexes)
@@ -432,6 +483,7 @@ def test_convert_buffers_about_one_chunk(tmp_path: Path) -> None:
     counts = convert_capture_files([root], out, chunk_size_bytes=chunk_size_bytes)
     summary, by_topic = _read_back(out)
     assert counts.messages == summary.statistics.message_count == readings + 8
+    _check_message_indexes(out)
     largest = max(len(m[2].data) + 31 for rows in by_topic.values() for m in rows)
     sizes = [c.uncompressed_size for c in summary.chunk_indexes]
     assert len(sizes) > 12
