@@ -500,7 +500,11 @@ def tabular_message_records(buf, offsets, lengths, channel_id, first_sequence):
     out.size = 0
     out.cap = 0
     cdef const uint8_t* data = &view[0] if view.shape[0] else <const uint8_t*>b""
+    cdef Py_ssize_t i, guess = 0
+    for i in range(n):  # JSON of numbers is about twice their wire size: grow once, if at all
+        guess += HEAD_BYTES + 2 * lens[i]
     try:
+        _reserve(&out, min(guess, 64 << 20))
         _records(data, view.shape[0], offs, lens, <uint64_t>channel_id,
                  <uint64_t>first_sequence, log_times, starts, &out)
         records = PyBytes_FromStringAndSize(out.data, out.size) if out.size else b""
