@@ -140,6 +140,56 @@ def _read_back(path: Path) -> tuple[Any, dict[str, list[tuple[Any, Any, Any]]]]:
     return summary, by_topic
 
 
+def _check_message_indexes(path: Path) -> None:
+    """Every chunk's MessageIndex records point, in log time order, at exactly the
+    chunk's messages (opcode, channel and log time checked at each offset), and the
+    chunk's start/end times and sizes are its messages'."""
+    import zstandard
+    from mcap.records import Chunk
+
+    chunk: Any = None
+    body = b""
+    seen: set[int] = set()
+
+    def close_chunk() -> None:
+        if chunk is None:
+            return
+        starts, pos = set(), 0
+        times = []
+        while pos < len(body):
+            assert body[pos] == 0x05  # only Message records in a chunk
+            starts.add(pos)
+            times.append(int.from_bytes(body[pos + 15 : pos + 23], "little"))
+            pos += 9 + int.from_bytes(body[pos + 1 : pos + 9], "little")
+        assert pos == len(body) == chunk.uncompressed_size
+        assert seen == starts
+        assert (chunk.message_start_time, chunk.message_end_time) == (min(times), max(times))
+
+    with open(path, "rb") as stream:
+        for record in StreamReader(stream, skip_magic=False, emit_chunks=True).records:
+            if isinstance(record, Chunk):
+                close_chunk()
+                chunk, seen = record, set()
+                body = (
+                    zstandard.decompress(record.data, record.uncompressed_size)
+                    if record.compression == "zstd"
+                    else record.data
+                )
+            elif isinstance(record, MessageIndex):
+                times = [t for t, _ in record.records]
+                assert times == sorted(times)
+                for log_time, offset in record.records:
+                    assert body[offset] == 0x05
+                    assert int.from_bytes(body[offset + 9 : offset + 11], "little") == (
+                        record.channel_id
+                    )
+                    assert int.from_bytes(body[offset + 15 : offset + 23], "little") == log_time
+                    assert offset not in seen
+                    seen.add(offset)
+    close_chunk()
+    assert chunk is not None
+
+
 @pytest.mark.parametrize("chunk_size_bytes", [1_000, 4 << 20])
 def test_convert_reads_back_exactly(
     capture_dir: Path, tmp_path: Path, chunk_size_bytes: int
@@ -167,8 +217,9 @@ def test_convert_reads_back_exactly(
     with open(out, "rb") as stream:  # read front to back too, as a non-seekable reader does
         records = list(StreamReader(stream, skip_magic=False).records)
     assert sum(isinstance(r, McapMessage) for r in records) == stats.message_count
-    for index in (r for r in records if isinstance(r, MessageIndex)):
-        assert [t for t, _ in index.records] == sorted(t for t, _ in index.records)
+    _check_message_indexes(out)
+    log_times = [r.log_time for r in records if isinstance(r, McapMessage)]
+    assert (stats.message_start_time, stats.message_end_time) == (min(log_times), max(log_times))
     if chunk_size_bytes == 1_000:
         assert stats.chunk_count > 10
     assert all(i.compression in ("zstd", "") for i in summary.chunk_indexes)
@@ -408,3 +459,83 @@ def test_reading_json_matches_the_capture_file_path() -> None:
     assert json.loads(reading_json(value)) == {
         "readings": {"a": None, "b": [None, 1.5, {"c": None}], "d": "é"}
     }
+
+
+def test_convert_buffers_about_one_chunk(tmp_path: Path) -> None:
+    """With 64 KiB chunks, no chunk holds more than 64 KiB plus one message and the
+    writer never holds more than three chunks' worth, though one capture file's
+    readings are encoded in batches several times larger than a chunk."""
+    chunk_size_bytes = 64 << 10
+    root = tmp_path / "capture"
+    readings = 12_000 if native_available() else 3_000  # the twin takes longer
+    values = np.random.default_rng(4).normal(size=(readings, 6))
+    times = T0 + np.arange(readings, dtype=np.int64)
+    with open_stream(root, component_type="rdk:component:sensor", component_name="imu",
+                     method_name="Readings", max_file_size_bytes=4 << 20) as stream:  # fmt: skip
+        stream.append_batch(times, times + 1, values, ["a", "b", "c", "d", "e", "f"])
+    payload = b"\xff\xd8\xff\xe0" + bytes(100_000)
+    with open_stream(root, component_type="rdk:component:camera", component_name="cam",
+                     method_name="ReadImage", mime_type="image/jpeg") as stream:  # fmt: skip
+        for i in range(8):
+            stream.append_binary(payload, T0 + i, T0 + i + 1)
+    assert max(p.stat().st_size for p in root.rglob("*.capture")) > 5 * chunk_size_bytes
+    out = tmp_path / "out.mcap"
+    counts = convert_capture_files([root], out, chunk_size_bytes=chunk_size_bytes)
+    summary, by_topic = _read_back(out)
+    assert counts.messages == summary.statistics.message_count == readings + 8
+    _check_message_indexes(out)
+    largest = max(len(m[2].data) + 31 for rows in by_topic.values() for m in rows)
+    sizes = [c.uncompressed_size for c in summary.chunk_indexes]
+    assert len(sizes) > 12
+    assert max(sizes) <= chunk_size_bytes + largest, (max(sizes), largest)
+    assert counts.peak_buffered_bytes <= 3 * (chunk_size_bytes + largest)
+    assert counts.peak_buffered_bytes >= chunk_size_bytes  # it is measured, not left at 0
+
+
+def _number_frame(values: list[float]) -> bytes:
+    """A SensorData frame whose struct is ``{"l": [values...]}``, built straight from
+    bytes (protobuf's Struct would take seconds for this many values)."""
+
+    def field(tag: int, body: bytes) -> bytes:
+        size, prefix = len(body), bytearray([tag])
+        while size >= 0x80:
+            prefix.append(size & 0x7F | 0x80)
+            size >>= 7
+        prefix.append(size)
+        return bytes(prefix) + body
+
+    items = np.empty(len(values), dtype=[("head", "u1", 3), ("number", "<f8")])
+    items["head"] = (0x0A, 0x09, 0x11)  # ListValue.values: Value{number_value}
+    items["number"] = values
+    entry = field(0x0A, b"l") + field(0x12, field(0x32, items.tobytes()))
+    return field(0x12, field(0x0A, entry))
+
+
+def test_compiled_numbers_are_what_repr_writes() -> None:
+    """The compiled encoder writes doubles with Ryu; the twin with repr(): the same text
+    for random bit patterns, decimal-looking values, integers and the edge cases."""
+    from conftest import require_compiled
+
+    from capsync.export import frames, mcap_export
+
+    _export = mcap_export._COMPILED
+    require_compiled(_export, "capsync.export._export")
+    rng = np.random.default_rng(12)
+    values = np.concatenate(
+        [
+            rng.integers(0, 2**64, 8_000, dtype=np.uint64).view(np.float64),
+            rng.normal(size=8_000) * 10.0 ** rng.integers(-22, 22, 8_000),
+            np.round(rng.normal(size=8_000) * 1e6) / 10.0 ** rng.integers(0, 9, 8_000),
+            rng.integers(-(2**62), 2**62, 4_000).astype(np.float64),
+            rng.integers(0, 2**52, 2_000, dtype=np.uint64).view(np.float64),  # subnormal
+            10.0 ** np.arange(-323, 309),
+            [5e-324, -5e-324, 1.7976931348623157e308, 0.0, -0.0, 1e16, 1e15, 1e-4, 1e-5],
+            [9999999999999998.0, 123456789012345680.0, 2.0**63, 0.1, 1 / 3, -2.5],
+        ]
+    )
+    values = values[np.isfinite(values)].tolist()
+    frame = _number_frame(values)
+    args = (frame, np.array([0]), np.array([len(frame)]), 1, 0)
+    compiled = _run(_export.tabular_message_records, *args)
+    assert compiled == _run(frames.tabular_message_records, *args)
+    assert compiled[0][31:] == ('{"l":[' + ",".join(map(repr, values)) + "]}").encode()

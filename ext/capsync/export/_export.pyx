@@ -4,7 +4,11 @@
 The twin of :func:`capsync.export.frames.tabular_message_records`, with the
 same output byte for byte and the same errors: see that module for the JSON
 and time rules. Strings that are not plain ASCII go through the twin's
-``json_string`` (so both escape and replace invalid UTF-8 alike).
+``json_string`` (so both escape and replace invalid UTF-8 alike). Numbers are
+written from Ryu's shortest round-trip digits (vendored in ``ryu/``) laid out
+as ``repr(float)`` lays them out: the twin's ``float.__repr__`` costs several
+times the rest of a reading's encoding (tests/test_export_mcap.py compares the
+two on tens of thousands of doubles, random bit patterns and edge cases).
 """
 
 import numpy as np
@@ -12,17 +16,20 @@ import numpy as np
 from capsync.export.frames import json_string as _py_json_string
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Free
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
-from libc.math cimport signbit
-from libc.string cimport memcpy, strlen
+from libc.string cimport memcpy
 
 
-cdef extern from "Python.h":
-    char* PyOS_double_to_string(double val, char format_code, int precision, int flags,
-                                int* type) except NULL
-    int Py_DTSF_ADD_DOT_0
+# Ryu (vendored in ryu/, see its README): the shortest digits that read back as the same
+# double, which are the digits repr() writes, at a few percent of repr()'s cost.
+cdef extern from "ryu/d2s_impl.h":
+    ctypedef struct floating_decimal_64:
+        uint64_t mantissa
+        int32_t exponent
+    floating_decimal_64 d2d(uint64_t ieee_mantissa, uint32_t ieee_exponent) nogil
+    bint d2d_small_int(uint64_t ieee_mantissa, uint32_t ieee_exponent,
+                       floating_decimal_64* v) nogil
 
 
 DEF MAX_DEPTH = 100
@@ -38,12 +45,16 @@ cdef struct Out:
     Py_ssize_t cap    # bytes allocated
 
 
-cdef int _reserve(Out* out, Py_ssize_t extra) except -1:
+cdef inline int _reserve(Out* out, Py_ssize_t extra) except -1:
+    if out.size + extra <= out.cap:
+        return 0
+    return _grow(out, extra)
+
+
+cdef int _grow(Out* out, Py_ssize_t extra) except -1:
     cdef Py_ssize_t need = out.size + extra
     cdef Py_ssize_t cap
     cdef char* grown
-    if need <= out.cap:
-        return 0
     cap = out.cap * 2 if out.cap else 65536
     while cap < need:
         cap *= 2
@@ -69,8 +80,17 @@ cdef inline int _put_byte(Out* out, char c) except -1:
     return 0
 
 
-cdef int _varint(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
-                 uint64_t* value) except -1:
+cdef inline int _varint(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
+                        uint64_t* value) except -1:
+    if pos[0] < end and buf[pos[0]] < 0x80:  # keys and short lengths: one byte
+        value[0] = buf[pos[0]]
+        pos[0] += 1
+        return 0
+    return _varint_long(buf, pos, end, value)
+
+
+cdef int _varint_long(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
+                      uint64_t* value) except -1:
     cdef uint64_t result = 0
     cdef int shift = 0
     cdef uint8_t byte
@@ -111,8 +131,8 @@ cdef int _skip(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end, uint64_t wir
     return 0
 
 
-cdef int _field(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
-                Py_ssize_t* start, Py_ssize_t* stop) except -1:
+cdef inline int _field(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
+                       Py_ssize_t* start, Py_ssize_t* stop) except -1:
     cdef uint64_t length
     _varint(buf, pos, end, &length)
     if length > <uint64_t>(end - pos[0]):
@@ -290,7 +310,6 @@ cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
     cdef uint64_t key, value, kind = 0, flag = 0
     cdef Py_ssize_t kind_start = 0, kind_stop = 0
     cdef double number
-    cdef char* text
     while pos < end:
         _varint(buf, &pos, end, &key)
         if key == 0x11:
@@ -311,16 +330,8 @@ cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
             _skip(buf, &pos, end, key & 7)
     if kind == 0x11:
         memcpy(&number, buf + kind_start, 8)
-        if -1e16 < number < 1e16 and number == <double><int64_t>number and (
-            number != 0 or not signbit(number)
-        ):
-            _integral(<int64_t>number, out)  # what repr() writes, without its general path
-        elif number - number == 0:
-            text = PyOS_double_to_string(number, b'r', 0, Py_DTSF_ADD_DOT_0, NULL)
-            try:
-                _put(out, text, strlen(text))
-            finally:
-                PyMem_Free(text)
+        if number - number == 0:
+            _double(number, out)
         else:
             _put(out, b"null", 4)
     elif kind == 0x20:
@@ -339,25 +350,80 @@ cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
     return 0
 
 
-cdef int _integral(int64_t value, Out* out) except -1:
-    """``repr(float(value))`` for a whole number below 1e16: digits, then ``.0``."""
-    cdef char digits[24]
-    cdef int n = 0
-    cdef uint64_t magnitude = <uint64_t>(-value) if value < 0 else <uint64_t>value
+cdef int _double(double number, Out* out) except -1:
+    """``repr(number)`` (a finite double), from Ryu's shortest digits laid out as CPython's
+    ``format_float_short`` does for repr: exponent form when the decimal point falls more
+    than 16 places right or 4 left of the first digit, else fixed with at least ``.0``."""
+    cdef uint64_t bits, mantissa, exponent
+    cdef floating_decimal_64 v
+    cdef char digits[20]
+    cdef int n = 0, point, i, e
+    cdef char* p
+    memcpy(&bits, &number, 8)
+    mantissa = bits & ((<uint64_t>1 << 52) - 1)
+    exponent = (bits >> 52) & 0x7FF
+    _reserve(out, 32)  # sign, 17 digits, "0.", "e-308" fit with room to spare
+    p = out.data + out.size
+    if bits >> 63:
+        p[0] = b'-'
+        p += 1
+    if exponent == 0 and mantissa == 0:
+        memcpy(p, b"0.0", 3)
+        out.size = p + 3 - out.data
+        return 0
+    if not d2d_small_int(mantissa, <uint32_t>exponent, &v):
+        v = d2d(mantissa, <uint32_t>exponent)
+    while v.mantissa % 10 == 0:  # small integers keep their trailing zeros in the digits
+        v.mantissa //= 10
+        v.exponent += 1
     while True:
-        digits[23 - n] = <char>(48 + magnitude % 10)
+        digits[19 - n] = <char>(48 + v.mantissa % 10)
         n += 1
-        magnitude //= 10
-        if magnitude == 0:
+        v.mantissa //= 10
+        if v.mantissa == 0:
             break
-    if value < 0:
-        n += 1
-        digits[24 - n] = b'-'
-    _reserve(out, n + 2)
-    memcpy(out.data + out.size, &digits[24 - n], n)
-    out.data[out.size + n] = b'.'
-    out.data[out.size + n + 1] = b'0'
-    out.size += n + 2
+    point = n + v.exponent  # digits d1..dn mean 0.d1..dn * 10**point
+    if point <= -4 or point > 16:
+        p[0] = digits[20 - n]
+        p += 1
+        if n > 1:
+            p[0] = b'.'
+            memcpy(p + 1, &digits[21 - n], n - 1)
+            p += n
+        p[0] = b'e'
+        e = point - 1
+        p[1] = b'-' if e < 0 else b'+'
+        e = -e if e < 0 else e
+        p += 2
+        if e >= 100:
+            p[0] = <char>(48 + e // 100)
+            p += 1
+        p[0] = <char>(48 + (e // 10) % 10)
+        p[1] = <char>(48 + e % 10)
+        p += 2
+    elif point <= 0:
+        p[0] = b'0'
+        p[1] = b'.'
+        p += 2
+        for i in range(-point):
+            p[i] = b'0'
+        p += -point
+        memcpy(p, &digits[20 - n], n)
+        p += n
+    elif point >= n:
+        memcpy(p, &digits[20 - n], n)
+        p += n
+        for i in range(point - n):
+            p[i] = b'0'
+        p += point - n
+        memcpy(p, b".0", 2)
+        p += 2
+    else:
+        memcpy(p, &digits[20 - n], point)
+        p[point] = b'.'
+        memcpy(p + point + 1, &digits[20 - n + point], n - point)
+        p += n + 1
+    out.size = p - out.data
     return 0
 
 
@@ -434,7 +500,11 @@ def tabular_message_records(buf, offsets, lengths, channel_id, first_sequence):
     out.size = 0
     out.cap = 0
     cdef const uint8_t* data = &view[0] if view.shape[0] else <const uint8_t*>b""
+    cdef Py_ssize_t i, guess = 0
+    for i in range(n):  # JSON of numbers is about twice their wire size: grow once, if at all
+        guess += HEAD_BYTES + 2 * lens[i]
     try:
+        _reserve(&out, min(guess, 64 << 20))
         _records(data, view.shape[0], offs, lens, <uint64_t>channel_id,
                  <uint64_t>first_sequence, log_times, starts, &out)
         records = PyBytes_FromStringAndSize(out.data, out.size) if out.size else b""

@@ -34,7 +34,8 @@ from capsync.export.mcap_writer import DEFAULT_CHUNK_SIZE_BYTES, McapChunkWriter
 from capsync.proto import data_sync_pb2
 from capsync.server.store import BlobRecord, Record, TabularRecord
 
-TABULAR_BATCH_RECORDS = 16_384  # frames turned into messages per call
+TABULAR_BATCH_RECORDS = 16_384  # frames turned into messages per call, at most
+TABULAR_BATCH_BYTES = 1 << 20  # and capture bytes per call, about (at least one frame)
 _TABULAR = data_sync_pb2.DataType.DATA_TYPE_TABULAR_SENSOR
 _COMPILED = wire._load_compiled("capsync.export._export")
 
@@ -93,6 +94,7 @@ class ExportCounts:
     channels: int = 0
     files: int = 0  # capture files or stored payload files read
     skipped: list[str] = field(default_factory=list)  # what was left out, and why
+    peak_buffered_bytes: int = 0  # the most message bytes the writer held at once
 
 
 @dataclass
@@ -235,13 +237,23 @@ class McapExporter:
                 raise CaptureFileError(path, str(exc)) from None
 
     def _add_tabular_frames(self, data: Any, offset: int, names: tuple[str, str, str]) -> None:
+        """The frames in batches of at most TABULAR_BATCH_RECORDS frames and about
+        TABULAR_BATCH_BYTES of capture bytes, so a batch's JSON stays a few MB
+        whatever the size of a reading."""
         channel: _Channel | None = None
         scan = wire.wire().scan_frames
         encode = tabular_encoder()
+        limit = TABULAR_BATCH_RECORDS
         while True:
-            offsets, lengths, end = scan(data, offset, TABULAR_BATCH_RECORDS)
+            offsets, lengths, end = scan(data, offset, limit)
             if len(offsets) == 0:
                 return
+            more = len(offsets) == limit
+            ends = offsets + lengths
+            cut = max(1, int(np.searchsorted(ends - offset, TABULAR_BATCH_BYTES, side="right")))
+            if cut < len(offsets):
+                offsets, lengths, end, more = offsets[:cut], lengths[:cut], int(ends[cut - 1]), True
+            limit = max(1, min(TABULAR_BATCH_RECORDS, 2 * len(offsets)))
             if channel is None:
                 first, _, _ = encode(data, offsets[:1], lengths[:1], 0, 0)
                 channel = self._channel(None, *names, "json", first_json=first[31:])
@@ -256,7 +268,7 @@ class McapExporter:
             )
             channel.sequence += len(offsets)
             self.counts.messages += len(offsets)
-            if len(offsets) < TABULAR_BATCH_RECORDS or end == offset:
+            if not more or end == offset:
                 return
             offset = end
 
@@ -325,6 +337,7 @@ class McapExporter:
 
     def finish(self) -> ExportCounts:
         self.writer.finish()
+        self.counts.peak_buffered_bytes = self.writer.peak_buffered_bytes
         return self.counts
 
 

@@ -1,23 +1,36 @@
 """A chunked MCAP writer that takes messages in bulk.
 
 The ``mcap`` library writes every record here except two: the Chunk and its
-MessageIndex records. Its own :class:`mcap.writer.Writer` builds those one
-message at a time through Python calls (a ``Message`` object, five
-``struct.pack`` calls and an index tuple per message), which is where the
-time of a large export went. This writer takes messages already laid out as
-MCAP Message records (:func:`message_record`, or a batch of them built from a
-capture file) plus their log times and offsets, and writes the chunk and its
-message index from those arrays with numpy. Header, Schema, Channel,
+MessageIndex records. Those two are assembled by hand for speed: the library's
+:class:`mcap.writer.Writer` builds them one message at a time through Python
+calls (a ``Message`` object, five ``struct.pack`` calls and an index tuple per
+message), which cost more than everything else in a readings export together.
+This writer takes messages already laid out as MCAP Message records (a batch
+of them built from a capture file by the compiled ``capsync.export._export``
+or its twin :mod:`capsync.export.frames`, or one at a time with
+:func:`message_head`) plus their log times and offsets, and writes the chunk
+and its message index from those arrays with numpy. Header, Schema, Channel,
 DataEnd, Statistics, ChunkIndex, SummaryOffset and Footer records, and the
 summary layout, are the library's.
+
+How the tests prove the hand-written records match the format
+(tests/test_export_mcap.py): the ``mcap`` library's readers (the seeking
+reader through the summary and chunk indexes, and the streaming reader front
+to back) read every message back with its log time, publish time, channel and
+payload bytes equal to the capture files'; every MessageIndex entry points at a
+Message record of its channel with its log time, in log time order, covering
+each message of its chunk exactly once; chunk start/end times, uncompressed
+sizes and the Statistics record (message and per-channel counts, start and
+end times) agree with the messages read back; with chunks of 1 kB and 4 MiB.
 
 Two chunk streams are kept: one compressed with zstd (JSON readings, point
 clouds) and one stored uncompressed for payloads that are already compressed
 (JPEG and PNG images), where zstd would spend the time of the whole export to
 save under 1%. Chunk CRCs are written as 0 ("not computed", as the MCAP spec
-allows). Memory stays at about three chunks (``chunk_size_bytes`` each, default
-4 MiB: the two being filled and one being compressed in a background thread
-while the next is encoded) plus the largest single message.
+allows). A batch is split at chunk boundaries, so a chunk holds at most
+``chunk_size_bytes`` (default 4 MiB) plus one message, and memory stays at
+about three chunks (the two being filled and one being compressed in a
+background thread while the next is encoded: ``peak_buffered_bytes``).
 """
 
 from __future__ import annotations
@@ -142,6 +155,7 @@ class McapChunkWriter:
         self._finished = False
         self._pool: ThreadPoolExecutor | None = None
         self._pending: tuple[str, bytearray, Any, int, int, dict[int, Any]] | None = None
+        self.peak_buffered_bytes = 0  # the most record bytes held at once (chunks and pending)
         self._write(MCAP_MAGIC)
         self._write_records(Header(profile=profile, library=f"capsync; {LIBRARY_IDENTIFIER}"))
 
@@ -210,14 +224,35 @@ class McapChunkWriter:
         compress: bool = True,
     ) -> None:
         """Append Message records laid out back to back, with each one's log time and
-        offset into ``records`` (as uint64 arrays)."""
+        offset into ``records`` (as uint64 arrays, offsets ascending).
+
+        The records are split at chunk boundaries: a chunk ends with the first
+        record that takes it to ``chunk_size_bytes``, so no chunk holds more
+        than that plus one message, however large the batch.
+        """
         chunk = self._packed if compress else self._stored
-        base = len(chunk.data)
-        chunk.data += records
-        chunk.note(channel_id, log_times_ns, offsets + np.uint64(base))
+        total = len(records)
+        count = len(offsets)
+        first = 0
+        with memoryview(records) as view:
+            while first < count:
+                room = max(self._chunk_size - len(chunk.data), 1)
+                start = int(offsets[first])
+                stop_index = int(np.searchsorted(offsets, start + room, side="left"))
+                stop_index = max(stop_index, first + 1)
+                stop = int(offsets[stop_index]) if stop_index < count else total
+                base = len(chunk.data)
+                chunk.data += view[start:stop]
+                chunk.note(
+                    channel_id,
+                    log_times_ns[first:stop_index],
+                    offsets[first:stop_index] - np.uint64(start) + np.uint64(base),
+                )
+                self._note_buffered()
+                if len(chunk.data) >= self._chunk_size:
+                    self._flush_chunk(chunk)
+                first = stop_index
         self._count(channel_id, log_times_ns)
-        if len(chunk.data) >= self._chunk_size:
-            self._flush_chunk(chunk)
 
     def add_message(
         self,
@@ -267,6 +302,7 @@ class McapChunkWriter:
             with memoryview(chunk.data) as view:
                 fill(view[start : start + rest])
         chunk.note_one(channel_id, log_time_ns, base)
+        self._note_buffered()
         if self._message_count == 0:
             self._start_ns = self._end_ns = log_time_ns
         else:
@@ -278,6 +314,13 @@ class McapChunkWriter:
             self._flush_chunk(chunk)
 
     # --- chunks --------------------------------------------------------------------
+
+    def _note_buffered(self) -> None:
+        held = len(self._packed.data) + len(self._stored.data)
+        if self._pending is not None:
+            held += len(self._pending[1])  # its compressed copy is smaller (or absent)
+        if held > self.peak_buffered_bytes:
+            self.peak_buffered_bytes = held
 
     def _flush_chunk(self, chunk: _Chunk) -> None:
         """Hand the chunk to be compressed (in the background) and start a new one.
