@@ -98,6 +98,11 @@ class StoreSource(DataSource):
         self._owns_store = owns_store
         if getattr(store, "supports_changes", False):
             self.supports_changes = True
+        # A store that runs MQL itself (MongoDB) and measures its readings by day.
+        aggregate = getattr(store, "aggregate", None)
+        if aggregate is not None:
+            self.aggregate = aggregate
+        self._day_sizes = getattr(store, "tabular_day_sizes", None)
 
     def _select(self, f: DataFilter, page: Page, kinds: tuple[str, ...]) -> Iterator[Record]:
         if f.matches_nothing:
@@ -164,6 +169,12 @@ class StoreSource(DataSource):
             return super().changes_since(mark, limit)
         changes: tuple[list[TabularRecord], int] = feed(mark, limit)
         return changes
+
+    def tabular_day_sizes(self, key: tuple[str, str, str, str]) -> list[tuple[str, int]] | None:
+        if self._day_sizes is None:
+            return super().tabular_day_sizes(key)
+        sizes: list[tuple[str, int]] = self._day_sizes(key)
+        return sizes
 
     def sources(self) -> list[tuple[str, str, str, str]]:
         found = {(r.part_id, r.component_type, r.component_name, r.method_name)

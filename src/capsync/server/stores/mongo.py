@@ -36,19 +36,28 @@ server works. An unreachable server raises
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import heapq
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import bson
 import pymongo
 from bson.errors import BSONError
 from pymongo.collection import Collection
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError, WriteError
+from pymongo.errors import (
+    BulkWriteError,
+    DuplicateKeyError,
+    OperationFailure,
+    PyMongoError,
+    WriteError,
+)
 
 from capsync.mongo.client import check_uri, client_options, is_transient, redact_uri, short_error
 from capsync.mongo.documents import blob_document, tabular_document
+from capsync.query.filters import QueryError
 from capsync.server.records import batches_from_records, decode_batch, subset_batch
 from capsync.server.stores.base import (
     DEFAULT_MONGO_DATABASE,
@@ -59,6 +68,7 @@ from capsync.server.stores.base import (
     TabularBatch,
     TabularRecord,
 )
+from capsync.server.stores.mongo_aggregate import day_sizes_pipeline, readings_pipeline
 from capsync.server.stores.mongo_docs import (
     BATCH_COLLECTION,
     BLOB_COLLECTION,
@@ -84,6 +94,12 @@ __all__ = ["DEFAULT_DATABASE", "MongoStore", "blob_document", "tabular_document"
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = DEFAULT_MONGO_DATABASE
+_DAY_NS = 86_400 * 1_000_000_000
+
+
+def _day_name(day_ns: int) -> str:
+    moment = dt.datetime.fromtimestamp(day_ns // 1_000_000_000, dt.UTC)
+    return moment.strftime("%Y-%m-%d")
 
 
 class MongoStore(Store):
@@ -347,6 +363,40 @@ class MongoStore(Store):
             if not changes:
                 return self._blobs.find_one({"_id": blob_id}, {"_id": 1}) is not None
             return self._blobs.update_one({"_id": blob_id}, {"$set": changes}).matched_count == 1
+
+    # --- aggregation (the data API's MQL, retention's sizes) -----------------------------------
+
+    def aggregate(self, pipeline: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Run a user's read-only pipeline over the readings, each shown with Viam's fields
+        (see :mod:`~capsync.server.stores.mongo_aggregate`); QueryError when it is refused."""
+        stages = readings_pipeline(pipeline)
+        with unavailable_on_connection_errors("aggregating"):
+            try:
+                return list(self._tabular.aggregate(stages))
+            except OperationFailure as exc:
+                if is_transient(exc):
+                    raise
+                raise QueryError(f"MQL: {short_error(exc, 300)}") from None
+
+    def tabular_day_sizes(self, key: tuple[str, str, str, str]) -> list[tuple[str, int]]:
+        """The readings of one source (part, component type, component name, method) per
+        UTC day (``YYYY-MM-DD``, oldest first) with their size: the BSON bytes of their
+        documents. Retention's ``tabular_limit_gb`` measures this store by it."""
+        source = dict(zip(("part_id", "component_type", "component_name", "method_name"), key,
+                          strict=True))  # fmt: skip
+        with unavailable_on_connection_errors("measuring"):
+            try:
+                rows = [(int(r["_id"]), int(r["size_bytes"]))
+                        for r in self._tabular.aggregate(day_sizes_pipeline(source))]  # fmt: skip
+            except OperationFailure as exc:  # no $bsonSize before MongoDB 4.4: measure here
+                if is_transient(exc):
+                    raise
+                sizes: dict[int, int] = {}
+                for doc in self._tabular.find(day_sizes_pipeline(source)[0]["$match"]):
+                    day = int(doc["time_requested_ns"]) // _DAY_NS * _DAY_NS
+                    sizes[day] = sizes.get(day, 0) + len(bson.encode(doc))
+                rows = sorted(sizes.items())
+        return [(_day_name(day_ns), size) for day_ns, size in rows]
 
     def close(self) -> None:
         self._client.close()
