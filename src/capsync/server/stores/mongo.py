@@ -40,6 +40,7 @@ import datetime as dt
 import heapq
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -88,6 +89,7 @@ from capsync.server.stores.mongo_docs import (
     tabular_record,
     unavailable_on_connection_errors,
 )
+from capsync.server.stores.mongo_feed import COUNTER_COLLECTION, BatchFeed
 
 __all__ = ["DEFAULT_DATABASE", "MongoStore", "blob_document", "tabular_document"]
 
@@ -144,6 +146,12 @@ class MongoStore(Store):
         self._tabular: Collection[Document] = database_handle[TABULAR_COLLECTION]
         self._batches: Collection[Document] = database_handle[BATCH_COLLECTION]
         self._blobs: Collection[Document] = database_handle[BLOB_COLLECTION]
+        counters = database_handle[COUNTER_COLLECTION]
+        self._feed = BatchFeed(self._batches, counters, self._batch_readings)
+        self._writable = create
+        #: Whether :meth:`changes_since` lists every reading: a reader beside a server of the
+        #: previous release (batches without ``seq``) says no until that server is upgraded.
+        self.supports_changes = True
         self._indexes_ready = False
         self._indexes_lock = threading.Lock()
         if not create:
@@ -157,6 +165,9 @@ class MongoStore(Store):
                         "serve --mongo-database?",
                         self.uri_for_logs,
                     )
+                with unavailable_on_connection_errors("opening"):
+                    unnumbered = self._batches.find_one({"seq": {"$exists": False}}, {"_id": 1})
+                self.supports_changes = unnumbered is None
             except BaseException:
                 self._client.close()
                 raise
@@ -188,6 +199,10 @@ class MongoStore(Store):
                                 "cannot create index %s on %s.%s: %s",
                                 index_name, self.database_name, name, short_error(exc, 300),
                             )  # fmt: skip
+                if self._writable:
+                    numbered = self._feed.number_unnumbered()
+                    if numbered:
+                        log.info("numbered %d batches for the change feed", numbered)
             self._indexes_ready = True
 
     # --- writes ------------------------------------------------------------------------
@@ -205,8 +220,11 @@ class MongoStore(Store):
             if records:
                 docs = [tabular_document(r) for r in records]
                 added = self._insert_many(self._tabular, docs, fallback=True)
+            doc = batch_document(batch, len(records))
+            doc["seq"] = self._feed.next_seq()  # after the readings: the change feed's order
+            doc["seq_at_ns"] = time.time_ns()
             with contextlib.suppress(DuplicateKeyError):
-                self._batches.insert_one(batch_document(batch, len(records)))
+                self._batches.insert_one(doc)
         return added
 
     def record_tabular(self, records: Sequence[TabularRecord]) -> int:
@@ -363,6 +381,20 @@ class MongoStore(Store):
             if not changes:
                 return self._blobs.find_one({"_id": blob_id}, {"_id": 1}) is not None
             return self._blobs.update_one({"_id": blob_id}, {"$set": changes}).matched_count == 1
+
+    # --- the change feed (see mongo_feed) -------------------------------------------------------
+
+    def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
+        """The readings of batches stored after ``mark`` (0: from the first), whole batches in
+        the order they were stored, until at least ``limit`` readings; and the new mark.
+        Deleted readings are left out."""
+        self.ensure_indexes()  # a server numbers older batches first
+        with unavailable_on_connection_errors("reading changes"):
+            return self._feed.changes_since(mark, limit)
+
+    def _batch_readings(self, batch_id: str) -> list[TabularRecord]:
+        cursor = self._tabular.find({"upload_id": batch_id}, sort=TABULAR_SORT)
+        return [tabular_record(doc) for doc in cursor]
 
     # --- aggregation (the data API's MQL, retention's sizes) -----------------------------------
 

@@ -39,10 +39,12 @@ _NESTED_FIELDS = ("data", "method_parameters", "annotations")
 INDEXES: dict[str, list[tuple[str, list[tuple[str, int]]]]] = {
     TABULAR_COLLECTION: [
         ("by_time", [("time_requested_ns", 1), ("_id", 1)]),
+        ("by_batch", [("upload_id", 1), ("time_requested_ns", 1), ("_id", 1)]),
         ("by_source", [("part_id", 1), ("component_name", 1), ("method_name", 1),
                        ("time_requested_ns", 1)]),
     ],
     BATCH_COLLECTION: [
+        ("by_seq", [("seq", 1)]),
         ("by_file", [("part_id", 1), ("component_type", 1), ("component_name", 1),
                      ("method_name", 1), ("file_name", 1), ("time_min_ns", 1)]),
     ],
