@@ -7,11 +7,12 @@ It is the adapter of both ingest stores (the batch log and MongoDB). What the
 interface cannot filter (tags
 any-of, MIME types, boxes, datasets) is checked here, and a page starts at its
 cursor's time (``since_ns``), so paging forward never rescans earlier pages.
-A store with a change feed (``supports_changes`` and ``changes_since``, as the
-embedded :class:`~capsync.server.stores.local.LocalStore` has) passes it through,
-so the Parquet compactor (:mod:`capsync.query.columnar`) follows it and SQL reads
-the files plus the tail. Without one (the MongoDB store) SQL reads the readings
-through ``query`` on every call and the compactor stays off.
+A store with a change feed (``supports_changes`` and ``changes_since``, as both
+stores have) passes it through, so the Parquet compactor
+(:mod:`capsync.query.columnar`) follows it and SQL reads the files plus the
+tail; without one SQL reads the readings through ``query`` on every call. A
+store that runs MQL itself (``aggregate``: MongoDB) and one that measures its
+readings per day (``tabular_day_sizes``, for retention) pass those through too.
 """
 
 from __future__ import annotations

@@ -27,10 +27,16 @@ value MongoDB cannot take as a document (a key with a NUL character, or a
 ``$``-prefixed key on a server older than 5.0) is stored as JSON text in
 ``<field>_json`` instead; reading it back gives the same record.
 
+Each batch document carries a number from an atomic counter (``counters``): the
+change feed (:mod:`~capsync.server.stores.mongo_feed`) the Parquet compactor
+follows. The data API's MQL runs through ``aggregate`` and retention measures
+readings per day with it (:mod:`~capsync.server.stores.mongo_aggregate`).
+Documents and their indexes are :mod:`~capsync.server.stores.mongo_docs`.
+
 Only standard operations are used (``insert_many``, ``insert_one``, ``find``
-with ``sort``, ``create_index``, ``list_collection_names``), so any MongoDB
-server works. An unreachable server raises
-:class:`~capsync.server.store.StoreUnavailable`.
+with ``sort``, ``create_index``, ``find_one_and_update``, ``aggregate``), so any
+MongoDB server works (``$bsonSize`` needs 4.4; before it sizes are measured
+here). An unreachable server raises :class:`~capsync.server.store.StoreUnavailable`.
 """
 
 from __future__ import annotations
