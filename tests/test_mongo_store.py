@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from mongo_fixtures import client_for
 from mongo_helpers import (
+    SCHEMA,
     T0,
+    Key,
     S,
     blob_record,
     sample_records,
@@ -18,6 +20,7 @@ from mongo_helpers import (
     tabular_record,
 )
 
+from capsync.mongo.documents import reading_document, tabular_document
 from capsync.server import ItemFilter, SqliteStore, list_items
 from capsync.server.data_sources import query_for_store
 from capsync.server.query import export
@@ -159,3 +162,19 @@ def test_batches_of_a_previous_release_are_numbered_by_a_server(
     with MongoStore(mongo_uri, mongo_db, create=False) as reader:
         assert reader.supports_changes
         assert len(reader.changes_since(0, 1000)[0]) == 5
+
+
+def test_server_and_robot_documents_share_viam_fields() -> None:
+    """The store's document and the robot's capture document of one reading agree on every
+    field Viam's shape has (one documents module writes both)."""
+    record = tabular_record(3, data={"readings": {"temp": 23.0}})
+    stored = tabular_document(record)
+    captured = reading_document(
+        Key(resource_name="thermo"), {"temp": 23}, record.time_requested_ns,
+        record.time_received_ns,
+    )  # fmt: skip
+    shared = set(SCHEMA) - {"_id"}
+    assert {k: stored[k] for k in shared} == {k: captured[k] for k in shared}
+    assert stored["_id"] == record.id and stored["time_requested_ns"] == record.time_requested_ns
+    unset = tabular_document(tabular_record(4, time_received_ns=0))
+    assert unset["time_received"] is None  # the store keeps an unset time as null
