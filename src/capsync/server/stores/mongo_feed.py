@@ -21,12 +21,14 @@ Batch documents written before ``seq`` existed are numbered when a server starts
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 import pymongo
 from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
 
 from capsync.server.stores.base import TabularRecord
 
@@ -55,13 +57,21 @@ class BatchFeed:
         self._readings_of = readings_of
 
     def next_seq(self) -> int:
-        """A new batch number (never handed out before, by any server)."""
-        doc = self._counters.find_one_and_update(
-            {"_id": COUNTER_ID}, {"$inc": {"n": 1}}, upsert=True,
-            return_document=pymongo.ReturnDocument.AFTER,
-        )  # fmt: skip
-        assert doc is not None
-        return int(doc["n"])
+        """A new batch number (never handed out before, by any server).
+
+        The counter document is created apart (insert, a duplicate meaning another server
+        created it) rather than by an upserting increment, which concurrent first calls
+        can make fail."""
+        for _ in range(3):
+            doc = self._counters.find_one_and_update(
+                {"_id": COUNTER_ID}, {"$inc": {"n": 1}},
+                return_document=pymongo.ReturnDocument.AFTER,
+            )  # fmt: skip
+            if doc is not None:
+                return int(doc["n"])
+            with contextlib.suppress(DuplicateKeyError):
+                self._counters.insert_one({"_id": COUNTER_ID, "n": 0})
+        raise RuntimeError(f"the counter {COUNTER_ID!r} cannot be created")
 
     def number_unnumbered(self) -> int:
         """Give every batch document without ``seq`` one (oldest upload first); return how many."""
