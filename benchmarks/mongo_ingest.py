@@ -34,14 +34,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from capsync import wire  # noqa: E402
+from capsync.mongo.documents import tabular_document  # noqa: E402
 from capsync.proto import data_sync_pb2  # noqa: E402
 from capsync.server.records import decode_batch, tabular_batch  # noqa: E402
-from capsync.server.stores.mongo import (  # noqa: E402
-    _INDEXES,
-    TABULAR_COLLECTION,
-    MongoStore,
-    tabular_document,
-)
+from capsync.server.stores.mongo import MongoStore  # noqa: E402
+from capsync.server.stores.mongo_docs import INDEXES, TABULAR_COLLECTION  # noqa: E402
 
 T0_NS = 1_763_700_000_000_000_000
 KEYS = ("x", "y", "z", "roll", "pitch", "yaw")
@@ -89,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             for b in work
         ]
         client: pymongo.MongoClient = pymongo.MongoClient(uri, journal=True)
-        for name, keys in _INDEXES[TABULAR_COLLECTION]:  # the same indexes as capsync's
+        for name, keys in INDEXES[TABULAR_COLLECTION]:  # the same indexes as capsync's
             client[database]["plain"].create_index(keys, name=name)
         started = time.perf_counter()
         for chunk in docs:

@@ -6,10 +6,9 @@ With ``mongo_capture_config.uri`` set, each reading becomes one document in
     {_id: ObjectId, time_requested: Date, time_received: Date, component_name,
      component_type, method_name, data: <the SensorData struct as a document>}
 
-``data`` is the struct exactly as the capture file holds it: wrapped under
-``readings`` for ``Readings`` and ``docommand_output`` for ``DoCommand``, every
-number a double (a Struct has no integers), tuples as arrays. Dates are UTC
-with millisecond precision (what a BSON Date holds).
+(:func:`capsync.mongo.documents.reading_document`: numbers are doubles, dates
+have millisecond precision). Inserting a batch is :mod:`capsync.mongo.inserts`;
+this module is the queue and its thread.
 
 Disk capture never waits for MongoDB: :meth:`MongoCaptureWriter.submit` (the
 collector's ``on_tabular`` hook) appends to a bounded in-memory queue and
@@ -39,26 +38,17 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 import pymongo
-from bson import ObjectId
-from bson.errors import BSONError
-from pymongo.collection import Collection
-from pymongo.errors import (
-    BulkWriteError,
-    ConfigurationError,
-    DuplicateKeyError,
-    PyMongoError,
-)
+from pymongo.errors import ConfigurationError, PyMongoError
 
 from capsync._log import RateLimitedLog
 from capsync._retry import Backoff
-from capsync._time import bson_date as date_ms
 from capsync.config.model import MongoCaptureConfig
-from capsync.methods import wrap_key_for
 from capsync.mongo.client import check_uri, client_options, is_transient, redact_uri, short_error
+from capsync.mongo.documents import CollectorKeyLike, reading_document
+from capsync.mongo.inserts import create_capture_index, insert_documents
 
 __all__ = [
     "DEFAULT_BATCH_SIZE",
@@ -82,24 +72,6 @@ FIRST_RETRY_S = 0.1
 MAX_RETRY_S = 2.0
 STILL_DOWN_LOG_INTERVAL_S = 30.0
 ERROR_LOG_INTERVAL_S = 5.0
-DUPLICATE_KEY = 11000
-CAPTURE_INDEX: list[tuple[str, int]] = [
-    ("component_name", pymongo.ASCENDING),
-    ("method_name", pymongo.ASCENDING),
-    ("time_received", pymongo.ASCENDING),
-]
-MAX_NESTING_DEPTH = 100  # deeper readings never reach the hook: the disk encoder refuses them
-
-
-class CollectorKeyLike(Protocol):
-    """What :meth:`MongoCaptureWriter.submit` reads of a ``CollectorKey``."""
-
-    @property
-    def api(self) -> str: ...
-    @property
-    def resource_name(self) -> str: ...
-    @property
-    def method(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -109,53 +81,6 @@ class MongoCaptureStats:
     failed: int  # documents MongoDB refused, or readings that could not become a document
     queued: int  # readings waiting to be inserted (including a batch in flight)
     connected: bool  # the last attempt to reach MongoDB succeeded
-
-
-def _value(value: Any, depth: int) -> Any:
-    """One ``google.protobuf.Value`` as the capture file holds it, as a BSON value."""
-    if type(value) is float or value is None or type(value) is str or type(value) is bool:
-        return value
-    if isinstance(value, bool | np.bool_):
-        return bool(value)
-    if isinstance(value, int | float | np.integer | np.floating):
-        return float(value)  # a Struct number is a double
-    if isinstance(value, str):
-        return str(value)
-    if depth > MAX_NESTING_DEPTH:
-        raise ValueError(f"nested deeper than {MAX_NESTING_DEPTH} levels")
-    if isinstance(value, Mapping):
-        return _struct(value, depth + 1)
-    if isinstance(value, list | tuple):
-        return [_value(item, depth + 1) for item in value]
-    raise TypeError(f"a value of type {type(value).__name__} has no Struct representation")
-
-
-def _struct(fields: Mapping[Any, Any], depth: int) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, item in fields.items():
-        if not isinstance(key, str):
-            raise TypeError(f"key {key!r} is not a string")
-        if "\0" in key:
-            raise ValueError(f"key {key!r} contains a NUL character, which BSON cannot store")
-        out[key] = _value(item, depth)
-    return out
-
-
-def reading_document(
-    key: CollectorKeyLike, readings: Mapping[str, Any], t_req_ns: int, t_recv_ns: int
-) -> dict[str, Any]:
-    """The MongoDB document for one tabular reading (with a fresh ``_id``)."""
-    data = _struct(readings, 1)
-    wrap_key = wrap_key_for(key.method)
-    return {
-        "_id": ObjectId(),
-        "time_requested": date_ms(t_req_ns),
-        "time_received": date_ms(t_recv_ns),
-        "component_name": key.resource_name,
-        "component_type": key.api,
-        "method_name": key.method,
-        "data": {wrap_key: data} if wrap_key else data,
-    }
 
 
 # A queued reading: its arguments, or its document once converted (a retry keeps the _id).
@@ -424,8 +349,9 @@ class MongoCaptureWriter:
             if self._closing.is_set():
                 stack.enter_context(pymongo.timeout(max(self._deadline - time.monotonic(), 0.05)))
             if not self._indexes_ready:
-                self._create_indexes(collection)
-            return self._insert(collection, docs)
+                create_capture_index(collection)
+                self._indexes_ready = True
+            return insert_documents(collection, docs, self._errors_log.log)
 
     def _failed_attempt(self, exc: Exception, docs: list[dict[str, Any]]) -> bool:
         if isinstance(exc, ConfigurationError):
@@ -451,47 +377,6 @@ class MongoCaptureWriter:
 
     def _past_deadline(self) -> bool:
         return self._closing.is_set() and time.monotonic() >= self._deadline
-
-    def _insert(self, collection: Collection[dict[str, Any]], docs: list[dict[str, Any]]) -> int:
-        """Insert ``docs``; returns how many MongoDB holds now (the rest it refused)."""
-        try:
-            collection.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            refused = [e for e in errors if e.get("code") != DUPLICATE_KEY]
-            if refused:
-                self._errors_log.log(
-                    logging.ERROR,
-                    f"MongoDB capture: documents refused: {refused[0].get('errmsg', refused[0])}",
-                )
-            return len(docs) - len(refused)
-        except BSONError:
-            # One document BSON cannot encode spoils the batch: insert one by one.
-            return sum(self._insert_one(collection, doc) for doc in docs)
-        return len(docs)
-
-    def _insert_one(self, collection: Collection[dict[str, Any]], doc: dict[str, Any]) -> int:
-        try:
-            collection.insert_one(doc)
-        except BSONError as exc:
-            self._errors_log.log(logging.WARNING, f"MongoDB capture: reading not stored: {exc}")
-            return 0
-        except DuplicateKeyError:
-            return 1
-        return 1
-
-    def _create_indexes(self, collection: Collection[dict[str, Any]]) -> None:
-        try:
-            collection.create_index(CAPTURE_INDEX)
-        except PyMongoError as exc:
-            if is_transient(exc):
-                raise
-            # An index of that name with other options exists: capture works without ours.
-            _log.warning(
-                "MongoDB capture: cannot create the index on %s.%s: %s",
-                self.config.database, self.config.collection, short_error(exc),
-            )  # fmt: skip
-        self._indexes_ready = True
 
     def _disable(self, exc: BaseException) -> None:
         self._disabled = str(exc)

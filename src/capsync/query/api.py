@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from capsync.query.catalog import DatasetCatalog
 from capsync.query.columnar import ColumnarStore
 from capsync.query.filters import Cursor, DataFilter, NotFound, Page, QueryError
+from capsync.query.payloads import LocalPayloads, Payloads
 from capsync.query.source import DataSource
 
 if TYPE_CHECKING:
@@ -75,11 +76,18 @@ class DataQuery:
     """Queries and changes over one store (a :class:`DataSource`) and its data dir."""
 
     def __init__(
-        self, source: DataSource, data_dir: str | os.PathLike[str], *, owns_source: bool = False
+        self,
+        source: DataSource,
+        data_dir: str | os.PathLike[str],
+        *,
+        owns_source: bool = False,
+        payloads: Payloads | None = None,
     ) -> None:
-        """``owns_source``: :meth:`close` closes the source too."""
+        """``owns_source``: :meth:`close` closes the source (and ``payloads``) too.
+        ``payloads``: where binary payloads are (default: files in ``data_dir``)."""
         self.source = source
         self.data_dir = Path(data_dir)
+        self.payloads: Payloads = payloads if payloads is not None else LocalPayloads(data_dir)
         self._datasets: DatasetCatalog | None = None
         self.columnar = ColumnarStore(self.data_dir, source) if source.supports_changes else None
         self._lock = threading.Lock()  # read-modify-write of a binary's metadata
@@ -111,6 +119,7 @@ class DataQuery:
             self._datasets.close()
         if self._owns_source:
             self.source.close()
+            self.payloads.close()
 
     def __enter__(self) -> DataQuery:
         return self
@@ -218,11 +227,10 @@ class DataQuery:
         return list(self.source.blobs(data_filter, Page()))
 
     def payload(self, record: BlobRecord) -> bytes:
-        """The stored bytes of a binary; NotFound when its file is gone."""
-        path = self.data_dir.joinpath(*record.path.split("/"))
+        """The stored bytes of a binary; NotFound when its payload is gone."""
         try:
-            return path.read_bytes()
-        except FileNotFoundError:
+            return self.payloads.read(record.path)
+        except NotFound:
             raise NotFound(f"the payload of {record.id} is missing") from None
 
     def delete_blobs(self, ids: Sequence[str]) -> int:
@@ -231,8 +239,7 @@ class DataQuery:
             deleted = self.source.delete_blobs(ids)
             for record in deleted:
                 if not self.source.payload_in_use(record.path):
-                    path = self.data_dir.joinpath(*record.path.split("/"))
-                    path.unlink(missing_ok=True)
+                    self.payloads.remove(record.path)
         if deleted:
             log.info("deleted %d binaries", len(deleted))
         return len(deleted)
@@ -402,11 +409,11 @@ class DataQuery:
     def mql(self, pipeline: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """Run a MongoDB aggregation pipeline over the readings (see :mod:`capsync.query.mql`)."""
         native = getattr(self.source, "aggregate", None)
+        if native is not None:  # the store runs (and checks) the pipeline itself: MongoDB
+            return list(native(pipeline))
         from capsync.query.mql import check_pipeline
 
         check_pipeline(pipeline)
-        if native is not None:
-            return list(native(pipeline))
         from capsync.query.sql import run_mql
 
         rows = run_mql(self, pipeline)

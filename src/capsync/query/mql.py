@@ -7,8 +7,8 @@ dotted paths, exclusion of ``_id``, renaming with ``"$path"``), ``$group``
 $first $last``), ``$sort``, ``$limit``, ``$skip`` and ``$count``. Each stage
 wraps the previous one as a subquery. ``$out`` and ``$merge`` are refused
 (queries are read-only); any other stage is refused naming it. A source with an
-``aggregate`` method (a MongoDB adapter) runs the pipeline itself after the same
-check.
+``aggregate`` method (the MongoDB store) runs and checks the pipeline itself
+(:mod:`capsync.server.stores.mongo_aggregate`): every stage MongoDB has.
 """
 
 from __future__ import annotations

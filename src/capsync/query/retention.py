@@ -12,9 +12,10 @@ A source's policy comes from (first match wins):
 
 :func:`apply_retention` removes, per source, readings and binaries captured
 more than ``days`` ago, then the oldest binaries past ``binary_limit_gb`` and
-the oldest days of readings past ``tabular_limit_gb`` (measured as their
-Parquet files; a store without them, MongoDB, logs once that this limit is not
-applied), from the store and the columnar files, and logs each removal.
+the oldest days of readings past ``tabular_limit_gb`` (measured by the store
+when it can, MongoDB as its documents' BSON bytes, else as their Parquet files;
+a store with neither logs once that this limit is not applied), from the store
+and the columnar files, and logs each removal.
 """
 
 from __future__ import annotations
@@ -210,16 +211,20 @@ def _apply(query: DataQuery, key: SourceKey, policy: Retention, now: int) -> tup
             doomed.append(blob.id)
             total -= blob.size_bytes
         binaries += query.delete_blobs(doomed)
-    unmeasured = policy.tabular_limit_gb is not None and query.columnar is None
-    if unmeasured and key not in _UNMEASURED:
-        _UNMEASURED.add(key)
-        log.warning(
-            "retention: tabular_limit_gb of %s is not applied: this store keeps no "
-            "columnar files to measure readings by", "/".join(key),
-        )  # fmt: skip
-    if policy.tabular_limit_gb is not None and query.columnar is not None:
+    if policy.tabular_limit_gb is None:
+        return readings, binaries
+    days = query.source.tabular_day_sizes(key)  # a store that measures itself (MongoDB)
+    if days is None and query.columnar is not None:
         query.columnar.compact()
         days = query.columnar.source_sizes().get(key, [])
+    if days is None:
+        if key not in _UNMEASURED:
+            _UNMEASURED.add(key)
+            log.warning(
+                "retention: tabular_limit_gb of %s is not applied: this store keeps no "
+                "columnar files to measure readings by", "/".join(key),
+            )  # fmt: skip
+    else:
         total = sum(size for _, size in days)
         limit = policy.tabular_limit_gb * _GB
         for day, size in days:  # oldest first

@@ -101,6 +101,12 @@ class DataSource(abc.ABC):
         stored (ns; None when there are none); None when this source cannot tell."""
         return None
 
+    def tabular_day_sizes(self, key: tuple[str, str, str, str]) -> list[tuple[str, int]] | None:
+        """The readings of one source (part, component type, component name, method) per
+        UTC day (``YYYY-MM-DD``, oldest first) with their stored size in bytes, or None when
+        the store cannot say (then retention measures the columnar files)."""
+        return None
+
     @abc.abstractmethod
     def sources(self) -> list[tuple[str, str, str, str]]:
         """Every (part, component type, component name, method) holding readings or binaries."""

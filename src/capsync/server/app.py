@@ -215,7 +215,7 @@ class IngestServer:
         from capsync.server.dataset_service import dataset_service_handler
         from capsync.server.maintenance import Maintenance
 
-        self._query = query_for_store(self._store, self.data_dir)
+        self._query = query_for_store(self._store, self.data_dir, self._blobs)
         server.add_generic_rpc_handlers(
             (data_service_handler(self._query), dataset_service_handler(self._query))
         )

@@ -11,15 +11,24 @@ store's own interface (``query``, ``get_blob``, ``delete``, ``update_blob``).
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from capsync.query.api import DataQuery
 from capsync.server.store import DEFAULT_MONGO_DATABASE, Store
 from capsync.server.store_source import StoreSource
 
 
-def query_for_store(store: Store, data_dir: str | os.PathLike[str]) -> DataQuery:
-    """The query layer over an open ingest store (the server's own; it stays open)."""
-    return DataQuery(StoreSource(store), data_dir, owns_source=True)
+def query_for_store(store: Store, data_dir: str | os.PathLike[str], blobs: Any = None) -> DataQuery:
+    """The query layer over an open ingest store (the server's own; it stays open).
+
+    ``blobs``: the server's payload store when it is not the data dir's files
+    (:class:`~capsync.server.gridfs_blobs.GridFsBlobs`; it stays open too)."""
+    payloads = None
+    if blobs is not None and hasattr(blobs, "read"):
+        from capsync.server.gridfs_blobs import ServerPayloads
+
+        payloads = ServerPayloads(data_dir, blobs)
+    return DataQuery(StoreSource(store), data_dir, owns_source=True, payloads=payloads)
 
 
 def open_data_query(
@@ -34,4 +43,13 @@ def open_data_query(
     from capsync.server.query import open_store
 
     store = open_store(data_dir, mongo_uri, mongo_database=mongo_database)
-    return DataQuery(StoreSource(store, owns_store=True), data_dir, owns_source=True)
+    payloads = None
+    if mongo_uri is not None:  # payloads may be in GridFS (serve --blobs gridfs)
+        from capsync.server.gridfs_blobs import GridFsBlobs, ServerPayloads
+
+        payloads = ServerPayloads(
+            data_dir, GridFsBlobs(mongo_uri, mongo_database), owns_gridfs=True
+        )
+    return DataQuery(
+        StoreSource(store, owns_store=True), data_dir, owns_source=True, payloads=payloads
+    )

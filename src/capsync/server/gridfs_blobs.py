@@ -7,10 +7,15 @@ hashed as it goes; :meth:`GridFsWriter.commit` renames it to
 ``<part>/<component_type>/<component_name>/<method>/<sha256><ext>`` (the local
 layout) or drops it when that name is already there. A stored record's ``path``
 is ``gridfs:<that name>``. Writes wait for the journal (the client's ``journal``).
+
+The query layer reads and removes payloads through :class:`ServerPayloads`:
+``gridfs:`` paths in GridFS, any other path as a file under the data dir (what a
+server stored before it ran with ``--blobs gridfs``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import uuid
@@ -22,6 +27,8 @@ import gridfs
 import pymongo
 
 from capsync.mongo.client import client_options
+from capsync.query.filters import NotFound
+from capsync.query.payloads import LocalPayloads
 from capsync.server.blobs import StoredPayload, check_extension
 
 BUCKET = "payloads"
@@ -119,5 +126,45 @@ class GridFsBlobs:
             os.fsync(out.fileno())
         return True
 
+    def read(self, path: str) -> bytes:
+        """The payload at ``path`` (``gridfs:...``); :class:`NotFound` when it is missing."""
+        try:
+            with self._bucket.open_download_stream_by_name(path[len(PREFIX) :]) as source:
+                return source.read()
+        except gridfs.errors.NoFile:
+            raise NotFound(f"payload {path} is missing") from None
+
+    def remove(self, path: str) -> None:
+        """Remove every GridFS file named by ``path`` (none left is fine)."""
+        found = self._bucket.find({"filename": path[len(PREFIX) :]})
+        for grid_file in list(found):
+            with contextlib.suppress(gridfs.errors.NoFile):  # removed meanwhile by another server
+                self._bucket.delete(grid_file._id)
+
     def close(self) -> None:
         self._client.close()
+
+
+class ServerPayloads:
+    """Payloads for the query layer: ``gridfs:`` paths in ``gridfs``, others under ``data_dir``.
+
+    ``owns_gridfs``: :meth:`close` closes ``gridfs`` too."""
+
+    def __init__(self, data_dir: str | os.PathLike[str], gridfs_blobs: GridFsBlobs,
+                 *, owns_gridfs: bool = False) -> None:  # fmt: skip
+        self._local = LocalPayloads(data_dir)
+        self._gridfs = gridfs_blobs
+        self._owns_gridfs = owns_gridfs
+
+    def read(self, path: str) -> bytes:
+        return self._gridfs.read(path) if is_gridfs_path(path) else self._local.read(path)
+
+    def remove(self, path: str) -> None:
+        if is_gridfs_path(path):
+            self._gridfs.remove(path)
+        else:
+            self._local.remove(path)
+
+    def close(self) -> None:
+        if self._owns_gridfs:
+            self._gridfs.close()

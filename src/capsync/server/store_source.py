@@ -7,11 +7,12 @@ It is the adapter of both ingest stores (the batch log and MongoDB). What the
 interface cannot filter (tags
 any-of, MIME types, boxes, datasets) is checked here, and a page starts at its
 cursor's time (``since_ns``), so paging forward never rescans earlier pages.
-A store with a change feed (``supports_changes`` and ``changes_since``, as the
-embedded :class:`~capsync.server.stores.local.LocalStore` has) passes it through,
-so the Parquet compactor (:mod:`capsync.query.columnar`) follows it and SQL reads
-the files plus the tail. Without one (the MongoDB store) SQL reads the readings
-through ``query`` on every call and the compactor stays off.
+A store with a change feed (``supports_changes`` and ``changes_since``, as both
+stores have) passes it through, so the Parquet compactor
+(:mod:`capsync.query.columnar`) follows it and SQL reads the files plus the
+tail; without one SQL reads the readings through ``query`` on every call. A
+store that runs MQL itself (``aggregate``: MongoDB) and one that measures its
+readings per day (``tabular_day_sizes``, for retention) pass those through too.
 """
 
 from __future__ import annotations
@@ -108,6 +109,11 @@ class StoreSource(DataSource):
         self._cache_lock = threading.Lock()
         if getattr(store, "supports_changes", False):
             self.supports_changes = True
+        # A store that runs MQL itself (MongoDB) and measures its readings by day.
+        aggregate = getattr(store, "aggregate", None)
+        if aggregate is not None:
+            self.aggregate = aggregate
+        self._day_sizes = getattr(store, "tabular_day_sizes", None)
 
     def _select(self, f: DataFilter, page: Page, kinds: tuple[str, ...]) -> Iterator[Record]:
         if f.matches_nothing:
@@ -250,6 +256,12 @@ class StoreSource(DataSource):
             return None
         result: tuple[int, int | None] = summary(mark)
         return result
+
+    def tabular_day_sizes(self, key: tuple[str, str, str, str]) -> list[tuple[str, int]] | None:
+        if self._day_sizes is None:
+            return super().tabular_day_sizes(key)
+        sizes: list[tuple[str, int]] = self._day_sizes(key)
+        return sizes
 
     def sources(self) -> list[tuple[str, str, str, str]]:
         found = {(r.part_id, r.component_type, r.component_name, r.method_name)

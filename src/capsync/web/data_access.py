@@ -31,6 +31,8 @@ from capsync.server.store import BlobRecord
 from capsync.web.series import Series, downsample
 from capsync.web.series_sql import sql_series
 
+_REMOTE_PREFIXES = ("gridfs:",)  # payloads not under the data dir (see capsync.query.payloads)
+
 __all__ = [
     "Binary",
     "BinaryFilter",
@@ -155,12 +157,28 @@ class DataAccess:
         return _binary(found[0])
 
     def payload_path(self, binary: Binary) -> Path:
-        """Where the payload of ``binary`` is: an existing file, never outside the data dir."""
+        """Where the payload of ``binary`` is: an existing file, never outside the data dir.
+
+        A payload kept elsewhere (``gridfs:...``) is copied once into
+        ``capsync-query/payload-cache/`` (named by the binary's id) and served from there."""
+        if binary.path.startswith(_REMOTE_PREFIXES):
+            return self._cached_payload(binary)
         path = self.data_dir.joinpath(*binary.path.split("/")).resolve()
         if not path.is_relative_to(self.data_dir) or path == self.data_dir:
             raise NotFound(f"the payload of {binary.id} is not in the data folder")
         if not path.is_file():
             raise NotFound(f"the payload of {binary.id} is missing")
+        return path
+
+    def _cached_payload(self, binary: Binary) -> Path:
+        cache = self.data_dir / "capsync-query" / "payload-cache"
+        path = cache / f"{binary.id}{binary.file_extension}"
+        if not path.is_file():
+            data = self._query.payloads.read(binary.path)  # NotFound when it is gone
+            cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+            partial = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.part")
+            partial.write_bytes(data)
+            os.replace(partial, path)
         return path
 
     def add_tags(self, binary_ids: Sequence[str], tags: Sequence[str]) -> int:

@@ -27,10 +27,16 @@ value MongoDB cannot take as a document (a key with a NUL character, or a
 ``$``-prefixed key on a server older than 5.0) is stored as JSON text in
 ``<field>_json`` instead; reading it back gives the same record.
 
+Each batch document carries a number from an atomic counter (``counters``): the
+change feed (:mod:`~capsync.server.stores.mongo_feed`) the Parquet compactor
+follows. The data API's MQL runs through ``aggregate`` and retention measures
+readings per day with it (:mod:`~capsync.server.stores.mongo_aggregate`).
+Documents and their indexes are :mod:`~capsync.server.stores.mongo_docs`.
+
 Only standard operations are used (``insert_many``, ``insert_one``, ``find``
-with ``sort``, ``create_index``, ``list_collection_names``), so any MongoDB
-server works. An unreachable server raises
-:class:`~capsync.server.store.StoreUnavailable`.
+with ``sort``, ``create_index``, ``find_one_and_update``, ``aggregate``), so any
+MongoDB server works (``$bsonSize`` needs 4.4; before it sizes are measured
+here). An unreachable server raises :class:`~capsync.server.store.StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -38,9 +44,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import heapq
-import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -51,11 +57,14 @@ from pymongo.collection import Collection
 from pymongo.errors import (
     BulkWriteError,
     DuplicateKeyError,
+    OperationFailure,
     PyMongoError,
     WriteError,
 )
 
 from capsync.mongo.client import check_uri, client_options, is_transient, redact_uri, short_error
+from capsync.mongo.documents import blob_document, tabular_document
+from capsync.query.filters import QueryError
 from capsync.server.records import batches_from_records, decode_batch, subset_batch
 from capsync.server.stores.base import (
     DEFAULT_MONGO_DATABASE,
@@ -63,209 +72,42 @@ from capsync.server.stores.base import (
     ItemFilter,
     Record,
     Store,
-    StoreUnavailable,
     TabularBatch,
     TabularRecord,
 )
+from capsync.server.stores.mongo_aggregate import day_sizes_pipeline, readings_pipeline
+from capsync.server.stores.mongo_docs import (
+    BATCH_COLLECTION,
+    BLOB_COLLECTION,
+    BLOB_SORT,
+    CONNECT_TIMEOUT_MS,
+    INDEXES,
+    SERVER_SELECTION_TIMEOUT_MS,
+    TABULAR_COLLECTION,
+    TABULAR_SORT,
+    Document,
+    as_json,
+    batch_document,
+    blob_record,
+    encodable,
+    item_query,
+    reading_key,
+    tabular_record,
+    unavailable_on_connection_errors,
+)
+from capsync.server.stores.mongo_feed import COUNTER_COLLECTION, BatchFeed
 
-__all__ = ["DEFAULT_DATABASE", "MongoStore"]
+__all__ = ["DEFAULT_DATABASE", "MongoStore", "blob_document", "tabular_document"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = DEFAULT_MONGO_DATABASE
-TABULAR_COLLECTION = "tabular"
-BATCH_COLLECTION = "batches"
-BLOB_COLLECTION = "blobs"
-SERVER_SELECTION_TIMEOUT_MS = 5_000
-CONNECT_TIMEOUT_MS = 5_000
-DUPLICATE_KEY = 11000
-# Nested values, stored as documents when MongoDB takes them, else as JSON text.
-_NESTED_FIELDS = ("data", "method_parameters", "annotations")
-_INDEXES: dict[str, list[tuple[str, list[tuple[str, int]]]]] = {
-    TABULAR_COLLECTION: [
-        ("by_time", [("time_requested_ns", 1), ("_id", 1)]),
-        ("by_source", [("part_id", 1), ("component_name", 1), ("method_name", 1),
-                       ("time_requested_ns", 1)]),
-    ],
-    BATCH_COLLECTION: [
-        ("by_file", [("part_id", 1), ("component_type", 1), ("component_name", 1),
-                     ("method_name", 1), ("file_name", 1), ("time_min_ns", 1)]),
-    ],
-    BLOB_COLLECTION: [
-        ("by_time", [("time_requested_ns", 1), ("kind", 1), ("_id", 1)]),
-        ("by_source", [("part_id", 1), ("component_name", 1), ("method_name", 1),
-                       ("time_requested_ns", 1)]),
-    ],
-}  # fmt: skip
-_TABULAR_SORT = [("time_requested_ns", pymongo.ASCENDING), ("_id", pymongo.ASCENDING)]
-_BLOB_SORT = [
-    ("time_requested_ns", pymongo.ASCENDING),
-    ("kind", pymongo.ASCENDING),
-    ("_id", pymongo.ASCENDING),
-]
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-
-Document = dict[str, Any]
+_DAY_NS = 86_400 * 1_000_000_000
 
 
-def _date(ns: int) -> dt.datetime | None:
-    return _EPOCH + dt.timedelta(milliseconds=ns // 1_000_000) if ns else None
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=True)
-
-
-def _as_json(doc: Document) -> Document:
-    """``doc`` with its nested values as JSON text (``<field>_json``)."""
-    out: Document = {}
-    for key, value in doc.items():
-        if key in _NESTED_FIELDS:
-            out[key + "_json"] = _dumps(value)
-        else:
-            out[key] = value
-    return out
-
-
-def _nested(doc: Mapping[str, Any], field: str) -> Any:
-    if field in doc:
-        return doc[field]
-    text = doc.get(field + "_json")
-    return {} if text is None else json.loads(text)
-
-
-def _encodable(doc: Document) -> Document:
-    try:
-        bson.encode(doc)
-    except BSONError:
-        return _as_json(doc)
-    return doc
-
-
-@contextlib.contextmanager
-def _unavailable_on_connection_errors(what: str) -> Iterator[None]:
-    try:
-        yield
-    except PyMongoError as exc:
-        if is_transient(exc):
-            raise StoreUnavailable(
-                f"MongoDB unavailable ({what}): {short_error(exc, 300)}"
-            ) from exc
-        raise
-
-
-def tabular_document(r: TabularRecord) -> Document:
-    return {
-        "_id": r.id,
-        "upload_id": r.upload_id,
-        "part_id": r.part_id,
-        "component_type": r.component_type,
-        "component_name": r.component_name,
-        "method_name": r.method_name,
-        "method_parameters": r.method_parameters,
-        "tags": list(r.tags),
-        "time_requested_ns": r.time_requested_ns,
-        "time_received_ns": r.time_received_ns,
-        "time_requested": _date(r.time_requested_ns),
-        "time_received": _date(r.time_received_ns),
-        "mime_type": r.mime_type,
-        "data": r.data,
-        "uploaded_at_ns": r.uploaded_at_ns,
-    }
-
-
-def blob_document(r: BlobRecord) -> Document:
-    return {
-        "_id": r.id,
-        "upload_id": r.upload_id,
-        "kind": r.kind,
-        "part_id": r.part_id,
-        "component_type": r.component_type,
-        "component_name": r.component_name,
-        "method_name": r.method_name,
-        "method_parameters": r.method_parameters,
-        "tags": list(r.tags),
-        "time_requested_ns": r.time_requested_ns,
-        "time_received_ns": r.time_received_ns,
-        "time_requested": _date(r.time_requested_ns),
-        "time_received": _date(r.time_received_ns),
-        "mime_type": r.mime_type,
-        "file_extension": r.file_extension,
-        "path": r.path,
-        "size_bytes": r.size_bytes,
-        "sha256": r.sha256,
-        "file_name": r.file_name,
-        "dataset_ids": list(r.dataset_ids),
-        "annotations": r.annotations,
-        "uploaded_at_ns": r.uploaded_at_ns,
-    }
-
-
-def _tabular_record(doc: Mapping[str, Any]) -> TabularRecord:
-    return TabularRecord(
-        id=doc["_id"],
-        upload_id=doc["upload_id"],
-        part_id=doc["part_id"],
-        component_type=doc["component_type"],
-        component_name=doc["component_name"],
-        method_name=doc["method_name"],
-        method_parameters=_nested(doc, "method_parameters"),
-        tags=tuple(doc["tags"]),
-        time_requested_ns=int(doc["time_requested_ns"]),
-        time_received_ns=int(doc["time_received_ns"]),
-        mime_type=doc["mime_type"],
-        data=_nested(doc, "data"),
-        uploaded_at_ns=int(doc["uploaded_at_ns"]),
-    )
-
-
-def _blob_record(doc: Mapping[str, Any]) -> BlobRecord:
-    return BlobRecord(
-        id=doc["_id"],
-        upload_id=doc["upload_id"],
-        kind=doc["kind"],
-        part_id=doc["part_id"],
-        component_type=doc["component_type"],
-        component_name=doc["component_name"],
-        method_name=doc["method_name"],
-        method_parameters=_nested(doc, "method_parameters"),
-        tags=tuple(doc["tags"]),
-        time_requested_ns=int(doc["time_requested_ns"]),
-        time_received_ns=int(doc["time_received_ns"]),
-        mime_type=doc["mime_type"],
-        file_extension=doc["file_extension"],
-        path=doc["path"],
-        size_bytes=int(doc["size_bytes"]),
-        sha256=doc["sha256"],
-        file_name=doc["file_name"],
-        dataset_ids=tuple(doc["dataset_ids"]),
-        annotations=_nested(doc, "annotations"),
-        uploaded_at_ns=int(doc["uploaded_at_ns"]),
-    )
-
-
-def _filter(f: ItemFilter, *, blobs: bool) -> Document:
-    query: Document = {}
-    for name, value in (
-        ("part_id", f.part_id),
-        ("component_name", f.component),
-        ("component_type", f.component_type),
-        ("method_name", f.method),
-    ):
-        if value is not None:
-            query[name] = {"$eq": value}
-    if blobs and f.kind is not None:
-        query["kind"] = {"$eq": f.kind}
-    if f.tags:
-        query["tags"] = {"$all": list(f.tags)}
-    bounds: Document = {}
-    if f.since_ns is not None:
-        bounds["$gte"] = f.since_ns
-    if f.until_ns is not None:
-        bounds["$lt"] = f.until_ns
-    if bounds:
-        query["time_requested_ns"] = bounds
-    return query
+def _day_name(day_ns: int) -> str:
+    moment = dt.datetime.fromtimestamp(day_ns // 1_000_000_000, dt.UTC)
+    return moment.strftime("%Y-%m-%d")
 
 
 class MongoStore(Store):
@@ -310,11 +152,17 @@ class MongoStore(Store):
         self._tabular: Collection[Document] = database_handle[TABULAR_COLLECTION]
         self._batches: Collection[Document] = database_handle[BATCH_COLLECTION]
         self._blobs: Collection[Document] = database_handle[BLOB_COLLECTION]
+        counters = database_handle[COUNTER_COLLECTION]
+        self._feed = BatchFeed(self._batches, counters, self._batch_readings)
+        self._writable = create
+        #: Whether :meth:`changes_since` lists every reading: a reader beside a server of the
+        #: previous release (batches without ``seq``) says no until that server is upgraded.
+        self.supports_changes = True
         self._indexes_ready = False
         self._indexes_lock = threading.Lock()
         if not create:
             try:
-                with _unavailable_on_connection_errors("opening"):
+                with unavailable_on_connection_errors("opening"):
                     names = set(database_handle.list_collection_names())
                 if not names & {TABULAR_COLLECTION, BATCH_COLLECTION, BLOB_COLLECTION}:
                     raise FileNotFoundError(
@@ -323,6 +171,9 @@ class MongoStore(Store):
                         "serve --mongo-database?",
                         self.uri_for_logs,
                     )
+                with unavailable_on_connection_errors("opening"):
+                    unnumbered = self._batches.find_one({"seq": {"$exists": False}}, {"_id": 1})
+                self.supports_changes = unnumbered is None
             except BaseException:
                 self._client.close()
                 raise
@@ -338,13 +189,13 @@ class MongoStore(Store):
         with self._indexes_lock:
             if self._indexes_ready:
                 return
-            with _unavailable_on_connection_errors("creating indexes"):
+            with unavailable_on_connection_errors("creating indexes"):
                 for name, collection in (
                     (TABULAR_COLLECTION, self._tabular),
                     (BATCH_COLLECTION, self._batches),
                     (BLOB_COLLECTION, self._blobs),
                 ):
-                    for index_name, keys in _INDEXES[name]:
+                    for index_name, keys in INDEXES[name]:
                         try:
                             collection.create_index(keys, name=index_name)
                         except PyMongoError as exc:
@@ -354,13 +205,17 @@ class MongoStore(Store):
                                 "cannot create index %s on %s.%s: %s",
                                 index_name, self.database_name, name, short_error(exc, 300),
                             )  # fmt: skip
+                if self._writable:
+                    numbered = self._feed.number_unnumbered()
+                    if numbered:
+                        log.info("numbered %d batches for the change feed", numbered)
             self._indexes_ready = True
 
     # --- writes ------------------------------------------------------------------------
 
     def record_batch(self, batch: TabularBatch) -> int:
         self.ensure_indexes()
-        with _unavailable_on_connection_errors("storing tabular data"):
+        with unavailable_on_connection_errors("storing tabular data"):
             if self._batches.find_one({"_id": batch.id}, {"_id": 1}) is not None:
                 return 0
             records = decode_batch(batch.body, batch.id, batch.uploaded_at_ns)
@@ -371,8 +226,11 @@ class MongoStore(Store):
             if records:
                 docs = [tabular_document(r) for r in records]
                 added = self._insert_many(self._tabular, docs, fallback=True)
+            doc = batch_document(batch, len(records))
+            doc["seq"] = self._feed.next_seq()  # after the readings: the change feed's order
+            doc["seq_at_ns"] = time.time_ns()
             with contextlib.suppress(DuplicateKeyError):
-                self._batches.insert_one(_batch_document(batch, len(records)))
+                self._batches.insert_one(doc)
         return added
 
     def record_tabular(self, records: Sequence[TabularRecord]) -> int:
@@ -392,10 +250,10 @@ class MongoStore(Store):
     ) -> list[TabularRecord]:
         """The readings of ``batch`` not already stored by the overlapping batches."""
         known = {
-            _reading_key(_tabular_record(doc))
+            reading_key(tabular_record(doc))
             for doc in self._tabular.find({"upload_id": {"$in": overlapping}})
         }
-        keep = [i for i, r in enumerate(records) if _reading_key(r) not in known]
+        keep = [i for i, r in enumerate(records) if reading_key(r) not in known]
         log.info("batch %s overlaps %d stored batches of its file: %d of %d readings are new",
                  batch.id, len(overlapping), len(keep), len(records))  # fmt: skip
         if len(keep) == len(records):
@@ -406,13 +264,13 @@ class MongoStore(Store):
     def record_blob(self, record: BlobRecord) -> bool:
         self.ensure_indexes()
         doc = blob_document(record)
-        with _unavailable_on_connection_errors("storing a binary record"):
+        with unavailable_on_connection_errors("storing a binary record"):
             try:
                 self._blobs.insert_one(doc)
             except DuplicateKeyError:
                 return False
             except (BSONError, WriteError):
-                json_doc = _as_json(doc)
+                json_doc = as_json(doc)
                 try:
                     self._blobs.insert_one(json_doc)
                 except DuplicateKeyError:
@@ -432,12 +290,12 @@ class MongoStore(Store):
                 return inserted
             if not fallback:
                 raise
-            retry = [_as_json(docs[e["index"]]) for e in refused]
+            retry = [as_json(docs[e["index"]]) for e in refused]
             return inserted + self._insert_many(collection, retry, fallback=False)
         except BSONError:
             if not fallback:
                 raise
-            return self._insert_many(collection, [_encodable(d) for d in docs], fallback=False)
+            return self._insert_many(collection, [encodable(d) for d in docs], fallback=False)
         return len(docs)
 
     # --- reads -------------------------------------------------------------------------
@@ -446,11 +304,11 @@ class MongoStore(Store):
         f = item_filter or ItemFilter()
         streams: list[Iterator[Record]] = []
         if f.kind in (None, "tabular"):
-            streams.append(self._find(self._tabular, _filter(f, blobs=False), _TABULAR_SORT,
-                                      _tabular_record))  # fmt: skip
+            streams.append(self._find(self._tabular, item_query(f, blobs=False), TABULAR_SORT,
+                                      tabular_record))  # fmt: skip
         if f.kind != "tabular":
             streams.append(
-                self._find(self._blobs, _filter(f, blobs=True), _BLOB_SORT, _blob_record)
+                self._find(self._blobs, item_query(f, blobs=True), BLOB_SORT, blob_record)
             )
         return heapq.merge(*streams, key=lambda r: (r.time_requested_ns, r.kind, r.id))
 
@@ -461,7 +319,7 @@ class MongoStore(Store):
         sort: list[tuple[str, int]],
         convert: Callable[[Mapping[str, Any]], Record],
     ) -> Iterator[Record]:
-        with _unavailable_on_connection_errors("reading"):
+        with unavailable_on_connection_errors("reading"):
             cursor = collection.find(query, sort=sort)
             try:
                 for doc in cursor:
@@ -477,7 +335,7 @@ class MongoStore(Store):
             return
         sort = [("upload_id", 1), ("time_requested_ns", 1), ("_id", 1)]
         current: list[TabularRecord] = []
-        for record in self._find(self._tabular, _filter(f, blobs=False), sort, _tabular_record):
+        for record in self._find(self._tabular, item_query(f, blobs=False), sort, tabular_record):
             assert isinstance(record, TabularRecord)
             if current and current[0].upload_id != record.upload_id:
                 yield current
@@ -487,9 +345,9 @@ class MongoStore(Store):
             yield current
 
     def get_blob(self, blob_id: str) -> BlobRecord | None:
-        with _unavailable_on_connection_errors("reading"):
+        with unavailable_on_connection_errors("reading"):
             doc = self._blobs.find_one({"_id": blob_id})
-        return None if doc is None else _blob_record(doc)
+        return None if doc is None else blob_record(doc)
 
     def delete(
         self, ids: Sequence[str] | None = None, item_filter: ItemFilter | None = None
@@ -498,13 +356,13 @@ class MongoStore(Store):
             return 0
         f = item_filter or ItemFilter()
         removed = 0
-        with _unavailable_on_connection_errors("deleting"):
+        with unavailable_on_connection_errors("deleting"):
             for collection, blobs in ((self._tabular, False), (self._blobs, True)):
                 if (blobs and f.kind == "tabular") or (
                     not blobs and f.kind not in (None, "tabular")
                 ):
                     continue
-                query = _filter(f, blobs=blobs)
+                query = item_query(f, blobs=blobs)
                 if ids is not None:
                     query["_id"] = {"$in": list(ids)}
                 removed += collection.delete_many(query).deleted_count
@@ -525,33 +383,58 @@ class MongoStore(Store):
             changes["annotations"] = annotations
         if dataset_ids is not None:
             changes["dataset_ids"] = list(dataset_ids)
-        with _unavailable_on_connection_errors("updating"):
+        with unavailable_on_connection_errors("updating"):
             if not changes:
                 return self._blobs.find_one({"_id": blob_id}, {"_id": 1}) is not None
             return self._blobs.update_one({"_id": blob_id}, {"$set": changes}).matched_count == 1
 
+    # --- the change feed (see mongo_feed) -------------------------------------------------------
+
+    def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
+        """The readings of batches stored after ``mark`` (0: from the first), whole batches in
+        the order they were stored, until at least ``limit`` readings; and the new mark.
+        Deleted readings are left out."""
+        self.ensure_indexes()  # a server numbers older batches first
+        with unavailable_on_connection_errors("reading changes"):
+            return self._feed.changes_since(mark, limit)
+
+    def _batch_readings(self, batch_id: str) -> list[TabularRecord]:
+        cursor = self._tabular.find({"upload_id": batch_id}, sort=TABULAR_SORT)
+        return [tabular_record(doc) for doc in cursor]
+
+    # --- aggregation (the data API's MQL, retention's sizes) -----------------------------------
+
+    def aggregate(self, pipeline: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Run a user's read-only pipeline over the readings, each shown with Viam's fields
+        (see :mod:`~capsync.server.stores.mongo_aggregate`); QueryError when it is refused."""
+        stages = readings_pipeline(pipeline)
+        with unavailable_on_connection_errors("aggregating"):
+            try:
+                return list(self._tabular.aggregate(stages))
+            except OperationFailure as exc:
+                if is_transient(exc):
+                    raise
+                raise QueryError(f"MQL: {short_error(exc, 300)}") from None
+
+    def tabular_day_sizes(self, key: tuple[str, str, str, str]) -> list[tuple[str, int]]:
+        """The readings of one source (part, component type, component name, method) per
+        UTC day (``YYYY-MM-DD``, oldest first) with their size: the BSON bytes of their
+        documents. Retention's ``tabular_limit_gb`` measures this store by it."""
+        source = dict(zip(("part_id", "component_type", "component_name", "method_name"), key,
+                          strict=True))  # fmt: skip
+        with unavailable_on_connection_errors("measuring"):
+            try:
+                rows = [(int(r["_id"]), int(r["size_bytes"]))
+                        for r in self._tabular.aggregate(day_sizes_pipeline(source))]  # fmt: skip
+            except OperationFailure as exc:  # no $bsonSize before MongoDB 4.4: measure here
+                if is_transient(exc):
+                    raise
+                sizes: dict[int, int] = {}
+                for doc in self._tabular.find(day_sizes_pipeline(source)[0]["$match"]):
+                    day = int(doc["time_requested_ns"]) // _DAY_NS * _DAY_NS
+                    sizes[day] = sizes.get(day, 0) + len(bson.encode(doc))
+                rows = sorted(sizes.items())
+        return [(_day_name(day_ns), size) for day_ns, size in rows]
+
     def close(self) -> None:
         self._client.close()
-
-
-def _batch_document(batch: TabularBatch, stored: int) -> Document:
-    return {
-        "_id": batch.id,
-        "part_id": batch.part_id,
-        "component_type": batch.component_type,
-        "component_name": batch.component_name,
-        "method_name": batch.method_name,
-        "file_name": batch.file_name,
-        "time_min_ns": batch.time_min_ns,
-        "time_max_ns": batch.time_max_ns,
-        "count": stored,
-        "uploaded_at_ns": batch.uploaded_at_ns,
-    }
-
-
-def _reading_key(r: TabularRecord) -> tuple[int, int, str]:
-    return r.time_requested_ns, r.time_received_ns, _dumps_sorted(r.data)
-
-
-def _dumps_sorted(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=True, sort_keys=True)
