@@ -46,6 +46,10 @@ CHUNK_BYTES = 64 * 1024
 
 _METADATA_TAG = b"\x0a"  # DataCaptureUploadRequest.metadata, length-delimited
 _SENSOR_CONTENTS_TAG = b"\x12"  # DataCaptureUploadRequest.sensor_contents
+_STREAM_SENSOR_METADATA_TAG = b"\x12"  # DataCaptureUploadMetadata.sensor_metadata
+_STREAM_DATA_TAG = b"\x12"  # StreamingDataCaptureUploadRequest.data
+_FILE_CONTENTS_TAG = b"\x12"  # FileUploadRequest.file_contents
+_FILE_DATA_TAG = b"\x0a"  # FileData.data
 _SENSOR_METADATA_FIELD = 1  # SensorData.metadata
 _BINARY_FIELD = 3  # SensorData.binary
 
@@ -257,30 +261,35 @@ class _Job:
         self.client.data_capture_upload(body)
 
     def _stream(self, metadata_span: tuple[int, int] | None, payload_span: tuple[int, int]) -> None:
-        sensor_metadata = data_sync_pb2.SensorMetadata()
+        """One ``StreamingDataCaptureUpload``: its packets framed as bytes straight from
+        the map (the metadata packet, then 64 KiB ``data`` packets), never re-encoded."""
+        sensor_metadata = b""
         if metadata_span is not None:
             at, length = metadata_span
+            sensor_metadata = bytes(self.data[at : at + length])
             try:
-                sensor_metadata.ParseFromString(self.data[at : at + length])
+                data_sync_pb2.SensorMetadata.FromString(sensor_metadata)  # refuse it here
             except DecodeError as exc:
                 raise CaptureFileError(
                     self.path, f"sensor metadata at offset {at} does not parse: {exc}"
                 ) from None
-        first = data_sync_pb2.StreamingDataCaptureUploadRequest(
-            metadata=data_sync_pb2.DataCaptureUploadMetadata(
-                upload_metadata=self.metadata, sensor_metadata=sensor_metadata
-            )
-        )
+        encode_varint = self.wire.encode_varint
+        upload = self.metadata.SerializeToString(deterministic=True)
+        inner = b"".join((
+            _METADATA_TAG, encode_varint(len(upload)), upload,
+            _STREAM_SENSOR_METADATA_TAG, encode_varint(len(sensor_metadata)), sensor_metadata,
+        ))  # fmt: skip
+        first = _METADATA_TAG + encode_varint(len(inner)) + inner
         data = self.data
         begin, size = payload_span
 
-        def packets() -> Iterator[data_sync_pb2.StreamingDataCaptureUploadRequest]:
+        def packets() -> Iterator[bytes]:
             yield first
             for at in range(begin, begin + size, CHUNK_BYTES):
-                chunk = data[at : min(at + CHUNK_BYTES, begin + size)]
-                yield data_sync_pb2.StreamingDataCaptureUploadRequest(data=chunk)
+                end = min(at + CHUNK_BYTES, begin + size)
+                yield b"".join((_STREAM_DATA_TAG, encode_varint(end - at), data[at:end]))
 
-        self.client.streaming_data_capture_upload(packets(), size)
+        self.client.streaming_data_capture_upload(packets(), size, self.metadata)
 
     def _fields(
         self, offset: int, length: int
@@ -365,12 +374,18 @@ def upload_arbitrary_file(
             mtime_ns=st.st_mtime_ns,
         )
 
-        def packets() -> Iterator[data_sync_pb2.FileUploadRequest]:
-            yield data_sync_pb2.FileUploadRequest(metadata=metadata)
+        encode_varint = wire.wire().encode_varint
+        metadata_bytes = metadata.SerializeToString(deterministic=True)
+
+        def packets() -> Iterator[bytes]:
+            """The metadata packet, then ``file_contents`` packets framed around each chunk."""
+            yield _METADATA_TAG + encode_varint(len(metadata_bytes)) + metadata_bytes
             while chunk := handle.read(CHUNK_BYTES):
-                yield data_sync_pb2.FileUploadRequest(
-                    file_contents=data_sync_pb2.FileData(data=chunk)
-                )
+                inner = encode_varint(len(chunk))
+                yield b"".join((
+                    _FILE_CONTENTS_TAG, encode_varint(1 + len(inner) + len(chunk)),
+                    _FILE_DATA_TAG, inner, chunk,
+                ))  # fmt: skip
 
         client.file_upload(packets(), st.st_size)
     return UploadResult(records=0, requests=1, file_bytes=st.st_size)
