@@ -40,7 +40,7 @@ from capsync.sync.resume import ResumePoint, ResumeRecord
 _log = logging.getLogger("capsync.sync")
 
 REQUEST_MAX_BYTES = 1 << 20  # well under gRPC's 4 MiB default message limit
-IN_FLIGHT_REQUESTS = 2  # DataCaptureUpload calls one file keeps on the wire at once
+IN_FLIGHT_REQUESTS = 4  # DataCaptureUpload calls one file keeps on the wire at once
 STREAMING_THRESHOLD_BYTES = 1_000_000  # binary payloads above this are streamed
 CHUNK_BYTES = 64 * 1024
 
@@ -230,22 +230,38 @@ class _Job:
     # binary ----------------------------------------------------------------------------
 
     def send_binary(self, start: int, done: int) -> int:
-        """Send each record from ``start`` on its own; the end of the last whole record."""
+        """Send each record from ``start`` on its own; the end of the last whole record.
+
+        Unary requests keep up to ``IN_FLIGHT_REQUESTS`` on the wire; a streamed
+        one waits for those first. Records are confirmed in file order."""
         end = start
-        for offset, length in iter_spans(self.data, start):
-            if length == 0:
-                raise CaptureFileError(self.path, f"empty record at offset {offset}")
-            metadata_span, payload_span = self._fields(offset, length)
-            if payload_span is not None and payload_span[1] > STREAMING_THRESHOLD_BYTES:
-                self._stream(metadata_span, payload_span)
-            else:
-                self._unary(offset, length)
-            done += 1
-            self.confirmed(1, end, offset + length, done)
-            end = offset + length
+        in_flight: deque[tuple[Any, int, int, int, int]] = deque()
+        try:
+            for offset, length in iter_spans(self.data, start):
+                if length == 0:
+                    raise CaptureFileError(self.path, f"empty record at offset {offset}")
+                metadata_span, payload_span = self._fields(offset, length)
+                done += 1
+                if payload_span is not None and payload_span[1] > STREAMING_THRESHOLD_BYTES:
+                    while in_flight:
+                        self._finish(in_flight.popleft())
+                    self._stream(metadata_span, payload_span)
+                    self.confirmed(1, end, offset + length, done)
+                else:
+                    future = self._unary(offset, length)
+                    in_flight.append((future, 1, end, offset + length, done))
+                    if len(in_flight) >= IN_FLIGHT_REQUESTS:
+                        self._finish(in_flight.popleft())
+                end = offset + length
+            while in_flight:
+                self._finish(in_flight.popleft())
+        except BaseException:
+            self._settle(in_flight)
+            raise
         return end
 
-    def _unary(self, offset: int, length: int) -> None:
+    def _unary(self, offset: int, length: int) -> Any:
+        """Start the unary upload of the record at ``offset``; its future."""
         metadata_bytes = self.metadata.SerializeToString(deterministic=True)
         encode_varint = self.wire.encode_varint
         body = b"".join((
@@ -258,7 +274,7 @@ class _Job:
             raise CaptureFileError(
                 self.path, f"record at offset {offset} does not parse: {exc}"
             ) from None
-        self.client.data_capture_upload(body)
+        return self.client.data_capture_upload_future(body)
 
     def _stream(self, metadata_span: tuple[int, int] | None, payload_span: tuple[int, int]) -> None:
         """One ``StreamingDataCaptureUpload``: its packets framed as bytes straight from

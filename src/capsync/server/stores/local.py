@@ -82,6 +82,10 @@ class LocalStore(Store):
         self._inflight: dict[str, threading.Event] = {}
         self._inflight_lock = threading.Lock()
         self._blob_rows: GroupCommit[BlobRecord, bool] = GroupCommit(self._blobs.add)
+        # Index rows of concurrent uploads share one transaction (the segments are durable).
+        self._batch_rows: GroupCommit[tuple[TabularBatch, Entry], None] = GroupCommit(
+            self._add_rows
+        )
         if create:  # the server's start: repair, then migrate
             self.reconcile()
             self._migrate_legacy()
@@ -156,11 +160,15 @@ class LocalStore(Store):
                 batch.id, batch.body, batch.uploaded_at_ns, digest
             )
             self._segments.sync(sequence)
-            self._index.add([(batch, entry)])
+            self._batch_rows.submit((batch, entry))
             return batch.count
         finally:
             with self._inflight_lock:
                 self._inflight.pop(batch.id).set()
+
+    def _add_rows(self, rows: Sequence[tuple[TabularBatch, Entry]]) -> list[None]:
+        self._index.add(rows)
+        return [None] * len(rows)
 
     def _new_readings(self, batch: TabularBatch, overlapping: list[BatchRow]) -> TabularBatch:
         """``batch`` without the readings the overlapping batches already hold, byte for byte."""
