@@ -11,7 +11,12 @@ from typing import Any
 from sync_helpers import write_binary
 
 from capsync.proto import data_sync_pb2
-from capsync.sync.upload import CHUNK_BYTES, upload_arbitrary_file, upload_capture_file
+from capsync.sync.upload import (
+    CHUNK_BYTES,
+    IN_FLIGHT_REQUESTS,
+    upload_arbitrary_file,
+    upload_capture_file,
+)
 
 
 class RecordingClient:
@@ -71,3 +76,73 @@ def test_an_arbitrary_file_is_framed_in_chunks(tmp_path: Path) -> None:
     assert first.metadata.type == data_sync_pb2.DataType.DATA_TYPE_FILE
     assert [len(chunk.file_contents.data) for chunk in chunks] == [CHUNK_BYTES] * 2 + [300]
     assert b"".join(chunk.file_contents.data for chunk in chunks) == body
+
+
+class _Future:
+    def __init__(self, client: PipeliningClient, body: bytes) -> None:
+        self.client, self.body, self.done = client, body, False
+
+    def result(self) -> Any:
+        self.done = True
+        return data_sync_pb2.DataCaptureUploadResponse()
+
+    def cancel(self) -> None:
+        self.done = True
+
+
+class PipeliningClient(RecordingClient):
+    """Counts how many unary uploads are started and not yet waited for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.futures: list[_Future] = []
+        self.most_in_flight = 0
+
+    def data_capture_upload_future(self, body: bytes) -> _Future:
+        self.futures.append(_Future(self, body))
+        waiting = sum(not future.done for future in self.futures)
+        self.most_in_flight = max(self.most_in_flight, waiting)
+        return self.futures[-1]
+
+
+def test_a_binary_files_unary_records_are_in_flight_together_and_confirmed_in_order(
+    tmp_path: Path,
+) -> None:
+    import capsync
+
+    stream = capsync.open_stream(
+        tmp_path, component_type="rdk:component:camera", component_name="cam",
+        method_name="ReadImage", mime_type="image/jpeg",
+    )  # fmt: skip
+    payloads = [os.urandom(1000 + i) for i in range(2 * IN_FLIGHT_REQUESTS + 1)]
+    with stream:
+        for i, payload in enumerate(payloads):
+            stream.append_binary(payload, 1_000 + i, 2_000 + i)
+    # The stream writes one binary per file (payload i is 1000 + i bytes, so the files sort
+    # by size in payload order); join them into one file of several records.
+    first, *rest = sorted(tmp_path.rglob("*.capture"), key=lambda p: p.stat().st_size)
+    path = tmp_path / "joined.capture"
+    path.write_bytes(
+        first.read_bytes() + b"".join(p.read_bytes()[_header_bytes(p) :] for p in rest)
+    )
+    client = PipeliningClient()
+    confirmed: list[tuple[int, int]] = []
+    upload_capture_file(  # type: ignore[arg-type]
+        client, path, file_name="cam.capture", on_confirmed=lambda n, b: confirmed.append((n, b))
+    )
+    assert client.most_in_flight == IN_FLIGHT_REQUESTS > 1
+    assert all(future.done for future in client.futures)
+    sent = [
+        data_sync_pb2.DataCaptureUploadRequest.FromString(future.body).sensor_contents[0].binary
+        for future in client.futures
+    ]
+    assert sent == payloads  # one request per record, in file order
+    assert [n for n, _ in confirmed] == [1] * len(payloads)
+    assert sum(b for _, b in confirmed) == path.stat().st_size - _header_bytes(path)
+
+
+def _header_bytes(path: Path) -> int:
+    from capsync.capture.reader import mapped, parse_header
+
+    with mapped(path) as data:
+        return int(parse_header(path, data).records_offset)
