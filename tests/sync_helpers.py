@@ -23,7 +23,7 @@ import capsync
 from capsync.capture.reader import read_capture_file
 from capsync.proto import data_sync_pb2
 from capsync.server import list_items
-from capsync.server.service import struct_to_dict
+from capsync.server.sync_servicer import struct_to_dict
 
 PART_ID = "part-sync-test"
 BASE_NS = 1_700_000_000_000_000_000

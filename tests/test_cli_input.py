@@ -161,9 +161,37 @@ def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
         result = run_capsync(
             "serve", "--data", str(tmp_path / "d"), "--listen", f"127.0.0.1:{port}"
         )
-    assert result.returncode != 0
+    assert result.returncode == 2
     _no_grpc_noise(result.stderr)
     assert "in use" in result.stderr.lower()
+
+
+@pytest.mark.parametrize("flag", ["--listen", "--http", "--metrics"])
+@pytest.mark.parametrize("address", ["nonsense", "taken"])
+def test_serve_address_errors_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, address: str
+) -> None:
+    """A serve address that does not parse or cannot be listened on is a user error (2)."""
+    import socket
+
+    from capsync.cli import main
+
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": [{"id": "k", "key": "secret-0123456789abcdef"}]}))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        value = f"127.0.0.1:{taken.getsockname()[1]}" if address == "taken" else address
+        args = {"--listen": "127.0.0.1:0", flag: value}
+        argv = ["serve", "--data", str(tmp_path / "d"), "--api-keys", str(keys)]
+        for name, given in args.items():
+            argv += [name, given]
+        code = main(argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("capsync: error:")]
+    assert code == 2, err
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert (flag in lines[0]) if address == "nonsense" else ("in use" in lines[0].lower())
 
 
 def test_serve_with_a_bad_tls_certificate_says_the_certificate_is_bad(tmp_path: Path) -> None:

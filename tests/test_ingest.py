@@ -218,7 +218,7 @@ def test_resent_and_resplit_uploads_store_each_reading_once(ingest_server: Serve
 
 def _store_some(data_dir: Path, batches: int = 5) -> list[str]:
     from capsync.server.blobs import BlobStore
-    from capsync.server.service import DataSyncServicer
+    from capsync.server.sync_servicer import DataSyncServicer
 
     with LocalStore(data_dir) as store:
         servicer = DataSyncServicer(store, BlobStore(data_dir))

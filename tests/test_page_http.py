@@ -387,7 +387,7 @@ def test_a_bad_or_taken_http_address_is_one_clear_line(served: PageProcess, tmp_
             "serve", "--data", str(tmp_path / "data"), "--listen", "127.0.0.1:0",
             "--api-keys", str(keys), "--http", address, timeout=60,
         )  # fmt: skip
-        assert result.returncode == 1, result.stderr  # as serve's other address errors
+        assert result.returncode == 2, result.stderr  # as serve's other address errors
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0], result.stderr
         assert "Traceback" not in result.stderr

@@ -500,7 +500,7 @@ def test_a_taken_port_is_a_one_line_error(ingest_server: ServerProcess, tmp_path
         "serve", "--data", str(tmp_path / "other"), "--listen", ingest_server.address,
         "--api-keys", str(tmp_path / "keys.json"),
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2  # a user error, like every bad address
     assert "cannot listen" in result.stderr and "Traceback" not in result.stderr
 
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from capsync.cli.errors import UserError, check_folder
 
 if TYPE_CHECKING:
     from capsync.query.retention import RetentionRules
-    from capsync.server import Companion, IngestServer
+    from capsync.server import IngestServer, Store, TlsConfig
+
+log = logging.getLogger("capsync.server")
 
 HELP = "run the ingest server that receives synced data (DataSyncService over gRPC)"
 
@@ -98,6 +106,18 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class Companion(Protocol):
+    """Something that runs beside the ingest server in ``serve`` (such as the data page)."""
+
+    def bind(self) -> None:
+        """Take its address before the server starts (raise :class:`OSError` if it cannot)."""
+
+    def start(self) -> str:
+        """Start, once the server has started; return a line for the console."""
+
+    def stop(self) -> None: ...
+
+
 def _page(listen: str) -> Callable[[IngestServer], Companion]:
     """The data page beside the ingest server: same data dir, query layer, keys and TLS."""
 
@@ -130,17 +150,17 @@ def check_tls_pair(cert_file: str, key_file: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # Imported here so other commands do not pay for grpc.
-    from capsync.server import ApiKeysError, TlsConfig, parse_listen, serve
+    from capsync.server import ApiKeysError, TlsConfig, parse_listen
 
     try:
         parse_listen(args.listen)
     except ValueError as exc:
-        raise UserError(f"--listen: {exc}") from None
+        raise UserError(f"--listen: {exc}", 2) from None
     if args.http is not None:
         try:
             parse_listen(args.http)
         except ValueError as exc:
-            raise UserError(f"--http: {exc}") from None
+            raise UserError(f"--http: {exc}", 2) from None
     check_folder("--data", args.data)
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UserError("--tls-cert and --tls-key go together")
@@ -152,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             parse_address(args.metrics)
         except ValueError as exc:
-            raise UserError(f"--metrics: {exc}") from None
+            raise UserError(f"--metrics: {exc}", 2) from None
     if args.mongo_uri is not None:
         from capsync.mongo.client import MissingExtraError, check_uri
 
@@ -193,8 +213,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except ApiKeysError as exc:
         raise UserError(str(exc)) from None
-    except OSError as exc:
-        raise UserError(str(exc)) from None
+    except OSError as exc:  # an address that cannot be listened on, a folder not writable
+        raise UserError(str(exc), 2) from None
 
 
 def _retention(args: argparse.Namespace) -> RetentionRules:
@@ -216,3 +236,146 @@ def _retention(args: argparse.Namespace) -> RetentionRules:
         days = args.retention_days or None
         rules = dataclasses.replace(rules, default=dataclasses.replace(base, days=days))
     return rules
+
+
+def serve(
+    data_dir: str,
+    *,
+    listen: str,
+    api_keys_file: str | None,
+    tls: TlsConfig | None,
+    grace: float,
+    mongo_uri: str | None,
+    mongo_database: str,
+    blobs: str,
+    retention: RetentionRules,
+    compact_interval_s: float,
+    retention_interval_s: float,
+    companions: Sequence[Callable[[IngestServer], Companion]],
+    metrics: str | None,
+    out: TextIO | None = None,
+) -> int:
+    """Run the server until SIGTERM or SIGINT, then stop gracefully; returns 0.
+
+    Each of ``companions`` is called with the server; the companion it returns
+    binds its address before the server starts, is started after it (its line
+    printed as ``capsync serve: <line>``) and stopped before it.
+
+    Prints ``capsync serve: listening on HOST:PORT`` to ``out`` (stdout) once
+    bound. Without ``api_keys_file``, keys come from ``<data_dir>/api-keys.json``,
+    created with a new key (mode 0600) on first use. With ``mongo_uri``, records
+    go to MongoDB database ``mongo_database`` instead of the local batch log (a server that is
+    down at start is a warning: uploads get UNAVAILABLE until it is up). Must run
+    in the main thread (it installs signal handlers). ``blobs="gridfs"`` (with
+    ``mongo_uri``) keeps binary payloads and files in MongoDB GridFS instead of ``data_dir``.
+    With ``metrics`` (``HOST:PORT``), Prometheus metrics are served at
+    ``http://HOST:PORT/metrics``.
+    """
+    from capsync.server import ApiKeys, ApiKeysError, IngestServer
+    from capsync.server.auth import (
+        KEYS_FILE_NAME,
+        generate_api_key,
+        load_api_keys,
+        write_api_keys_file,
+    )
+
+    out = out or sys.stdout
+    data_path = Path(data_dir)
+    data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    new_key = None  # written to keys_path only once the port is bound
+    keys_path = data_path / KEYS_FILE_NAME
+    if api_keys_file is not None:
+        keys = load_api_keys(api_keys_file)
+    elif keys_path.exists():
+        keys = load_api_keys(keys_path)
+        print(f"capsync serve: using API keys from {keys_path}", file=sys.stderr, flush=True)
+    else:
+        new_key = generate_api_key()
+        keys = ApiKeys([new_key])
+    store: Store | None = None
+    if mongo_uri is not None:
+        store = _open_mongo(mongo_uri, mongo_database)
+    payloads = None
+    if blobs == "gridfs" and mongo_uri is not None:
+        from capsync.mongo.client import require_pymongo
+
+        require_pymongo()
+        from capsync.server.gridfs_blobs import GridFsBlobs
+
+        payloads = GridFsBlobs(mongo_uri, mongo_database)
+    server = IngestServer(
+        data_path, keys, listen=listen, tls=tls, store=store, blobs=payloads,
+        retention=retention, compact_interval_s=compact_interval_s,
+        retention_interval_s=retention_interval_s,
+    )  # fmt: skip
+    stop_requested = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop_requested.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    running: list[Companion] = []
+    endpoint = None
+    try:
+        for make in companions:
+            companion = make(server)
+            companion.bind()
+            running.append(companion)
+        server.start()
+        if new_key is not None:
+            if write_api_keys_file(keys_path, new_key):
+                print(f"capsync serve: generated an API key in {keys_path}", file=sys.stderr,
+                      flush=True)  # fmt: skip
+            else:  # created meanwhile by another process: ours is not on disk, so stop
+                raise ApiKeysError(f"{keys_path} appeared while the server started; start again")
+        for companion in running:
+            print(f"capsync serve: {companion.start()}", file=out, flush=True)
+        print(f"capsync serve: listening on {server.address}", file=out, flush=True)
+        if metrics is not None:
+            from capsync.metrics import MetricsEndpoint, ServerMetrics
+
+            endpoint = MetricsEndpoint(metrics, ServerMetrics(server.stats))
+            print(f"capsync serve: metrics at {endpoint.url}", file=out, flush=True)
+        while not stop_requested.wait(0.5):
+            pass
+        log.info("stopping: finishing calls in flight (up to %.0f s)", grace)
+        for companion in reversed(running):
+            companion.stop()
+        running.clear()
+        server.stop(grace)
+    finally:
+        for companion in reversed(running):
+            companion.stop()
+        if endpoint is not None:
+            endpoint.close()
+        server.stop(0)
+        if store is not None:
+            store.close()
+        if payloads is not None:
+            payloads.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _open_mongo(uri: str, database: str) -> Store:
+    from capsync.mongo.client import require_pymongo
+    from capsync.server import StoreUnavailable
+
+    require_pymongo()
+    from capsync.server.stores.mongo import MongoStore
+
+    store = MongoStore(uri, database)
+    print(
+        f"capsync serve: records go to MongoDB {store.uri_for_logs} database {database}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        store.ensure_indexes()
+    except StoreUnavailable as exc:
+        log.warning("%s; uploads are refused (UNAVAILABLE) until MongoDB is reachable", exc)
+    except BaseException:
+        store.close()
+        raise
+    return store

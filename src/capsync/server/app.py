@@ -27,9 +27,9 @@ from capsync.server.auth import ApiKeyInterceptor, ApiKeys
 from capsync.server.blobs import BlobStore, remove_partial_uploads
 from capsync.server.counters import ServerCounters, ServerStats
 from capsync.server.health import SERVING, HealthServicer, health_service
-from capsync.server.service import DataSyncServicer
 from capsync.server.stores.base import Store
 from capsync.server.stores.local import LocalStore
+from capsync.server.sync_servicer import DataSyncServicer
 from capsync.server.undecodable import UndecodableRequestInterceptor
 
 if TYPE_CHECKING:

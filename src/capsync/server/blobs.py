@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tempfile
 import threading
 import time
@@ -43,6 +44,7 @@ RESERVED_NAMES = frozenset(
     }
 )
 _TEMP_PREFIX = ".upload-"
+_UNSAFE = re.compile(r"[/\\\x00]")  # what no file or folder name may hold
 # A partial upload untouched this long belongs to no live call (uploads write every chunk).
 PARTIAL_UPLOAD_MIN_AGE_S = 600.0
 
@@ -77,7 +79,7 @@ class UnsafePathError(ValueError):
 def _check_segment(what: str, value: str) -> str:
     if not value:
         return EMPTY_SEGMENT
-    if value in (".", "..") or any(c in value for c in "/\\\0"):
+    if value in (".", "..") or _UNSAFE.search(value):
         raise UnsafePathError(f"{what} {value!r} cannot be used as a folder name")
     if len(value.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
         raise UnsafePathError(f"{what} is longer than {MAX_SEGMENT_BYTES} bytes")
@@ -108,7 +110,7 @@ def check_extension(extension: str) -> str:
     if (
         extension in (".", "..")
         or len(extension) > MAX_EXTENSION_CHARS
-        or any(c in extension for c in "/\\\0")
+        or _UNSAFE.search(extension)
     ):
         raise UnsafePathError(f"file_extension {extension!r} cannot be used in a file name")
     return extension

@@ -24,7 +24,7 @@ from google.protobuf.message import DecodeError
 
 class UndecodableRequest(ValueError):
     """Raised to a streaming handler for a packet that did not parse; its handler answers it
-    with INVALID_ARGUMENT (:class:`~capsync.server.service.DataSyncServicer` does)."""
+    with INVALID_ARGUMENT (:class:`~capsync.server.sync_servicer.DataSyncServicer` does)."""
 
 
 class Undecodable:

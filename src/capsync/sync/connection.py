@@ -161,6 +161,10 @@ def open_channel(target: SyncTarget) -> grpc.Channel:
     return grpc.secure_channel(target.address, channel_credentials(target), options=options)
 
 
+#: Methods whose requests and answers the client passes as bytes (built from file bytes).
+RAW_METHODS = ("DataCaptureUpload", "StreamingDataCaptureUpload", "FileUpload")
+
+
 class CallsStopped(Exception):
     """The client was told to start no new calls (a graceful stop is under way)."""
 
@@ -184,7 +188,7 @@ class UploadClient:
         retention: Mapping[tuple[str, str, str], Retention] | None = None,
     ) -> None:
         self.part_id = target.part_id
-        self._stub = rpc.data_sync_stub(channel, raw=("DataCaptureUpload",))
+        self._stub = rpc.data_sync_stub(channel, raw=RAW_METHODS)
         self._metadata: tuple[tuple[str, str | bytes], ...] = target.metadata
         self._rpc_timeout_s = rpc_timeout_s
         self._retention = dict(retention or {})
@@ -227,24 +231,45 @@ class UploadClient:
         )
         return _UploadFuture(future)
 
-    def streaming_data_capture_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
+    def streaming_data_capture_upload(
+        self, packets: Iterator[Any], nbytes: int, upload_metadata: Any = None
+    ) -> Any:
+        """Send a stream of packets (pre-framed bytes, or messages); return the response.
+
+        ``upload_metadata`` is the stream's ``UploadMetadata`` (for the retention
+        header) when the packets are bytes; from message packets it is read off
+        the first one."""
         self._check()
         metadata = self._metadata
         if self._retention:
             first = next(packets, None)
             if first is not None:
-                if first.WhichOneof("upload_packet") == "metadata":
-                    metadata = self._call_metadata(first.metadata.upload_metadata)
+                if (
+                    upload_metadata is None
+                    and not isinstance(first, bytes | bytearray)
+                    and first.WhichOneof("upload_packet") == "metadata"
+                ):
+                    upload_metadata = first.metadata.upload_metadata
+                metadata = self._call_metadata(upload_metadata)
                 packets = itertools.chain([first], packets)
-        return self._stub.StreamingDataCaptureUpload(
-            packets, metadata=metadata, timeout=self.timeout_s(nbytes)
+        answer = self._stub.StreamingDataCaptureUpload(
+            _raw_packets(packets), metadata=metadata, timeout=self.timeout_s(nbytes)
         )
+        return data_sync_pb2.StreamingDataCaptureUploadResponse.FromString(answer)
 
     def file_upload(self, packets: Iterator[Any], nbytes: int) -> Any:
+        """Send a stream of packets (pre-framed bytes, or messages); return the response."""
         self._check()
-        return self._stub.FileUpload(
-            packets, metadata=self._metadata, timeout=self.timeout_s(nbytes)
+        answer = self._stub.FileUpload(
+            _raw_packets(packets), metadata=self._metadata, timeout=self.timeout_s(nbytes)
         )
+        return data_sync_pb2.FileUploadResponse.FromString(answer)
+
+
+def _raw_packets(packets: Iterator[Any]) -> Iterator[bytes]:
+    """Each packet as bytes: pre-framed ones as they are, a message serialized once."""
+    for packet in packets:
+        yield packet if isinstance(packet, bytes) else packet.SerializeToString()
 
 
 class _UploadFuture:

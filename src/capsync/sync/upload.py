@@ -40,10 +40,15 @@ from capsync.wire import frames
 _log = logging.getLogger("capsync.sync")
 
 REQUEST_MAX_BYTES = 1 << 20  # well under gRPC's 4 MiB default message limit
-IN_FLIGHT_REQUESTS = 2  # DataCaptureUpload calls one file keeps on the wire at once
+IN_FLIGHT_REQUESTS = 4  # DataCaptureUpload calls one file keeps on the wire at once
 STREAMING_THRESHOLD_BYTES = 1_000_000  # binary payloads above this are streamed
 CHUNK_BYTES = 64 * 1024
 
+_METADATA_TAG = b"\x0a"  # DataCaptureUploadRequest.metadata, length-delimited
+_STREAM_SENSOR_METADATA_TAG = b"\x12"  # DataCaptureUploadMetadata.sensor_metadata
+_STREAM_DATA_TAG = b"\x12"  # StreamingDataCaptureUploadRequest.data
+_FILE_CONTENTS_TAG = b"\x12"  # FileUploadRequest.file_contents
+_FILE_DATA_TAG = b"\x0a"  # FileData.data
 
 DataType = data_sync_pb2.DataType
 TABULAR = DataType.DATA_TYPE_TABULAR_SENSOR
@@ -221,22 +226,38 @@ class _Job:
     # binary ----------------------------------------------------------------------------
 
     def send_binary(self, start: int, done: int) -> int:
-        """Send each record from ``start`` on its own; the end of the last whole record."""
+        """Send each record from ``start`` on its own; the end of the last whole record.
+
+        Unary requests keep up to ``IN_FLIGHT_REQUESTS`` on the wire; a streamed
+        one waits for those first. Records are confirmed in file order."""
         end = start
-        for offset, length in iter_spans(self.data, start):
-            if length == 0:
-                raise CaptureFileError(self.path, f"empty record at offset {offset}")
-            metadata_span, payload_span = self._fields(offset, length)
-            if payload_span is not None and payload_span[1] > STREAMING_THRESHOLD_BYTES:
-                self._stream(metadata_span, payload_span)
-            else:
-                self._unary(offset, length)
-            done += 1
-            self.confirmed(1, end, offset + length, done)
-            end = offset + length
+        in_flight: deque[tuple[Any, int, int, int, int]] = deque()
+        try:
+            for offset, length in iter_spans(self.data, start):
+                if length == 0:
+                    raise CaptureFileError(self.path, f"empty record at offset {offset}")
+                metadata_span, payload_span = self._fields(offset, length)
+                done += 1
+                if payload_span is not None and payload_span[1] > STREAMING_THRESHOLD_BYTES:
+                    while in_flight:
+                        self._finish(in_flight.popleft())
+                    self._stream(metadata_span, payload_span)
+                    self.confirmed(1, end, offset + length, done)
+                else:
+                    future = self._unary(offset, length)
+                    in_flight.append((future, 1, end, offset + length, done))
+                    if len(in_flight) >= IN_FLIGHT_REQUESTS:
+                        self._finish(in_flight.popleft())
+                end = offset + length
+            while in_flight:
+                self._finish(in_flight.popleft())
+        except BaseException:
+            self._settle(in_flight)
+            raise
         return end
 
-    def _unary(self, offset: int, length: int) -> None:
+    def _unary(self, offset: int, length: int) -> Any:
+        """Start the unary upload of the record at ``offset``; its future."""
         body = frames.request_from_record(
             frames.metadata_field(self.metadata), self.data[offset : offset + length]
         )
@@ -246,33 +267,38 @@ class _Job:
             raise CaptureFileError(
                 self.path, f"record at offset {offset} does not parse: {exc}"
             ) from None
-        self.client.data_capture_upload(body)
+        return self.client.data_capture_upload_future(body)
 
-    def _stream(self, metadata_span: tuple[int, int] | None, payload_span: tuple[int, int]) -> None:
-        sensor_metadata = data_sync_pb2.SensorMetadata()
+    def _stream(self, metadata_span: frames.Span | None, payload_span: frames.Span) -> None:
+        """One ``StreamingDataCaptureUpload``: its packets framed as bytes straight from
+        the map (the metadata packet, then 64 KiB ``data`` packets), never re-encoded."""
+        sensor_metadata = b""
         if metadata_span is not None:
             at, length = metadata_span
+            sensor_metadata = bytes(self.data[at : at + length])
             try:
-                sensor_metadata.ParseFromString(self.data[at : at + length])
+                data_sync_pb2.SensorMetadata.FromString(sensor_metadata)  # refuse it here
             except DecodeError as exc:
                 raise CaptureFileError(
                     self.path, f"sensor metadata at offset {at} does not parse: {exc}"
                 ) from None
-        first = data_sync_pb2.StreamingDataCaptureUploadRequest(
-            metadata=data_sync_pb2.DataCaptureUploadMetadata(
-                upload_metadata=self.metadata, sensor_metadata=sensor_metadata
-            )
-        )
+        encode_varint = self.wire.encode_varint
+        upload = self.metadata.SerializeToString(deterministic=True)
+        inner = b"".join((
+            _METADATA_TAG, encode_varint(len(upload)), upload,
+            _STREAM_SENSOR_METADATA_TAG, encode_varint(len(sensor_metadata)), sensor_metadata,
+        ))  # fmt: skip
+        first = _METADATA_TAG + encode_varint(len(inner)) + inner
         data = self.data
         begin, size = payload_span
 
-        def packets() -> Iterator[data_sync_pb2.StreamingDataCaptureUploadRequest]:
+        def packets() -> Iterator[bytes]:
             yield first
             for at in range(begin, begin + size, CHUNK_BYTES):
-                chunk = data[at : min(at + CHUNK_BYTES, begin + size)]
-                yield data_sync_pb2.StreamingDataCaptureUploadRequest(data=chunk)
+                end = min(at + CHUNK_BYTES, begin + size)
+                yield b"".join((_STREAM_DATA_TAG, encode_varint(end - at), data[at:end]))
 
-        self.client.streaming_data_capture_upload(packets(), size)
+        self.client.streaming_data_capture_upload(packets(), size, self.metadata)
 
     def _fields(self, offset: int, length: int) -> tuple[frames.Span | None, frames.Span | None]:
         """(offset, length) of a SensorData record's metadata and binary fields, undecoded."""
@@ -329,12 +355,18 @@ def upload_arbitrary_file(
             mtime_ns=st.st_mtime_ns,
         )
 
-        def packets() -> Iterator[data_sync_pb2.FileUploadRequest]:
-            yield data_sync_pb2.FileUploadRequest(metadata=metadata)
+        encode_varint = wire.wire().encode_varint
+        metadata_bytes = metadata.SerializeToString(deterministic=True)
+
+        def packets() -> Iterator[bytes]:
+            """The metadata packet, then ``file_contents`` packets framed around each chunk."""
+            yield _METADATA_TAG + encode_varint(len(metadata_bytes)) + metadata_bytes
             while chunk := handle.read(CHUNK_BYTES):
-                yield data_sync_pb2.FileUploadRequest(
-                    file_contents=data_sync_pb2.FileData(data=chunk)
-                )
+                inner = encode_varint(len(chunk))
+                yield b"".join((
+                    _FILE_CONTENTS_TAG, encode_varint(1 + len(inner) + len(chunk)),
+                    _FILE_DATA_TAG, inner, chunk,
+                ))  # fmt: skip
 
         client.file_upload(packets(), st.st_size)
     return UploadResult(records=0, requests=1, file_bytes=st.st_size)

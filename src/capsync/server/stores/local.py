@@ -45,7 +45,7 @@ from capsync.server.stores.base import (
     matches,
 )
 from capsync.server.stores.batch_index import BatchIndex, BatchRow
-from capsync.server.stores.segments import SEGMENT_MAX_BYTES, Entry, SegmentLog
+from capsync.server.stores.segments import SEGMENT_MAX_BYTES, Entry, SegmentLog, list_segments
 from capsync.server.stores.sqlite_blobs import DB_FILE_NAME, WHOLE_BATCH, BlobTable
 
 log = logging.getLogger(__name__)
@@ -83,6 +83,10 @@ class LocalStore(Store):
         self._inflight: dict[str, threading.Event] = {}
         self._inflight_lock = threading.Lock()
         self._blob_rows: GroupCommit[BlobRecord, bool] = GroupCommit(self._blobs.add)
+        # Index rows of concurrent uploads share one transaction (the segments are durable).
+        self._batch_rows: GroupCommit[tuple[TabularBatch, Entry], None] = GroupCommit(
+            self._add_rows
+        )
         if create:  # the server's start: repair, then migrate
             self.reconcile()
             self._migrate_legacy()
@@ -90,22 +94,36 @@ class LocalStore(Store):
     # --- start-up --------------------------------------------------------------------------
 
     def reconcile(self) -> int:
-        """Make the index agree with the segments; return how many rows were added."""
-        places = self._index.places()
+        """Make the index agree with the segments; return how many rows were added.
+
+        Only segments no other live server writes to are reconciled (see
+        :meth:`SegmentLog.reconcilable`), so a server starting beside a running
+        one on the same folder leaves that one's segments and rows alone."""
+        # Rows first, then tombstones, then segments: a row or tombstone written
+        # meanwhile points at an entry that is already there to be found.
+        all_places = self._index.places()
         deleted = self._blobs.deleted_batches()
-        valid: set[tuple[int, int]] = set()
-        missing: list[tuple[TabularBatch, Entry]] = []
-        for entry in self._segments.iter_entries():
-            valid.add((entry.segment, entry.offset))
-            if (entry.segment, entry.offset) in places or entry.batch_id in deleted:
-                continue
-            body = self._segments.read(entry.segment, entry.offset, entry.length)
-            missing.append((batch_from_body(body, entry.batch_id, entry.uploaded_at_ns), entry))
-        stale = [batch_id for place, batch_id in places.items() if place not in valid]
-        if stale:
-            log.warning("index: dropping %d rows with no segment entry behind them", len(stale))
-            self._index.remove(stale)
-        added = self._index.add(missing) if missing else 0
+        with self._segments.reconcilable() as numbers:
+            mine, existing = set(numbers), set(list_segments(self._segments.folder))
+            places = {
+                place: batch_id
+                for place, batch_id in all_places.items()
+                if place[0] in mine or place[0] not in existing
+            }
+            valid: set[tuple[int, int]] = set()
+            missing: list[tuple[TabularBatch, Entry]] = []
+            for entry in self._segments.iter_entries(numbers):
+                valid.add((entry.segment, entry.offset))
+                if (entry.segment, entry.offset) in places or entry.batch_id in deleted:
+                    continue
+                body = self._segments.read(entry.segment, entry.offset, entry.length)
+                batch = batch_from_body(body, entry.batch_id, entry.uploaded_at_ns)
+                missing.append((batch, entry))
+            stale = [batch_id for place, batch_id in places.items() if place not in valid]
+            if stale:
+                log.warning("index: dropping %d rows with no segment entry behind them", len(stale))
+                self._index.remove(stale)
+            added = self._index.add(missing) if missing else 0
         if added:
             log.info("index: added %d batches found in the segments", added)
         return added
@@ -143,11 +161,15 @@ class LocalStore(Store):
                 batch.id, batch.body, batch.uploaded_at_ns, digest
             )
             self._segments.sync(sequence)
-            self._index.add([(batch, entry)])
+            self._batch_rows.submit((batch, entry))
             return batch.count
         finally:
             with self._inflight_lock:
                 self._inflight.pop(batch.id).set()
+
+    def _add_rows(self, rows: Sequence[tuple[TabularBatch, Entry]]) -> list[None]:
+        self._index.add(rows)
+        return [None] * len(rows)
 
     def _new_readings(self, batch: TabularBatch, overlapping: list[BatchRow]) -> TabularBatch:
         """``batch`` without the readings the overlapping batches already hold, byte for byte."""

@@ -20,6 +20,7 @@ A crash can leave a torn last entry; :func:`scan_segment` stops before it and
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -27,6 +28,7 @@ import os
 import re
 import struct
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,6 +127,7 @@ class SegmentLog:
             self._closed = True  # no appends
             return []
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _remove_private_leftovers(self.folder)
         numbers = list_segments(self.folder)
         sizes = []
         for number in numbers:
@@ -153,21 +156,57 @@ class SegmentLog:
         return sizes
 
     def _start_segment(self, number: int) -> None:
-        """Create and lock the first segment from ``number`` on that no one else created."""
+        """Create and lock the first segment from ``number`` on that no one else created.
+
+        The file is created and locked under a private name and only then linked
+        to its segment name, so no other process ever sees it unlocked (it would
+        take it for a free segment and lock it first)."""
         number = max([number, *(n + 1 for n in list_segments(self.folder))])
-        while True:
-            path = self.folder / segment_name(number)
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
-                             FILE_MODE)  # fmt: skip
-            except FileExistsError:
-                number += 1
-                continue
+        private = self.folder / f".new-{os.getpid()}-{threading.get_ident()}.tmp"
+        private.unlink(missing_ok=True)
+        fd = os.open(private, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC,
+                     FILE_MODE)  # fmt: skip
+        try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # new and ours: never contended
-            break
+            while True:
+                try:
+                    os.link(private, self.folder / segment_name(number))
+                    break
+                except FileExistsError:
+                    number += 1
+        except BaseException:
+            os.close(fd)
+            raise
+        finally:
+            private.unlink(missing_ok=True)
         self._fds[number] = fd
         _fsync_dir(self.folder)
         self._number, self._size = number, 0
+
+    @contextlib.contextmanager
+    def reconcilable(self) -> Iterator[list[int]]:
+        """The segments no other live process writes to, locked while the block runs.
+
+        Those are this log's own and the free ones (left by a server that stopped
+        or died). A segment another server holds is its writer's: that writer
+        indexes what it appends, so a reconcile beside it neither adds rows for
+        its entries (they may not be durable yet) nor drops rows pointing into it."""
+        own = set(self._fds)
+        held: list[int] = []
+        numbers: list[int] = []
+        try:
+            for number in list_segments(self.folder):
+                if number in own:
+                    numbers.append(number)
+                    continue
+                fd = _locked_fd(self.folder / segment_name(number))
+                if fd is not None:
+                    held.append(fd)
+                    numbers.append(number)
+            yield numbers
+        finally:
+            for fd in held:
+                os.close(fd)
 
     def append(
         self, batch_id: str, body: bytes, uploaded_at_ns: int, digest: bytes | None = None
@@ -234,9 +273,10 @@ class SegmentLog:
             raise OSError(f"segment {segment_name(segment)} ends inside the entry at {offset}")
         return data
 
-    def iter_entries(self) -> Iterator[Entry]:
-        """Every whole entry, segment by segment (digests checked)."""
-        for number in list_segments(self.folder):
+    def iter_entries(self, numbers: list[int] | None = None) -> Iterator[Entry]:
+        """Every whole entry of segments ``numbers`` (default: all), segment by segment
+        (digests checked)."""
+        for number in list_segments(self.folder) if numbers is None else numbers:
             entries, _ = scan_segment(self.folder / segment_name(number), number)
             yield from entries
 
@@ -247,6 +287,20 @@ class SegmentLog:
             self._fds, self._read_fds = {}, {}
         for fd in fds:
             os.close(fd)
+
+
+def _remove_private_leftovers(folder: Path) -> None:
+    """Remove the private names of segments being created that a crash left behind.
+
+    Another server may be creating one right now (and not yet hold its lock), so
+    only names older than a minute go; a creation takes microseconds."""
+    too_old = time.time() - 60.0
+    for path in folder.glob(".new-*.tmp"):
+        try:
+            if path.stat().st_mtime < too_old:
+                path.unlink()
+        except FileNotFoundError:
+            continue
 
 
 def _locked_fd(path: Path) -> int | None:

@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import errno
 import logging
-import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from pathlib import PurePosixPath
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -30,16 +28,8 @@ import numpy as np
 from google.protobuf.message import DecodeError
 
 from capsync import wire
-from capsync.methods import MIME_FILE_EXTENSIONS
 from capsync.proto import data_sync_pb2
-from capsync.server.blobs import (
-    BlobStore,
-    PayloadWriter,
-    StoredPayload,
-    UnsafePathError,
-    check_extension,
-    payload_folder,
-)
+from capsync.server.blobs import BlobStore, PayloadWriter, StoredPayload, UnsafePathError
 from capsync.server.counters import ServerCounters
 from capsync.server.records import (
     content_id,
@@ -52,6 +42,16 @@ from capsync.server.records import (
 )
 from capsync.server.stores.base import BlobRecord, Store, StoreUnavailable
 from capsync.server.undecodable import UndecodableRequest
+from capsync.server.upload_checks import (
+    InvalidUpload,
+    UploadCancelled,
+    annotations_of,
+    binary_extension,
+    check_storable_times,
+    checked_folder,
+    file_extension,
+    type_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,100 +70,6 @@ _timestamp_ns = timestamp_ns
 _method_parameters = method_parameters
 _mime_type = mime_type
 __all__ = ["DataSyncServicer", "InvalidUpload", "content_id", "struct_to_dict"]
-
-
-class InvalidUpload(ValueError):
-    """An upload the server refuses with INVALID_ARGUMENT."""
-
-
-class UploadCancelled(Exception):
-    """A streamed upload whose call ended (client gone, server stopping) before it was whole."""
-
-
-# --- checks ------------------------------------------------------------------------------
-
-# What the store holds a time as: int64 nanoseconds since the epoch (1677-09-21 to 2262-04-11).
-_MIN_NS, _MAX_NS = -(2**63), 2**63 - 1
-
-
-def check_storable_times(message: Any, where: str, fields: Iterable[str]) -> None:
-    """InvalidUpload naming ``<where>.<field>`` for a time the store cannot hold.
-
-    A valid protobuf Timestamp spans years 1-9999; stored as int64 nanoseconds
-    it must lie between 1677 and 2262. Anything outside is the client's data,
-    so the answer is INVALID_ARGUMENT (the client sets the file aside), never
-    an INTERNAL it would retry forever. (A ``DataCaptureUpload`` body gets the
-    same check from the wire scanner, ``scan_upload``; this one is for the
-    streamed uploads' metadata messages.)
-    """
-    for field in fields:
-        if message.HasField(field) and not _MIN_NS <= _timestamp_ns(message, field) <= _MAX_NS:
-            seconds = getattr(message, field).seconds
-            raise InvalidUpload(
-                f"{where}.{field} ({seconds} s since the epoch) is outside the storable range "
-                "of years 1677 to 2262"
-            )
-
-
-_DRIVE = re.compile(r"^[A-Za-z]:")
-
-
-def check_file_name(file_name: str) -> None:
-    """Refuse a file name that is absolute or climbs out of its folder."""
-    if not file_name:
-        return
-    if "\0" in file_name:
-        raise InvalidUpload("file_name contains a NUL character")
-    normal = file_name.replace("\\", "/")
-    if normal.startswith("/") or _DRIVE.match(normal):
-        raise InvalidUpload(f"file_name {file_name!r} is absolute; it must be a relative name")
-    if ".." in normal.split("/"):
-        raise InvalidUpload(f"file_name {file_name!r} climbs out of its folder ('..')")
-
-
-def _type_name(data_type: int) -> str:
-    return str(DataType.Name(data_type)) if data_type in DataType.values() else str(data_type)
-
-
-def _checked_folder(metadata: Any, allowed: Iterable[int], rpc: str) -> tuple[str, ...]:
-    """Validate an upload's metadata (type, file name); return where its payloads go."""
-    _check_type(metadata, allowed, rpc)
-    check_file_name(metadata.file_name)
-    return payload_folder(
-        metadata.part_id, metadata.component_type, metadata.component_name, metadata.method_name
-    )
-
-
-def _check_type(metadata: Any, allowed: Iterable[int], rpc: str) -> None:
-    allowed = tuple(allowed)
-    if metadata.type not in allowed:
-        names = " or ".join(_type_name(t) for t in allowed)
-        raise InvalidUpload(f"{rpc} takes type {names}, metadata says {_type_name(metadata.type)}")
-
-
-def _annotations(sensor_metadata: Any) -> dict[str, Any]:
-    if not sensor_metadata.HasField("annotations"):
-        return {}
-    from google.protobuf import json_format
-
-    return dict(
-        json_format.MessageToDict(sensor_metadata.annotations, preserving_proto_field_name=True)
-    )
-
-
-def _binary_extension(metadata: Any, mime_type: str) -> str:
-    if metadata.file_extension:
-        return check_extension(metadata.file_extension)
-    return MIME_FILE_EXTENSIONS.get(mime_type, "")
-
-
-def _file_extension(metadata: Any) -> str:
-    if metadata.file_extension:
-        return check_extension(metadata.file_extension)
-    suffix = PurePosixPath(metadata.file_name.replace("\\", "/")).suffix
-    if suffix:
-        return check_extension(suffix)
-    return MIME_FILE_EXTENSIONS.get(metadata.mime_type, "")
 
 
 # --- the servicer ------------------------------------------------------------------------
@@ -254,7 +160,7 @@ class DataSyncServicer:
             )
         except DecodeError as exc:
             raise InvalidUpload(f"DataCaptureUpload metadata does not parse: {exc}") from None
-        folder = _checked_folder(metadata, (TABULAR, BINARY), "DataCaptureUpload")
+        folder = checked_folder(metadata, (TABULAR, BINARY), "DataCaptureUpload")
         kinds = scan[7]
         if not len(kinds):
             raise InvalidUpload("DataCaptureUpload with no sensor_contents")
@@ -264,7 +170,7 @@ class DataSyncServicer:
             index = int(wrong[0])
             raise InvalidUpload(
                 f"sensor_contents[{index}] holds {_KIND_NAMES.get(int(kinds[index]), '?')}, "
-                f"but metadata type {_type_name(metadata.type)} needs {_KIND_NAMES[wanted]}"
+                f"but metadata type {type_name(metadata.type)} needs {_KIND_NAMES[wanted]}"
             )
         now_ns = time.time_ns()
         if metadata.type == TABULAR:
@@ -305,7 +211,7 @@ class DataSyncServicer:
         now_ns: int,
     ) -> BlobRecord:
         mime = _mime_type(metadata, sensor_metadata)
-        extension = _binary_extension(metadata, mime)
+        extension = binary_extension(metadata, mime)
         stored = self._blobs.put(folder, extension, payload)
         return self._blob_record(
             metadata, metadata_bytes, sensor_metadata, stored, extension, mime, None, now_ns
@@ -343,7 +249,7 @@ class DataSyncServicer:
             sha256=stored.sha256,
             file_name=metadata.file_name,
             dataset_ids=tuple(metadata.dataset_ids),
-            annotations=_annotations(sensor_metadata),
+            annotations=annotations_of(sensor_metadata),
             method_parameters=_method_parameters(metadata.method_parameters),
             uploaded_at_ns=now_ns,
         )
@@ -373,9 +279,9 @@ class DataSyncServicer:
         metadata = first.metadata.upload_metadata
         sensor_metadata = first.metadata.sensor_metadata
         check_storable_times(sensor_metadata, "metadata.sensor_metadata", _SENSOR_TIMES)
-        folder = _checked_folder(metadata, (BINARY,), "StreamingDataCaptureUpload")
+        folder = checked_folder(metadata, (BINARY,), "StreamingDataCaptureUpload")
         mime_type = _mime_type(metadata, sensor_metadata)
-        extension = _binary_extension(metadata, mime_type)
+        extension = binary_extension(metadata, mime_type)
         with self._blobs.writer(folder, extension) as writer:
             _copy_chunks(packets, writer, "data", "StreamingDataCaptureUpload")
             self._check_whole(writer, context)
@@ -400,10 +306,10 @@ class DataSyncServicer:
             raise InvalidUpload("FileUpload must start with its metadata")
         metadata = first.metadata
         check_storable_times(metadata, "metadata", ("file_create_time", "file_modify_time"))
-        folder = _checked_folder(metadata, (FILE, UNSPECIFIED), "FileUpload")
+        folder = checked_folder(metadata, (FILE, UNSPECIFIED), "FileUpload")
         if not (metadata.component_type or metadata.component_name or metadata.method_name):
             folder = (folder[0], FILES_FOLDER)  # an arbitrary file, from no component
-        extension = _file_extension(metadata)
+        extension = file_extension(metadata)
         with self._blobs.writer(folder, extension) as writer:
             _copy_chunks(packets, writer, "file_contents", "FileUpload")
             self._check_whole(writer, context)
