@@ -64,6 +64,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # With the extension switched off for the whole run, a "compiled" case would only
     # repeat the "python" one: run the twin once.
     implementations = ("python",) if _extensions_switched_off() else IMPLEMENTATIONS
+    # CI's `make test` runs only the compiled case: its `make test-python` step runs
+    # every test again on the twin, so the "python" case here would only repeat it.
+    only = os.environ.get("CAPSYNC_TEST_WIRE", "")
+    if only:
+        if only not in IMPLEMENTATIONS:
+            raise pytest.UsageError(f"CAPSYNC_TEST_WIRE={only!r}: expected compiled or python")
+        implementations = tuple(name for name in implementations if name == only)
     metafunc.parametrize("wire_impl", implementations, indirect=True)
 
 

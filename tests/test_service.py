@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sync_helpers import wait_for
 from wire_helpers import struct_to_python
 
 import capsync
@@ -183,9 +184,13 @@ def test_failing_method_is_counted_logged_at_a_bounded_rate_and_capture_goes_on(
     caplog.set_level(logging.WARNING, logger="capsync.collector")
     config = machine(tmp_path, ("sensor", "flaky", "test:models:counter", 100.0, {"fail_every": 2}))
     with capsync.DataManager.from_config(config) as manager:
-        time.sleep(0.6)
+
+        def enough() -> bool:
+            stats = manager.stats()["flaky/Readings"]
+            return stats.errors >= 20 and stats.captures >= 20
+
+        assert wait_for(enough, 30)  # 0.4 s at 100 Hz when the machine is idle
         stats = manager.stats()["flaky/Readings"]
-    assert stats.errors >= 20 and stats.captures >= 20
     bus_errors = [r for r in caplog.records if "sensor bus timeout" in r.getMessage()]
     assert 1 <= len(bus_errors) <= 2  # identical errors at most once per 5 s
     assert len(records_under(tmp_path)) == stats.captures
