@@ -22,6 +22,7 @@ themselves.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import threading
@@ -31,7 +32,13 @@ from types import ModuleType
 
 from capsync import wire
 from capsync.capture import naming
-from capsync.capture.files import create_locked, discard, fsync_group
+from capsync.capture.files import (
+    create_locked,
+    discard,
+    fsync_group,
+    start_writeback,
+    start_writeback_all,
+)
 from capsync.capture.flusher import FLUSHER
 
 _log = logging.getLogger("capsync.capture")
@@ -42,6 +49,7 @@ DEFAULT_MAX_FILE_SIZE_BYTES = 262_144
 DEFAULT_MAX_BUFFERED_BYTES = 8 * 1024 * 1024
 # Completed files whose fsync waits for the next group; more forces a group early.
 MAX_UNSYNCED_FILES = 64
+MAX_SPARE_FILES = 2  # empty files the flusher keeps ready for the next rotations
 
 
 class StreamClosedError(ValueError):
@@ -93,11 +101,18 @@ class StreamFiles:
         self._next_sync_ns = time.monotonic_ns() + self._interval_ns
         self._sync_requested = False  # the flusher thread is asked to run the fsync group
         self._write_error: OSError | None = None
+        # The hand-off to the flusher thread is three deques (appends and pops are atomic),
+        # so neither side waits for the other's lock: the flusher works while a writer
+        # holds the stream's lock through a long append_batch.
         # Files filled by append, written out, waiting for the flusher thread to rename them.
-        self._full_files: list[tuple[int, Path]] = []
-        # An empty .prog file the flusher thread created for the next rotation, if any.
-        self._spare: tuple[int, Path] | None = None
-        self._files_opened = 0  # tabular files opened so far
+        self._full_files: collections.deque[tuple[int, Path]] = collections.deque()
+        # What the flusher renamed: (descriptor, renamed?), for the writer to count and
+        # fsync with its next group (``_absorb_renamed``, lock held).
+        self._renamed: collections.deque[tuple[int, bool]] = collections.deque()
+        # Empty .prog files the flusher created for the next rotations, each tagged with
+        # ``_own_creations`` as it was before the file was made (see ``_open_if_needed``).
+        self._spares: collections.deque[tuple[int, tuple[int, Path]]] = collections.deque()
+        self._own_creations = 0  # files the writer had to create itself
         # Held by the flusher thread while it renames and creates files without the lock;
         # whoever needs every full file completed (close, stats) takes it before the lock.
         self._completing = threading.Lock()
@@ -127,52 +142,56 @@ class StreamFiles:
             FLUSHER.wake(self)
 
     def complete_in_background(self) -> None:
-        """Called by the flusher thread: rename the full files, create the next spare and,
-        once the fsync interval has passed, run the fsync group.
+        """Called by the flusher thread: rename the full files, start their writeback, keep
+        a spare file ready and, once the fsync interval has passed, run the fsync group.
 
         Renames, creation and fsyncs run without the stream's lock, so the writer keeps
-        appending meanwhile.
+        appending meanwhile; the fsync group is taken only when the lock is free (a busy
+        writer runs it itself when due).
         """
         core = self._core
         with self._completing:
-            with self._lock:
-                if core.closed:
-                    return
-                full, self._full_files = self._full_files, []
-                want_spare = self._spare is None
-                # The spare must be newer than every file opened before it: file names
-                # (creation times) follow the order of the data.
-                opened = self._files_opened
-                group = self._take_group() if self._sync_due() else None
-            renamed = []
-            for fd, path in full:
+            if core.closed:
+                return
+            while self._full_files:
+                fd, path = self._full_files.popleft()
+                start_writeback(fd)  # the disk starts on it while the writer fills the next
                 try:
                     os.rename(path, naming.completed_path(path))
-                    renamed.append(fd)
+                    self._renamed.append((fd, True))
                 except OSError:
                     _log.error("%s: cannot complete %s", self.label, path, exc_info=True)
-            spare = None
-            if want_spare:
+                    self._renamed.append((fd, False))
+            if len(self._spares) < MAX_SPARE_FILES:
+                # File names (creation times) follow the order of the data: a spare made
+                # while the writer created a file of its own is older than that file, and
+                # the writer drops it (its tag no longer matches).
+                tag = self._own_creations
                 try:
-                    spare = create_locked(self.folder)
+                    self._spares.append((tag, create_locked(self.folder)))
                 except OSError:  # the writer creates its next file itself and reports why not
                     _log.debug("%s: no spare capture file", self.label, exc_info=True)
-            with self._lock:
-                core.files_completed += len(renamed)
-                if group is None:
-                    self._unsynced_fds.extend(fd for fd, _ in full)
-                    self._folder_dirty = True
-                if spare is not None:
-                    if core.closed or self._spare is not None or self._files_opened != opened:
-                        discard(spare)
-                    else:
-                        self._spare = spare
-                if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
-                    self._sync_requested = True
-                    FLUSHER.wake(self)
-            if group is not None:  # the slow part last, once the writer has its next file
-                unsynced, open_fd = group
-                self._fsync_group([*unsynced, *(fd for fd, _ in full)], open_fd)
+            many = len(self._renamed) >= MAX_UNSYNCED_FILES
+            if not (many or self._sync_due()):
+                return
+            if core.acquire(blocking=False):
+                try:
+                    group = self._take_group()
+                finally:
+                    core.release()
+                self._fsync_group(*group)  # the slow part last, without the lock
+            elif many:  # a writer holds the lock (a long batch): sync what it renamed
+                self._sync_renamed()
+
+    def _sync_renamed(self) -> None:
+        """fsync the files the flusher renamed (and their folder) without the stream's lock;
+        the writer then only counts them (their descriptors are closed here)."""
+        done = []
+        while self._renamed:
+            done.append(self._renamed.popleft())
+        fsync_group(self.label, self.folder, [fd for fd, _ in done], -1)
+        for _, renamed in done:
+            self._renamed.append((-1, renamed))
 
     def _sync_due(self) -> bool:
         return self._sync_requested or time.monotonic_ns() >= self._next_sync_ns
@@ -183,6 +202,7 @@ class StreamFiles:
         self._sync_requested = False
         self._next_sync_ns = time.monotonic_ns() + self._interval_ns
         self._try_write()
+        self._absorb_renamed()
         unsynced, self._unsynced_fds = self._unsynced_fds, []
         open_fd = -1
         if self._core.fd >= 0 and self._fd_dirty:
@@ -238,12 +258,17 @@ class StreamFiles:
         core = self._core
         if core.fd >= 0:
             return
-        if self._spare is not None:
-            (fd, path), self._spare = self._spare, None
-        else:
+        fd = -1
+        while self._spares:
+            tag, (spare_fd, spare_path) = self._spares.popleft()
+            if tag == self._own_creations:
+                fd, path = spare_fd, spare_path
+                break
+            discard((spare_fd, spare_path))  # older than a file the writer made since
+        if fd < 0:
             fd, path = create_locked(self.folder)
+            self._own_creations += 1
         core.fd, self._path = fd, path
-        self._files_opened += 1
         core.file_nbytes = 0
         core.file_records = 0
         self._folder_dirty = True
@@ -298,25 +323,33 @@ class StreamFiles:
         self._full_files.append((core.fd, self._path))
         core.fd, self._path = -1, None
         self._fd_dirty = False  # the full file is fsynced with the next group
-        if self._spare is not None:
+        if self._spares:
             self._open_if_needed()
         FLUSHER.wake(self)
 
     def _complete_full_files(self) -> None:
         """Rename the full files the flusher thread has not renamed yet (lock held)."""
-        full, self._full_files = self._full_files, []
-        for fd, path in full:
+        while self._full_files:
+            fd, path = self._full_files.popleft()
             os.rename(path, naming.completed_path(path))
-            self._unsynced_fds.append(fd)
-            self._folder_dirty = True
-            self._core.files_completed += 1
+            self._renamed.append((fd, True))
+        self._absorb_renamed()
         if len(self._unsynced_fds) >= MAX_UNSYNCED_FILES:
             self._group_sync()
 
+    def _absorb_renamed(self) -> None:
+        """Count the files the flusher completed; their descriptors join the next group."""
+        core = self._core
+        while self._renamed:
+            fd, renamed = self._renamed.popleft()
+            if fd >= 0:  # else already fsynced and closed by the flusher
+                self._unsynced_fds.append(fd)
+                self._folder_dirty = True
+            core.files_completed += renamed
+
     def _drop_spare(self) -> None:
-        spare, self._spare = self._spare, None
-        if spare is not None:
-            discard(spare)
+        while self._spares:
+            discard(self._spares.popleft()[1])
 
     def _complete_current(self) -> Path | None:
         """Write out and rename the open file to ``.capture``; keep its fd for the fsync group."""
@@ -350,7 +383,9 @@ class StreamFiles:
         self._next_sync_ns = time.monotonic_ns() + self._interval_ns
         self._sync_requested = False
         self._try_write()
+        self._absorb_renamed()
         unsynced, self._unsynced_fds = self._unsynced_fds, []
+        start_writeback_all(unsynced)
         for fd in unsynced:
             try:
                 os.fsync(fd)
