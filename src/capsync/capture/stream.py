@@ -139,6 +139,7 @@ class CaptureStream(StreamFiles):
         if not self._binary:
             # The hot path: one compiled call per reading, no Python frame in between.
             self.append = self._core.append  # type: ignore[method-assign]
+            self.append_queued = self._core.append_queued  # type: ignore[method-assign]
         FLUSHER.register(self)
 
     # ----- public API -------------------------------------------------------------------
@@ -166,6 +167,16 @@ class CaptureStream(StreamFiles):
         if self._binary:
             raise TypeError(f"{self.label} is a binary method: use append_binary")
         self._core.append(readings, time_requested_ns, time_received_ns)
+
+    def append_queued(self, queue: Any, limit: int) -> int:
+        """Append readings from the head of a deque of ``(readings, time_requested_ns,
+        time_received_ns)``, popping each once stored, up to ``limit``; stop at an item
+        whose readings is not a dict or whose append raised (left at the head). Returns
+        the count. A tabular stream replaces this with its appender's (one compiled loop).
+        """
+        if self._binary:
+            raise TypeError(f"{self.label} is a binary method: use append_binary")
+        return int(self._core.append_queued(queue, limit))
 
     def append_batch(
         self,
