@@ -4,16 +4,22 @@ file completion off the caller's thread, and the fsync groups.
 :class:`StreamFiles` is the lower half of :class:`~capsync.capture.stream.CaptureStream`
 (which adds the public API and documents the lock). Every method here runs with the
 stream's lock held, except :meth:`StreamFiles.complete_in_background` and
-:meth:`StreamFiles.flush_if_due`, which the flusher thread calls and which take it
-themselves.
+:meth:`StreamFiles.flush_if_due`, which the flusher thread calls: they only ever *try*
+the lock, and otherwise meet the writer through three deques (full files, renamed
+files, spare files), so a writer holding the lock through a long ``append_batch``
+never stops the flusher and the flusher never makes a writer wait.
 
 * A tabular file is handed to the OS in chunks of ``WRITE_CHUNK_BYTES`` and is
   full once it reaches ``max_file_size_bytes``. A full file is written out and
-  queued; the flusher thread renames it to ``.capture`` and creates the next
-  (spare) file, without the lock, so the writer goes on meanwhile.
+  queued; the flusher thread renames it to ``.capture``, starts its writeback
+  (``sync_file_range``) and keeps up to ``MAX_SPARE_FILES`` empty files ready, so
+  the writer goes on in a file it did not have to create.
 * Durability comes in groups: at most every ``fsync_interval_s`` the buffered
   bytes go to the OS and every file touched since the last group is fsynced,
-  then its folder (on the flusher thread when a writer is busy).
+  then its folder (on the flusher thread when the lock is free; the files the
+  flusher renamed it fsyncs itself if a writer holds the lock and they pile up).
+  A group starts every file's writeback before its first fsync, so the disk gets
+  one stream of writes and one journal commit covers most of the group.
 * A failed write never leaves half a record in a file: the file is cut back to
   its last whole record and the bytes stay buffered to be retried, up to
   ``max_buffered_bytes``; past that, the stream refuses new records with
