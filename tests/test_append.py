@@ -177,7 +177,7 @@ def test_append_queued_stops_at_what_it_cannot_store(compiled: ModuleType, tmp_p
     files = {}
     for name, module in (("compiled", compiled), ("python", wire.PURE)):
         queued = open_with(module, tmp_path / name / "queued")
-        queue = collections.deque((({"x": i * 0.5}, T0_NS + i, T0_NS + i) for i in range(5)))
+        queue = collections.deque(({"x": i * 0.5}, T0_NS + i, T0_NS + i) for i in range(5))
         queue.append(("not a dict", T0_NS, T0_NS))
         queue.append(({"y": 1.0}, T0_NS, T0_NS))
         assert queued.append_queued(queue, 3) == 3  # the limit
