@@ -142,3 +142,44 @@ def test_the_flusher_completes_files_while_a_writer_holds_the_lock(
     assert values == list(range(301))
     assert stream.stats().files_completed == len(list(tmp_path.rglob("*.capture")))
     assert not list(tmp_path.rglob("*.prog"))
+
+
+def test_the_flusher_fsyncs_what_piles_up_behind_a_held_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``MAX_UNSYNCED_FILES`` renamed files the flusher fsyncs and closes them itself
+    when the writer holds the lock; the writer then only counts them."""
+    import os
+
+    from capsync.capture import stream_files
+    from capsync.capture.flusher import FLUSHER
+
+    monkeypatch.setattr(FLUSHER, "wake", lambda stream: None)
+    monkeypatch.setattr(stream_files, "MAX_UNSYNCED_FILES", 3)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    stream = capsync.open_stream(
+        tmp_path,
+        component_type="rdk:component:sensor",
+        component_name="piled",
+        method_name="Readings",
+        max_file_size_bytes=1024,
+        fsync_interval_s=3600,
+    )
+    for i in range(200):
+        stream.append({"i": float(i)}, BASE_NS + i, BASE_NS + i)
+    full = [fd for fd, _ in stream._full_files]
+    assert len(full) >= 3
+    with stream._lock:
+        thread = threading.Thread(target=stream.complete_in_background)
+        thread.start()
+        thread.join(30)
+        alive = thread.is_alive()
+        left = list(stream._renamed)
+    assert not alive
+    assert set(full) <= set(synced)  # fsynced on the flusher's thread, lock held elsewhere
+    assert [fd for fd, _ in left] == [-1] * len(full)  # and closed there: nothing to fsync
+    stream.close()
+    assert stream.stats().files_completed == len(list(tmp_path.rglob("*.capture")))
+    assert stream.stats().records == 200
