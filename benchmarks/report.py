@@ -119,8 +119,11 @@ def table(name: str, group: dict[str, Row]) -> list[str]:
     ]
     for impl in _impl_order(group):
         row = group[impl]
+        label = IMPLS.get(impl, impl)
+        if impl == RAW and name.startswith("binary"):
+            label = "raw create + `os.write` + rename of the same bytes"
         lines.append(
-            f"| {IMPLS.get(impl, impl)} | {row.records:,} | {row.records_per_s:,.0f} "
+            f"| {label} | {row.records:,} | {row.records_per_s:,.0f} "
             f"| {row.mb_per_s:,.1f} | ±{50 * row.iqr / row.seconds:.0f}% "
             f"| {_ratio(vs_baseline(group, impl))} "
             f"| {_percent(vs_raw(group, impl))} |"
@@ -141,9 +144,9 @@ def targets(groups: dict[str, dict[str, Row]]) -> str:
     binary = groups.get("binary-1MiB", {})
     checks = [
         _check("append_batch ≥ 100× baseline", vs_baseline(batch, "compiled"), 100, _ratio),
-        _check("append_batch ≥ 50% of raw write", vs_raw(batch, "compiled"), 0.5, _percent),
+        _check("append_batch ≥ 90% of raw write", vs_raw(batch, "compiled"), 0.9, _percent),
         _check("append ≥ 10× baseline", vs_baseline(append, "compiled"), 10, _ratio),
-        _check("1 MiB binary ≥ 80% of raw write", vs_raw(binary, "compiled"), 0.8, _percent),
+        _check("1 MiB binary ≥ 90% of raw write", vs_raw(binary, "compiled"), 0.9, _percent),
     ]
     return "Targets (compiled path): " + "; ".join(checks) + "."
 

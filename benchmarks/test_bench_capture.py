@@ -6,7 +6,8 @@ Groups (one table each in ``benchmarks/report.py``):
 * ``tabular-append``: ``CaptureStream.append`` of one 6-float dict per call ("Readings").
 * ``tabular-batch``: one ``append_batch`` of 6-float rows per round, 256 KiB files.
 * ``tabular-batch-64MiB-files``: the same with 64 MiB files, encoding apart from rotation.
-* ``binary-1KiB`` / ``binary-64KiB`` / ``binary-1MiB``: ``append_binary``, a file per reading.
+* ``binary-1KiB`` / ``binary-64KiB`` / ``binary-1MiB``: ``append_binary``, a file per reading;
+  its raw floor creates, writes and renames each file (``.prog`` -> ``.capture``).
 
 Each round starts from an empty folder, an ``os.sync()`` and a new stream or
 writer (all untimed) and ends with ``close()`` (timed: the last write, the
@@ -14,7 +15,8 @@ renames and the group fsync are part of the cost). The baselines follow the same
 file policy: same rotation size, header first, ``.prog`` renamed to
 ``.capture``, completed files fsynced in groups of at most ``MAX_UNSYNCED_FILES``
 and then their folder. Every benchmark stores ``records`` and ``bytes`` per round
-(and ``impl``) in ``extra_info``.
+(and ``impl``) in ``extra_info``. ``CAPSYNC_BENCH_QUICK=1`` runs fewer rounds of the same
+size (a shared machine: read the ratios, not the rates).
 """
 
 from __future__ import annotations
@@ -69,6 +71,13 @@ BATCH_ROUNDS = {"compiled": 21, "python": 3, "protobuf": 5, "raw": 21}
 BINARY_SIZES = {"1KiB": 1024, "64KiB": 64 * 1024, "1MiB": 1024 * 1024}
 BINARY_READINGS = {"1KiB": 1000, "64KiB": 250, "1MiB": 64}
 BINARY_ROUNDS = 9
+# CAPSYNC_BENCH_QUICK=1: the same rounds' sizes (so the same files), fewer rounds; for a
+# shared machine, where only the ratios to the baselines of the same run mean anything.
+QUICK = os.environ.get("CAPSYNC_BENCH_QUICK", "") not in ("", "0")
+if QUICK:
+    APPEND_ROUNDS = {name: min(rounds, 5) for name, rounds in APPEND_ROUNDS.items()}
+    BATCH_ROUNDS = {name: min(rounds, 7) for name, rounds in BATCH_ROUNDS.items()}
+    BINARY_ROUNDS = 5
 WARMUP_ROUNDS = 1
 
 WIRE_IMPLS = ("compiled", "python")
@@ -240,19 +249,25 @@ class ProtobufBinaryWriter:
         self._sync.sync()
 
 
-def _raw_write_files(folder: Path, sizes: Sequence[int], chunk_bytes: int, blob: bytes) -> int:
+def _raw_write_files(
+    folder: Path, sizes: Sequence[int], chunk_bytes: int, blob: bytes, *, rename: bool = False
+) -> int:
     """The floor: ``os.write`` files of these sizes (from ``blob``) in ``chunk_bytes`` writes,
-    with the same group fsync; no encoding, no rename, no lock."""
+    with the same group fsync; no encoding, no lock. With ``rename`` each file is created
+    as ``.prog`` and renamed to ``.capture`` once written, as a binary capture file is."""
     folder.mkdir(parents=True, exist_ok=True)
     sync = GroupSync(folder)
     view = memoryview(blob)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     total = 0
     for index, size in enumerate(sizes):
-        fd = os.open(folder / f"{index:06d}.raw", flags, 0o600)
+        path = folder / f"{index:06d}.prog"
+        fd = os.open(path, flags, 0o600)
         written = 0
         while written < size:
             written += os.write(fd, view[written : min(size, written + chunk_bytes)])
+        if rename:
+            os.rename(path, folder / f"{index:06d}.capture")
         sync.add(fd)
         total += size
     sync.sync()
@@ -458,8 +473,8 @@ def test_binary(
         def prepare(folder: Path) -> Any:
             return folder / "raw"
 
-        def run(folder: Path) -> int:
-            return _raw_write_files(folder, sizes, sizes[0], blob)
+        def run(folder: Path) -> int:  # create + write + rename + group fsync
+            return _raw_write_files(folder, sizes, sizes[0], blob, rename=True)
 
     elif impl == "protobuf":
 

@@ -168,6 +168,40 @@ def test_same_calls_write_the_same_files(compiled: ModuleType, tmp_path: Path) -
     assert stats["compiled"] == stats["python"]
 
 
+def test_append_queued_stops_at_what_it_cannot_store(compiled: ModuleType, tmp_path: Path) -> None:
+    """The collector's batch hand-off: dicts go in one loop and leave the queue; a reading
+    that is not a dict, or one the encoder refuses, stays at the head, and the bytes are
+    those of the same readings appended one by one."""
+    import collections
+
+    files = {}
+    for name, module in (("compiled", compiled), ("python", wire.PURE)):
+        queued = open_with(module, tmp_path / name / "queued")
+        queue = collections.deque(({"x": i * 0.5}, T0_NS + i, T0_NS + i) for i in range(5))
+        queue.append(("not a dict", T0_NS, T0_NS))
+        queue.append(({"y": 1.0}, T0_NS, T0_NS))
+        assert queued.append_queued(queue, 3) == 3  # the limit
+        assert queued.append_queued(queue, 100) == 2  # stops at the string
+        assert len(queue) == 2 and queue[0][0] == "not a dict"
+        queue.popleft()
+        queue.appendleft(({"bad": object()}, T0_NS, T0_NS))
+        with pytest.raises(TypeError):
+            queued.append_queued(queue, 100)
+        assert len(queue) == 2  # the refused reading is still at the head
+        queue.popleft()
+        assert queued.append_queued(queue, 100) == 1 and not queue
+        queued.close()
+        one_by_one = open_with(module, tmp_path / name / "one")
+        for i in range(5):
+            one_by_one.append({"x": i * 0.5}, T0_NS + i, T0_NS + i)
+        one_by_one.append({"y": 1.0}, T0_NS, T0_NS)
+        one_by_one.close()
+        assert queued.stats().records == 6
+        files[name] = file_bytes(tmp_path / name / "queued")
+        assert files[name] == file_bytes(tmp_path / name / "one")
+    assert files["compiled"] == files["python"]
+
+
 N_THREADS = 8
 PER_THREAD = 1500
 

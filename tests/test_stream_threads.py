@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import capsync
 from capsync.capture.reader import read_capture_file
@@ -94,3 +95,91 @@ def test_eight_threads_and_the_flusher_write_every_record_once(tmp_path: Path) -
     assert len(files) > N_THREADS  # rotations happened during the run
     assert stream.stats().records == N_THREADS * PER_THREAD
     assert flusher_visited_mid_run
+
+
+def test_the_flusher_completes_files_while_a_writer_holds_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long ``append_batch`` holds the stream's lock throughout; the flusher must still
+    rename the files it filled and make spares, without waiting for that lock."""
+    from capsync.capture.flusher import FLUSHER
+
+    monkeypatch.setattr(FLUSHER, "wake", lambda stream: None)  # we play the flusher here
+    stream = capsync.open_stream(
+        tmp_path,
+        component_type="rdk:component:sensor",
+        component_name="held",
+        method_name="Readings",
+        max_file_size_bytes=2048,
+        fsync_interval_s=3600,
+    )
+    for i in range(300):
+        stream.append({"i": float(i)}, BASE_NS + i, BASE_NS + i)
+    assert stream._full_files, "no full file waits for the flusher"
+    finished = threading.Event()
+
+    def flusher() -> None:
+        stream.complete_in_background()
+        finished.set()
+
+    with stream._lock:  # what the writer of a long batch holds
+        thread = threading.Thread(target=flusher)
+        thread.start()
+        done = finished.wait(30)
+        renamed = sorted(tmp_path.rglob("*.capture"))
+        spares = len(stream._spares)
+    thread.join()
+    assert done, "the flusher waited for the writer's lock"
+    assert renamed and not stream._full_files and spares >= 1
+    stream.append({"i": 300.0}, BASE_NS + 300, BASE_NS + 300)
+    stream.close()
+    records = [
+        record
+        for path in sorted(tmp_path.rglob("*.capture"))
+        for record in read_capture_file(path)[1]
+    ]
+    values = [int(dict(r.struct["readings"].items())["i"]) for r in records]
+    assert values == list(range(301))
+    assert stream.stats().files_completed == len(list(tmp_path.rglob("*.capture")))
+    assert not list(tmp_path.rglob("*.prog"))
+
+
+def test_the_flusher_fsyncs_what_piles_up_behind_a_held_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``MAX_UNSYNCED_FILES`` renamed files the flusher fsyncs and closes them itself
+    when the writer holds the lock; the writer then only counts them."""
+    import os
+
+    from capsync.capture import stream_files
+    from capsync.capture.flusher import FLUSHER
+
+    monkeypatch.setattr(FLUSHER, "wake", lambda stream: None)
+    monkeypatch.setattr(stream_files, "MAX_UNSYNCED_FILES", 3)
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    stream = capsync.open_stream(
+        tmp_path,
+        component_type="rdk:component:sensor",
+        component_name="piled",
+        method_name="Readings",
+        max_file_size_bytes=1024,
+        fsync_interval_s=3600,
+    )
+    for i in range(200):
+        stream.append({"i": float(i)}, BASE_NS + i, BASE_NS + i)
+    full = [fd for fd, _ in stream._full_files]
+    assert len(full) >= 3
+    with stream._lock:
+        thread = threading.Thread(target=stream.complete_in_background)
+        thread.start()
+        thread.join(30)
+        alive = thread.is_alive()
+        left = list(stream._renamed)
+    assert not alive
+    assert set(full) <= set(synced)  # fsynced on the flusher's thread, lock held elsewhere
+    assert [fd for fd, _ in left] == [-1] * len(full)  # and closed there: nothing to fsync
+    stream.close()
+    assert stream.stats().files_completed == len(list(tmp_path.rglob("*.capture")))
+    assert stream.stats().records == 200

@@ -25,3 +25,4 @@ cdef class TabularAppender:
     cdef readonly long long write_chunk_bytes    # buffered bytes handed to the OS at once
 
     cdef int _acquire(self) except -1
+    cdef int _append(self, readings, time_requested_ns, time_received_ns) except -1

@@ -58,6 +58,9 @@ cdef class TabularAppender:
 
     def append(self, readings, time_requested_ns=None, time_received_ns=None):
         """Append one tabular reading (a dict of JSON-like values)."""
+        self._append(readings, time_requested_ns, time_received_ns)
+
+    cdef int _append(self, readings, time_requested_ns, time_received_ns) except -1:
         cdef Py_ssize_t buffered
         if time_requested_ns is None or time_received_ns is None:
             now = _now_ns()
@@ -80,6 +83,27 @@ cdef class TabularAppender:
                 self.hooks._chunk_full()
         finally:
             PyThread_release_lock(self._lock)
+        return 0
+
+    def append_queued(self, queue, Py_ssize_t limit):
+        """Append readings from the head of ``queue`` (a deque of ``(readings,
+        time_requested_ns, time_received_ns)`` tuples), popping each once it is stored.
+
+        Stops after ``limit`` readings, at an empty queue, or at an item whose readings
+        is not a ``dict`` (left at the head for the caller); an error raised by an append
+        leaves its item at the head too. Returns how many were appended.
+        """
+        cdef Py_ssize_t count = 0
+        cdef tuple item
+        while count < limit and queue:
+            item = <tuple?>queue[0]
+            readings = item[0]
+            if type(readings) is not dict:
+                break
+            self._append(readings, item[1], item[2])
+            queue.popleft()
+            count += 1
+        return count
 
     def acquire(self, bint blocking=True):
         """Take the stream's lock; with ``blocking=False`` only if it is free (True if taken)."""

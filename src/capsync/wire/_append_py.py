@@ -69,6 +69,24 @@ class TabularAppender:
             elif buffered >= self.write_chunk_bytes:
                 self.hooks._chunk_full()
 
+    def append_queued(self, queue: Any, limit: int) -> int:
+        """Append readings from the head of ``queue`` (a deque of ``(readings,
+        time_requested_ns, time_received_ns)`` tuples), popping each once it is stored.
+
+        Stops after ``limit`` readings, at an empty queue, or at an item whose readings
+        is not a ``dict`` (left at the head for the caller); an error raised by an append
+        leaves its item at the head too. Returns how many were appended.
+        """
+        count = 0
+        while count < limit and queue:
+            readings, time_requested_ns, time_received_ns = queue[0]
+            if type(readings) is not dict:
+                break
+            self.append(readings, time_requested_ns, time_received_ns)
+            queue.popleft()
+            count += 1
+        return count
+
     def acquire(self, blocking: bool = True) -> bool:
         """Take the stream's lock; with ``blocking=False`` only if it is free (True if taken)."""
         return self._lock.acquire(blocking)
