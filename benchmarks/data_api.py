@@ -54,7 +54,7 @@ from capsync.server import ApiKey, ApiKeys, IngestServer
 from capsync.server.data_service import records_response, tabular_response
 from capsync.server.data_sources import open_data_query
 from capsync.server.records import reading_id
-from capsync.server.store import TabularRecord
+from capsync.server.stores.base import TabularRecord
 from capsync.server.stores.local import LocalStore
 
 T0_NS = 1_764_460_800_000_000_000

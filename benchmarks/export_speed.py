@@ -197,7 +197,7 @@ def bench_parquet(work: Path, quick: bool) -> dict[str, Any]:
     from capsync.export.parquet_export import export_parquet, export_query_parquet
     from capsync.server.data_sources import open_data_query
     from capsync.server.query import iter_records
-    from capsync.server.store import TabularRecord
+    from capsync.server.stores.base import TabularRecord
     from capsync.server.stores.local import LocalStore
 
     readings = 200_000 if quick else 10_000_000

@@ -21,7 +21,7 @@ from server_fixtures import TABULAR
 from capsync import read_capture_file
 from capsync.mongo.documents import date_ms
 from capsync.resources import build_resource
-from capsync.server.store import BlobRecord, Record, TabularRecord
+from capsync.server.stores.base import BlobRecord, Record, TabularRecord
 from capsync.service.collector import Collector, CollectorKey, CollectorSettings
 
 S = 1_000_000_000

@@ -7,8 +7,8 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from capsync.server.store import BlobRecord, ItemFilter, Record, TabularRecord
 from capsync.server.store_source import StoreSource
+from capsync.server.stores.base import BlobRecord, ItemFilter, Record, TabularRecord
 
 
 def matches(record: Record, f: ItemFilter) -> bool:

@@ -18,8 +18,8 @@ from capsync.query.filters import Cursor
 from capsync.server import data_wire
 from capsync.server.data_service import records_response, tabular_response
 from capsync.server.records import tabular_batch
-from capsync.server.store import TabularRecord
 from capsync.server.store_source import StoreSource
+from capsync.server.stores.base import TabularRecord
 from capsync.server.stores.local import LocalStore
 
 pytestmark = pytest.mark.wire_independent

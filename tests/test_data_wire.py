@@ -10,7 +10,7 @@ from google.protobuf import struct_pb2
 
 from capsync.proto.viam.app.data.v1 import data_pb2
 from capsync.server import data_wire
-from capsync.server.store import TabularRecord
+from capsync.server.stores.base import TabularRecord
 
 pytestmark = pytest.mark.wire_independent
 

@@ -29,7 +29,7 @@ from server_fixtures import (
 from capsync.cli import main
 from capsync.proto import data_sync_pb2
 from capsync.server.query import open_store
-from capsync.server.store import BlobRecord, ItemFilter, TabularRecord
+from capsync.server.stores.base import BlobRecord, ItemFilter, TabularRecord
 
 pytestmark = pytest.mark.wire_independent
 

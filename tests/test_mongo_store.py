@@ -24,8 +24,8 @@ from capsync.mongo.documents import reading_document, tabular_document
 from capsync.server import ItemFilter, SqliteStore, list_items
 from capsync.server.data_sources import query_for_store
 from capsync.server.query import export
-from capsync.server.store import TabularRecord
 from capsync.server.stores import mongo_feed
+from capsync.server.stores.base import TabularRecord
 from capsync.server.stores.mongo import MongoStore
 
 pytestmark = pytest.mark.wire_independent

@@ -14,8 +14,8 @@ from capsync.query import QueryError
 from capsync.server.auth import ApiKey, ApiKeys
 from capsync.server.blobs import RESERVED_NAMES
 from capsync.server.data_sources import query_for_store
-from capsync.server.sqlite_store import SqliteStore
-from capsync.server.store import BlobRecord, TabularRecord
+from capsync.server.stores.base import BlobRecord, TabularRecord
+from capsync.server.stores.local import LocalStore as SqliteStore
 from capsync.web.data_access import BinaryFilter, DataAccess, NotFound
 from capsync.web.series import downsample
 from capsync.web.series_sql import sql_series

@@ -27,8 +27,8 @@ from server_fixtures import KEY, KEY_ID, run_capsync, write_keys
 from sync_helpers import BASE_NS
 
 from capsync.server.data_sources import open_data_query
-from capsync.server.sqlite_store import SqliteStore
-from capsync.server.store import BlobRecord
+from capsync.server.stores.base import BlobRecord
+from capsync.server.stores.local import LocalStore as SqliteStore
 from capsync.web import api
 from capsync.web.data_access import DataAccess
 from capsync.web.series import downsample

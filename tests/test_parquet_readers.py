@@ -16,7 +16,7 @@ import pytest
 from capsync.cli import main
 from capsync.export.parquet_export import export_query_parquet
 from capsync.server.data_sources import open_data_query
-from capsync.server.store import ItemFilter, TabularRecord
+from capsync.server.stores.base import ItemFilter, TabularRecord
 from capsync.server.stores.local import LocalStore
 
 pytestmark = pytest.mark.wire_independent

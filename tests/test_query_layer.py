@@ -17,8 +17,8 @@ from capsync.query import DataFilter, DataQuery, Page, QueryError
 from capsync.query.columnar import ID_COLUMN
 from capsync.query.retention import RetentionBook, RetentionRules, apply_retention
 from capsync.retention import Retention, decode_header, encode_header
-from capsync.server.store import BlobRecord, TabularRecord
 from capsync.server.store_source import StoreSource
+from capsync.server.stores.base import BlobRecord, TabularRecord
 from capsync.server.stores.local import LocalStore
 
 pytestmark = pytest.mark.wire_independent

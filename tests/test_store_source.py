@@ -13,8 +13,8 @@ import pytest
 from query_fixtures import MemoryStore
 
 from capsync.query import DataFilter, DataQuery, Page
-from capsync.server.store import BlobRecord, TabularRecord
 from capsync.server.store_source import StoreSource
+from capsync.server.stores.base import BlobRecord, TabularRecord
 from capsync.server.stores.batch_index import INDEX_FILE_NAME
 from capsync.server.stores.local import TABULAR_FOLDER, LocalStore
 

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 from capsync.cli.errors import UserError
 
 if TYPE_CHECKING:
-    from capsync.server.store import ItemFilter
+    from capsync.server.stores.base import ItemFilter
 
 
 def build_filter(args: argparse.Namespace) -> ItemFilter:
     from capsync._time import parse_time
-    from capsync.server.store import ItemFilter
+    from capsync.server.stores.base import ItemFilter
 
     times: dict[str, int | None] = {}
     for flag in ("since", "until"):

@@ -100,7 +100,7 @@ def _print_rows(rows: list[dict[str, Any]]) -> None:
 def _open(args: argparse.Namespace) -> Iterator[DataQuery]:
     from capsync.query import NotFound, QueryError
     from capsync.server.data_sources import open_data_query
-    from capsync.server.store import StoreUnavailable
+    from capsync.server.stores.base import StoreUnavailable
 
     mongo_errors: tuple[type[Exception], ...] = ()
     if args.mongo_uri is not None:

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action in data_api_cmd.ACTIONS:
         return data_api_cmd.run(args)
     from capsync.server import query
-    from capsync.server.store import StoreUnavailable
+    from capsync.server.stores.base import StoreUnavailable
 
     if args.format in data_export_cmd.FORMATS and args.action != "export":
         raise UserError(f"--format {args.format} is for data export", 2)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from capsync.server.blobs import UnsafePathError, check_extension
-from capsync.server.store import BlobRecord, ItemFilter, Store
+from capsync.server.stores.base import BlobRecord, ItemFilter, Store
 
 DATASET_FILE = "dataset.jsonl"
 IMAGES_FOLDER = "images"

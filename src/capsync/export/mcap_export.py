@@ -32,7 +32,7 @@ from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_h
 from capsync.export import frames, payloads
 from capsync.export.mcap_writer import DEFAULT_CHUNK_SIZE_BYTES, McapChunkWriter
 from capsync.proto import data_sync_pb2
-from capsync.server.store import BlobRecord, Record, TabularRecord
+from capsync.server.stores.base import BlobRecord, Record, TabularRecord
 
 TABULAR_BATCH_RECORDS = 16_384  # frames turned into messages per call, at most
 TABULAR_BATCH_BYTES = 1 << 20  # and capture bytes per call, about (at least one frame)

@@ -38,8 +38,7 @@ from capsync.query.columnar import (
 )
 from capsync.query.filters import DataFilter
 from capsync.server.blobs import UnsafePathError, payload_folder
-from capsync.server.store import ItemFilter, Record, TabularRecord
-from capsync.server.stores.base import matches
+from capsync.server.stores.base import ItemFilter, Record, TabularRecord, matches
 
 BATCH_ROWS = 65_536
 BASE_COLUMNS = (

@@ -32,7 +32,7 @@ from capsync.query.source import DataSource
 
 if TYPE_CHECKING:
     from capsync.query.sql import SqlEngine
-    from capsync.server.store import BlobRecord, TabularRecord
+    from capsync.server.stores.base import BlobRecord, TabularRecord
 
 log = logging.getLogger(__name__)
 

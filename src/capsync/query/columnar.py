@@ -42,7 +42,7 @@ from capsync.query.source import DataSource
 from capsync.query.table import readings_table
 
 if TYPE_CHECKING:
-    from capsync.server.store import TabularRecord
+    from capsync.server.stores.base import TabularRecord
 
 log = logging.getLogger(__name__)
 

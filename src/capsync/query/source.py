@@ -15,8 +15,8 @@ implements (:mod:`capsync.server.store_source` for capsync's stores). An adapter
   mark (``changes_since``) so the columnar compactor (:mod:`capsync.query.columnar`)
   can follow the ingest path; without it SQL reads the readings from the store.
 
-Records are the store's own :class:`~capsync.server.store.TabularRecord` and
-:class:`~capsync.server.store.BlobRecord`.
+Records are the store's own :class:`~capsync.server.stores.base.TabularRecord` and
+:class:`~capsync.server.stores.base.BlobRecord`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from capsync.query.filters import DataFilter, Page
 
 if TYPE_CHECKING:
-    from capsync.server.store import BlobRecord, TabularRecord
+    from capsync.server.stores.base import BlobRecord, TabularRecord
 
 
 class DataSource(abc.ABC):
@@ -83,7 +83,7 @@ class DataSource(abc.ABC):
         cannot (then callers use :meth:`tabular`).
 
         The page is a list of runs ``(batch, indices)``: a stored
-        :class:`~capsync.server.store.TabularBatch` and the positions (an int64 array)
+        :class:`~capsync.server.stores.base.TabularBatch` and the positions (an int64 array)
         of its readings on the page, runs in page order; the same readings, in the
         same order, that :meth:`tabular` gives for the same request."""
         return None

@@ -11,7 +11,7 @@ import pyarrow as pa
 from capsync.query.filters import LOCATION_ID, ORGANIZATION_ID
 
 if TYPE_CHECKING:
-    from capsync.server.store import TabularRecord
+    from capsync.server.stores.base import TabularRecord
 
 _TIME = pa.timestamp("us")
 _STRING_COLUMNS = (

@@ -10,7 +10,7 @@ from capsync import _time
 from capsync.proto.viam.app.data.v1 import data_pb2 as pb
 from capsync.query.api import box
 from capsync.query.filters import LOCATION_ID, ORGANIZATION_ID, DataFilter, QueryError
-from capsync.server.store import BlobRecord, TabularBatch, TabularRecord
+from capsync.server.stores.base import BlobRecord, TabularBatch, TabularRecord
 
 _TAGS = pb.TagsFilterType
 

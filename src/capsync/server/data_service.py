@@ -27,7 +27,7 @@ from capsync.query.filters import Cursor, DataFilter, NotFound, Page, QueryError
 from capsync.server import data_convert as convert
 from capsync.server import data_wire
 from capsync.server.records import decode_batch, reading_id
-from capsync.server.store import StoreUnavailable, TabularBatch, TabularRecord
+from capsync.server.stores.base import StoreUnavailable, TabularBatch, TabularRecord
 
 log = logging.getLogger(__name__)
 

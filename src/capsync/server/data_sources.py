@@ -14,8 +14,8 @@ import os
 from typing import Any
 
 from capsync.query.api import DataQuery
-from capsync.server.store import DEFAULT_MONGO_DATABASE, Store
 from capsync.server.store_source import StoreSource
+from capsync.server.stores.base import DEFAULT_MONGO_DATABASE, Store
 
 
 def query_for_store(store: Store, data_dir: str | os.PathLike[str], blobs: Any = None) -> DataQuery:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from capsync.server.store import TabularRecord
+from capsync.server.stores.base import TabularRecord
 
 _pack_double = _struct.Struct("<d").pack
 _NS_PER_S = 1_000_000_000

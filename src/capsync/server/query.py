@@ -139,7 +139,7 @@ def open_store(
     Without ``mongo_uri``, the SQLite database in ``data_dir``; with it, the
     MongoDB database ``mongo_database``. Raises :class:`FileNotFoundError` when
     there is no capsync data there and
-    :class:`~capsync.server.store.StoreUnavailable` when MongoDB cannot be reached.
+    :class:`~capsync.server.stores.base.StoreUnavailable` when MongoDB cannot be reached.
     """
     if mongo_uri is not None:
         require_pymongo()

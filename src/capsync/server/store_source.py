@@ -1,6 +1,6 @@
 """The :class:`~capsync.query.source.DataSource` over any store that offers the small
 :class:`QueryableStore` interface: ``query`` (records matching an
-:class:`~capsync.server.store.ItemFilter`, in time order), ``get_blob``,
+:class:`~capsync.server.stores.base.ItemFilter`, in time order), ``get_blob``,
 ``delete`` (by ids and/or filter) and ``update_blob``.
 
 It is the adapter of both ingest stores (the batch log and MongoDB). What the
@@ -29,7 +29,7 @@ import numpy as np
 from capsync.query.filters import DataFilter, Page
 from capsync.query.source import DataSource
 from capsync.server.records import batch_from_body, reading_id
-from capsync.server.store import BlobRecord, ItemFilter, Record, TabularBatch, TabularRecord
+from capsync.server.stores.base import BlobRecord, ItemFilter, Record, TabularBatch, TabularRecord
 
 _CACHED_BATCHES = 8
 

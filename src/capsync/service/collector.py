@@ -31,6 +31,7 @@ from typing import Any
 
 from capsync._log import RateLimitedLog
 from capsync._retry import Backoff
+from capsync.capture.sink import RecordSink
 from capsync.capture.stream import CaptureStream, CaptureWriteError
 from capsync.methods import is_binary_method
 from capsync.resources import BinaryResult, EndOfData, NoCaptureToStore, Resource
@@ -90,7 +91,7 @@ class Collector:
         capture_dir: str | os.PathLike[str],
         *,
         on_tabular: Callable[[CollectorKey, Mapping[str, Any], int, int], None] | None = None,
-        sink_factory: Callable[[str], Any] | None = None,
+        sink_factory: Callable[[str], RecordSink] | None = None,
     ) -> None:
         if settings.frequency_hz <= 0:
             raise ValueError(f"{key.resource_name}/{key.method}: frequency must be > 0")
@@ -103,7 +104,7 @@ class Collector:
         self._sink_factory = sink_factory
         self._binary = is_binary_method(key.method)
         self._params = dict(settings.additional_params)
-        self._streams: dict[str, CaptureStream] = {}
+        self._streams: dict[str, RecordSink] = {}
         self._streams_lock = threading.Lock()
         if not self._binary:
             self._stream_for("")  # open now so folder errors surface at start
@@ -361,7 +362,7 @@ class Collector:
         else:
             stream.append_binary(result.payload, requested, received)
 
-    def _stream_for(self, mime_type: str) -> CaptureStream:
+    def _stream_for(self, mime_type: str) -> RecordSink:
         stream = self._streams.get(mime_type)
         if stream is not None:
             return stream

@@ -27,7 +27,7 @@ import numpy as np
 
 from capsync.query import Cursor, DataFilter, DataQuery, NotFound, Page, QueryError
 from capsync.query.api import box
-from capsync.server.store import BlobRecord
+from capsync.server.stores.base import BlobRecord
 from capsync.web.series import Series, downsample
 from capsync.web.series_sql import sql_series
 

@@ -1,4 +1,4 @@
-"""The MongoDB :class:`~capsync.server.store.Store` (``capsync serve --mongo-uri``).
+"""The MongoDB :class:`~capsync.server.stores.base.Store` (``capsync serve --mongo-uri``).
 
 Three collections in ``database`` (default ``capsync``):
 
@@ -36,7 +36,7 @@ Documents and their indexes are :mod:`~capsync.server.stores.mongo_docs`.
 Only standard operations are used (``insert_many``, ``insert_one``, ``find``
 with ``sort``, ``create_index``, ``find_one_and_update``, ``aggregate``), so any
 MongoDB server works (``$bsonSize`` needs 4.4; before it sizes are measured
-here). An unreachable server raises :class:`~capsync.server.store.StoreUnavailable`.
+here). An unreachable server raises :class:`~capsync.server.stores.base.StoreUnavailable`.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ class MongoStore(Store):
     Writes wait for the journal (``journal=true``) unless the URI says otherwise.
     A malformed ``uri`` raises :class:`ValueError`. Connecting happens in the
     background; a server that is down makes calls raise
-    :class:`~capsync.server.store.StoreUnavailable` (after at most ~5 s, unless
+    :class:`~capsync.server.stores.base.StoreUnavailable` (after at most ~5 s, unless
     the URI sets ``serverSelectionTimeoutMS`` itself) until it is back.
 
     With ``create=False`` (reading what a server stored), a database holding
