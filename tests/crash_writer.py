@@ -72,7 +72,7 @@ def main() -> None:
     manager = capsync.DataManager.from_config(config, fsync_interval_s=0.05).start()
     print("started", flush=True)
     while True:
-        time.sleep(0.05)
+        time.sleep(0.05)  # the cadence of the status lines (the test kills between them)
         written = manager.stats()["counter/Readings"].records_written
         manager.flush_to_capture()  # everything appended before this is now on the OS side
         print(written, flush=True)

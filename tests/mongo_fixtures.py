@@ -201,7 +201,7 @@ class MongoServer:
                 raise MongoUnavailable(
                     f"secantusd-py did not answer within {timeout_s:.0f} s: {self._log_tail()}"
                 )
-            time.sleep(0.05)
+            time.sleep(0.05)  # the poll interval of this wait for the server
         return self
 
     def _signal(self, sig: int) -> None:

@@ -60,7 +60,7 @@ class RecordingSyncServer:
         self._server.stop(0).wait()
 
     def _answer(self, name: str, context: grpc.ServicerContext) -> None:
-        time.sleep(self.delay_s)
+        time.sleep(self.delay_s)  # the simulated slow server itself, not a wait
         code = self.fail.get(name)
         if code is not None:
             context.abort(code, f"refused {name} (test)")

@@ -73,7 +73,7 @@ def test_kill9_during_ingest_loses_nothing_answered_and_stores_nothing_twice(
         threads = [threading.Thread(target=sender, args=(call, stop)) for _ in range(3)]
         for thread in threads:
             thread.start()
-        time.sleep(rng.uniform(0.3, 1.0))
+        time.sleep(rng.uniform(0.3, 1.0))  # a random kill moment while the uploads run
         server.proc.kill()
         server.wait(10)  # also closes its stdout pipe
         stop.set()

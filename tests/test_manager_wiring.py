@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mongo_fixtures import client_for
@@ -127,11 +127,14 @@ def test_micro_server_ring_keeps_readings_while_the_server_is_away(tmp_path: Pat
         sync_interval_mins=0.002,
     )
     with capsync.DataManager(capsync.config.load_config(config)).start() as manager:
-        time.sleep(1.0)
-        ring = manager.ring_stats()["temp/Readings"]["ring"]
-        assert ring.records > 0
-        assert ring.overwritten_records > 0  # a 2 KB ring at 100 Hz: the oldest go, counted
-        assert ring.confirmed_records == 0
+
+        def ring() -> Any:
+            return manager.ring_stats()["temp/Readings"]["ring"]
+
+        # A 2 KB ring at 100 Hz fills within a second: then the oldest go, counted.
+        assert wait_for(lambda: ring().overwritten_records > 0, 30), ring()
+        assert ring().records > 0
+        assert ring().confirmed_records == 0  # nothing reached a server
 
 
 def test_data_manager_also_captures_tabular_readings_into_mongodb(
@@ -147,7 +150,7 @@ def test_data_manager_also_captures_tabular_readings_into_mongodb(
         mongo_capture_config={"uri": mongo_uri, "database": mongo_db},
     )
     with capsync.DataManager(capsync.config.load_config(config)).start() as manager:
-        time.sleep(0.5)
+        assert wait_for(lambda: manager.stats()["temp/Readings"].captures >= 15, 30)
         assert manager.mongo_stats() is not None
     with client_for(mongo_uri) as client:
         collection = client[mongo_db]["readings"]

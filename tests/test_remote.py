@@ -275,7 +275,14 @@ def test_remote_killed_and_restarted(remote_peer: Peer, tmp_path: Path) -> None:
         down_ns = time.time_ns()
         assert wait_for(lambda: dm.stats()["thermo/Readings"].errors >= 5)
         before_restart = remote_captures()
-        time.sleep(0.5)
+
+        def local_captures() -> int:
+            return dm.stats()["local/Readings"].captures
+
+        # The outage lasts until the local collector has captured 20 more readings (0.4 s
+        # at 50 Hz when idle): a collector held up by the dead remote never gets there.
+        local_at_down = local_captures()
+        assert wait_for(lambda: local_captures() >= local_at_down + 20, 30)
         up_ns = time.time_ns()
         remote_peer.start()
         assert wait_for(lambda: remote_captures() >= before_restart + 5, 15.0)
@@ -283,10 +290,8 @@ def test_remote_killed_and_restarted(remote_peer: Peer, tmp_path: Path) -> None:
     assert stats["thermo/Readings"].errors > 0  # the outage was counted
     _, local = records(capture_dir, "rdk_component_sensor/local/Readings")
     in_outage = [r for r in local if down_ns <= r.metadata.time_requested.ToNanoseconds() <= up_ns]
-    outage_s = (up_ns - down_ns) / 1e9
-    # The local collector kept its schedule while the remote was down (at least half its
-    # rate; in practice every tick).
-    assert len(in_outage) >= 0.5 * local_hz * outage_s
+    # The local collector kept capturing while the remote was down.
+    assert len(in_outage) >= 20
     _, remote = records(capture_dir, "rdk_component_sensor/thermo/Readings")
     after = [r for r in remote if r.metadata.time_requested.ToNanoseconds() > up_ns]
     assert after and all(struct_of(r)["readings"]["temperature_c"] == 21.5 for r in after)

@@ -39,6 +39,7 @@ from server_fixtures import (
     upload_metadata,
     write_keys,
 )
+from sync_helpers import wait_for
 
 from capsync.proto import data_sync_pb2
 from capsync.server import ItemFilter, list_items
@@ -50,6 +51,11 @@ T0 = 1_714_564_800_123_456_789  # 2024-05-01T12:00:00.123456789Z
 
 def stored(server: ServerProcess, **criteria: Any) -> list[dict[str, Any]]:
     return list(list_items(server.data_dir, ItemFilter(**criteria)))
+
+
+def partial_uploads(data_dir: Path) -> list[Path]:
+    """The payloads of streamed uploads the server is receiving (``.upload-*.tmp``, non-empty)."""
+    return [p for p in data_dir.rglob(".upload-*.tmp") if p.stat().st_size > 0]
 
 
 def payload_files(data_dir: Path) -> list[Path]:
@@ -572,16 +578,18 @@ def test_sigterm_lets_a_streaming_upload_in_flight_finish(ingest_server: ServerP
                 sent_half.set()
                 resume.wait(30)
             elif index > half:
-                time.sleep(0.01)
+                time.sleep(0.01)  # a slow client: the second half is in flight for a while
             yield packet
 
     future = ingest_server.stub().StreamingDataCaptureUpload.future(
         slow_packets(), metadata=AUTH, timeout=60
     )
     assert sent_half.wait(30)
-    time.sleep(0.3)  # the first half reaches the server
+    # The first half reaches the server: the call is in flight.
+    assert wait_for(lambda: partial_uploads(ingest_server.data_dir), 30)
     ingest_server.terminate()
-    time.sleep(0.5)  # the server is now stopping, with the upload in flight
+    # The server is now stopping, with the upload in flight.
+    assert wait_for(lambda: "stopping" in ingest_server.stderr(), 30)
     assert ingest_server.proc.poll() is None
     resume.set()
     response = future.result(timeout=60)
@@ -611,7 +619,7 @@ def _stalled_stream(server: ServerProcess, payload: bytes) -> tuple[Any, threadi
 
     future = server.stub().StreamingDataCaptureUpload.future(stalling(), metadata=AUTH, timeout=60)
     assert sent_half.wait(30)
-    time.sleep(0.3)
+    assert wait_for(lambda: partial_uploads(server.data_dir), 30)  # the call is in flight
     return future, resume
 
 
@@ -619,7 +627,8 @@ def test_a_stream_cut_by_the_client_is_not_stored(ingest_server: ServerProcess) 
     future, resume = _stalled_stream(ingest_server, os.urandom(2_000_000))
     future.cancel()
     resume.set()
-    time.sleep(1.0)
+    # The server sees the call end and drops the partial payload; nothing was stored.
+    assert wait_for(lambda: not partial_uploads(ingest_server.data_dir), 30)
     assert stored(ingest_server) == []
     assert payload_files(ingest_server.data_dir) == []
 

@@ -49,7 +49,7 @@ class Counter(Resource):
         try:
             self.calls += 1
             if self.sleep_s:
-                time.sleep(self.sleep_s)
+                time.sleep(self.sleep_s)  # a slow sensor call (the work, not a wait)
             if self.fail_every and self.calls % self.fail_every == 0:
                 raise RuntimeError("sensor bus timeout")
             return {"n": self.calls}
@@ -125,12 +125,18 @@ def test_ticker_keeps_an_absolute_schedule() -> None:
     ticks = 0
     began = time.perf_counter_ns()
     while time.perf_counter_ns() - began < 400_000_000:
+        called_ns = time.perf_counter_ns()
         assert ticker.wait(stop)
+        returned_ns = time.perf_counter_ns()
         ticks += 1
-        time.sleep(0.0003)  # work that takes part of a period
-    # Every tick is start + k * period: waiting never accumulates drift.
-    assert ticker.next_ns == start + (ticks + ticker.skipped) * period
-    assert 190 <= ticks + ticker.skipped <= 215
+        # Every tick is start + k * period: waiting never accumulates drift.
+        assert ticker.next_ns == start + (ticks + ticker.skipped) * period
+        # The tick just met is the latest one due, whatever the machine's load: not a
+        # future one (no early return) and not one a whole period stale (late ticks skip).
+        met_ns = ticker.next_ns - period
+        assert called_ns - period < met_ns <= returned_ns
+        time.sleep(0.0003)  # work that takes part of a period (not a wait for anything)
+    assert ticks > 1
 
 
 def test_ticker_skips_missed_ticks_instead_of_bursting() -> None:
@@ -138,10 +144,13 @@ def test_ticker_skips_missed_ticks_instead_of_bursting() -> None:
     ticker = Ticker(period)
     stop = threading.Event()
     assert ticker.wait(stop)
-    time.sleep(0.055)  # a call that overran five periods
+    time.sleep(0.055)  # a call that overran five periods (the work itself, not a wait)
     before = time.perf_counter_ns()
     assert ticker.wait(stop)
-    assert time.perf_counter_ns() - before < period  # called at once, not five times
+    after = time.perf_counter_ns()
+    # Called once for the latest tick already due (no sleep, no burst of the missed ones):
+    met = ticker.next_ns - period
+    assert before - period < met <= after
     assert ticker.skipped >= 4
     stop.set()
     assert not ticker.wait(stop)
@@ -150,12 +159,21 @@ def test_ticker_skips_missed_ticks_instead_of_bursting() -> None:
 # ----- collectors through the DataManager -----------------------------------------------------
 
 
+def schedule_allows(hz: float, elapsed_s: float) -> int:
+    """The most ticks an absolute schedule at ``hz`` has in ``elapsed_s`` (tick 0 included)."""
+    return int(elapsed_s * hz) + 1
+
+
 def test_rate_matches_frequency_and_close_completes_files(tmp_path: Path) -> None:
     config = machine(tmp_path, ("sensor", "s", "test:models:counter", 100.0, {}))
+    began = time.monotonic()
     with capsync.DataManager.from_config(config) as manager:
-        time.sleep(1.0)
+        assert wait_for(lambda: manager.stats()["s/Readings"].captures >= 90, 30)  # 0.9 s idle
         stats = manager.stats()["s/Readings"]
-    assert 90 <= stats.captures <= 110
+        elapsed_s = time.monotonic() - began
+    # Never faster than the schedule (a loaded machine is only ever slower: the collector
+    # skips ticks; benchmarks/collector_rate.py measures how close to the rate it keeps).
+    assert stats.captures <= schedule_allows(100.0, elapsed_s)
     assert list(tmp_path.rglob("*.prog")) == []
     records = records_under(tmp_path / "rdk_component_sensor" / "s" / "Readings")
     final = counter_values(records)
@@ -170,12 +188,19 @@ def counter_values(records: list) -> list[int]:
 def test_slow_method_never_overlaps_and_skips_ticks(tmp_path: Path) -> None:
     Counter.max_active = 0
     config = machine(tmp_path, ("sensor", "slow", "test:models:counter", 50.0, {"sleep_s": 0.05}))
+    began = time.monotonic()
     with capsync.DataManager.from_config(config) as manager:
-        time.sleep(0.8)
+
+        def enough() -> bool:
+            stats = manager.stats()["slow/Readings"]
+            return stats.captures >= 8 and stats.skipped_ticks >= 10
+
+        assert wait_for(enough, 30)  # 0.4 s when the machine is idle
         stats = manager.stats()["slow/Readings"]
+        elapsed_s = time.monotonic() - began
     assert Counter.max_active == 1
-    assert stats.skipped_ticks >= 10
-    assert 8 <= stats.captures <= 20
+    # Calls run one after another, each taking 50 ms: at most one per 50 ms elapsed.
+    assert stats.captures <= schedule_allows(1 / 0.05, elapsed_s)
 
 
 def test_failing_method_is_counted_logged_at_a_bounded_rate_and_capture_goes_on(
@@ -198,10 +223,14 @@ def test_failing_method_is_counted_logged_at_a_bounded_rate_and_capture_goes_on(
 
 def test_binary_collector_one_file_per_reading(tmp_path: Path) -> None:
     config = machine(tmp_path, ("camera", "cam", "test:models:blinker", 20.0, {}))
-    with capsync.DataManager.from_config(config):
-        time.sleep(0.5)
+    began = time.monotonic()
+    with capsync.DataManager.from_config(config) as manager:
+        (collector,) = manager._collectors.values()
+        assert wait_for(lambda: collector.stats().captures >= 8, 30)
+    elapsed_s = time.monotonic() - began
+    captures = collector.stats().captures
     files = list((tmp_path / "rdk_component_camera" / "cam" / "ReadImage").glob("*.capture"))
-    assert 8 <= len(files) <= 14
+    assert 8 <= len(files) == captures <= schedule_allows(20.0, elapsed_s)
     header, records = capsync.read_capture_file(files[0])
     assert header.file_extension == ".png"
     assert len(next(records).binary) == 64
@@ -221,15 +250,18 @@ def test_write_errors_are_retried_until_the_disk_recovers(tmp_path: Path, monkey
     config = machine(tmp_path, ("camera", "cam", "test:models:blinker", 50.0, {}))
     with capsync.DataManager.from_config(config) as manager:
         (collector,) = manager._collectors.values()
-        time.sleep(0.5)
+
+        def failing() -> bool:
+            stats = manager.stats()["cam/ReadImage"]
+            return stats.write_errors >= 1 and stats.captures >= 15
+
+        assert wait_for(failing, 30)  # the schedule kept going while writes failed
         during = manager.stats()["cam/ReadImage"]
-        assert during.write_errors >= 1
         assert during.records_written == 0
-        assert during.captures >= 15  # the schedule kept going
         disk_full.clear()
-        time.sleep(1.0)
-        after = manager.stats()["cam/ReadImage"]
-    assert after.records_written > during.captures / 2
+        assert wait_for(
+            lambda: manager.stats()["cam/ReadImage"].records_written > during.captures / 2, 30
+        )
     final = collector.stats()
     # Each reading either reached a file or was dropped (and counted) while the disk was full.
     assert final.records_written + final.dropped == final.captures
@@ -249,7 +281,8 @@ def test_reconfigure_adds_removes_and_retimes_without_losing_readings(tmp_path: 
     )
     manager = capsync.DataManager.from_config(first).start()
     try:
-        time.sleep(0.4)
+        # 15 readings of "gone" (0.3 s at 50 Hz) before it is removed.
+        assert wait_for(lambda: manager.stats()["gone/Readings"].captures >= 15, 30)
         keep_before = manager._collectors
         keep_collector = next(c for k, c in keep_before.items() if k.resource_name == "keep")
         manager.reconfigure(second)
@@ -257,13 +290,10 @@ def test_reconfigure_adds_removes_and_retimes_without_losing_readings(tmp_path: 
         same = next(c for k, c in manager._collectors.items() if k.resource_name == "keep")
         assert same is keep_collector  # retimed in place
         assert same.settings.frequency_hz == 100.0
-        # 100 Hz now: 40 more captures take 0.4 s; the bound only allows for a loaded machine
-        # (at the old 20 Hz they would take 2 s, so a retime that did not happen still fails).
+        assert same._ticker.period_ns == 10_000_000  # the running schedule was retimed
+        # ... and it goes on capturing after the retime (0.4 s at 100 Hz when idle).
         target = manager.stats()["keep/Readings"].captures + 40
-        deadline = time.monotonic() + 1.5
-        while time.monotonic() < deadline and manager.stats()["keep/Readings"].captures < target:
-            time.sleep(0.02)
-        assert manager.stats()["keep/Readings"].captures >= target
+        assert wait_for(lambda: manager.stats()["keep/Readings"].captures >= target, 30)
     finally:
         manager.close()
     gone = records_under(tmp_path / "rdk_component_sensor" / "gone")
@@ -293,8 +323,8 @@ def test_tags_are_service_tags_plus_method_tags(tmp_path: Path) -> None:
     config["components"][0]["service_configs"][0]["attributes"]["capture_methods"][0]["tags"] = [
         "imu"
     ]
-    with capsync.DataManager.from_config(config):
-        time.sleep(0.2)
+    with capsync.DataManager.from_config(config) as manager:
+        assert wait_for(lambda: manager.stats()["s/Readings"].captures >= 1, 30)
     header, _ = capsync.read_capture_file(next(tmp_path.rglob("*.capture")))
     assert list(header.tags) == ["site-a", "imu"]
 
@@ -328,8 +358,8 @@ def test_python_import_path_model(tmp_path: Path) -> None:
     config = machine(tmp_path, ("sensor", "s", "python:test_service:Counter", 50.0, {}))
     sys.path.insert(0, str(Path(__file__).parent))
     try:
-        with capsync.DataManager.from_config(config):
-            time.sleep(0.3)
+        with capsync.DataManager.from_config(config) as manager:
+            assert wait_for(lambda: manager.stats()["s/Readings"].captures >= 10, 30)
     finally:
         sys.path.remove(str(Path(__file__).parent))
     assert len(records_under(tmp_path)) >= 10
@@ -371,7 +401,9 @@ def test_run_example_config_for_a_duration(tmp_path: Path) -> None:
             folder = tmp_path / f"rdk_component_{component['type']}" / component["name"]
             records = records_under(folder / method["method"])
             expected = method["capture_frequency_hz"] * 3
-            assert expected * 0.8 <= len(records) <= expected * 1.2 + 2, (folder, len(records))
+            # Each method captured, and never faster than its schedule for the 3 s run (the
+            # lower side is a speed claim a loaded machine may miss: the benchmarks own it).
+            assert 1 <= len(records) <= expected * 1.2 + 2, (folder, len(records))
 
 
 def test_run_sigterm_is_graceful_and_sighup_reloads(tmp_path: Path) -> None:
@@ -380,9 +412,7 @@ def test_run_sigterm_is_graceful_and_sighup_reloads(tmp_path: Path) -> None:
     config_path.write_text(json.dumps(machine(capture_dir, ("sensor", "a", "fake", 50.0, {}))))
     process = run_cli("run", str(config_path), "--quiet")
     try:
-        deadline = time.monotonic() + 20
-        while not list(capture_dir.rglob("*.prog")) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        assert wait_for(lambda: list(capture_dir.rglob("*.prog")), 30)
         config_path.write_text(
             json.dumps(
                 machine(
@@ -393,11 +423,10 @@ def test_run_sigterm_is_graceful_and_sighup_reloads(tmp_path: Path) -> None:
             )
         )
         process.send_signal(signal.SIGHUP)
-        while not (capture_dir / "rdk_component_sensor" / "b").exists() and (
-            time.monotonic() < deadline
-        ):
-            time.sleep(0.05)
-        time.sleep(0.3)
+        b_folder = capture_dir / "rdk_component_sensor" / "b"
+        # b's first readings reach its file (the stream writes them out within its fsync
+        # interval), so the graceful stop below has something of b's to complete.
+        assert wait_for(lambda: any(p.stat().st_size > 0 for p in b_folder.rglob("*.prog")), 30)
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=30)
     finally:

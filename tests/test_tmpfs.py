@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+from sync_helpers import wait_for
 from tmpfs_fixtures import CAMERA, PAYLOAD_BYTES, FirehoseCamera
 
 import capsync
@@ -46,15 +46,6 @@ def used_fraction(path: Path) -> float:
 
 def capture_files(capture_dir: Path) -> list[Path]:
     return sorted(capture_dir.rglob(f"*{layout.COMPLETED_EXT}"))
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float, step_s: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(step_s)
-    return condition()
 
 
 def assert_all_readable(capture_dir: Path) -> int:
@@ -124,7 +115,7 @@ def test_deletion_keeps_a_small_disk_around_its_threshold(tmpfs: Path) -> None:
         end = time.monotonic() + 2.5
         while time.monotonic() < end:
             samples.append(used_fraction(tmpfs))
-            time.sleep(0.05)
+            time.sleep(0.05)  # samples the fill level over a window: no event to wait for
         # Capture went on under pressure, and deletion kept up with it.
         assert wait_for(lambda: collector.stats().records_written > at_first_deletion + 50, 30), (
             collector.stats()
