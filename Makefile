@@ -61,7 +61,7 @@ test: $(STAMP) $(OPTIMIZED) browser
 
 # Everything but the tests marked @pytest.mark.slow (crash loops, long soaks).
 test-fast: $(STAMP) $(OPTIMIZED)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 # The whole suite with the extension switched off at import (the twin only).
 test-python: $(STAMP) $(OPTIMIZED) browser

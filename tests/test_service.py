@@ -379,6 +379,7 @@ def run_cli(*args: str, **kwargs: Any) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow  # two processes and a few seconds of capture
 def test_run_example_config_for_a_duration(tmp_path: Path) -> None:
     example = Path(__file__).parent.parent / "examples" / "robot.json"
     process = run_cli(
@@ -406,6 +407,7 @@ def test_run_example_config_for_a_duration(tmp_path: Path) -> None:
             assert 1 <= len(records) <= expected * 1.2 + 2, (folder, len(records))
 
 
+@pytest.mark.slow  # two processes and a few seconds of capture
 def test_run_sigterm_is_graceful_and_sighup_reloads(tmp_path: Path) -> None:
     config_path = tmp_path / "robot.json"
     capture_dir = tmp_path / "capture"
