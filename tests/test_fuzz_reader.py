@@ -95,6 +95,7 @@ def mutate(data: bytes, mutation) -> bytes:
     return mutation[1]
 
 
+@pytest.mark.slow  # 600 files written, damaged and recovered: ~15 s
 @settings(
     max_examples=600,
     deadline=None,

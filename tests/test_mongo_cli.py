@@ -227,6 +227,7 @@ def _assert_same_exports(sqlite_out: Path, mongo_out: Path) -> None:
 
 
 @wire_independent
+@pytest.mark.slow  # two servers and six CLI processes: ~30 s
 def test_data_cli_on_mongo_equals_sqlite(tmp_path: Path, mongo_uri: str, mongo_db: str) -> None:
     """``capsync data list|export --mongo-uri`` print and write what they do for local data."""
     keys = write_keys(tmp_path / "keys.json")
@@ -418,6 +419,7 @@ def test_serve_with_mongodb_down_refuses_uploads_until_it_is_up(
 
 
 @wire_independent
+@pytest.mark.slow  # three CLI processes and a connect timeout: ~10 s
 def test_data_command_errors_with_mongodb(tmp_path: Path, mongo_uri: str, mongo_db: str) -> None:
     down = f"mongodb://127.0.0.1:{free_port()}/?serverSelectionTimeoutMS=300"
     done = run_capsync("data", "list", "--data", str(tmp_path), "--mongo-uri", down)
