@@ -13,6 +13,7 @@ import random
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -35,13 +36,15 @@ def slow_server() -> Iterator[RecordingSyncServer]:
         server.stop()
 
 
-def syncer_to(server: RecordingSyncServer, capture_dir: Path, workers: int = 2) -> Syncer:
+def syncer_to(
+    server: RecordingSyncServer, capture_dir: Path, workers: int = 2, **kwargs: Any
+) -> Syncer:
     target = SyncTarget(
         address=server.address, part_id=PART_ID, key_id="k", key="s", insecure=True,
         max_backoff_s=0.5,
     )  # fmt: skip
     settings = SyncSettings(capture_dir=str(capture_dir), max_workers=workers)
-    return Syncer(settings, target, first_backoff_s=0.05)
+    return Syncer(settings, target, first_backoff_s=0.05, **kwargs)
 
 
 def test_many_graceful_stops_send_no_file_twice(
@@ -52,8 +55,8 @@ def test_many_graceful_stops_send_no_file_twice(
         write_binary(capture_dir, f"cam{i}", bytes([i]) * 100, requested_ns=BASE_NS + i)
     write_tabular(capture_dir, "imu", 5)
     rng = random.Random(9)
-    for _ in range(5):
-        syncer = syncer_to(slow_server, capture_dir)
+    for _ in range(5):  # two files in flight: each stop leaves some of the 29 behind
+        syncer = syncer_to(slow_server, capture_dir, workers=1, files_in_flight_per_worker=2)
         passing = threading.Thread(target=syncer.sync_once)
         passing.start()
         threading.Event().wait(rng.uniform(0.05, 0.3))  # stop somewhere in a call
@@ -66,6 +69,41 @@ def test_many_graceful_stops_send_no_file_twice(
     twice = {key: n for key, n in slow_server.received.items() if n > 1}
     assert twice == {}
     assert len(slow_server.received) == 24 + 5  # every record of every file, once
+
+
+class HeldAnswers(RecordingSyncServer):
+    """Answers nothing until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__(delay_s=0.0)
+        self.release = threading.Event()
+
+    def _answer(self, name: str, context: grpc.ServicerContext) -> None:
+        self.release.wait(10.0)
+        super()._answer(name, context)
+
+
+def test_one_worker_keeps_several_files_in_flight_and_deletes_each_after_its_answer(
+    tmp_path: Path,
+) -> None:
+    server = HeldAnswers().start()
+    try:
+        capture_dir = tmp_path / "capture"
+        paths = [write_binary(capture_dir, f"cam{i}", bytes([i]) * 10) for i in range(5)]
+        syncer = syncer_to(server, capture_dir, workers=1, files_in_flight_per_worker=3)
+        passing = threading.Thread(target=syncer.sync_once)
+        passing.start()
+        try:
+            assert wait_for(lambda: len(server.calls) == 3, 5.0)  # 3 uploads, none answered
+            assert all(path.exists() for path in paths)
+        finally:
+            server.release.set()
+            passing.join(10.0)
+            syncer.close()
+        assert capture_files(capture_dir) == []
+        assert sorted(n for n in server.received.values()) == [1] * 5
+    finally:
+        server.stop()
 
 
 def test_a_stop_timeout_bounds_the_wait_and_keeps_the_file(tmp_path: Path) -> None:

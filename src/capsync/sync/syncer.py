@@ -1,10 +1,14 @@
 """``Syncer``: one pass uploads every eligible file with a pool of workers.
 
 A pass lists the completed capture files and the ready arbitrary files,
-then uploads them with up to ``maximum_num_sync_threads`` workers. A worker
-makes one attempt at a file at a time: a file waiting out its backoff goes
-back to the pass's :class:`~capsync.sync.retryqueue.RetryQueue` and holds no
-worker, so one failing file never keeps the others back. A file is
+then uploads them with up to ``maximum_num_sync_threads`` workers, each
+keeping up to ``files_in_flight_per_worker`` files in flight (one lane, a
+thread, per file: a small file's upload is mostly waiting for the server's
+answer, which is its ``fdatasync``, so the next files are sent meanwhile and
+the server commits them together). A lane makes one attempt at a file at a
+time: a file waiting out its backoff goes back to the pass's
+:class:`~capsync.sync.retryqueue.RetryQueue` and holds no lane, so one
+failing file never keeps the others back. A file is
 claimed before its upload (in this process by a set, across processes by a
 non-blocking ``flock``), so no two workers ever upload the same file at once.
 A file is deleted only once the server confirmed every request for it.
@@ -74,6 +78,9 @@ DEFAULT_RETRY_FOR_S = 300.0
 # How long a graceful stop waits for the uploads in flight before cancelling them.
 DEFAULT_STOP_TIMEOUT_S = 10.0
 STOPPED = "sync stopped before the upload finished"
+# Files each sync worker keeps in flight. Memory and handles stay bounded: a file in
+# flight holds its map, one descriptor and at most IN_FLIGHT_REQUESTS request bodies.
+FILES_IN_FLIGHT_PER_WORKER = 4
 
 
 class Syncer:
@@ -88,8 +95,10 @@ class Syncer:
         rpc_timeout_s: float = DEFAULT_RPC_TIMEOUT_S,
         retry_for_s: float | None = DEFAULT_RETRY_FOR_S,
         first_backoff_s: float = FIRST_BACKOFF_S,
+        files_in_flight_per_worker: int = FILES_IN_FLIGHT_PER_WORKER,
     ) -> None:
         self.settings = settings
+        self.files_in_flight_per_worker = max(1, files_in_flight_per_worker)
         self.target = target
         self.request_max_bytes = request_max_bytes
         self.retry_for_s = retry_for_s
@@ -215,7 +224,8 @@ class Syncer:
                 self._queues.add(queue)
                 if self._stop.is_set():
                     queue.hurry()
-            workers = max(1, min(self.settings.max_workers, len(items)))
+            lanes = self.settings.max_workers * self.files_in_flight_per_worker
+            workers = max(1, min(lanes, len(items)))
             pool = ThreadPoolExecutor(workers, thread_name_prefix="capsync-sync")
             report_lock = threading.Lock()
             try:
@@ -243,7 +253,7 @@ class Syncer:
         report: SyncReport,
         report_lock: threading.Lock,
     ) -> None:
-        """One worker: an attempt at a time, until every file of the pass is settled."""
+        """One lane: an attempt at a time, until every file of the pass is settled."""
         while (entry := queue.take()) is not None:
             retry_at: float | None = None
             try:
