@@ -5,7 +5,8 @@ then uploads them with up to ``maximum_num_sync_threads`` workers, each
 keeping up to ``files_in_flight_per_worker`` files in flight (one lane, a
 thread, per file: a small file's upload is mostly waiting for the server's
 answer, which is its ``fdatasync``, so the next files are sent meanwhile and
-the server commits them together). A lane makes one attempt at a file at a
+the server commits them together). Files bigger than one request stay one
+per worker, which bounds the memory of client and server. A lane makes one attempt at a file at a
 time: a file waiting out its backoff goes back to the pass's
 :class:`~capsync.sync.retryqueue.RetryQueue` and holds no lane, so one
 failing file never keeps the others back. A file is
@@ -79,7 +80,8 @@ DEFAULT_RETRY_FOR_S = 300.0
 DEFAULT_STOP_TIMEOUT_S = 10.0
 STOPPED = "sync stopped before the upload finished"
 # Files each sync worker keeps in flight. Memory and handles stay bounded: a file in
-# flight holds its map, one descriptor and at most IN_FLIGHT_REQUESTS request bodies.
+# flight holds its map, one descriptor and one request body; a file bigger than one
+# request also takes one of ``max_workers`` slots, so big files go one per worker.
 FILES_IN_FLIGHT_PER_WORKER = 4
 
 
@@ -99,6 +101,7 @@ class Syncer:
     ) -> None:
         self.settings = settings
         self.files_in_flight_per_worker = max(1, files_in_flight_per_worker)
+        self._big_slots = threading.BoundedSemaphore(max(1, settings.max_workers))
         self.target = target
         self.request_max_bytes = request_max_bytes
         self.retry_for_s = retry_for_s
@@ -298,6 +301,12 @@ class Syncer:
         return entry.outcome
 
     def _claimed_upload(self, entry: Entry, state: PassState) -> Outcome | float:
+        if entry.item.size_bytes <= self.request_max_bytes:
+            return self._claimed_upload_now(entry, state)
+        with self._big_slots:  # big files in flight: at most one per worker
+            return self._claimed_upload_now(entry, state)
+
+    def _claimed_upload_now(self, entry: Entry, state: PassState) -> Outcome | float:
         item = entry.item
         if not self.claim(item.path):
             return Outcome("left", BUSY)
