@@ -183,3 +183,63 @@ def test_the_flusher_fsyncs_what_piles_up_behind_a_held_lock(
     stream.close()
     assert stream.stats().files_completed == len(list(tmp_path.rglob("*.capture")))
     assert stream.stats().records == 200
+
+
+def _descriptors_into(folder: Path) -> list[str]:
+    import os
+
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:  # closed meanwhile (the listing's own descriptor)
+            continue
+        if target.startswith(str(folder)):
+            found.append(target)
+    return found
+
+
+def test_the_flusher_syncing_twice_behind_a_held_lock_closes_every_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second pile-up synced by the flusher before the writer counted the first: every
+    completed file is closed (a descriptor left open keeps the file's flock, and sync then
+    takes the file for one another process is still writing) and counted once."""
+    from capsync.capture import stream_files
+    from capsync.capture.flusher import FLUSHER
+
+    monkeypatch.setattr(FLUSHER, "wake", lambda stream: None)
+    monkeypatch.setattr(stream_files, "MAX_UNSYNCED_FILES", 3)
+    stream = capsync.open_stream(
+        tmp_path,
+        component_type="rdk:component:sensor",
+        component_name="piled",
+        method_name="Readings",
+        max_file_size_bytes=1024,
+        fsync_interval_s=3600,
+    )
+    failures: list[BaseException] = []
+
+    def flusher_behind_the_lock() -> None:
+        def run() -> None:
+            try:
+                stream.complete_in_background()
+            except BaseException as exc:  # reported by the test
+                failures.append(exc)
+
+        with stream._lock:
+            thread = threading.Thread(target=run)
+            thread.start()
+            thread.join(30)
+
+    for round_ in range(2):
+        for i in range(200):
+            n = round_ * 200 + i
+            stream.append({"i": float(n)}, BASE_NS + n, BASE_NS + n)
+        assert len(stream._full_files) >= 3
+        flusher_behind_the_lock()
+    stream.close()
+    assert failures == []
+    assert _descriptors_into(tmp_path) == []
+    assert stream.stats().files_completed == len(list(tmp_path.rglob("*.capture")))
+    assert stream.stats().records == 400

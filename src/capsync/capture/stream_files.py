@@ -195,7 +195,8 @@ class StreamFiles:
         done = []
         while self._renamed:
             done.append(self._renamed.popleft())
-        fsync_group(self.label, self.folder, [fd for fd, _ in done], -1)
+        # Entries this method already synced (descriptor -1) may still wait to be counted.
+        fsync_group(self.label, self.folder, [fd for fd, _ in done if fd >= 0], -1)
         for _, renamed in done:
             self._renamed.append((-1, renamed))
 
