@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from capsync._time import DAY_NS, day_start_ns
 from capsync.query.catalog import META_DIR, META_FILE
-from capsync.query.columnar import day_start_ns
 from capsync.query.filters import DataFilter
 from capsync.retention import Retention, SourceKey
 
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_DAY_NS = 86_400 * 1_000_000_000
 _UNMEASURED: set[SourceKey] = set()  # sources whose tabular limit was said to be unapplied
 _GB = 1_000_000_000
 _RULE_FIELDS = ("part_id", "component_type", "component_name", "method_name")
@@ -196,7 +195,7 @@ def _apply(query: DataQuery, key: SourceKey, policy: Retention, now: int) -> tup
     source = _source_filter(key)
     readings = binaries = 0
     if policy.days is not None:
-        cutoff = now - int(policy.days * _DAY_NS)
+        cutoff = now - int(policy.days * DAY_NS)
         readings += query.delete_tabular(cutoff, source)
         expired = query.all_blobs(DataFilter(**{**source.__dict__, "end_ns": cutoff}))
         binaries += query.delete_blobs([b.id for b in expired])
@@ -230,6 +229,6 @@ def _apply(query: DataQuery, key: SourceKey, policy: Retention, now: int) -> tup
         for day, size in days:  # oldest first
             if total <= limit:
                 break
-            readings += query.delete_tabular(day_start_ns(day) + _DAY_NS, source)
+            readings += query.delete_tabular(day_start_ns(day) + DAY_NS, source)
             total -= size
     return readings, binaries

@@ -127,8 +127,19 @@ def tabular_batch(
         new_offsets = offsets - records_start + len(head)
     else:
         canonical, new_offsets = _join_readings(head, view, offsets, lengths)
+    return _batch(
+        hashlib.sha256(canonical).hexdigest(), metadata, canonical, new_offsets, lengths,
+        requested, received, uploaded_at_ns,
+    )  # fmt: skip
+
+
+def _batch(
+    batch_id: str, metadata: Any, body: bytes, offsets: Any, lengths: Any,
+    requested: Any, received: Any, uploaded_at_ns: int,
+) -> TabularBatch:  # fmt: skip
+    """A :class:`TabularBatch` of ``body``, its source named by ``metadata`` (UploadMetadata)."""
     return TabularBatch(
-        id=hashlib.sha256(canonical).hexdigest(),
+        id=batch_id,
         part_id=metadata.part_id,
         component_type=metadata.component_type,
         component_name=metadata.component_name,
@@ -137,8 +148,8 @@ def tabular_batch(
         tags=tuple(metadata.tags),
         mime_type=metadata.mime_type,
         method_parameters=method_parameters(metadata.method_parameters),
-        body=canonical,
-        offsets=new_offsets,
+        body=body,
+        offsets=offsets,
         lengths=lengths,
         time_requested_ns=requested,
         time_received_ns=received,
@@ -198,23 +209,7 @@ def batch_from_body(body: bytes, batch_id: str, uploaded_at_ns: int) -> TabularB
         body[meta_offset : meta_offset + meta_length]
     )
     _, _, _, _, _, offsets, lengths, _, requested, received = scan
-    return TabularBatch(
-        id=batch_id,
-        part_id=metadata.part_id,
-        component_type=metadata.component_type,
-        component_name=metadata.component_name,
-        method_name=metadata.method_name,
-        file_name=metadata.file_name,
-        tags=tuple(metadata.tags),
-        mime_type=metadata.mime_type,
-        method_parameters=method_parameters(metadata.method_parameters),
-        body=body,
-        offsets=offsets,
-        lengths=lengths,
-        time_requested_ns=requested,
-        time_received_ns=received,
-        uploaded_at_ns=uploaded_at_ns,
-    )
+    return _batch(batch_id, metadata, body, offsets, lengths, requested, received, uploaded_at_ns)
 
 
 def decode_batch(
