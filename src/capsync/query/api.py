@@ -22,10 +22,10 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from capsync._time import DAY_NS
 from capsync.query.catalog import DatasetCatalog
@@ -42,6 +42,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_LIMIT = 50
 _BOX_FIELDS = ("x_min_normalized", "y_min_normalized", "x_max_normalized", "y_max_normalized")
+
+
+R = TypeVar("R")  # a record type a page holds
 
 
 def _cursor_of(records: Sequence[TabularRecord | BlobRecord]) -> Cursor | None:
@@ -154,13 +157,7 @@ class DataQuery:
 
     def iter_tabular(self, data_filter: DataFilter, batch: int = 10_000) -> Iterator[TabularRecord]:
         """Every matching reading, oldest first, read a batch at a time."""
-        cursor: Cursor | None = None
-        while True:
-            records, cursor_next = self.tabular_page(data_filter, Page(limit=batch, after=cursor))
-            yield from records
-            if len(records) < batch or cursor_next is None:
-                return
-            cursor = cursor_next
+        return _every(self.tabular_page, data_filter, batch)
 
     def latest_tabular(
         self, part_id: str, component_name: str, method_name: str, component_type: str = ""
@@ -218,13 +215,7 @@ class DataQuery:
 
     def iter_blobs(self, data_filter: DataFilter, batch: int = 1000) -> Iterator[BlobRecord]:
         """Every matching binary, oldest first, read a batch at a time."""
-        cursor: Cursor | None = None
-        while True:
-            records, cursor_next = self.blob_page(data_filter, Page(limit=batch, after=cursor))
-            yield from records
-            if len(records) < batch or cursor_next is None:
-                return
-            cursor = cursor_next
+        return _every(self.blob_page, data_filter, batch)
 
     def all_blobs(self, data_filter: DataFilter) -> list[BlobRecord]:
         return list(self.source.blobs(data_filter, Page()))
@@ -423,6 +414,21 @@ class DataQuery:
         if pipeline and "$count" in pipeline[-1] and rows and not next(iter(rows[0].values())):
             return []  # MongoDB's $count emits nothing for no input
         return rows
+
+
+def _every(
+    fetch: Callable[[DataFilter, Page], tuple[list[R], Cursor | None]],
+    data_filter: DataFilter,
+    batch: int,
+) -> Iterator[R]:
+    """Every record ``fetch`` pages through, a page of ``batch`` at a time."""
+    cursor: Cursor | None = None
+    while True:
+        records, cursor_next = fetch(data_filter, Page(limit=batch, after=cursor))
+        yield from records
+        if len(records) < batch or cursor_next is None:
+            return
+        cursor = cursor_next
 
 
 def _check_tags(tags: Sequence[str]) -> None:

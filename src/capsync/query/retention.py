@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Mapping
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from capsync._time import DAY_NS, day_start_ns
-from capsync.query.catalog import META_DIR, META_FILE
+from capsync.query.catalog import open_meta_db
 from capsync.query.filters import DataFilter
 from capsync.retention import Retention, SourceKey
 
@@ -117,14 +116,8 @@ class RetentionBook:
     """The policies uploads announced, per source (thread-safe; writes only on a change)."""
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
-        folder = Path(data_dir) / META_DIR
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            folder / META_FILE, timeout=30.0, check_same_thread=False, isolation_level=None
-        )
+        self._conn = open_meta_db(data_dir, _SCHEMA)
         self._lock = threading.Lock()
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
         self._seen = self._load()
 
     def _load(self) -> dict[SourceKey, Retention]:
