@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 _DOUBLE = struct.Struct("<d")
@@ -151,18 +152,30 @@ def json_string(buf: Any, start: int, stop: int) -> bytes:
     return json.dumps(text, ensure_ascii=False).encode()
 
 
-def _struct(buf: Any, pos: int, end: int, depth: int, out: bytearray) -> None:
+def _entries(buf: Any, pos: int, end: int, depth: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of each field 1 (a Struct's ``fields`` entry, a ListValue's value)
+    of the message at ``[pos, end)``, other fields skipped; ``depth`` checked first."""
     if depth > MAX_DEPTH:
         raise ValueError(f"struct nested deeper than {MAX_DEPTH}")
-    out += b"{"
-    first = True
+    return _field_spans(buf, pos, end)
+
+
+def _field_spans(buf: Any, pos: int, end: int) -> Iterator[tuple[int, int]]:
     while pos < end:
         key, pos = read_varint(buf, pos, end)
         if key != 0x0A:
             pos = skip_field(buf, pos, end, key & 7)
             continue
-        start, stop = _field_end(buf, pos, end)
-        pos = stop
+        span = _field_end(buf, pos, end)
+        pos = span[1]
+        yield span
+
+
+def _struct(buf: Any, pos: int, end: int, depth: int, out: bytearray) -> None:
+    entries = _entries(buf, pos, end, depth)
+    out += b"{"
+    first = True
+    for start, stop in entries:
         name_span = value_span = None
         while start < stop:
             entry_key, start = read_varint(buf, start, stop)
@@ -188,17 +201,10 @@ def _struct(buf: Any, pos: int, end: int, depth: int, out: bytearray) -> None:
 
 
 def _list(buf: Any, pos: int, end: int, depth: int, out: bytearray) -> None:
-    if depth > MAX_DEPTH:
-        raise ValueError(f"struct nested deeper than {MAX_DEPTH}")
+    entries = _entries(buf, pos, end, depth)
     out += b"["
     first = True
-    while pos < end:
-        key, pos = read_varint(buf, pos, end)
-        if key != 0x0A:
-            pos = skip_field(buf, pos, end, key & 7)
-            continue
-        start, stop = _field_end(buf, pos, end)
-        pos = stop
+    for start, stop in entries:
         if not first:
             out += b","
         first = False

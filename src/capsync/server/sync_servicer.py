@@ -231,26 +231,17 @@ class DataSyncServicer:
         blob_id = content_id(
             b"binary", metadata_bytes, _det(sensor_metadata), bytes.fromhex(stored.sha256)
         )
-        return BlobRecord(
+        return _stored_blob(
+            metadata,
+            stored,
             id=blob_id,
             upload_id=upload_id or blob_id,
             kind="binary",
-            part_id=metadata.part_id,
-            component_type=metadata.component_type,
-            component_name=metadata.component_name,
-            method_name=metadata.method_name,
-            tags=tuple(metadata.tags),
             time_requested_ns=_timestamp_ns(sensor_metadata, "time_requested"),
             time_received_ns=_timestamp_ns(sensor_metadata, "time_received"),
             mime_type=mime_type,
             file_extension=extension,
-            path=stored.path,
-            size_bytes=stored.size_bytes,
-            sha256=stored.sha256,
-            file_name=metadata.file_name,
-            dataset_ids=tuple(metadata.dataset_ids),
             annotations=annotations_of(sensor_metadata),
-            method_parameters=_method_parameters(metadata.method_parameters),
             uploaded_at_ns=now_ns,
         )
 
@@ -326,31 +317,41 @@ class DataSyncServicer:
             metadata, "file_create_time"
         )
         blob_id = content_id(b"file", _det(metadata), bytes.fromhex(stored.sha256))
-        record = BlobRecord(
+        record = _stored_blob(
+            metadata,
+            stored,
             id=blob_id,
             upload_id=blob_id,
             kind="file",
-            part_id=metadata.part_id,
-            component_type=metadata.component_type,
-            component_name=metadata.component_name,
-            method_name=metadata.method_name,
-            tags=tuple(metadata.tags),
             time_requested_ns=modified_ns or now_ns,
             time_received_ns=now_ns,
             mime_type=metadata.mime_type,
             file_extension=extension,
-            path=stored.path,
-            size_bytes=stored.size_bytes,
-            sha256=stored.sha256,
-            file_name=metadata.file_name,
-            dataset_ids=tuple(metadata.dataset_ids),
-            method_parameters=_method_parameters(metadata.method_parameters),
             uploaded_at_ns=now_ns,
         )
         added = self._store.record_blob(record)
         self.counters.stored(1, stored.size_bytes)
         log.debug("file %s (%d bytes) %s", blob_id, stored.size_bytes, "new" if added else "seen")
         return data_sync_pb2.FileUploadResponse(file_id=blob_id, binary_data_id=blob_id)
+
+
+def _stored_blob(metadata: Any, stored: StoredPayload, **fields: Any) -> BlobRecord:
+    """The record of a payload ``stored`` for the upload ``metadata`` (UploadMetadata) names;
+    ``fields``: the rest of the record."""
+    return BlobRecord(
+        part_id=metadata.part_id,
+        component_type=metadata.component_type,
+        component_name=metadata.component_name,
+        method_name=metadata.method_name,
+        tags=tuple(metadata.tags),
+        path=stored.path,
+        size_bytes=stored.size_bytes,
+        sha256=stored.sha256,
+        file_name=metadata.file_name,
+        dataset_ids=tuple(metadata.dataset_ids),
+        method_parameters=_method_parameters(metadata.method_parameters),
+        **fields,
+    )
 
 
 def _metadata_packet(packets: Iterator[Any], rpc: str) -> Any:
