@@ -15,6 +15,7 @@ Nothing here touches a database or gRPC.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -176,22 +177,13 @@ def subset_batch(batch: TabularBatch, keep: Sequence[int]) -> TabularBatch:
     index = np.asarray(keep, dtype=np.int64)
     body, offsets = _join_readings(head, memoryview(batch.body), batch.offsets[index],
                                    batch.lengths[index])  # fmt: skip
-    return TabularBatch(
-        id=batch.id,
-        part_id=batch.part_id,
-        component_type=batch.component_type,
-        component_name=batch.component_name,
-        method_name=batch.method_name,
-        file_name=batch.file_name,
-        tags=batch.tags,
-        mime_type=batch.mime_type,
-        method_parameters=batch.method_parameters,
+    return dataclasses.replace(
+        batch,
         body=body,
         offsets=offsets,
         lengths=batch.lengths[index],
         time_requested_ns=batch.time_requested_ns[index],
         time_received_ns=batch.time_received_ns[index],
-        uploaded_at_ns=batch.uploaded_at_ns,
     )
 
 
