@@ -24,6 +24,8 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
+from capsync.wire._checks import read_varint_view
+
 _DOUBLE = struct.Struct("<d")
 _MESSAGE_HEAD = struct.Struct("<BQHIQQ")
 MESSAGE_OPCODE = 0x05
@@ -31,22 +33,19 @@ MESSAGE_HEAD_BYTES = 31
 MAX_DEPTH = 100
 MAX_NS = (1 << 63) - 1
 _MAX_SECONDS = MAX_NS // 1_000_000_000
-_U64 = (1 << 64) - 1
 
 
 def read_varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end:
-            raise ValueError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result & _U64, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
+    """The varint at ``pos`` of a message ending at ``end`` (the wire layer's reader, with
+    the compiled ``_export``'s wording: "truncated varint", "varint too long")."""
+    try:
+        value, after = read_varint_view(buf, pos)
+    except ValueError:
+        too_long = pos + 10 <= end and min(buf[pos : pos + 10]) >= 0x80
+        raise ValueError("varint too long" if too_long else "truncated varint") from None
+    if after > end:
+        raise ValueError("truncated varint")
+    return value, after
 
 
 def skip_field(buf: Any, pos: int, end: int, wire_type: int) -> int:
