@@ -1,5 +1,5 @@
 """The one home for time conversions: nanoseconds since the epoch <-> protobuf
-``Timestamp``, ISO-8601 text and BSON dates.
+``Timestamp``, ISO-8601 text, UTC days (``YYYY-MM-DD``) and BSON dates.
 
 capsync keeps every instant as an ``int`` of nanoseconds since 1970-01-01 UTC
 (``*_ns``); these helpers are the only places that turn it into something else

@@ -4,7 +4,8 @@ Registered as a generic handler on Viam's exact method paths, so viam-sdk's
 ``DataClient`` works unchanged; the API-key interceptor guards it like the
 ingest service. Every method reads and changes the store through the one query
 layer (:class:`capsync.query.api.DataQuery`). Methods a self-hosted server does
-not offer answer UNIMPLEMENTED with the reason.
+not offer answer UNIMPLEMENTED with the reason. ``TabularDataByFilter``'s answer bytes are
+built in :mod:`capsync.server.data_responses`.
 
 Errors: a bad request is INVALID_ARGUMENT (SQL/MQL writes included), an unknown
 id NOT_FOUND, a taken dataset name ALREADY_EXISTS, an unreachable database
