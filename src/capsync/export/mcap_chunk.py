@@ -32,6 +32,14 @@ def message_head(
     )
 
 
+def widen(count: int, start_ns: int, end_ns: int, low_ns: int, high_ns: int) -> tuple[int, int]:
+    """The time range ``[start_ns, end_ns]`` of ``count`` messages, widened to hold
+    ``[low_ns, high_ns]`` (just that when there were none)."""
+    if count == 0:
+        return low_ns, high_ns
+    return min(start_ns, low_ns), max(end_ns, high_ns)
+
+
 @dataclass
 class Chunk:
     """The records of one chunk being built, and the index of its messages."""
@@ -48,11 +56,9 @@ class Chunk:
 
     def note_one(self, channel_id: int, log_time_ns: int, offset: int) -> None:
         """One message (no numpy arrays for a single entry: images come one by one)."""
-        if self.messages == 0:
-            self.start_ns = self.end_ns = log_time_ns
-        else:
-            self.start_ns = min(self.start_ns, log_time_ns)
-            self.end_ns = max(self.end_ns, log_time_ns)
+        self.start_ns, self.end_ns = widen(
+            self.messages, self.start_ns, self.end_ns, log_time_ns, log_time_ns
+        )
         self.messages += 1
         entry = self.single.get(channel_id)
         if entry is None:
@@ -63,11 +69,9 @@ class Chunk:
     def note(self, channel_id: int, log_times: np.ndarray, offsets: np.ndarray) -> None:
         if len(log_times) == 0:
             return
-        low, high = int(log_times.min()), int(log_times.max())
-        if self.messages == 0:
-            self.start_ns, self.end_ns = low, high
-        else:
-            self.start_ns, self.end_ns = min(self.start_ns, low), max(self.end_ns, high)
+        self.start_ns, self.end_ns = widen(
+            self.messages, self.start_ns, self.end_ns, int(log_times.min()), int(log_times.max())
+        )
         self.messages += len(log_times)
         self.index.setdefault(channel_id, []).append((log_times, offsets))
 

@@ -62,6 +62,7 @@ from capsync.export.mcap_chunk import (
     chunk_head,
     message_head,
     message_indexes,
+    widen,
 )
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
@@ -146,11 +147,13 @@ class McapChunkWriter:
         n = len(log_times)
         if n == 0:
             return
-        low, high = int(log_times.min()), int(log_times.max())
-        if self._message_count == 0:
-            self._start_ns, self._end_ns = low, high
-        else:
-            self._start_ns, self._end_ns = min(self._start_ns, low), max(self._end_ns, high)
+        self._start_ns, self._end_ns = widen(
+            self._message_count,
+            self._start_ns,
+            self._end_ns,
+            int(log_times.min()),
+            int(log_times.max()),
+        )
         self._message_count += n
         self._counts[channel_id] += n
 
@@ -243,11 +246,9 @@ class McapChunkWriter:
                 fill(view[start : start + rest])
         chunk.note_one(channel_id, log_time_ns, base)
         self._note_buffered()
-        if self._message_count == 0:
-            self._start_ns = self._end_ns = log_time_ns
-        else:
-            self._start_ns = min(self._start_ns, log_time_ns)
-            self._end_ns = max(self._end_ns, log_time_ns)
+        self._start_ns, self._end_ns = widen(
+            self._message_count, self._start_ns, self._end_ns, log_time_ns, log_time_ns
+        )
         self._message_count += 1
         self._counts[channel_id] += 1
         if len(chunk.data) >= self._chunk_size:
