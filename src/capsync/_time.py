@@ -1,5 +1,5 @@
 """The one home for time conversions: nanoseconds since the epoch <-> protobuf
-``Timestamp``, ISO-8601 text and BSON dates.
+``Timestamp``, ISO-8601 text, UTC days (``YYYY-MM-DD``) and BSON dates.
 
 capsync keeps every instant as an ``int`` of nanoseconds since 1970-01-01 UTC
 (``*_ns``); these helpers are the only places that turn it into something else
@@ -78,3 +78,23 @@ def format_time(ns: int) -> str | None:
     seconds, fraction = divmod(ns, NS_PER_S)
     moment = EPOCH + dt.timedelta(seconds=seconds)
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"
+
+
+DAY_NS = 86_400 * NS_PER_S
+
+
+def day_name(ns: int) -> str:
+    """The UTC day ``ns`` falls in, as ``YYYY-MM-DD``."""
+    return (EPOCH + dt.timedelta(days=ns // DAY_NS)).strftime("%Y-%m-%d")
+
+
+def day_start_ns(day: str) -> int:
+    """Nanoseconds since the epoch at the start of the UTC day ``YYYY-MM-DD``."""
+    moment = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC)
+    return int(moment.timestamp()) * NS_PER_S
+
+
+def iso_micros(ns: int) -> str:
+    """``datetime.isoformat()`` of ``ns`` in UTC (microseconds, ``+00:00``), as
+    ``capsync inspect`` prints times."""
+    return dt.datetime.fromtimestamp(ns / 1e9, tz=dt.UTC).isoformat()

@@ -74,24 +74,23 @@ def discard(file: tuple[int, Path]) -> None:
     path.unlink(missing_ok=True)
 
 
+def _fsync_and_close(fd: int, label: str, which: str) -> None:
+    try:
+        os.fsync(fd)
+    except OSError:
+        _log.error("%s: fsync of %s capture file failed", label, which, exc_info=True)
+    finally:
+        os.close(fd)
+
+
 def fsync_group(label: str, folder: Path, completed: list[int], open_fd: int) -> None:
     """fsync and close the completed files' descriptors, fsync the open file (a duplicate
     descriptor, closed here, or -1) and then the folder; errors are logged."""
     start_writeback_all(completed)
     for fd in completed:
-        try:
-            os.fsync(fd)
-        except OSError:
-            _log.error("%s: fsync of a completed capture file failed", label, exc_info=True)
-        finally:
-            os.close(fd)
+        _fsync_and_close(fd, label, "a completed")
     if open_fd >= 0:
-        try:
-            os.fsync(open_fd)
-        except OSError:
-            _log.error("%s: fsync of the open capture file failed", label, exc_info=True)
-        finally:
-            os.close(open_fd)
+        _fsync_and_close(open_fd, label, "the open")
     try:
         layout.fsync_folder(folder)
     except OSError:

@@ -24,6 +24,9 @@ never stops the flusher and the flusher never makes a writer wait.
   its last whole record and the bytes stay buffered to be retried, up to
   ``max_buffered_bytes``; past that, the stream refuses new records with
   :class:`CaptureWriteError`.
+
+Over 400 lines but one concern: the files of one stream, whose write, rotation and
+fsync steps share the same deques and lock discipline and would not be safer apart.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from capsync.cli.errors import UserError
+from capsync.cli.errors import UserError, parse_flag
 
 if TYPE_CHECKING:
     from capsync.query import DataQuery
@@ -108,10 +108,7 @@ def _open(args: argparse.Namespace) -> Iterator[DataQuery]:
 
         from capsync.mongo.client import check_uri
 
-        try:
-            check_uri(args.mongo_uri)
-        except ValueError as exc:
-            raise UserError(f"--mongo-uri: {exc}", 2) from None
+        parse_flag("--mongo-uri", check_uri, args.mongo_uri)
         mongo_errors = (PyMongoError,)
     read_errors: tuple[type[Exception], ...] = (sqlite3.Error, StoreUnavailable, *mongo_errors)
     try:

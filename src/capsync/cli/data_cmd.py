@@ -15,7 +15,7 @@ import os
 import sqlite3
 import sys
 
-from capsync.cli._filters import build_filter
+from capsync.cli._common import build_filter, report_export
 from capsync.cli.errors import UserError, check_folder
 
 HELP = "list, export, query (SQL, MQL), tag and group into datasets what the server received"
@@ -116,16 +116,12 @@ def run(args: argparse.Namespace) -> int:
             return data_export_cmd.run(args)
         if args.action == "export":
             result = query.export(args.data, item_filter, args.out, args.format, **source)
-            for item_id, reason in result.failed.items():
-                print(f"capsync data: item {item_id} not exported: {reason}", file=sys.stderr)
-            note = f"; {len(result.missing)} payload files missing" if result.missing else ""
-            note += f"; {len(result.failed)} failed (listed above)" if result.failed else ""
-            print(
-                f"capsync data: exported {result.items} items ({result.payloads} payload files) "
-                f"to {args.out}{note}",
-                file=sys.stderr,
+            return report_export(
+                result.failed,
+                len(result.missing),
+                "payload files",
+                f"exported {result.items} items ({result.payloads} payload files) to {args.out}",
             )
-            return 1 if result.missing or result.failed else 0
         items = query.list_items(args.data, item_filter, **source)
         if args.out is None or args.out == "-":
             count = query.write_items(items, sys.stdout, args.format)

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from capsync.cli._common import report_export
 from capsync.cli.errors import UserError
 
 FORMATS = ("mcap", "parquet")
@@ -40,20 +41,16 @@ def export_dataset(
 
     with open_store(data_dir, mongo_uri, mongo_database=mongo_database) as store:
         result = write_dataset(store, dataset_id, data_dir, out)
-    for item_id, reason in result.failed.items():
-        print(f"capsync data: item {item_id} not exported: {reason}", file=sys.stderr)
-    note = f"; {len(result.missing)} image files missing" if result.missing else ""
-    note += f"; {len(result.failed)} failed (listed above)" if result.failed else ""
-    print(
-        f"capsync data: exported dataset {dataset_id}: {result.images} images to "
-        f"{result.dataset_file}{note}",
-        file=sys.stderr,
+    return report_export(
+        result.failed,
+        len(result.missing),
+        "image files",
+        f"exported dataset {dataset_id}: {result.images} images to {result.dataset_file}",
     )
-    return 1 if result.missing or result.failed else 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from capsync.cli._filters import build_filter
+    from capsync.cli._common import build_filter
     from capsync.server.query import iter_records
 
     if args.format not in FORMATS and args.dataset is None:

@@ -43,11 +43,7 @@ def _ts_ns(stamp: Any) -> int:
 
 
 def _iso(ns: int | None) -> str | None:
-    if ns is None:
-        return None
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat()
+    return None if ns is None else _time.iso_micros(ns)
 
 
 def record_dict(record: data_sync_pb2.SensorData) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from capsync.cli.errors import UserError
+from capsync.cli.errors import UserError, parse_flag
 from capsync.config import ConfigError, MachineConfig, load_config
 from capsync.metrics import (
     CaptureMetrics,
@@ -163,10 +163,7 @@ def listen_keys(args: argparse.Namespace) -> ApiKeys | None:
     from capsync.server import ApiKeysError, parse_listen
     from capsync.server.auth import load_api_keys
 
-    try:
-        parse_listen(args.listen)
-    except ValueError as exc:
-        raise UserError(f"--listen: {exc}", exit_code=2) from None
+    parse_flag("--listen", parse_listen, args.listen)
     if args.api_keys is None:
         raise UserError("--listen needs --api-keys FILE (who may call the API)", exit_code=2)
     try:
@@ -189,10 +186,7 @@ def run(args: argparse.Namespace) -> int:
             exit_code=2,
         )
     if args.metrics is not None:
-        try:
-            parse_address(args.metrics)
-        except ValueError as exc:
-            raise UserError(f"--metrics: {exc}", exit_code=2) from None
+        parse_flag("--metrics", parse_address, args.metrics)
     stop = threading.Event()
     reload_requested = threading.Event()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Protocol, TextIO
 
-from capsync.cli.errors import UserError, check_folder
+from capsync.cli.errors import UserError, check_folder, parse_flag
 
 if TYPE_CHECKING:
     from capsync.query.retention import RetentionRules
@@ -152,15 +152,9 @@ def run(args: argparse.Namespace) -> int:
     # Imported here so other commands do not pay for grpc.
     from capsync.server import ApiKeysError, TlsConfig, parse_listen
 
-    try:
-        parse_listen(args.listen)
-    except ValueError as exc:
-        raise UserError(f"--listen: {exc}", 2) from None
+    parse_flag("--listen", parse_listen, args.listen)
     if args.http is not None:
-        try:
-            parse_listen(args.http)
-        except ValueError as exc:
-            raise UserError(f"--http: {exc}", 2) from None
+        parse_flag("--http", parse_listen, args.http)
     check_folder("--data", args.data)
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UserError("--tls-cert and --tls-key go together")
@@ -169,10 +163,7 @@ def run(args: argparse.Namespace) -> int:
     if args.metrics is not None:
         from capsync.metrics import parse_address
 
-        try:
-            parse_address(args.metrics)
-        except ValueError as exc:
-            raise UserError(f"--metrics: {exc}", 2) from None
+        parse_flag("--metrics", parse_address, args.metrics)
     if args.mongo_uri is not None:
         from capsync.mongo.client import MissingExtraError, check_uri
 
@@ -225,10 +216,7 @@ def _retention(args: argparse.Namespace) -> RetentionRules:
 
     rules = RetentionRules()
     if args.retention is not None:
-        try:
-            rules = RetentionRules.load(args.retention)
-        except ValueError as exc:
-            raise UserError(f"--retention: {exc}", 2) from None
+        rules = parse_flag("--retention", RetentionRules.load, args.retention)
     if args.retention_days is not None:
         if not args.retention_days >= 0:
             raise UserError("--retention-days must be >= 0", 2)

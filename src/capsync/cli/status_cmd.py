@@ -16,7 +16,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from capsync.cli.errors import UserError
+from capsync.cli.errors import UserError, parse_flag
 from capsync.metrics import COLLECTOR_METRICS, metrics_state_path, parse_address
 
 HELP = "show what a running `capsync run --metrics ...` is capturing, syncing and deleting"
@@ -35,10 +35,7 @@ def find_url(args: argparse.Namespace) -> str:
     if args.metrics is not None:
         if args.metrics.startswith(("http://", "https://")):
             return str(args.metrics)
-        try:
-            host, port = parse_address(args.metrics)
-        except ValueError as exc:
-            raise UserError(f"--metrics: {exc}", exit_code=2) from None
+        host, port = parse_flag("--metrics", parse_address, args.metrics)
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{port}/metrics"
     capture_dir = args.capture_dir

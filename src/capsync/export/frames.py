@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Iterator
 from typing import Any
+
+from capsync.wire._checks import read_varint_view
 
 _DOUBLE = struct.Struct("<d")
 _MESSAGE_HEAD = struct.Struct("<BQHIQQ")
@@ -30,22 +33,19 @@ MESSAGE_HEAD_BYTES = 31
 MAX_DEPTH = 100
 MAX_NS = (1 << 63) - 1
 _MAX_SECONDS = MAX_NS // 1_000_000_000
-_U64 = (1 << 64) - 1
 
 
 def read_varint(buf: Any, pos: int, end: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= end:
-            raise ValueError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result & _U64, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
+    """The varint at ``pos`` of a message ending at ``end`` (the wire layer's reader, with
+    the compiled ``_export``'s wording: "truncated varint", "varint too long")."""
+    try:
+        value, after = read_varint_view(buf, pos)
+    except ValueError:
+        too_long = pos + 10 <= end and min(buf[pos : pos + 10]) >= 0x80
+        raise ValueError("varint too long" if too_long else "truncated varint") from None
+    if after > end:
+        raise ValueError("truncated varint")
+    return value, after
 
 
 def skip_field(buf: Any, pos: int, end: int, wire_type: int) -> int:
@@ -151,18 +151,30 @@ def json_string(buf: Any, start: int, stop: int) -> bytes:
     return json.dumps(text, ensure_ascii=False).encode()
 
 
-def _struct(buf: Any, pos: int, end: int, depth: int, out: bytearray) -> None:
+def _entries(buf: Any, pos: int, end: int, depth: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of each field 1 (a Struct's ``fields`` entry, a ListValue's value)
+    of the message at ``[pos, end)``, other fields skipped; ``depth`` checked first."""
     if depth > MAX_DEPTH:
         raise ValueError(f"struct nested deeper than {MAX_DEPTH}")
-    out += b"{"
-    first = True
+    return _field_spans(buf, pos, end)
+
+
+def _field_spans(buf: Any, pos: int, end: int) -> Iterator[tuple[int, int]]:
     while pos < end:
         key, pos = read_varint(buf, pos, end)
         if key != 0x0A:
             pos = skip_field(buf, pos, end, key & 7)
             continue
-        start, stop = _field_end(buf, pos, end)
-        pos = stop
+        span = _field_end(buf, pos, end)
+        pos = span[1]
+        yield span
+
+
+def _struct(buf: Any, pos: int, end: int, depth: int, out: bytearray) -> None:
+    entries = _entries(buf, pos, end, depth)
+    out += b"{"
+    first = True
+    for start, stop in entries:
         name_span = value_span = None
         while start < stop:
             entry_key, start = read_varint(buf, start, stop)
@@ -188,17 +200,10 @@ def _struct(buf: Any, pos: int, end: int, depth: int, out: bytearray) -> None:
 
 
 def _list(buf: Any, pos: int, end: int, depth: int, out: bytearray) -> None:
-    if depth > MAX_DEPTH:
-        raise ValueError(f"struct nested deeper than {MAX_DEPTH}")
+    entries = _entries(buf, pos, end, depth)
     out += b"["
     first = True
-    while pos < end:
-        key, pos = read_varint(buf, pos, end)
-        if key != 0x0A:
-            pos = skip_field(buf, pos, end, key & 7)
-            continue
-        start, stop = _field_end(buf, pos, end)
-        pos = stop
+    for start, stop in entries:
         if not first:
             out += b","
         first = False

@@ -8,10 +8,11 @@ message), which cost more than everything else in a readings export together.
 This writer takes messages already laid out as MCAP Message records (a batch
 of them built from a capture file by the compiled ``capsync.export._export``
 or its twin :mod:`capsync.export.frames`, or one at a time with
-:func:`message_head`) plus their log times and offsets, and writes the chunk
-and its message index from those arrays with numpy. Header, Schema, Channel,
-DataEnd, Statistics, ChunkIndex, SummaryOffset and Footer records, and the
-summary layout, are the library's.
+:func:`capsync.export.mcap_chunk.message_head`) plus their log times and
+offsets, and writes the chunk and its message index from those arrays with
+numpy. Header, Schema, Channel, DataEnd, Statistics, ChunkIndex, SummaryOffset
+and Footer records, and the summary layout, are the library's; the hand-written
+records are built in :mod:`capsync.export.mcap_chunk`.
 
 How the tests prove the hand-written records match the format
 (tests/test_export_mcap.py): the ``mcap`` library's readers (the seeking
@@ -35,10 +36,8 @@ background thread while the next is encoded: ``peak_buffered_bytes``).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
@@ -57,76 +56,18 @@ from mcap.records import (
 )
 from mcap.writer import LIBRARY_IDENTIFIER
 
+from capsync.export.mcap_chunk import (
+    MESSAGE_HEAD_BYTES,
+    Chunk,
+    chunk_head,
+    message_head,
+    message_indexes,
+    widen,
+)
+
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 DEFAULT_CHUNK_SIZE_BYTES = 4 << 20
 ZSTD_LEVEL = 1  # level 3 costs about twice the time for ~15% smaller JSON chunks
-
-# Message record: opcode u8, record length u64, channel u16, sequence u32, log u64, publish u64.
-_MESSAGE_HEAD = struct.Struct("<BQHIQQ")
-MESSAGE_HEAD_BYTES = _MESSAGE_HEAD.size  # 31
-_CHUNK_HEAD = struct.Struct("<BQQQQI")  # opcode, length, start, end, uncompressed size, crc
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
-_INDEX_HEAD = struct.Struct("<BQHI")  # opcode, length, channel id, records byte length
-
-
-def message_record(
-    channel_id: int, sequence: int, log_time_ns: int, publish_time_ns: int, data: bytes
-) -> bytes:
-    """One MCAP Message record (opcode, length and fields), as it goes into a chunk."""
-    head = _MESSAGE_HEAD.pack(
-        Opcode.MESSAGE, 22 + len(data), channel_id, sequence, log_time_ns, publish_time_ns
-    )
-    return head + data
-
-
-def message_head(
-    channel_id: int, sequence: int, log_time_ns: int, publish_time_ns: int, data_nbytes: int
-) -> bytes:
-    """The 31 bytes that precede a message's data in its record."""
-    return _MESSAGE_HEAD.pack(
-        Opcode.MESSAGE, 22 + data_nbytes, channel_id, sequence, log_time_ns, publish_time_ns
-    )
-
-
-@dataclass
-class _Chunk:
-    """The records of one chunk being built, and the index of its messages."""
-
-    compression: str
-    data: bytearray = field(default_factory=bytearray)
-    # channel id -> list of (log times, offsets into data) arrays
-    index: dict[int, list[tuple[np.ndarray, np.ndarray]]] = field(default_factory=dict)
-    # channel id -> (log times, offsets) of messages added one at a time
-    single: dict[int, tuple[list[int], list[int]]] = field(default_factory=dict)
-    start_ns: int = 0
-    end_ns: int = 0
-    messages: int = 0
-
-    def note_one(self, channel_id: int, log_time_ns: int, offset: int) -> None:
-        """One message (no numpy arrays for a single entry: images come one by one)."""
-        if self.messages == 0:
-            self.start_ns = self.end_ns = log_time_ns
-        else:
-            self.start_ns = min(self.start_ns, log_time_ns)
-            self.end_ns = max(self.end_ns, log_time_ns)
-        self.messages += 1
-        entry = self.single.get(channel_id)
-        if entry is None:
-            entry = self.single[channel_id] = ([], [])
-        entry[0].append(log_time_ns)
-        entry[1].append(offset)
-
-    def note(self, channel_id: int, log_times: np.ndarray, offsets: np.ndarray) -> None:
-        if len(log_times) == 0:
-            return
-        low, high = int(log_times.min()), int(log_times.max())
-        if self.messages == 0:
-            self.start_ns, self.end_ns = low, high
-        else:
-            self.start_ns, self.end_ns = min(self.start_ns, low), max(self.end_ns, high)
-        self.messages += len(log_times)
-        self.index.setdefault(channel_id, []).append((log_times, offsets))
 
 
 class McapChunkWriter:
@@ -150,8 +91,8 @@ class McapChunkWriter:
         self._start_ns = 0
         self._end_ns = 0
         self._compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-        self._packed = _Chunk("zstd")
-        self._stored = _Chunk("")
+        self._packed = Chunk("zstd")
+        self._stored = Chunk("")
         self._finished = False
         self._pool: ThreadPoolExecutor | None = None
         self._pending: tuple[str, bytearray, Any, int, int, dict[int, Any]] | None = None
@@ -206,11 +147,13 @@ class McapChunkWriter:
         n = len(log_times)
         if n == 0:
             return
-        low, high = int(log_times.min()), int(log_times.max())
-        if self._message_count == 0:
-            self._start_ns, self._end_ns = low, high
-        else:
-            self._start_ns, self._end_ns = min(self._start_ns, low), max(self._end_ns, high)
+        self._start_ns, self._end_ns = widen(
+            self._message_count,
+            self._start_ns,
+            self._end_ns,
+            int(log_times.min()),
+            int(log_times.max()),
+        )
         self._message_count += n
         self._counts[channel_id] += n
 
@@ -303,11 +246,9 @@ class McapChunkWriter:
                 fill(view[start : start + rest])
         chunk.note_one(channel_id, log_time_ns, base)
         self._note_buffered()
-        if self._message_count == 0:
-            self._start_ns = self._end_ns = log_time_ns
-        else:
-            self._start_ns = min(self._start_ns, log_time_ns)
-            self._end_ns = max(self._end_ns, log_time_ns)
+        self._start_ns, self._end_ns = widen(
+            self._message_count, self._start_ns, self._end_ns, log_time_ns, log_time_ns
+        )
         self._message_count += 1
         self._counts[channel_id] += 1
         if len(chunk.data) >= self._chunk_size:
@@ -322,7 +263,7 @@ class McapChunkWriter:
         if held > self.peak_buffered_bytes:
             self.peak_buffered_bytes = held
 
-    def _flush_chunk(self, chunk: _Chunk) -> None:
+    def _flush_chunk(self, chunk: Chunk) -> None:
         """Hand the chunk to be compressed (in the background) and start a new one.
 
         zstd releases the GIL, so the next chunk is encoded while this one is
@@ -331,22 +272,13 @@ class McapChunkWriter:
         if chunk.messages == 0:
             return
         self._write_pending()
-        raw = chunk.data
+        raw, index = chunk.take()
         body: Any = raw
         if chunk.compression:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="capsync-mcap-zstd")
             body = self._pool.submit(self._compressor.compress, raw)
-        index = chunk.index
-        for channel_id, (times, offsets) in chunk.single.items():
-            index.setdefault(channel_id, []).append(
-                (np.array(times, dtype=np.uint64), np.array(offsets, dtype=np.uint64))
-            )
         self._pending = (chunk.compression, raw, body, chunk.start_ns, chunk.end_ns, index)
-        chunk.data = bytearray()
-        chunk.index = {}
-        chunk.single = {}
-        chunk.messages = 0
 
     def _write_pending(self) -> None:
         if self._pending is None:
@@ -355,34 +287,15 @@ class McapChunkWriter:
         self._pending = None
         if isinstance(body, Future):
             body = body.result()
-        compression = compression_name.encode()
         chunk_start = self._position
-        head_len = _CHUNK_HEAD.size - 9 + 4 + len(compression) + 8  # fields after opcode+length
-        self._write(
-            _CHUNK_HEAD.pack(Opcode.CHUNK, head_len + len(body), start_ns, end_ns, len(raw), 0)
-            + _U32.pack(len(compression))
-            + compression
-            + _U64.pack(len(body))
-        )
+        self._write(chunk_head(compression_name.encode(), len(body), start_ns, end_ns, len(raw)))
         self._write(body)
         chunk_length = self._position - chunk_start
         index_start = self._position
         offsets: dict[int, int] = {}
-        for channel_id, parts in sorted(index.items()):
-            times = np.concatenate([p[0] for p in parts])
-            where = np.concatenate([p[1] for p in parts])
-            order = np.argsort(times, kind="stable")  # an index is in log time order
-            pairs = np.empty((len(times), 2), dtype="<u8")
-            pairs[:, 0] = times[order]
-            pairs[:, 1] = where[order]
-            body_bytes = pairs.tobytes()
+        for channel_id, record in message_indexes(index):
             offsets[channel_id] = self._position
-            self._write(
-                _INDEX_HEAD.pack(
-                    Opcode.MESSAGE_INDEX, 6 + len(body_bytes), channel_id, len(body_bytes)
-                )
-                + body_bytes
-            )
+            self._write(record)
         self._chunk_indexes.append(
             ChunkIndex(
                 message_start_time=start_ns,

@@ -29,12 +29,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from capsync._time import DAY_NS, day_start_ns
 from capsync.query.api import DataQuery
 from capsync.query.columnar import (
     RECEIVED_NS_COLUMN,
     REQUESTED_NS_COLUMN,
     SourceKey,
-    day_start_ns,
 )
 from capsync.query.filters import DataFilter
 from capsync.server.blobs import UnsafePathError, payload_folder
@@ -51,7 +51,6 @@ BASE_COLUMNS = (
     "tags",
 )
 _TIME = pa.timestamp("ns", tz="UTC")
-_DAY_NS = 86_400 * 1_000_000_000
 _EMPTY_DATA = pa.struct([("_", pa.string())])  # the compactor's readings with no fields
 
 
@@ -331,7 +330,7 @@ def _source_matches(key: SourceKey, day: str, f: ItemFilter) -> bool:
     start = day_start_ns(day)
     if f.until_ns is not None and start >= f.until_ns:
         return False
-    return f.since_ns is None or start + _DAY_NS > f.since_ns
+    return f.since_ns is None or start + DAY_NS > f.since_ns
 
 
 def _times_ns(table: pa.Table, exact: str, micros: str) -> pa.Array:

@@ -19,7 +19,7 @@ from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 from google.protobuf.timestamp_pb2 import Timestamp
 from mcap_protobuf.schema import build_file_descriptor_set
 
-from capsync import _time
+from capsync import _time, wire
 
 IMAGE_FORMATS = {
     "image/jpeg": "jpeg",
@@ -42,13 +42,7 @@ def schema_data(message_class: type) -> bytes:
     return bytes(build_file_descriptor_set(message_class).SerializeToString())
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+_varint = wire.PURE.encode_varint  # the byte layer's one varint encoder
 
 
 def length_prefix(field_number: int, nbytes: int) -> bytes:

@@ -27,6 +27,9 @@ Wiring it to collectors::
     collector = Collector(key, resource, settings, capture_dir, on_tabular=writer.submit)
     ...
     writer.close()  # after the collectors are closed
+
+Over 400 lines but one concern: the queue and its thread (submit, drop-oldest, batch,
+retry with backoff, stats, close); documents and inserts are their own modules.
 """
 
 from __future__ import annotations

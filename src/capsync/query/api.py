@@ -9,21 +9,25 @@ services (:mod:`capsync.server.data_service`) all call.
 Tags, bounding boxes and dataset membership belong to binaries (Viam keeps
 them on binary data only); a tabular reading's tags are those it was uploaded
 with.
+
+Over 400 lines but one concern: :class:`DataQuery` is the one face every caller
+uses, and each method only checks its arguments and hands off to the store, the
+catalog, the columnar copy or the payloads (which are their own modules).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from capsync._time import DAY_NS
 from capsync.query.catalog import DatasetCatalog
 from capsync.query.columnar import ColumnarStore
 from capsync.query.filters import Cursor, DataFilter, NotFound, Page, QueryError
@@ -37,8 +41,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_LIMIT = 50
-_DAY_NS = 86_400 * 1_000_000_000
 _BOX_FIELDS = ("x_min_normalized", "y_min_normalized", "x_max_normalized", "y_max_normalized")
+
+
+R = TypeVar("R")  # a record type a page holds
 
 
 def _cursor_of(records: Sequence[TabularRecord | BlobRecord]) -> Cursor | None:
@@ -69,7 +75,7 @@ def check_box(x_min: float, y_min: float, x_max: float, y_max: float) -> None:
 
 def utc_day_start_ns(now_ns: int, days_back: int) -> int:
     """The start (UTC midnight) of the day ``days_back`` days before ``now_ns``'s day."""
-    return (now_ns // _DAY_NS - days_back) * _DAY_NS
+    return (now_ns // DAY_NS - days_back) * DAY_NS
 
 
 class DataQuery:
@@ -151,13 +157,7 @@ class DataQuery:
 
     def iter_tabular(self, data_filter: DataFilter, batch: int = 10_000) -> Iterator[TabularRecord]:
         """Every matching reading, oldest first, read a batch at a time."""
-        cursor: Cursor | None = None
-        while True:
-            records, cursor_next = self.tabular_page(data_filter, Page(limit=batch, after=cursor))
-            yield from records
-            if len(records) < batch or cursor_next is None:
-                return
-            cursor = cursor_next
+        return _every(self.tabular_page, data_filter, batch)
 
     def latest_tabular(
         self, part_id: str, component_name: str, method_name: str, component_type: str = ""
@@ -215,13 +215,7 @@ class DataQuery:
 
     def iter_blobs(self, data_filter: DataFilter, batch: int = 1000) -> Iterator[BlobRecord]:
         """Every matching binary, oldest first, read a batch at a time."""
-        cursor: Cursor | None = None
-        while True:
-            records, cursor_next = self.blob_page(data_filter, Page(limit=batch, after=cursor))
-            yield from records
-            if len(records) < batch or cursor_next is None:
-                return
-            cursor = cursor_next
+        return _every(self.blob_page, data_filter, batch)
 
     def all_blobs(self, data_filter: DataFilter) -> list[BlobRecord]:
         return list(self.source.blobs(data_filter, Page()))
@@ -422,12 +416,22 @@ class DataQuery:
         return rows
 
 
+def _every(
+    fetch: Callable[[DataFilter, Page], tuple[list[R], Cursor | None]],
+    data_filter: DataFilter,
+    batch: int,
+) -> Iterator[R]:
+    """Every record ``fetch`` pages through, a page of ``batch`` at a time."""
+    cursor: Cursor | None = None
+    while True:
+        records, cursor_next = fetch(data_filter, Page(limit=batch, after=cursor))
+        yield from records
+        if len(records) < batch or cursor_next is None:
+            return
+        cursor = cursor_next
+
+
 def _check_tags(tags: Sequence[str]) -> None:
     for tag in tags:
         if not tag:
             raise QueryError("a tag must not be empty")
-
-
-def to_datetime(ns: int) -> dt.datetime:
-    """A UTC datetime from nanoseconds (microsecond precision)."""
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1000)

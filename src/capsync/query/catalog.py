@@ -47,18 +47,24 @@ def _check_name(name: str) -> str:
     return name
 
 
+def open_meta_db(data_dir: str | os.PathLike[str], schema: str) -> sqlite3.Connection:
+    """The data dir's query metadata database (``META_DIR/META_FILE``, autocommit, any
+    thread), with ``schema`` applied."""
+    folder = Path(data_dir) / META_DIR
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        folder / META_FILE, timeout=30.0, check_same_thread=False, isolation_level=None
+    )
+    conn.executescript(schema)
+    return conn
+
+
 class DatasetCatalog:
     """The datasets of one data dir; thread-safe."""
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
-        folder = Path(data_dir) / META_DIR
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            folder / META_FILE, timeout=30.0, check_same_thread=False, isolation_level=None
-        )
+        self._conn = open_meta_db(data_dir, _SCHEMA)
         self._lock = threading.Lock()
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
 
     def create(self, name: str) -> Dataset:
         dataset = Dataset(secrets.token_hex(12), _check_name(name), time.time_ns())

@@ -18,7 +18,6 @@ One process compacts a data dir at a time (an ``flock`` on ``state.json.lock``).
 
 from __future__ import annotations
 
-import datetime as dt
 import fcntl
 import json
 import logging
@@ -36,6 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from capsync._time import DAY_NS, day_name, day_start_ns
 from capsync.query.catalog import META_DIR
 from capsync.query.filters import DataFilter
 from capsync.query.source import DataSource
@@ -55,18 +55,8 @@ REQUESTED_NS_COLUMN = "_capsync_time_requested_ns"
 RECEIVED_NS_COLUMN = "_capsync_time_received_ns"
 HIDDEN_COLUMNS = (ID_COLUMN, REQUESTED_NS_COLUMN, RECEIVED_NS_COLUMN)  # not in SQL's readings
 DEFAULT_BATCH = 100_000
-_DAY_NS = 86_400 * 1_000_000_000
 
 SourceKey = tuple[str, str, str, str]  # part, component type, component name, method
-
-
-def _day(ns: int) -> str:
-    return (dt.datetime(1970, 1, 1) + dt.timedelta(days=ns // _DAY_NS)).strftime("%Y-%m-%d")
-
-
-def day_start_ns(day: str) -> int:
-    moment = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.UTC)
-    return int(moment.timestamp()) * 1_000_000_000
 
 
 def _segment(text: str) -> str:
@@ -139,7 +129,7 @@ class ColumnarStore:
         groups: dict[tuple[SourceKey, str], list[TabularRecord]] = defaultdict(list)
         for r in records:
             key = (r.part_id, r.component_type, r.component_name, r.method_name)
-            groups[(key, _day(r.time_requested_ns))].append(r)
+            groups[(key, day_name(r.time_requested_ns))].append(r)
         for (key, day), members in groups.items():
             table = readings_table(members)
             table = table.append_column(ID_COLUMN, pa.array([r.id for r in members], pa.string()))
@@ -213,7 +203,7 @@ class ColumnarStore:
             if any(w is not None and w != k for w, k in zip(wanted, key, strict=True)):
                 continue
             start = day_start_ns(day)
-            if before_ns is None or start + _DAY_NS <= before_ns:
+            if before_ns is None or start + DAY_NS <= before_ns:
                 shutil.rmtree(folder)
             elif start < before_ns:
                 cutoff = pa.scalar(before_ns // 1000, pa.timestamp("us"))

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Mapping
@@ -31,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from capsync.query.catalog import META_DIR, META_FILE
-from capsync.query.columnar import day_start_ns
+from capsync._time import DAY_NS, day_start_ns
+from capsync.query.catalog import open_meta_db
 from capsync.query.filters import DataFilter
 from capsync.retention import Retention, SourceKey
 
@@ -41,7 +40,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_DAY_NS = 86_400 * 1_000_000_000
 _UNMEASURED: set[SourceKey] = set()  # sources whose tabular limit was said to be unapplied
 _GB = 1_000_000_000
 _RULE_FIELDS = ("part_id", "component_type", "component_name", "method_name")
@@ -118,14 +116,8 @@ class RetentionBook:
     """The policies uploads announced, per source (thread-safe; writes only on a change)."""
 
     def __init__(self, data_dir: str | os.PathLike[str]) -> None:
-        folder = Path(data_dir) / META_DIR
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(
-            folder / META_FILE, timeout=30.0, check_same_thread=False, isolation_level=None
-        )
+        self._conn = open_meta_db(data_dir, _SCHEMA)
         self._lock = threading.Lock()
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
         self._seen = self._load()
 
     def _load(self) -> dict[SourceKey, Retention]:
@@ -196,7 +188,7 @@ def _apply(query: DataQuery, key: SourceKey, policy: Retention, now: int) -> tup
     source = _source_filter(key)
     readings = binaries = 0
     if policy.days is not None:
-        cutoff = now - int(policy.days * _DAY_NS)
+        cutoff = now - int(policy.days * DAY_NS)
         readings += query.delete_tabular(cutoff, source)
         expired = query.all_blobs(DataFilter(**{**source.__dict__, "end_ns": cutoff}))
         binaries += query.delete_blobs([b.id for b in expired])
@@ -230,6 +222,6 @@ def _apply(query: DataQuery, key: SourceKey, policy: Retention, now: int) -> tup
         for day, size in days:  # oldest first
             if total <= limit:
                 break
-            readings += query.delete_tabular(day_start_ns(day) + _DAY_NS, source)
+            readings += query.delete_tabular(day_start_ns(day) + DAY_NS, source)
             total -= size
     return readings, binaries

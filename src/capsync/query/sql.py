@@ -185,14 +185,19 @@ def run_mql(query: DataQuery, pipeline: Sequence[dict[str, Any]]) -> list[dict[s
         # to_arrow_table() since DuckDB 1.4 (arrow() before it, deprecated after)
         schema = getattr(empty, "to_arrow_table", empty.arrow)().schema
         sql, params = pipeline_to_sql(pipeline, lambda path: _has_path(schema, path))
-        try:
-            result = con.execute(sql, params)
-            names = [d[0] for d in result.description or ()]
-            rows = result.fetchall()
-        except duckdb.Error as exc:
-            raise QueryError(f"MQL: {_first_line(exc)}") from None
+        return _rows(con, sql, params, "MQL")
     finally:
         con.close()
+
+
+def _rows(con: Any, sql: str, params: Any, language: str) -> list[dict[str, Any]]:
+    """The rows ``sql`` gives, as plain dicts; a DuckDB error as a QueryError."""
+    try:
+        result = con.execute(sql, params)
+        names = [d[0] for d in result.description or ()]
+        rows = result.fetchall()
+    except duckdb.Error as exc:
+        raise QueryError(f"{language}: {_first_line(exc)}") from None
     return [{name: plain(value) for name, value in zip(names, row, strict=True)} for row in rows]
 
 
@@ -219,15 +224,9 @@ def run_sql(
     try:
         if not checked:
             check_read_only(con, sql)
-        try:
-            result = con.execute(sql, params or [])
-            names = [d[0] for d in result.description or ()]
-            rows = result.fetchall()
-        except duckdb.Error as exc:
-            raise QueryError(f"SQL: {_first_line(exc)}") from None
+        return _rows(con, sql, params or [], "SQL")
     finally:
         con.close()
-    return [{name: plain(value) for name, value in zip(names, row, strict=True)} for row in rows]
 
 
 def plain(value: Any) -> Any:

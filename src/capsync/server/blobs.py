@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from capsync.capture.layout import fsync_folder
 from capsync.methods import api_folder
 from capsync.server.group_commit import GroupCommit
 
@@ -139,7 +140,7 @@ class PayloadWriter:
         sync_dir: Callable[[Path], None] | None = None,
     ) -> None:
         self._root = root
-        self._sync_dir = sync_dir or _fsync_dir
+        self._sync_dir = sync_dir or fsync_folder
         self._folder_parts = folder
         self._folder = root.joinpath(*folder)
         self._extension = check_extension(extension)
@@ -222,18 +223,10 @@ def _make_folders(root: Path, parts: tuple[str, ...]) -> None:
 
 def _dir_step(folder: Path) -> Callable[[Sequence[None]], list[None]]:
     def step(items: Sequence[None]) -> list[None]:
-        _fsync_dir(folder)
+        fsync_folder(folder)
         return [None] * len(items)
 
     return step
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class BlobStore:

@@ -4,7 +4,8 @@ Registered as a generic handler on Viam's exact method paths, so viam-sdk's
 ``DataClient`` works unchanged; the API-key interceptor guards it like the
 ingest service. Every method reads and changes the store through the one query
 layer (:class:`capsync.query.api.DataQuery`). Methods a self-hosted server does
-not offer answer UNIMPLEMENTED with the reason.
+not offer answer UNIMPLEMENTED with the reason. ``TabularDataByFilter``'s answer bytes are
+built in :mod:`capsync.server.data_responses`.
 
 Errors: a bad request is INVALID_ARGUMENT (SQL/MQL writes included), an unknown
 id NOT_FOUND, a taken dataset name ALREADY_EXISTS, an unreachable database
@@ -25,9 +26,8 @@ from capsync.query.api import DEFAULT_PAGE_LIMIT, DataQuery
 from capsync.query.catalog import AlreadyExists
 from capsync.query.filters import Cursor, DataFilter, NotFound, Page, QueryError
 from capsync.server import data_convert as convert
-from capsync.server import data_wire
-from capsync.server.records import decode_batch, reading_id
-from capsync.server.stores.base import StoreUnavailable, TabularBatch, TabularRecord
+from capsync.server.data_responses import records_response, tabular_response
+from capsync.server.stores.base import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -110,70 +110,6 @@ def _documents(rows: list[dict[str, Any]]) -> list[bytes]:
         return [bson.encode(row) for row in rows]
     except (bson.errors.BSONError, OverflowError, TypeError) as exc:
         raise QueryError(f"a result row cannot be encoded as BSON: {exc}") from None
-
-
-def records_response(records: list[TabularRecord], cursor: Cursor | None) -> bytes:
-    """A serialized TabularDataByFilterResponse of decoded readings (a store without
-    stored bytes to splice: MongoDB)."""
-    metadata, indexes = convert.tabular_metadata(records)
-    entries = [data_wire.tabular_entry(r, i) for r, i in zip(records, indexes, strict=True)]
-    head = pb.TabularDataByFilterResponse(
-        metadata=metadata,
-        count=len(records),
-        last=cursor.token() if cursor else "",
-        total_size_bytes=sum(len(entry) for entry in entries),
-    )
-    # Serialized here: the data entries are appended as bytes (see data_wire).
-    return head.SerializeToString() + data_wire.tabular_data_field(entries)
-
-
-def tabular_response(runs: list[tuple[TabularBatch, Any]]) -> bytes:
-    """A serialized TabularDataByFilterResponse of a page of stored runs (see
-    :meth:`DataQuery.tabular_runs`): each reading's Struct and times are copied from the
-    stored bytes (:func:`data_wire.spliced_entries`); a batch laid out otherwise is
-    decoded."""
-    index: dict[tuple[Any, ...], int] = {}
-    metadata: list[pb.CaptureMetadata] = []
-    blocks: list[bytes] = []
-    total_size = count = 0
-    for batch, positions in runs:
-        key = (batch.part_id, batch.component_type, batch.component_name, batch.method_name,
-               batch.tags, batch.mime_type)  # fmt: skip
-        at = index.get(key)
-        if at is None:
-            at = index[key] = len(metadata)
-            metadata.append(convert.capture_metadata(batch))
-        spliced = data_wire.spliced_entries(
-            batch.body, batch.offsets[positions], batch.lengths[positions], at
-        )
-        if spliced is None:
-            records = decode_batch(batch.body, batch.id, batch.uploaded_at_ns)
-            chosen = [records[i] for i in positions.tolist()]
-            extra, places = convert.tabular_metadata(chosen)
-            entries = []
-            for record, place in zip(chosen, places, strict=True):
-                known = (record.part_id, record.component_type, record.component_name,
-                         record.method_name, record.tags, record.mime_type)  # fmt: skip
-                if known not in index:
-                    index[known] = len(metadata)
-                    metadata.append(extra[place])
-                entries.append(data_wire.tabular_entry(record, index[known]))
-            spliced = data_wire.tabular_data_field(entries), sum(len(e) for e in entries)
-        blocks.append(spliced[0])
-        total_size += spliced[1]
-        count += len(positions)
-    cursor = None
-    if runs:
-        batch, positions = runs[-1]
-        last = int(positions[-1])
-        cursor = Cursor(int(batch.time_requested_ns[last]), reading_id(batch.id, last))
-    head = pb.TabularDataByFilterResponse(
-        metadata=metadata,
-        count=count,
-        last=cursor.token() if cursor else "",
-        total_size_bytes=total_size,
-    )
-    return head.SerializeToString() + b"".join(blocks)
 
 
 class DataService:

@@ -18,21 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from capsync import wire
+from capsync._time import NS_PER_S
 from capsync.server.stores.base import TabularRecord
 
 _pack_double = _struct.Struct("<d").pack
-_NS_PER_S = 1_000_000_000
 
-
-def _encode_varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
+_encode_varint = wire.PURE.encode_varint  # the byte layer's one varint encoder
 _SMALL_VARINTS = [_encode_varint(n) for n in range(1 << 14)]  # lengths are nearly always small
 _NUMBER_PREFIXES: dict[str, bytes] = {}  # a Struct entry up to a number's 8 bytes, per key
 _MAX_PREFIXES = 65_536
@@ -97,7 +89,7 @@ _SECONDS: dict[int, bytes] = {}  # readings of a page share their seconds
 
 
 def timestamp_bytes(ns: int) -> bytes:
-    seconds, nanos = divmod(ns, _NS_PER_S)
+    seconds, nanos = divmod(ns, NS_PER_S)
     out = _SECONDS.get(seconds)
     if out is None:
         out = b"\x08" + varint(seconds if seconds > 0 else seconds + (1 << 64)) if seconds else b""

@@ -15,6 +15,7 @@ Nothing here touches a database or gRPC.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -127,8 +128,19 @@ def tabular_batch(
         new_offsets = offsets - records_start + len(head)
     else:
         canonical, new_offsets = _join_readings(head, view, offsets, lengths)
+    return _batch(
+        hashlib.sha256(canonical).hexdigest(), metadata, canonical, new_offsets, lengths,
+        requested, received, uploaded_at_ns,
+    )  # fmt: skip
+
+
+def _batch(
+    batch_id: str, metadata: Any, body: bytes, offsets: Any, lengths: Any,
+    requested: Any, received: Any, uploaded_at_ns: int,
+) -> TabularBatch:  # fmt: skip
+    """A :class:`TabularBatch` of ``body``, its source named by ``metadata`` (UploadMetadata)."""
     return TabularBatch(
-        id=hashlib.sha256(canonical).hexdigest(),
+        id=batch_id,
         part_id=metadata.part_id,
         component_type=metadata.component_type,
         component_name=metadata.component_name,
@@ -137,8 +149,8 @@ def tabular_batch(
         tags=tuple(metadata.tags),
         mime_type=metadata.mime_type,
         method_parameters=method_parameters(metadata.method_parameters),
-        body=canonical,
-        offsets=new_offsets,
+        body=body,
+        offsets=offsets,
         lengths=lengths,
         time_requested_ns=requested,
         time_received_ns=received,
@@ -165,22 +177,13 @@ def subset_batch(batch: TabularBatch, keep: Sequence[int]) -> TabularBatch:
     index = np.asarray(keep, dtype=np.int64)
     body, offsets = _join_readings(head, memoryview(batch.body), batch.offsets[index],
                                    batch.lengths[index])  # fmt: skip
-    return TabularBatch(
-        id=batch.id,
-        part_id=batch.part_id,
-        component_type=batch.component_type,
-        component_name=batch.component_name,
-        method_name=batch.method_name,
-        file_name=batch.file_name,
-        tags=batch.tags,
-        mime_type=batch.mime_type,
-        method_parameters=batch.method_parameters,
+    return dataclasses.replace(
+        batch,
         body=body,
         offsets=offsets,
         lengths=batch.lengths[index],
         time_requested_ns=batch.time_requested_ns[index],
         time_received_ns=batch.time_received_ns[index],
-        uploaded_at_ns=batch.uploaded_at_ns,
     )
 
 
@@ -198,23 +201,7 @@ def batch_from_body(body: bytes, batch_id: str, uploaded_at_ns: int) -> TabularB
         body[meta_offset : meta_offset + meta_length]
     )
     _, _, _, _, _, offsets, lengths, _, requested, received = scan
-    return TabularBatch(
-        id=batch_id,
-        part_id=metadata.part_id,
-        component_type=metadata.component_type,
-        component_name=metadata.component_name,
-        method_name=metadata.method_name,
-        file_name=metadata.file_name,
-        tags=tuple(metadata.tags),
-        mime_type=metadata.mime_type,
-        method_parameters=method_parameters(metadata.method_parameters),
-        body=body,
-        offsets=offsets,
-        lengths=lengths,
-        time_requested_ns=requested,
-        time_received_ns=received,
-        uploaded_at_ns=uploaded_at_ns,
-    )
+    return _batch(batch_id, metadata, body, offsets, lengths, requested, received, uploaded_at_ns)
 
 
 def decode_batch(

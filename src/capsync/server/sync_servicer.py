@@ -231,26 +231,17 @@ class DataSyncServicer:
         blob_id = content_id(
             b"binary", metadata_bytes, _det(sensor_metadata), bytes.fromhex(stored.sha256)
         )
-        return BlobRecord(
+        return _stored_blob(
+            metadata,
+            stored,
             id=blob_id,
             upload_id=upload_id or blob_id,
             kind="binary",
-            part_id=metadata.part_id,
-            component_type=metadata.component_type,
-            component_name=metadata.component_name,
-            method_name=metadata.method_name,
-            tags=tuple(metadata.tags),
             time_requested_ns=_timestamp_ns(sensor_metadata, "time_requested"),
             time_received_ns=_timestamp_ns(sensor_metadata, "time_received"),
             mime_type=mime_type,
             file_extension=extension,
-            path=stored.path,
-            size_bytes=stored.size_bytes,
-            sha256=stored.sha256,
-            file_name=metadata.file_name,
-            dataset_ids=tuple(metadata.dataset_ids),
             annotations=annotations_of(sensor_metadata),
-            method_parameters=_method_parameters(metadata.method_parameters),
             uploaded_at_ns=now_ns,
         )
 
@@ -267,25 +258,38 @@ class DataSyncServicer:
         if context is not None and not context.is_active():
             raise UploadCancelled("the call ended before the upload was complete")
 
+    def _receive(
+        self,
+        packets: Iterator[Any],
+        folder: tuple[str, ...],
+        extension: str,
+        field: str,
+        method: str,
+        context: grpc.ServicerContext | None,
+    ) -> StoredPayload:
+        """Write the payload chunks that follow a stream's metadata to a new payload file;
+        the stored payload once it is whole."""
+        with self._blobs.writer(folder, extension) as writer:
+            _copy_chunks(packets, writer, field, method)
+            self._check_whole(writer, context)
+            return writer.commit()
+
     def streaming_data_capture_upload(
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext | None = None
     ) -> Any:
         packets = iter(request_iterator)
-        first = next(packets, None)
-        if first is None or first.WhichOneof("upload_packet") != "metadata":
-            raise InvalidUpload("StreamingDataCaptureUpload must start with its metadata")
-        if not first.metadata.HasField("upload_metadata"):
+        first = _metadata_packet(packets, "StreamingDataCaptureUpload")
+        if not first.HasField("upload_metadata"):
             raise InvalidUpload("StreamingDataCaptureUpload metadata without upload_metadata")
-        metadata = first.metadata.upload_metadata
-        sensor_metadata = first.metadata.sensor_metadata
+        metadata = first.upload_metadata
+        sensor_metadata = first.sensor_metadata
         check_storable_times(sensor_metadata, "metadata.sensor_metadata", _SENSOR_TIMES)
         folder = checked_folder(metadata, (BINARY,), "StreamingDataCaptureUpload")
         mime_type = _mime_type(metadata, sensor_metadata)
         extension = binary_extension(metadata, mime_type)
-        with self._blobs.writer(folder, extension) as writer:
-            _copy_chunks(packets, writer, "data", "StreamingDataCaptureUpload")
-            self._check_whole(writer, context)
-            stored = writer.commit()
+        stored = self._receive(
+            packets, folder, extension, "data", "StreamingDataCaptureUpload", context
+        )
         record = self._blob_record(
             metadata, _det(metadata), sensor_metadata, stored, extension, mime_type,
             None, time.time_ns(),
@@ -301,49 +305,61 @@ class DataSyncServicer:
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext | None = None
     ) -> Any:
         packets = iter(request_iterator)
-        first = next(packets, None)
-        if first is None or first.WhichOneof("upload_packet") != "metadata":
-            raise InvalidUpload("FileUpload must start with its metadata")
-        metadata = first.metadata
+        metadata = _metadata_packet(packets, "FileUpload")
         check_storable_times(metadata, "metadata", ("file_create_time", "file_modify_time"))
         folder = checked_folder(metadata, (FILE, UNSPECIFIED), "FileUpload")
         if not (metadata.component_type or metadata.component_name or metadata.method_name):
             folder = (folder[0], FILES_FOLDER)  # an arbitrary file, from no component
         extension = file_extension(metadata)
-        with self._blobs.writer(folder, extension) as writer:
-            _copy_chunks(packets, writer, "file_contents", "FileUpload")
-            self._check_whole(writer, context)
-            stored = writer.commit()
+        stored = self._receive(packets, folder, extension, "file_contents", "FileUpload", context)
         now_ns = time.time_ns()
         modified_ns = _timestamp_ns(metadata, "file_modify_time") or _timestamp_ns(
             metadata, "file_create_time"
         )
         blob_id = content_id(b"file", _det(metadata), bytes.fromhex(stored.sha256))
-        record = BlobRecord(
+        record = _stored_blob(
+            metadata,
+            stored,
             id=blob_id,
             upload_id=blob_id,
             kind="file",
-            part_id=metadata.part_id,
-            component_type=metadata.component_type,
-            component_name=metadata.component_name,
-            method_name=metadata.method_name,
-            tags=tuple(metadata.tags),
             time_requested_ns=modified_ns or now_ns,
             time_received_ns=now_ns,
             mime_type=metadata.mime_type,
             file_extension=extension,
-            path=stored.path,
-            size_bytes=stored.size_bytes,
-            sha256=stored.sha256,
-            file_name=metadata.file_name,
-            dataset_ids=tuple(metadata.dataset_ids),
-            method_parameters=_method_parameters(metadata.method_parameters),
             uploaded_at_ns=now_ns,
         )
         added = self._store.record_blob(record)
         self.counters.stored(1, stored.size_bytes)
         log.debug("file %s (%d bytes) %s", blob_id, stored.size_bytes, "new" if added else "seen")
         return data_sync_pb2.FileUploadResponse(file_id=blob_id, binary_data_id=blob_id)
+
+
+def _stored_blob(metadata: Any, stored: StoredPayload, **fields: Any) -> BlobRecord:
+    """The record of a payload ``stored`` for the upload ``metadata`` (UploadMetadata) names;
+    ``fields``: the rest of the record."""
+    return BlobRecord(
+        part_id=metadata.part_id,
+        component_type=metadata.component_type,
+        component_name=metadata.component_name,
+        method_name=metadata.method_name,
+        tags=tuple(metadata.tags),
+        path=stored.path,
+        size_bytes=stored.size_bytes,
+        sha256=stored.sha256,
+        file_name=metadata.file_name,
+        dataset_ids=tuple(metadata.dataset_ids),
+        method_parameters=_method_parameters(metadata.method_parameters),
+        **fields,
+    )
+
+
+def _metadata_packet(packets: Iterator[Any], rpc: str) -> Any:
+    """The metadata a streaming upload must start with."""
+    first = next(packets, None)
+    if first is None or first.WhichOneof("upload_packet") != "metadata":
+        raise InvalidUpload(f"{rpc} must start with its metadata")
+    return first.metadata
 
 
 def _copy_chunks(packets: Iterator[Any], writer: PayloadWriter, field: str, rpc: str) -> None:

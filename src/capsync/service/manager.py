@@ -10,6 +10,11 @@ When the config says where to sync (a ``sync`` or ``cloud`` section), a
 ``sync_interval_mins`` (unless ``sync_disabled``, and only while the
 ``selective_syncer_name`` sensor says ``should_sync: true`` when one is set);
 :meth:`sync_now` runs a pass on demand.
+
+Over 400 lines but one concern: planning which collectors and background jobs a
+config asks for, applying the plan, and the part's face over them (stats,
+``sync_now``); each job's own work is its ``*_control``
+module, the collectors' is :mod:`capsync.service.collector`.
 """
 
 from __future__ import annotations

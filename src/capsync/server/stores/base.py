@@ -126,6 +126,22 @@ def matches(record: Record, f: ItemFilter) -> bool:
     )
 
 
+def blob_changes(
+    tags: Sequence[str] | None,
+    annotations: dict[str, Any] | None,
+    dataset_ids: Sequence[str] | None,
+) -> dict[str, Any]:
+    """The fields :meth:`Store.update_blob` replaces: those given (not None), as stored."""
+    changes: dict[str, Any] = {}
+    if tags is not None:
+        changes["tags"] = list(tags)
+    if annotations is not None:
+        changes["annotations"] = annotations
+    if dataset_ids is not None:
+        changes["dataset_ids"] = list(dataset_ids)
+    return changes
+
+
 @dataclass(frozen=True, eq=False)
 class TabularBatch:
     """One accepted tabular upload, kept as bytes: what a store writes on ingest.

@@ -42,6 +42,7 @@ from capsync.server.stores.base import (
     Store,
     TabularBatch,
     TabularRecord,
+    blob_changes,
     matches,
 )
 from capsync.server.stores.batch_index import BatchIndex, BatchRow
@@ -353,13 +354,7 @@ class LocalStore(Store):
         annotations: dict[str, Any] | None = None,
         dataset_ids: Sequence[str] | None = None,
     ) -> bool:
-        changes: dict[str, Any] = {}
-        if tags is not None:
-            changes["tags"] = list(tags)
-        if annotations is not None:
-            changes["annotations"] = annotations
-        if dataset_ids is not None:
-            changes["dataset_ids"] = list(dataset_ids)
+        changes = blob_changes(tags, annotations, dataset_ids)
         return self._blobs.update(blob_id, changes)
 
     def close(self) -> None:

@@ -37,12 +37,14 @@ Only standard operations are used (``insert_many``, ``insert_one``, ``find``
 with ``sort``, ``create_index``, ``find_one_and_update``, ``aggregate``), so any
 MongoDB server works (``$bsonSize`` needs 4.4; before it sizes are measured
 here). An unreachable server raises :class:`~capsync.server.stores.base.StoreUnavailable`.
+
+Over 400 lines but one concern: the Store protocol's methods over MongoDB (the
+documents, pipelines and change feed are the modules named above).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import heapq
 import logging
 import threading
@@ -62,6 +64,7 @@ from pymongo.errors import (
     WriteError,
 )
 
+from capsync._time import DAY_NS, day_name
 from capsync.mongo.client import check_uri, client_options, is_transient, redact_uri, short_error
 from capsync.mongo.documents import blob_document, tabular_document
 from capsync.query.filters import QueryError
@@ -74,6 +77,7 @@ from capsync.server.stores.base import (
     Store,
     TabularBatch,
     TabularRecord,
+    blob_changes,
 )
 from capsync.server.stores.mongo_aggregate import day_sizes_pipeline, readings_pipeline
 from capsync.server.stores.mongo_docs import (
@@ -102,12 +106,6 @@ __all__ = ["DEFAULT_DATABASE", "MongoStore", "blob_document", "tabular_document"
 log = logging.getLogger(__name__)
 
 DEFAULT_DATABASE = DEFAULT_MONGO_DATABASE
-_DAY_NS = 86_400 * 1_000_000_000
-
-
-def _day_name(day_ns: int) -> str:
-    moment = dt.datetime.fromtimestamp(day_ns // 1_000_000_000, dt.UTC)
-    return moment.strftime("%Y-%m-%d")
 
 
 class MongoStore(Store):
@@ -376,13 +374,7 @@ class MongoStore(Store):
         annotations: dict[str, Any] | None = None,
         dataset_ids: Sequence[str] | None = None,
     ) -> bool:
-        changes: Document = {}
-        if tags is not None:
-            changes["tags"] = list(tags)
-        if annotations is not None:
-            changes["annotations"] = annotations
-        if dataset_ids is not None:
-            changes["dataset_ids"] = list(dataset_ids)
+        changes = blob_changes(tags, annotations, dataset_ids)
         with unavailable_on_connection_errors("updating"):
             if not changes:
                 return self._blobs.find_one({"_id": blob_id}, {"_id": 1}) is not None
@@ -431,10 +423,10 @@ class MongoStore(Store):
                     raise
                 sizes: dict[int, int] = {}
                 for doc in self._tabular.find(day_sizes_pipeline(source)[0]["$match"]):
-                    day = int(doc["time_requested_ns"]) // _DAY_NS * _DAY_NS
+                    day = int(doc["time_requested_ns"]) // DAY_NS * DAY_NS
                     sizes[day] = sizes.get(day, 0) + len(bson.encode(doc))
                 rows = sorted(sizes.items())
-        return [(_day_name(day_ns), size) for day_ns, size in rows]
+        return [(day_name(day_ns), size) for day_ns, size in rows]
 
     def close(self) -> None:
         self._client.close()

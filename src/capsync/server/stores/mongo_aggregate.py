@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from capsync._time import DAY_NS
 from capsync.query.filters import LOCATION_ID, ORGANIZATION_ID, QueryError
 
 __all__ = ["VIAM_PROJECTION", "check_pipeline", "day_sizes_pipeline", "readings_pipeline"]
@@ -51,7 +52,6 @@ OUTSIDE = (
     "$listSessions", "$listLocalSessions", "$planCacheStats", "$changeStream",
     "$listSearchIndexes", "$documents", "$querySettings", "$listSampledQueries",
 )  # fmt: skip
-_DAY_NS = 86_400 * 1_000_000_000
 
 
 def _keys(node: Any) -> Iterator[str]:
@@ -88,7 +88,7 @@ def readings_pipeline(pipeline: Sequence[dict[str, Any]]) -> list[dict[str, Any]
 def day_sizes_pipeline(source: dict[str, str]) -> list[dict[str, Any]]:
     """Per UTC day of ``time_requested_ns`` (as the day's start in ns), the BSON bytes of the
     readings of one source (``source``: part_id, component_type, component_name, method_name)."""
-    day = {"$subtract": ["$time_requested_ns", {"$mod": ["$time_requested_ns", _DAY_NS]}]}
+    day = {"$subtract": ["$time_requested_ns", {"$mod": ["$time_requested_ns", DAY_NS]}]}
     return [
         {"$match": {name: {"$eq": value} for name, value in source.items()}},
         {"$group": {"_id": day, "size_bytes": {"$sum": {"$bsonSize": "$$ROOT"}}}},

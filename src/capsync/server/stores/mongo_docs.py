@@ -105,38 +105,32 @@ def unavailable_on_connection_errors(what: str) -> Iterator[None]:
         raise
 
 
+def _record_fields(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields a tabular and a blob record's documents share."""
+    return {
+        "id": doc["_id"],
+        "upload_id": doc["upload_id"],
+        "part_id": doc["part_id"],
+        "component_type": doc["component_type"],
+        "component_name": doc["component_name"],
+        "method_name": doc["method_name"],
+        "method_parameters": nested(doc, "method_parameters"),
+        "tags": tuple(doc["tags"]),
+        "time_requested_ns": int(doc["time_requested_ns"]),
+        "time_received_ns": int(doc["time_received_ns"]),
+        "mime_type": doc["mime_type"],
+        "uploaded_at_ns": int(doc["uploaded_at_ns"]),
+    }
+
+
 def tabular_record(doc: Mapping[str, Any]) -> TabularRecord:
-    return TabularRecord(
-        id=doc["_id"],
-        upload_id=doc["upload_id"],
-        part_id=doc["part_id"],
-        component_type=doc["component_type"],
-        component_name=doc["component_name"],
-        method_name=doc["method_name"],
-        method_parameters=nested(doc, "method_parameters"),
-        tags=tuple(doc["tags"]),
-        time_requested_ns=int(doc["time_requested_ns"]),
-        time_received_ns=int(doc["time_received_ns"]),
-        mime_type=doc["mime_type"],
-        data=nested(doc, "data"),
-        uploaded_at_ns=int(doc["uploaded_at_ns"]),
-    )
+    return TabularRecord(**_record_fields(doc), data=nested(doc, "data"))
 
 
 def blob_record(doc: Mapping[str, Any]) -> BlobRecord:
     return BlobRecord(
-        id=doc["_id"],
-        upload_id=doc["upload_id"],
+        **_record_fields(doc),
         kind=doc["kind"],
-        part_id=doc["part_id"],
-        component_type=doc["component_type"],
-        component_name=doc["component_name"],
-        method_name=doc["method_name"],
-        method_parameters=nested(doc, "method_parameters"),
-        tags=tuple(doc["tags"]),
-        time_requested_ns=int(doc["time_requested_ns"]),
-        time_received_ns=int(doc["time_received_ns"]),
-        mime_type=doc["mime_type"],
         file_extension=doc["file_extension"],
         path=doc["path"],
         size_bytes=int(doc["size_bytes"]),
@@ -144,7 +138,6 @@ def blob_record(doc: Mapping[str, Any]) -> BlobRecord:
         file_name=doc["file_name"],
         dataset_ids=tuple(doc["dataset_ids"]),
         annotations=nested(doc, "annotations"),
-        uploaded_at_ns=int(doc["uploaded_at_ns"]),
     )
 
 

@@ -33,6 +33,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from capsync.capture.layout import fsync_folder
+
 log = logging.getLogger(__name__)
 
 MAGIC = b"CSB2"
@@ -85,14 +87,6 @@ def scan_segment(path: Path, number: int, *, verify: bool = True) -> tuple[list[
             entries.append(Entry(number, offset, length, raw_id.hex(), uploaded))
             offset += HEADER_BYTES + length
     return entries, offset
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class SegmentLog:
@@ -180,7 +174,7 @@ class SegmentLog:
         finally:
             private.unlink(missing_ok=True)
         self._fds[number] = fd
-        _fsync_dir(self.folder)
+        fsync_folder(self.folder)
         self._number, self._size = number, 0
 
     @contextlib.contextmanager

@@ -1,0 +1,143 @@
+# JSON text of a protobuf string and of a finite double, for _export.pyx (included
+# there, at module level, after the Out buffer helpers it writes through). The twin's
+# counterparts are capsync.export.frames.json_string and float.__repr__.
+
+cdef const char* HEX = b"0123456789abcdef"
+
+
+# Ryu (vendored in ryu/, see its README): the shortest digits that read back as the same
+# double, which are the digits repr() writes, at a few percent of repr()'s cost.
+cdef extern from "ryu/d2s_impl.h":
+    ctypedef struct floating_decimal_64:
+        uint64_t mantissa
+        int32_t exponent
+    floating_decimal_64 d2d(uint64_t ieee_mantissa, uint32_t ieee_exponent) nogil
+    bint d2d_small_int(uint64_t ieee_mantissa, uint32_t ieee_exponent,
+                       floating_decimal_64* v) nogil
+
+
+cdef int _string(const uint8_t* buf, Py_ssize_t start, Py_ssize_t stop, Out* out) except -1:
+    cdef Py_ssize_t i
+    cdef uint8_t c
+    cdef bytes text
+    for i in range(start, stop):
+        if buf[i] >= 0x80:
+            text = _py_json_string((<const char*>buf)[start:stop], 0, stop - start)
+            return _put(out, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
+    _reserve(out, 2 + 6 * (stop - start))
+    out.data[out.size] = b'"'
+    out.size += 1
+    for i in range(start, stop):
+        c = buf[i]
+        if c == b'"' or c == b'\\':
+            out.data[out.size] = b'\\'
+            out.data[out.size + 1] = c
+            out.size += 2
+        elif c >= 0x20:
+            out.data[out.size] = c
+            out.size += 1
+        elif c == b'\n':
+            out.data[out.size] = b'\\'
+            out.data[out.size + 1] = b'n'
+            out.size += 2
+        elif c == b'\r':
+            out.data[out.size] = b'\\'
+            out.data[out.size + 1] = b'r'
+            out.size += 2
+        elif c == b'\t':
+            out.data[out.size] = b'\\'
+            out.data[out.size + 1] = b't'
+            out.size += 2
+        elif c == 0x08:
+            out.data[out.size] = b'\\'
+            out.data[out.size + 1] = b'b'
+            out.size += 2
+        elif c == 0x0C:
+            out.data[out.size] = b'\\'
+            out.data[out.size + 1] = b'f'
+            out.size += 2
+        else:
+            memcpy(out.data + out.size, b"\\u00", 4)
+            out.data[out.size + 4] = HEX[c >> 4]
+            out.data[out.size + 5] = HEX[c & 15]
+            out.size += 6
+    out.data[out.size] = b'"'
+    out.size += 1
+    return 0
+
+
+cdef int _double(double number, Out* out) except -1:
+    """``repr(number)`` (a finite double), from Ryu's shortest digits laid out as CPython's
+    ``format_float_short`` does for repr: exponent form when the decimal point falls more
+    than 16 places right or 4 left of the first digit, else fixed with at least ``.0``."""
+    cdef uint64_t bits, mantissa, exponent
+    cdef floating_decimal_64 v
+    cdef char digits[20]
+    cdef int n = 0, point, i, e
+    cdef char* p
+    memcpy(&bits, &number, 8)
+    mantissa = bits & ((<uint64_t>1 << 52) - 1)
+    exponent = (bits >> 52) & 0x7FF
+    _reserve(out, 32)  # sign, 17 digits, "0.", "e-308" fit with room to spare
+    p = out.data + out.size
+    if bits >> 63:
+        p[0] = b'-'
+        p += 1
+    if exponent == 0 and mantissa == 0:
+        memcpy(p, b"0.0", 3)
+        out.size = p + 3 - out.data
+        return 0
+    if not d2d_small_int(mantissa, <uint32_t>exponent, &v):
+        v = d2d(mantissa, <uint32_t>exponent)
+    while v.mantissa % 10 == 0:  # small integers keep their trailing zeros in the digits
+        v.mantissa //= 10
+        v.exponent += 1
+    while True:
+        digits[19 - n] = <char>(48 + v.mantissa % 10)
+        n += 1
+        v.mantissa //= 10
+        if v.mantissa == 0:
+            break
+    point = n + v.exponent  # digits d1..dn mean 0.d1..dn * 10**point
+    if point <= -4 or point > 16:
+        p[0] = digits[20 - n]
+        p += 1
+        if n > 1:
+            p[0] = b'.'
+            memcpy(p + 1, &digits[21 - n], n - 1)
+            p += n
+        p[0] = b'e'
+        e = point - 1
+        p[1] = b'-' if e < 0 else b'+'
+        e = -e if e < 0 else e
+        p += 2
+        if e >= 100:
+            p[0] = <char>(48 + e // 100)
+            p += 1
+        p[0] = <char>(48 + (e // 10) % 10)
+        p[1] = <char>(48 + e % 10)
+        p += 2
+    elif point <= 0:
+        p[0] = b'0'
+        p[1] = b'.'
+        p += 2
+        for i in range(-point):
+            p[i] = b'0'
+        p += -point
+        memcpy(p, &digits[20 - n], n)
+        p += n
+    elif point >= n:
+        memcpy(p, &digits[20 - n], n)
+        p += n
+        for i in range(point - n):
+            p[i] = b'0'
+        p += point - n
+        memcpy(p, b".0", 2)
+        p += 2
+    else:
+        memcpy(p, &digits[20 - n], point)
+        p[point] = b'.'
+        memcpy(p + point + 1, &digits[20 - n + point], n - point)
+        p += n + 1
+    out.size = p - out.data
+    return 0
