@@ -54,7 +54,10 @@ ID_COLUMN = "_capsync_id"  # the reading's id: kept in the files, hidden from SQ
 REQUESTED_NS_COLUMN = "_capsync_time_requested_ns"
 RECEIVED_NS_COLUMN = "_capsync_time_received_ns"
 HIDDEN_COLUMNS = (ID_COLUMN, REQUESTED_NS_COLUMN, RECEIVED_NS_COLUMN)  # not in SQL's readings
-DEFAULT_BATCH = 100_000
+# Readings decoded per compaction step (and per Parquet file at most): the step holds them
+# as Python records, so this bounds the server's memory while a big backlog arrives (at
+# 100k a 1 GiB sync pushed the server's peak RSS to 368 MB; at 20k, 192 MB).
+DEFAULT_BATCH = 20_000
 
 SourceKey = tuple[str, str, str, str]  # part, component type, component name, method
 
