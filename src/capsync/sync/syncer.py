@@ -6,12 +6,12 @@ keeping up to ``files_in_flight_per_worker`` files in flight (one lane, a
 thread, per file: a small file's upload is mostly waiting for the server's
 answer, which is its ``fdatasync``, so the next files are sent meanwhile and
 the server commits them together). Files bigger than one request stay one
-per worker, which bounds the memory of client and server. A lane makes one attempt at a file at a
-time: a file waiting out its backoff goes back to the pass's
-:class:`~capsync.sync.retryqueue.RetryQueue` and holds no lane, so one
-failing file never keeps the others back. A file is
-claimed before its upload (in this process by a set, across processes by a
-non-blocking ``flock``), so no two workers ever upload the same file at once.
+per worker, which bounds the memory of client and server. A lane makes one
+attempt at a file at a time: a file waiting out its backoff goes back to the
+pass's :class:`~capsync.sync.retryqueue.RetryQueue` and holds no lane, so one
+failing file never keeps the others back. A file is claimed before its upload
+(in this process by a set, across processes by a non-blocking ``flock``), so
+no two workers ever upload the same file at once.
 A file is deleted only once the server confirmed every request for it.
 
 Failures (see :mod:`capsync.sync.errors`): a transient one is retried with
