@@ -21,10 +21,9 @@ server refuses as invalid, or one that does not parse, is moved to
 ``<capture_dir>/failed/`` with an ERROR log line saying why. A pass stops
 retrying after ``retry_for_s``; what is left is tried again by a later pass.
 
-:meth:`Syncer.close` stops gracefully: no new call starts, the calls in
-flight may finish (up to ``timeout_s``, default 10 s) and the files they
-completed are deleted; only what is still in flight then is cancelled (its
-file stays and resumes after what the server confirmed).
+:meth:`Syncer.close` stops gracefully: no new call starts, calls in flight may
+finish (up to ``timeout_s``, default 10 s) and their completed files are
+deleted; what is still in flight then is cancelled (its file resumes later).
 """
 
 from __future__ import annotations
