@@ -97,22 +97,30 @@ def test_eight_threads_and_the_flusher_write_every_record_once(tmp_path: Path) -
     assert flusher_visited_mid_run
 
 
+def _stream_without_flusher(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, max_file_size_bytes: int
+) -> capsync.CaptureStream:
+    """A stream whose flusher thread is never woken (the test plays the flusher) and whose
+    fsync interval never passes, so full files wait for ``complete_in_background``."""
+    from capsync.capture.flusher import FLUSHER
+
+    monkeypatch.setattr(FLUSHER, "wake", lambda stream: None)
+    return capsync.open_stream(
+        tmp_path,
+        component_type="rdk:component:sensor",
+        component_name=name,
+        method_name="Readings",
+        max_file_size_bytes=max_file_size_bytes,
+        fsync_interval_s=3600,
+    )
+
+
 def test_the_flusher_completes_files_while_a_writer_holds_the_lock(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A long ``append_batch`` holds the stream's lock throughout; the flusher must still
     rename the files it filled and make spares, without waiting for that lock."""
-    from capsync.capture.flusher import FLUSHER
-
-    monkeypatch.setattr(FLUSHER, "wake", lambda stream: None)  # we play the flusher here
-    stream = capsync.open_stream(
-        tmp_path,
-        component_type="rdk:component:sensor",
-        component_name="held",
-        method_name="Readings",
-        max_file_size_bytes=2048,
-        fsync_interval_s=3600,
-    )
+    stream = _stream_without_flusher(tmp_path, monkeypatch, "held", 2048)
     for i in range(300):
         stream.append({"i": float(i)}, BASE_NS + i, BASE_NS + i)
     assert stream._full_files, "no full file waits for the flusher"
@@ -152,21 +160,12 @@ def test_the_flusher_fsyncs_what_piles_up_behind_a_held_lock(
     import os
 
     from capsync.capture import stream_files
-    from capsync.capture.flusher import FLUSHER
 
-    monkeypatch.setattr(FLUSHER, "wake", lambda stream: None)
     monkeypatch.setattr(stream_files, "MAX_UNSYNCED_FILES", 3)
     synced: list[int] = []
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
-    stream = capsync.open_stream(
-        tmp_path,
-        component_type="rdk:component:sensor",
-        component_name="piled",
-        method_name="Readings",
-        max_file_size_bytes=1024,
-        fsync_interval_s=3600,
-    )
+    stream = _stream_without_flusher(tmp_path, monkeypatch, "piled", 1024)
     for i in range(200):
         stream.append({"i": float(i)}, BASE_NS + i, BASE_NS + i)
     full = [fd for fd, _ in stream._full_files]
@@ -206,18 +205,9 @@ def test_the_flusher_syncing_twice_behind_a_held_lock_closes_every_file(
     completed file is closed (a descriptor left open keeps the file's flock, and sync then
     takes the file for one another process is still writing) and counted once."""
     from capsync.capture import stream_files
-    from capsync.capture.flusher import FLUSHER
 
-    monkeypatch.setattr(FLUSHER, "wake", lambda stream: None)
     monkeypatch.setattr(stream_files, "MAX_UNSYNCED_FILES", 3)
-    stream = capsync.open_stream(
-        tmp_path,
-        component_type="rdk:component:sensor",
-        component_name="piled",
-        method_name="Readings",
-        max_file_size_bytes=1024,
-        fsync_interval_s=3600,
-    )
+    stream = _stream_without_flusher(tmp_path, monkeypatch, "piled", 1024)
     failures: list[BaseException] = []
 
     def flusher_behind_the_lock() -> None:
