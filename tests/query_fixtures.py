@@ -8,20 +8,13 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from capsync.server.store_source import StoreSource
-from capsync.server.stores.base import BlobRecord, ItemFilter, Record, TabularRecord
-
-
-def matches(record: Record, f: ItemFilter) -> bool:
-    return (
-        (f.part_id is None or record.part_id == f.part_id)
-        and (f.component is None or record.component_name == f.component)
-        and (f.component_type is None or record.component_type == f.component_type)
-        and (f.method is None or record.method_name == f.method)
-        and (f.kind is None or record.kind == f.kind)
-        and all(tag in record.tags for tag in f.tags)
-        and (f.since_ns is None or record.time_requested_ns >= f.since_ns)
-        and (f.until_ns is None or record.time_requested_ns < f.until_ns)
-    )
+from capsync.server.stores.base import (
+    BlobRecord,
+    ItemFilter,
+    Record,
+    TabularRecord,
+    matches,
+)
 
 
 class MemoryStore:
