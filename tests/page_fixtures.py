@@ -15,16 +15,20 @@ from __future__ import annotations
 
 import io
 import math
-import queue
-import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from PIL import Image, ImageDraw
-from server_fixtures import KEY, KEY_ID, ServerProcess, run_capsync, subprocess_env
+from server_fixtures import (
+    KEY,
+    KEY_ID,
+    LISTEN_PREFIX,
+    ServerProcess,
+    run_capsync,
+    start_listening,
+)
 from sync_helpers import BASE_NS, machine_config, write_config
 
 import capsync
@@ -36,7 +40,7 @@ PAGE_SIZE = 40  # the gallery's page size (gallery.js)
 THERMO_READINGS = 500
 VIBRATION_READINGS = 5000
 HEARTBEAT_READINGS = 10  # test_the_plot_updates_live adds more
-START_TIMEOUT_S = 30.0
+PAGE_PREFIX = "capsync serve: page on "
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "page"
 
 
@@ -66,37 +70,13 @@ def start_page_server(
     args += ["--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--api-keys", str(keys_file)]
     args += list(extra_args)
     stderr_path = tmp_path / f"serve-page-{len(list(tmp_path.glob('serve-page-*.log')))}.log"
-    with open(stderr_path, "w") as stderr:
-        proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=subprocess_env()
-        )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=read, daemon=True).start()
-    url = None
-    try:
-        while True:
-            line = lines.get(timeout=START_TIMEOUT_S)
-            if line is None:
-                proc.wait(10)
-                raise RuntimeError(f"capsync serve exited: {stderr_path.read_text()}")
-            if line.startswith("capsync serve: page on "):
-                url = line.rsplit(" ", 1)[1].strip()
-            if line.startswith("capsync serve: listening on "):
-                port = int(line.strip().rpartition(":")[2])
-                assert url is not None, "no page address printed before the gRPC one"
-                return PageProcess(ServerProcess(proc, data_dir, port, stderr_path), url)
-    except BaseException:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-        raise
+    proc, port, before = start_listening(args, stderr_path, LISTEN_PREFIX)
+    urls = [line.rsplit(" ", 1)[1].strip() for line in before if line.startswith(PAGE_PREFIX)]
+    if not urls:
+        proc.kill()
+        proc.wait(10)
+        raise AssertionError("no page address printed before the gRPC one")
+    return PageProcess(ServerProcess(proc, data_dir, port, stderr_path), urls[-1])
 
 
 def image_bytes(index: int, color: tuple[int, int, int], fmt: str) -> bytes:

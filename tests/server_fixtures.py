@@ -7,6 +7,7 @@ every test module by tests/conftest.py (``pytest_plugins``): ask for them by nam
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -134,9 +135,19 @@ def start_server(
         args += ["--api-keys", str(keys_file)]
     args += list(extra_args)
     stderr_path = tmp_path / f"serve-{len(list(tmp_path.glob('serve-*.log')))}.log"
+    proc, port, _ = start_listening(args, stderr_path, LISTEN_PREFIX)
+    return ServerProcess(proc, data_dir, port, stderr_path, root_cert)
+
+
+def start_listening(
+    args: Sequence[str], stderr_path: Path, prefix: str
+) -> tuple[subprocess.Popen[str], int, list[str]]:
+    """Start a capsync process (stderr to ``stderr_path``); once it prints ``prefix`` and
+    its address, return it, the port and the lines it printed before (killed if it exits
+    or never prints it)."""
     with open(stderr_path, "w") as stderr:
         proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=subprocess_env()
+            list(args), stdout=subprocess.PIPE, stderr=stderr, text=True, env=subprocess_env()
         )
     lines: queue.Queue[str | None] = queue.Queue()
 
@@ -147,22 +158,35 @@ def start_server(
         lines.put(None)
 
     threading.Thread(target=read, daemon=True).start()
+    before: list[str] = []
     try:
         while True:
             line = lines.get(timeout=START_TIMEOUT_S)
             if line is None:
                 proc.wait(10)
                 raise RuntimeError(
-                    f"capsync serve exited ({proc.returncode}): {stderr_path.read_text()}"
+                    f"{' '.join(args[2:4])} exited ({proc.returncode}): {stderr_path.read_text()}"
                 )
-            if line.startswith(LISTEN_PREFIX):
-                port = int(line[len(LISTEN_PREFIX) :].strip().rpartition(":")[2])
-                return ServerProcess(proc, data_dir, port, stderr_path, root_cert)
+            if line.startswith(prefix):
+                return proc, int(line[len(prefix) :].strip().rpartition(":")[2]), before
+            before.append(line)
     except BaseException:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
         raise
+
+
+@contextlib.contextmanager
+def running_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """A plaintext server on a fresh data dir under ``tmp_path``, with the key (KEY_ID, KEY),
+    stopped afterwards (for module-scoped fixtures)."""
+    server = start_server(tmp_path / "data", tmp_path, keys_file=write_keys(tmp_path / "k.json"))
+    try:
+        yield server
+    finally:
+        if server.proc.poll() is None:
+            server.stop()
 
 
 @pytest.fixture(name="api_keys_file")

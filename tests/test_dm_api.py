@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import queue
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from server_fixtures import KEY, KEY_ID, ServerProcess, start_server, subprocess_env, write_keys
+from server_fixtures import (
+    KEY,
+    KEY_ID,
+    ServerProcess,
+    running_server,
+    start_listening,
+    subprocess_env,
+    write_keys,
+)
 from sync_helpers import machine_config, server_items, wait_for, write_config
 
 from capsync.config import load_config
@@ -31,33 +37,12 @@ class RunProcess:
         args = [sys.executable, "-m", "capsync", "run", str(config), "--quiet"]
         args += ["--listen", "127.0.0.1:0", "--api-keys", str(keys)]
         self.stderr_path = tmp_path / "run.log"
-        with open(self.stderr_path, "w") as stderr:
-            self.proc = subprocess.Popen(
-                args, stdout=subprocess.PIPE, stderr=stderr, text=True, env=subprocess_env()
-            )
-        lines: queue.Queue[str | None] = queue.Queue()
-
-        def read() -> None:
-            assert self.proc.stdout is not None
-            for line in self.proc.stdout:
-                lines.put(line)
-            lines.put(None)
-
-        self.reader = threading.Thread(target=read, daemon=True)
-        self.reader.start()
-        while True:
-            line = lines.get(timeout=30)
-            if line is None:
-                raise RuntimeError(f"capsync run exited: {self.stderr_path.read_text()}")
-            if line.startswith(LISTEN_PREFIX):
-                self.port = int(line.strip().rpartition(":")[2])
-                return
+        self.proc, self.port, _ = start_listening(args, self.stderr_path, LISTEN_PREFIX)
 
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         code = self.proc.wait(30)
-        self.reader.join(10)
         assert self.proc.stdout is not None
         self.proc.stdout.close()
         return code
@@ -66,13 +51,8 @@ class RunProcess:
 # One server and one robot for the module: each is a process that takes seconds to start.
 @pytest.fixture(name="ingest_server", scope="module")
 def ingest_server_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    tmp_path = tmp_path_factory.mktemp("server")
-    server = start_server(tmp_path / "data", tmp_path, keys_file=write_keys(tmp_path / "k.json"))
-    try:
+    with running_server(tmp_path_factory.mktemp("server")) as server:
         yield server
-    finally:
-        if server.proc.poll() is None:
-            server.stop()
 
 
 @pytest.fixture(name="robot", scope="module")

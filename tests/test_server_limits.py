@@ -16,11 +16,10 @@ from server_fixtures import (
     AUTH,
     ServerProcess,
     binary_request,
+    running_server,
     sensor_metadata,
-    start_server,
     tabular_request,
     upload_metadata,
-    write_keys,
 )
 
 from capsync.proto import data_sync_pb2
@@ -31,13 +30,8 @@ pytestmark = pytest.mark.wire_independent
 @pytest.fixture(scope="module", name="ingest_server")
 def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One server for the module: every call here is refused or harmless."""
-    tmp_path = tmp_path_factory.mktemp("limits")
-    server = start_server(tmp_path / "data", tmp_path, keys_file=write_keys(tmp_path / "k.json"))
-    try:
+    with running_server(tmp_path_factory.mktemp("limits")) as server:
         yield server
-    finally:
-        if server.proc.poll() is None:
-            server.stop()
 
 
 T0 = 1_714_564_800_123_456_789
