@@ -3,8 +3,8 @@
 
 The twin of :func:`capsync.export.frames.tabular_message_records`, with the
 same output byte for byte and the same errors: see that module for the JSON
-and time rules. Strings that are not plain ASCII go through the twin's
-``json_string`` (so both escape and replace invalid UTF-8 alike). Numbers are
+and time rules. Strings that are not plain ASCII go through the shared
+``_json_text.json_string`` (so both escape and replace invalid UTF-8 alike). Numbers are
 written from Ryu's shortest round-trip digits (vendored in ``ryu/``) laid out
 as ``repr(float)`` lays them out: the twin's ``float.__repr__`` costs several
 times the rest of a reading's encoding (tests/test_export_mcap.py compares the
@@ -15,7 +15,7 @@ walk and the Message records here.
 
 import numpy as np
 
-from capsync.export.frames import json_string as _py_json_string
+from capsync.export._json_text import json_string as _py_json_string
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t

@@ -1,6 +1,6 @@
 # JSON text of a protobuf string and of a finite double, for _export.pyx (included
 # there, at module level, after the Out buffer helpers it writes through). The twin's
-# counterparts are capsync.export.frames.json_string and float.__repr__.
+# counterparts are capsync.export._json_text.json_string and float.__repr__.
 
 cdef const char* HEX = b"0123456789abcdef"
 

@@ -19,11 +19,11 @@ times before it and 2**63-1 for times past what 64 bits hold.
 
 from __future__ import annotations
 
-import json
 import struct
 from collections.abc import Iterator
 from typing import Any
 
+from capsync.export._json_text import json_string
 from capsync.wire._checks import read_varint_view
 
 _DOUBLE = struct.Struct("<d")
@@ -143,12 +143,6 @@ _ESCAPES = {
     ord("\r"): "\\r",
     ord("\t"): "\\t",
 }
-
-
-def json_string(buf: Any, start: int, stop: int) -> bytes:
-    """A protobuf string as JSON text (``json.dumps(s, ensure_ascii=False)``, UTF-8)."""
-    text = bytes(buf[start:stop]).decode("utf-8", "replace")
-    return json.dumps(text, ensure_ascii=False).encode()
 
 
 def _entries(buf: Any, pos: int, end: int, depth: int) -> Iterator[tuple[int, int]]:
