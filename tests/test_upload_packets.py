@@ -146,3 +146,56 @@ def _header_bytes(path: Path) -> int:
 
     with mapped(path) as data:
         return int(parse_header(path, data).records_offset)
+
+
+class _AnsweredFuture:
+    """A request the server stored and answered, or (``error``) failed with."""
+
+    def __init__(self, error: Exception | None) -> None:
+        self.error, self.cancelled = error, False
+
+    def result(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return data_sync_pb2.DataCaptureUploadResponse()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class OutOfOrderServer(RecordingClient):
+    """A server that stores every request but the ``fail_at``-th, and answers the later
+    ones in the window before failing that one (HTTP/2 answers need not come in order)."""
+
+    def __init__(self, fail_at: int | None) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+        self.calls = 0
+        self.stored: list[int] = []  # time_requested of every reading the server kept
+
+    def data_capture_upload_future(self, body: bytes) -> _AnsweredFuture:
+        self.calls += 1
+        if self.calls == self.fail_at:
+            return _AnsweredFuture(ConnectionError("the server went away mid-request"))
+        request = data_sync_pb2.DataCaptureUploadRequest.FromString(body)
+        self.stored += [r.metadata.time_requested.ToNanoseconds() for r in request.sensor_contents]
+        return _AnsweredFuture(None)
+
+
+def test_a_failed_request_is_never_skipped_because_later_ones_in_flight_were_answered(
+    tmp_path: Path,
+) -> None:
+    """The request that failed is sent again on retry even though the server answered the
+    requests behind it: the resume point never passes records the server did not store."""
+    import pytest
+    from sync_helpers import BASE_NS, write_tabular
+
+    path = write_tabular(tmp_path, "s", 600)
+    server = OutOfOrderServer(fail_at=2)
+    with pytest.raises(ConnectionError):
+        upload_capture_file(server, path, file_name="s", request_max_bytes=2048)  # type: ignore[arg-type]
+    assert server.calls >= IN_FLIGHT_REQUESTS  # later requests were on the wire
+    server.fail_at = None
+    upload_capture_file(server, path, file_name="s", request_max_bytes=2048)  # type: ignore[arg-type]
+    expected = {BASE_NS + i * 1000 for i in range(600)}
+    assert set(server.stored) == expected  # nothing the failed request carried was left out

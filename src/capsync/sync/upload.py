@@ -186,25 +186,24 @@ class _Job:
                 done += last - first
                 in_flight.append(self._start_batch(head, batch_start, batch_end, done))
                 if len(in_flight) >= IN_FLIGHT_REQUESTS:
-                    self._finish(in_flight.popleft())
+                    self._finish(in_flight)
                 first = last
             while in_flight:
-                self._finish(in_flight.popleft())
+                self._finish(in_flight)
         except BaseException:
             self._settle(in_flight)
             raise
         return int(end)
 
     def _settle(self, in_flight: deque[tuple[Any, int, int, int, int]]) -> None:
-        """After a failure: confirm what the server still answers, in order, so a retry
-        resumes after it; cancel the rest."""
+        """After a failure that was not a request's own (a record that does not parse,
+        a stopped client): confirm what the server still answers, in order, so a retry
+        resumes after it. ``_finish`` empties the queue at the first failed answer."""
         while in_flight:
             try:
-                self._finish(in_flight.popleft())
+                self._finish(in_flight)
             except Exception:
                 break
-        for pending in in_flight:
-            pending[0].cancel()
 
     def _start_batch(
         self, head: bytes, start: int, end: int, total: int
@@ -218,9 +217,20 @@ class _Job:
             ) from None
         return self.client.data_capture_upload_future(body), records, start, end, total
 
-    def _finish(self, pending: tuple[Any, int, int, int, int]) -> None:
-        future, records, start, end, total = pending
-        future.result()
+    def _finish(self, in_flight: deque[tuple[Any, int, int, int, int]]) -> None:
+        """Wait for the oldest request in flight and confirm it.
+
+        When its answer is a failure, every later request is cancelled and forgotten
+        even if the server answered it: confirming a later request would move the
+        resume point past records the server never stored."""
+        future, records, start, end, total = in_flight.popleft()
+        try:
+            future.result()
+        except BaseException:
+            for pending in in_flight:
+                pending[0].cancel()
+            in_flight.clear()
+            raise
         self.confirmed(records, start, end, total)
 
     # binary ----------------------------------------------------------------------------
@@ -240,17 +250,17 @@ class _Job:
                 done += 1
                 if payload_span is not None and payload_span[1] > STREAMING_THRESHOLD_BYTES:
                     while in_flight:
-                        self._finish(in_flight.popleft())
+                        self._finish(in_flight)
                     self._stream(metadata_span, payload_span)
                     self.confirmed(1, end, offset + length, done)
                 else:
                     future = self._unary(offset, length)
                     in_flight.append((future, 1, end, offset + length, done))
                     if len(in_flight) >= IN_FLIGHT_REQUESTS:
-                        self._finish(in_flight.popleft())
+                        self._finish(in_flight)
                 end = offset + length
             while in_flight:
-                self._finish(in_flight.popleft())
+                self._finish(in_flight)
         except BaseException:
             self._settle(in_flight)
             raise
