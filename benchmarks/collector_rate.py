@@ -8,17 +8,24 @@ adds only that run, ``--no-busy`` leaves it out). Lateness is how long after
 its scheduled time each call started; the table gives its distribution, and
 CPU is the process's CPU time per second (100% = one core).
 ``--realtime-priority N`` runs the capture thread under ``SCHED_FIFO`` (when
-permitted). Timing numbers depend on the machine: they are reported, never
-asserted.
+permitted), and the process's other threads below it (``--collector-threads-only``:
+only the capture and writer threads, as before). ``--ab K`` alternates those
+two K times at each rate and prints each run and the medians (for a loaded
+machine, where only a comparison within one run means anything). GC is the
+share of time the process spent in the garbage collector. Timing numbers depend
+on the machine: they are reported, never asserted.
 
     python benchmarks/collector_rate.py [--seconds 3] [--hz 1000 10000 20000] [--quick]
+    python benchmarks/collector_rate.py --quick --realtime-priority 50 --busy --ab 8
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import multiprocessing
 import os
+import statistics
 import tempfile
 import threading
 import time
@@ -63,16 +70,50 @@ class RecordingTicker(Ticker):
         return ok
 
 
+class GcTimer:
+    """Time spent in the garbage collector (``gc.callbacks``), all threads."""
+
+    def __init__(self) -> None:
+        self.ns = 0
+        self._started = 0
+
+    def __call__(self, phase: str, info: Mapping[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        else:
+            self.ns += time.perf_counter_ns() - self._started
+
+
 def _busy_loop() -> None:
     while True:
         pass
 
 
-def measure(frequency_hz: float, seconds: float, realtime_priority: int = 0) -> dict[str, float]:
+def measure(
+    frequency_hz: float, seconds: float, realtime_priority: int = 0, whole_process: bool = True
+) -> dict[str, float]:
+    gc_timer = GcTimer()
+    gc.callbacks.append(gc_timer)
+    try:
+        return _measure(frequency_hz, seconds, realtime_priority, whole_process, gc_timer)
+    finally:
+        gc.callbacks.remove(gc_timer)
+
+
+def _measure(
+    frequency_hz: float,
+    seconds: float,
+    realtime_priority: int,
+    whole_process: bool,
+    gc_timer: GcTimer,
+) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="capsync-rate-") as capture_dir:
         key = CollectorKey("rdk:component:sensor", "cheap", "Readings")
         settings = CollectorSettings(
-            frequency_hz=frequency_hz, queue_size=10_000, realtime_priority=realtime_priority
+            frequency_hz=frequency_hz,
+            queue_size=10_000,
+            realtime_priority=realtime_priority,
+            realtime_whole_process=whole_process,
         )
         collector = Collector(key, CheapSensor(), settings, capture_dir)
         ticker = RecordingTicker(int(1e9 / frequency_hz), int(frequency_hz * seconds * 2) + 100)
@@ -97,6 +138,7 @@ def measure(frequency_hz: float, seconds: float, realtime_priority: int = 0) -> 
         "dropped": stats.dropped,
         "realtime": collector.realtime,
         "cpu": cpu_s / elapsed,  # CPU time of the process (all threads) per second
+        "gc": gc_timer.ns / 1e9 / elapsed,
         "p50_us": float(np.percentile(lateness_us, 50)),
         "p90_us": float(np.percentile(lateness_us, 90)),
         "p99_us": float(np.percentile(lateness_us, 99)),
@@ -107,26 +149,64 @@ def measure(frequency_hz: float, seconds: float, realtime_priority: int = 0) -> 
     }
 
 
+HEADER = (
+    "| target Hz | achieved Hz | ticks captured | written | dropped | lateness p50 "
+    "| p90 | p99 | p99.9 | max | late > ½ period | CPU | GC |"
+)
+RULE = "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+
+
+def row(r: dict[str, float], first: str | None = None) -> str:
+    return (
+        f"| {first or format(r['hz'], ',.0f')} | {r['achieved_hz']:,.0f} | {r['captured']:.2%} "
+        f"| {r['written']:,} | {r['dropped']:,} | {r['p50_us']:.1f} µs "
+        f"| {r['p90_us']:.1f} µs | {r['p99_us']:.1f} µs | {r['p999_us']:.1f} µs "
+        f"| {r['max_us']:,.0f} µs | {r['over_half_period']:.2%} | {r['cpu']:.0%} "
+        f"| {r['gc']:.3%} |"
+    )
+
+
+def load_note() -> str:
+    one, five, _ = os.getloadavg()
+    return f"_load average {one:.1f} (1 min), {five:.1f} (5 min)_"
+
+
 def table(title: str, args: argparse.Namespace) -> None:
     print(f"\n### {title}\n")
-    print(
-        "| target Hz | achieved Hz | ticks captured | written | dropped | lateness p50 "
-        "| p90 | p99 | p99.9 | max | late > ½ period | CPU |"
-    )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(HEADER)
+    print(RULE)
     realtime = False
     for hz in args.hz:
-        r = measure(hz, args.seconds, args.realtime_priority)
+        r = measure(hz, args.seconds, args.realtime_priority, not args.collector_threads_only)
         realtime = realtime or bool(r["realtime"])
-        print(
-            f"| {r['hz']:,.0f} | {r['achieved_hz']:,.0f} | {r['captured']:.2%} "
-            f"| {r['written']:,} | {r['dropped']:,} | {r['p50_us']:.1f} µs "
-            f"| {r['p90_us']:.1f} µs | {r['p99_us']:.1f} µs | {r['p999_us']:.1f} µs "
-            f"| {r['max_us']:,.0f} µs | {r['over_half_period']:.2%} | {r['cpu']:.0%} |",
-            flush=True,
-        )
+        print(row(r), flush=True)
     if args.realtime_priority:
         print(f"\n_capture thread under SCHED_FIFO: {'yes' if realtime else 'no (not permitted)'}_")
+    print(f"\n{load_note()}")
+
+
+def ab_table(title: str, args: argparse.Namespace) -> None:
+    """Alternate collector-threads-only (A) and whole-process (B) real-time, ``args.ab`` times."""
+    print(f"\n### {title}: A = capture and writer threads only, B = the whole process\n")
+    for hz in args.hz:
+        print(HEADER.replace("target Hz", f"run ({hz:,.0f} Hz)"))
+        print(RULE)
+        captured: dict[str, list[float]] = {"A": [], "B": []}
+        for i in range(args.ab):
+            for name, whole in (
+                (("A", False), ("B", True)) if i % 2 == 0 else (("B", True), ("A", False))
+            ):
+                r = measure(hz, args.seconds, args.realtime_priority, whole)
+                captured[name].append(r["captured"])
+                print(row(r, f"{name}{i + 1}"), flush=True)
+        a, b = statistics.median(captured["A"]), statistics.median(captured["B"])
+        wins = sum(x < y for x, y in zip(captured["A"], captured["B"], strict=True))
+        print(
+            f"\nmedian ticks captured: A {a:.2%}, B {b:.2%}; B/A {b / a:.3f}; "
+            f"B ahead in {wins} of {args.ab} pairs; B ≥ 99% in "
+            f"{sum(x >= 0.99 for x in captured['B'])} of {args.ab} runs\n"
+        )
+    print(load_note())
 
 
 def main() -> None:
@@ -135,22 +215,37 @@ def main() -> None:
     parser.add_argument("--hz", type=float, nargs="+", default=[1000.0, 10000.0, 20000.0])
     parser.add_argument("--quick", action="store_true", help="1 s per rate, 20 kHz only")
     parser.add_argument("--realtime-priority", type=int, default=0, metavar="N")
+    parser.add_argument(
+        "--collector-threads-only",
+        action="store_true",
+        help="with --realtime-priority: leave the process's other threads at normal priority",
+    )
+    parser.add_argument(
+        "--ab",
+        type=int,
+        default=0,
+        metavar="K",
+        help="with --realtime-priority: alternate --collector-threads-only and not, K times",
+    )
     load = parser.add_mutually_exclusive_group()
     load.add_argument("--busy", action="store_true", help="only the run with a busy core")
     load.add_argument("--no-busy", action="store_true", help="leave out the busy-core run")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.hz = 1.0, [20000.0]
+    if args.ab and not args.realtime_priority:
+        parser.error("--ab compares real-time modes: give --realtime-priority too")
+    show = ab_table if args.ab else table
     impl = "compiled" if native_available() else "pure Python"
     cores = len(os.sched_getaffinity(0))
     what = f"one collector, cheap sensor, {args.seconds:g} s per rate ({impl} wire, {cores} cores)"
     if not args.busy:
-        table(what[0].upper() + what[1:], args)
+        show(what[0].upper() + what[1:], args)
     if not args.no_busy:
         busy = multiprocessing.get_context("spawn").Process(target=_busy_loop, daemon=True)
         busy.start()
         try:
-            table(f"The same with a busy-loop process keeping one core busy: {what}", args)
+            show(f"The same with a busy-loop process keeping one core busy: {what}", args)
         finally:
             busy.terminate()
             busy.join()

@@ -35,7 +35,7 @@ from capsync.capture.sink import RecordSink
 from capsync.capture.stream import CaptureStream, CaptureWriteError
 from capsync.methods import is_binary_method
 from capsync.resources import BinaryResult, EndOfData, NoCaptureToStore, Resource
-from capsync.service.realtime import tune_capture_thread, tune_writer_thread
+from capsync.service.realtime import PROCESS_SHARE, tune_capture_thread, tune_writer_thread
 from capsync.service.schedule import Ticker
 
 _log = logging.getLogger("capsync.collector")
@@ -66,6 +66,9 @@ class CollectorSettings:
     fsync_interval_s: float = 1.0
     cache_size_kb: float | None = None  # micro-server mode: an in-memory ring, no files
     realtime_priority: int = 0  # SCHED_FIFO priority of the capture thread; 0: normal
+    # With realtime_priority: the process's other threads under SCHED_FIFO too, below the
+    # collectors, and a short GIL switch interval (capsync.service.realtime.ProcessShare).
+    realtime_whole_process: bool = True
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,9 @@ class Collector:
         wake_at = max(1, queue_size // 2)
         time_ns = time.time_ns
         self.realtime = tune_capture_thread(self.label, self.settings.realtime_priority)
+        shares = self.realtime and self.settings.realtime_whole_process
+        if shares:
+            PROCESS_SHARE.enter(self.settings.realtime_priority)
         try:
             while self._ticker.wait(self._stop_capture):
                 requested = time_ns()
@@ -246,6 +252,8 @@ class Collector:
                 if len(queue) >= wake_at:
                     self._wake.set()
         finally:
+            if shares:
+                PROCESS_SHARE.leave()
             self._capture_done.set()
             self._wake.set()
 

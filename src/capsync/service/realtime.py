@@ -8,6 +8,15 @@
   machine cannot make it late. It needs ``CAP_SYS_NICE`` or an ``RLIMIT_RTPRIO``
   (e.g. ``LimitRTPRIO=`` in a systemd unit); without either the thread keeps
   its normal priority and one line says why.
+* The rest of the process (while a real-time collector runs, unless its settings
+  opt out): the capture thread needs the GIL for every reading, and a
+  normal-priority thread of this process (the flusher, the main thread, sync)
+  that other processes pre-empt while it holds the GIL makes the capture thread
+  wait with it. So those threads go under ``SCHED_FIFO`` too, below the
+  collectors (threads they start inherit it), and the GIL's switch interval
+  drops from 5 ms to ``REALTIME_SWITCH_INTERVAL_S``, which bounds how long a
+  thread asking for the GIL waits before the holder must hand it over. Both are
+  put back when the last real-time collector stops.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import sys
 import threading
 
 _log = logging.getLogger("capsync.collector")
@@ -23,6 +33,7 @@ _log = logging.getLogger("capsync.collector")
 PR_SET_TIMERSLACK = 29
 FINE_TIMER_SLACK_NS = 1
 MAX_RT_PRIORITY = 99
+REALTIME_SWITCH_INTERVAL_S = 100e-6  # the GIL switch interval while real-time collectors run
 
 _warned = threading.Event()
 
@@ -93,3 +104,70 @@ def tune_writer_thread(priority: int) -> bool:
     """``SCHED_FIFO`` at ``priority`` for a collector's writer, silently (the capture thread
     already said whether real-time priority is permitted)."""
     return make_realtime(priority) is None
+
+
+def others_priority(priority: int) -> int:
+    """The ``SCHED_FIFO`` priority of the process's other threads: below capture and writer."""
+    return max(1, priority - 2)
+
+
+def _thread_ids() -> list[int]:
+    try:
+        return [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:  # no /proc: the threads Python knows of
+        return [t.native_id for t in threading.enumerate() if t.native_id is not None]
+
+
+class ProcessShare:
+    """The process's other threads under ``SCHED_FIFO`` while real-time collectors run.
+
+    :meth:`enter` (by each real-time capture thread) raises every thread still at a
+    normal policy to :func:`others_priority` and shortens the GIL switch interval;
+    :meth:`leave` (as it stops) puts both back after the last one.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._priority = 0
+        self._saved_interval_s = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self._users > 0
+
+    def enter(self, priority: int) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users > 1:
+                return
+            self._priority = others_priority(priority)
+            self._saved_interval_s = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._saved_interval_s, REALTIME_SWITCH_INTERVAL_S))
+            for tid in _thread_ids():
+                try:
+                    if os.sched_getscheduler(tid) in (os.SCHED_OTHER, os.SCHED_BATCH):
+                        os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(self._priority))
+                except OSError:  # the thread ended, or this one is not permitted
+                    _log.debug("thread %d keeps its priority", tid, exc_info=True)
+
+    def leave(self) -> None:
+        with self._lock:
+            if self._users == 0:
+                return
+            self._users -= 1
+            if self._users:
+                return
+            sys.setswitchinterval(self._saved_interval_s)
+            for tid in _thread_ids():
+                try:
+                    if (
+                        os.sched_getscheduler(tid) == os.SCHED_FIFO
+                        and os.sched_getparam(tid).sched_priority == self._priority
+                    ):
+                        os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                except OSError:
+                    _log.debug("thread %d keeps its priority", tid, exc_info=True)
+
+
+PROCESS_SHARE = ProcessShare()
