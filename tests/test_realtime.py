@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import tempfile
 import threading
 import time
 
@@ -91,3 +93,140 @@ def test_realtime_when_permitted_runs_the_thread_under_sched_fifo() -> None:
 def test_priority_out_of_range_is_refused() -> None:
     with pytest.raises(ValueError, match=r"real-time priority must be 1\.\.99"):
         realtime.make_realtime(100)
+
+
+class FakeScheduler:
+    """Per-thread policies kept in a dict instead of the kernel's (os.sched_* replaced)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, tids: list[int]) -> None:
+        self.policy = {tid: (os.SCHED_OTHER, 0) for tid in tids}
+        monkeypatch.setattr(realtime, "_thread_ids", lambda: list(self.policy))
+        monkeypatch.setattr(os, "sched_getscheduler", lambda tid: self.policy[tid][0])
+        monkeypatch.setattr(os, "sched_getparam", lambda tid: os.sched_param(self.policy[tid][1]))
+
+        def set_policy(tid: int, policy: int, param: os.sched_param) -> None:
+            self.policy[tid] = (policy, param.sched_priority)
+
+        monkeypatch.setattr(os, "sched_setscheduler", set_policy)
+
+
+@pytest.fixture
+def switch_interval():
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)
+    yield
+    sys.setswitchinterval(saved)
+
+
+def test_the_process_shares_real_time_below_the_collectors(monkeypatch, switch_interval) -> None:
+    fake = FakeScheduler(monkeypatch, [1, 2, 3, 4])
+    fake.policy[3] = (os.SCHED_FIFO, 50)  # a capture thread, already real-time
+    fake.policy[4] = (os.SCHED_IDLE, 0)  # asked to run only when nothing else does
+    share = realtime.ProcessShare()
+    share.enter(50)
+    assert fake.policy == {
+        1: (os.SCHED_FIFO, 48),
+        2: (os.SCHED_FIFO, 48),
+        3: (os.SCHED_FIFO, 50),
+        4: (os.SCHED_IDLE, 0),
+    }
+    assert sys.getswitchinterval() == pytest.approx(realtime.REALTIME_SWITCH_INTERVAL_S)
+    share.enter(50)  # a second real-time collector
+    share.leave()
+    assert fake.policy[1] == (os.SCHED_FIFO, 48)  # one collector still runs
+    share.leave()
+    assert fake.policy == {
+        1: (os.SCHED_OTHER, 0),
+        2: (os.SCHED_OTHER, 0),
+        3: (os.SCHED_FIFO, 50),
+        4: (os.SCHED_IDLE, 0),
+    }
+    assert sys.getswitchinterval() == pytest.approx(0.005)
+
+
+def test_a_low_priority_still_puts_the_others_under_sched_fifo(
+    monkeypatch, switch_interval
+) -> None:
+    fake = FakeScheduler(monkeypatch, [1])
+    share = realtime.ProcessShare()
+    share.enter(1)
+    assert fake.policy[1] == (os.SCHED_FIFO, 1)
+    share.leave()
+    assert fake.policy[1] == (os.SCHED_OTHER, 0)
+
+
+def _run_collector(monkeypatch, whole_process: bool, permitted: bool) -> list[str]:
+    """Run a real-time collector briefly with the kernel calls faked; what the share saw."""
+    from capsync.resources import Resource, ResourceContext, capture_method
+    from capsync.service import collector as collector_module
+    from capsync.service.collector import Collector, CollectorKey, CollectorSettings
+
+    calls: list[str] = []
+
+    class Share:
+        def enter(self, priority: int) -> None:
+            calls.append(f"enter {priority}")
+
+        def leave(self) -> None:
+            calls.append("leave")
+
+    class Sensor(Resource):
+        api = "rdk:component:sensor"
+        model = "test:sensors:rt"
+
+        def __init__(self) -> None:
+            super().__init__("rt", {}, ResourceContext())
+
+        @capture_method("Readings")
+        def readings(self, params: object) -> dict[str, float]:
+            return {"a": 1.0}
+
+    refusal = None if permitted else "not permitted"
+    monkeypatch.setattr(collector_module, "PROCESS_SHARE", Share())
+    monkeypatch.setattr(realtime, "make_realtime", lambda priority: refusal)
+    monkeypatch.setattr(realtime, "_warned", threading.Event())
+    monkeypatch.setattr(collector_module, "tune_writer_thread", lambda priority: True)
+    with tempfile.TemporaryDirectory() as capture_dir:
+        settings = CollectorSettings(
+            frequency_hz=1000, realtime_priority=30, realtime_whole_process=whole_process
+        )
+        collector = Collector(
+            CollectorKey("rdk:component:sensor", "rt", "Readings"), Sensor(), settings, capture_dir
+        )
+        collector.start()
+        time.sleep(0.05)
+        collector.close()
+    return calls
+
+
+def test_a_real_time_collector_shares_its_priority_while_it_captures(monkeypatch) -> None:
+    assert _run_collector(monkeypatch, whole_process=True, permitted=True) == ["enter 30", "leave"]
+
+
+def test_the_process_is_left_alone_when_asked_or_refused(monkeypatch, caplog) -> None:
+    assert _run_collector(monkeypatch, whole_process=False, permitted=True) == []
+    with caplog.at_level(logging.WARNING, logger="capsync.collector"):
+        assert _run_collector(monkeypatch, whole_process=True, permitted=False) == []
+    assert [r.getMessage() for r in caplog.records] == ["rt/Readings: not permitted"]
+
+
+def test_the_process_share_changes_real_threads_when_permitted(switch_interval) -> None:
+    """The real kernel calls: a normal thread goes under SCHED_FIFO and comes back."""
+    ready, done = threading.Event(), threading.Event()
+    thread = threading.Thread(target=lambda: (ready.set(), done.wait(5)))
+    thread.start()
+    ready.wait(5)
+    tid = thread.native_id
+    assert tid is not None
+    share = realtime.ProcessShare()
+    try:
+        share.enter(3)
+        policy = os.sched_getscheduler(tid)
+    finally:
+        share.leave()
+        after = os.sched_getscheduler(tid), os.sched_getparam(tid).sched_priority
+        done.set()
+        thread.join()
+    if policy != os.SCHED_FIFO:
+        pytest.skip("SCHED_FIFO is not permitted here (the fakes above cover the logic)")
+    assert after == (os.SCHED_OTHER, 0)  # back to normal
