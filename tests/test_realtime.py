@@ -230,3 +230,25 @@ def test_the_process_share_changes_real_threads_when_permitted(switch_interval) 
     if policy != os.SCHED_FIFO:
         pytest.skip("SCHED_FIFO is not permitted here (the fakes above cover the logic)")
     assert after == (os.SCHED_OTHER, 0)  # back to normal
+
+
+def test_restart_starts_the_schedule_now() -> None:
+    """Ticks due before restart() (the collector built, its thread not yet running) are not
+    counted as skipped."""
+    ticker = Ticker(1_000_000_000, start_ns=time.perf_counter_ns() - 5_000_000_000)
+    ticker.restart()
+    assert ticker.wait(threading.Event())
+    assert ticker.skipped == 0
+
+
+def test_the_capture_thread_restarts_its_schedule(monkeypatch) -> None:
+    restarts: list[int] = []
+    real_restart = Ticker.restart
+
+    def restart(self: Ticker) -> None:
+        restarts.append(self.skipped)
+        real_restart(self)
+
+    monkeypatch.setattr(Ticker, "restart", restart)
+    assert _run_collector(monkeypatch, whole_process=False, permitted=True) == []
+    assert restarts == [0]

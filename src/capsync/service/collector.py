@@ -221,6 +221,7 @@ class Collector:
         shares = self.realtime and self.settings.realtime_whole_process
         if shares:
             PROCESS_SHARE.enter(self.settings.realtime_priority)
+        self._ticker.restart()
         try:
             while self._ticker.wait(self._stop_capture):
                 requested = time_ns()

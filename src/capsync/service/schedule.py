@@ -48,6 +48,14 @@ class Ticker:
         self.lateness_ns = 0  # how late the last tick was met
         self.wake_late_ns = 0  # how late the last sleep woke (what the margin follows)
 
+    def restart(self) -> None:
+        """Start the schedule now: the first tick is due at once, none counted as missed.
+
+        A collector's capture thread calls this as it begins, so the time between
+        building the collector and its thread first running is not counted as skipped ticks.
+        """
+        self.next_ns = time.perf_counter_ns()
+
     def retime(self, period_ns: int) -> None:
         """Change the period; the next tick is one new period from now."""
         if period_ns <= 0:
