@@ -191,21 +191,24 @@ def ab_table(title: str, args: argparse.Namespace) -> None:
     for hz in args.hz:
         print(HEADER.replace("target Hz", f"run ({hz:,.0f} Hz)"))
         print(RULE)
-        captured: dict[str, list[float]] = {"A": [], "B": []}
+        runs: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
         for i in range(args.ab):
-            for name, whole in (
-                (("A", False), ("B", True)) if i % 2 == 0 else (("B", True), ("A", False))
-            ):
+            order = (("A", False), ("B", True)) if i % 2 == 0 else (("B", True), ("A", False))
+            for name, whole in order:
                 r = measure(hz, args.seconds, args.realtime_priority, whole)
-                captured[name].append(r["captured"])
+                runs[name].append(r)
                 print(row(r, f"{name}{i + 1}"), flush=True)
-        a, b = statistics.median(captured["A"]), statistics.median(captured["B"])
-        wins = sum(x < y for x, y in zip(captured["A"], captured["B"], strict=True))
-        print(
-            f"\nmedian ticks captured: A {a:.2%}, B {b:.2%}; B/A {b / a:.3f}; "
-            f"B ahead in {wins} of {args.ab} pairs; B ≥ 99% in "
-            f"{sum(x >= 0.99 for x in captured['B'])} of {args.ab} runs\n"
-        )
+        print()
+        for name in ("A", "B"):
+            captured = [r["captured"] for r in runs[name]]
+            print(
+                f"{name}: ticks captured median {statistics.median(captured):.2%}, mean "
+                f"{statistics.mean(captured):.2%}, worst {min(captured):.2%}, ≥ 99% in "
+                f"{sum(x >= 0.99 for x in captured)} of {args.ab}; max lateness median "
+                f"{statistics.median(r['max_us'] for r in runs[name]):,.0f} µs  "
+            )
+        wins = sum(a["captured"] < b["captured"] for a, b in zip(runs["A"], runs["B"], strict=True))
+        print(f"B captured more than A in {wins} of {args.ab} pairs\n")
     print(load_note())
 
 
