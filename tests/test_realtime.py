@@ -12,7 +12,9 @@ import time
 import pytest
 
 from capsync import wire
+from capsync.resources import Resource, ResourceContext, capture_method
 from capsync.service import realtime
+from capsync.service.collector import Collector, CollectorKey, CollectorSettings
 from capsync.service.schedule import DEFAULT_SPIN_MARGIN_NS, MIN_SPIN_MARGIN_NS, Ticker
 
 
@@ -157,9 +159,7 @@ def test_a_low_priority_still_puts_the_others_under_sched_fifo(
 
 def _run_collector(monkeypatch, whole_process: bool, permitted: bool) -> list[str]:
     """Run a real-time collector briefly with the kernel calls faked; what the share saw."""
-    from capsync.resources import Resource, ResourceContext, capture_method
     from capsync.service import collector as collector_module
-    from capsync.service.collector import Collector, CollectorKey, CollectorSettings
 
     calls: list[str] = []
 
@@ -252,3 +252,87 @@ def test_the_capture_thread_restarts_its_schedule(monkeypatch) -> None:
     monkeypatch.setattr(Ticker, "restart", restart)
     assert _run_collector(monkeypatch, whole_process=False, permitted=True) == []
     assert restarts == [0]
+
+
+@pytest.mark.parametrize("whole_process", [True, False])
+def test_the_manager_passes_the_whole_process_choice_to_its_collectors(
+    monkeypatch, tmp_path, whole_process: bool
+) -> None:
+    import capsync
+    from capsync.resources import register, unregister
+    from capsync.service import collector as collector_module
+
+    class Sensor(Resource):
+        api = "rdk:component:sensor"
+        model = "test:models:rt-manager"
+
+        @capture_method("Readings")
+        def readings(self, params: object) -> dict[str, float]:
+            return {"a": 1.0}
+
+    entered: list[int] = []
+    share = realtime.ProcessShare()
+    monkeypatch.setattr(share, "enter", entered.append)
+    monkeypatch.setattr(share, "leave", lambda: None)
+    monkeypatch.setattr(collector_module, "PROCESS_SHARE", share)
+    monkeypatch.setattr(realtime, "make_realtime", lambda priority: None)
+    monkeypatch.setattr(collector_module, "tune_writer_thread", lambda priority: True)
+    register("rdk:component:sensor", Sensor.model, replace=True)(Sensor)
+    config = {
+        "components": [
+            {
+                "name": "s",
+                "type": "sensor",
+                "model": Sensor.model,
+                "service_configs": [
+                    {
+                        "type": "data_manager",
+                        "attributes": {
+                            "capture_methods": [
+                                {"method": "Readings", "capture_frequency_hz": 100.0}
+                            ]
+                        },
+                    }
+                ],
+            }
+        ],
+        "services": [
+            {"name": "dm", "type": "data_manager", "attributes": {"capture_dir": str(tmp_path)}}
+        ],
+    }
+    try:
+        with capsync.DataManager.from_config(
+            config, realtime_priority=20, realtime_whole_process=whole_process
+        ):
+            pass  # closing joins the capture thread, which enters (or not) as it begins
+    finally:
+        unregister("rdk:component:sensor", Sensor.model)
+    assert entered == ([20] if whole_process else [])
+
+
+@pytest.mark.parametrize(
+    ("flags", "whole_process"), [([], True), (["--realtime-collector-threads-only"], False)]
+)
+def test_capsync_run_passes_the_whole_process_choice(
+    monkeypatch, tmp_path, flags, whole_process
+) -> None:
+    from capsync import cli
+    from capsync.cli import run_cmd
+
+    seen: dict[str, object] = {}
+
+    class Stop(Exception):
+        pass
+
+    def manager(config: object, **options: object) -> object:
+        seen.update(options)
+        raise Stop
+
+    monkeypatch.setattr(run_cmd, "DataManager", manager)
+    monkeypatch.setattr(run_cmd.signal, "signal", lambda signum, handler: None)
+    config = tmp_path / "robot.json"
+    config.write_text('{"components": [], "services": []}')
+    with pytest.raises(Stop):
+        cli.main(["run", str(config), "--realtime-priority", "20", *flags])
+    assert seen["realtime_priority"] == 20
+    assert seen["realtime_whole_process"] is whole_process

@@ -78,7 +78,15 @@ def register(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="run capture threads under SCHED_FIFO at priority N (1-99) when permitted",
+        help="run capture threads under SCHED_FIFO at priority N (1-99) when permitted, "
+        "their writers at N-1 and capsync's other threads at N-2 (so none is pre-empted "
+        "holding the GIL a capture thread waits for)",
+    )
+    parser.add_argument(
+        "--realtime-collector-threads-only",
+        action="store_true",
+        help="with --realtime-priority: leave capsync's other threads (sync, API, flusher) "
+        "at normal priority",
     )
     parser.add_argument(
         "--log-level",
@@ -201,7 +209,10 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, on_hup)
     try:
         manager = DataManager(
-            config, realtime_priority=args.realtime_priority, stop_timeout_s=args.stop_timeout
+            config,
+            realtime_priority=args.realtime_priority,
+            realtime_whole_process=not args.realtime_collector_threads_only,
+            stop_timeout_s=args.stop_timeout,
         ).start()
     except (ResourceError, ServiceError, ConfigError) as exc:
         raise UserError(_in_file(args.config, exc), exit_code=2) from None

@@ -85,6 +85,7 @@ class DataManager:
         fsync_interval_s: float = 1.0,
         deletion_interval_s: float = 30.0,
         realtime_priority: int = 0,
+        realtime_whole_process: bool = True,
         stop_timeout_s: float = 10.0,
         close_timeout_s: float = COLLECTOR_CLOSE_TIMEOUT_S,
     ) -> None:
@@ -95,6 +96,8 @@ class DataManager:
         self.close_timeout_s = close_timeout_s
         self.fsync_interval_s = fsync_interval_s
         self.realtime_priority = realtime_priority  # capture threads' SCHED_FIFO priority
+        # With it: the process's other threads under SCHED_FIFO below the collectors.
+        self.realtime_whole_process = realtime_whole_process
         self._collectors: dict[CollectorKey, Collector] = {}
         self._lock = threading.RLock()
         self._started = False
@@ -328,6 +331,7 @@ class DataManager:
                     fsync_interval_s=self.fsync_interval_s,
                     cache_size_kb=method.cache_size_kb,
                     realtime_priority=self.realtime_priority,
+                    realtime_whole_process=self.realtime_whole_process,
                 ),
             )
         return plans
