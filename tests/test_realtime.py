@@ -122,6 +122,7 @@ def switch_interval():
 
 def test_the_process_shares_real_time_below_the_collectors(monkeypatch, switch_interval) -> None:
     fake = FakeScheduler(monkeypatch, [1, 2, 3, 4])
+    fake.policy[2] = (os.SCHED_BATCH, 0)
     fake.policy[3] = (os.SCHED_FIFO, 50)  # a capture thread, already real-time
     fake.policy[4] = (os.SCHED_IDLE, 0)  # asked to run only when nothing else does
     share = realtime.ProcessShare()
@@ -132,6 +133,7 @@ def test_the_process_shares_real_time_below_the_collectors(monkeypatch, switch_i
         3: (os.SCHED_FIFO, 50),
         4: (os.SCHED_IDLE, 0),
     }
+    fake.policy[5] = (os.SCHED_FIFO, 48)  # started since, inheriting its creator's policy
     assert sys.getswitchinterval() == pytest.approx(realtime.REALTIME_SWITCH_INTERVAL_S)
     share.enter(50)  # a second real-time collector
     share.leave()
@@ -139,9 +141,10 @@ def test_the_process_shares_real_time_below_the_collectors(monkeypatch, switch_i
     share.leave()
     assert fake.policy == {
         1: (os.SCHED_OTHER, 0),
-        2: (os.SCHED_OTHER, 0),
+        2: (os.SCHED_BATCH, 0),
         3: (os.SCHED_FIFO, 50),
         4: (os.SCHED_IDLE, 0),
+        5: (os.SCHED_OTHER, 0),
     }
     assert sys.getswitchinterval() == pytest.approx(0.005)
 

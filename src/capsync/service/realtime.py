@@ -131,10 +131,7 @@ class ProcessShare:
         self._users = 0
         self._priority = 0
         self._saved_interval_s = 0.0
-
-    @property
-    def active(self) -> bool:
-        return self._users > 0
+        self._policies: dict[int, int] = {}  # thread id -> the policy it had before enter
 
     def enter(self, priority: int) -> None:
         with self._lock:
@@ -144,10 +141,13 @@ class ProcessShare:
             self._priority = others_priority(priority)
             self._saved_interval_s = sys.getswitchinterval()
             sys.setswitchinterval(min(self._saved_interval_s, REALTIME_SWITCH_INTERVAL_S))
+            self._policies = {}
             for tid in _thread_ids():
                 try:
-                    if os.sched_getscheduler(tid) in (os.SCHED_OTHER, os.SCHED_BATCH):
+                    policy = os.sched_getscheduler(tid)
+                    if policy in (os.SCHED_OTHER, os.SCHED_BATCH):
                         os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(self._priority))
+                        self._policies[tid] = policy
                 except OSError:  # the thread ended, or this one is not permitted
                     _log.debug("thread %d keeps its priority", tid, exc_info=True)
 
@@ -165,9 +165,11 @@ class ProcessShare:
                         os.sched_getscheduler(tid) == os.SCHED_FIFO
                         and os.sched_getparam(tid).sched_priority == self._priority
                     ):
-                        os.sched_setscheduler(tid, os.SCHED_OTHER, os.sched_param(0))
+                        policy = self._policies.get(tid, os.SCHED_OTHER)  # or started since
+                        os.sched_setscheduler(tid, policy, os.sched_param(0))
                 except OSError:
                     _log.debug("thread %d keeps its priority", tid, exc_info=True)
+            self._policies = {}
 
 
 PROCESS_SHARE = ProcessShare()
