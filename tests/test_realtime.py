@@ -314,7 +314,7 @@ def test_the_manager_passes_the_whole_process_choice_to_its_collectors(
 
 
 @pytest.mark.parametrize(
-    ("flags", "whole_process"), [([], True), (["--realtime-collector-threads-only"], False)]
+    ("flags", "whole_process"), [([], False), (["--realtime-whole-process"], True)]
 )
 def test_capsync_run_passes_the_whole_process_choice(
     monkeypatch, tmp_path, flags, whole_process

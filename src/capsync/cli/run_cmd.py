@@ -79,14 +79,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=0,
         metavar="N",
         help="run capture threads under SCHED_FIFO at priority N (1-99) when permitted, "
-        "their writers at N-1 and capsync's other threads at N-2 (so none is pre-empted "
-        "holding the GIL a capture thread waits for)",
+        "their writers at N-1",
     )
     parser.add_argument(
-        "--realtime-collector-threads-only",
+        "--realtime-whole-process",
         action="store_true",
-        help="with --realtime-priority: leave capsync's other threads (sync, API, flusher) "
-        "at normal priority",
+        help="with --realtime-priority: also run capsync's other threads (sync, API, flusher) "
+        "under SCHED_FIFO at N-2, so none is pre-empted holding the GIL a capture thread "
+        "waits for (they then go before every normal-priority program)",
     )
     parser.add_argument(
         "--log-level",
@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         manager = DataManager(
             config,
             realtime_priority=args.realtime_priority,
-            realtime_whole_process=not args.realtime_collector_threads_only,
+            realtime_whole_process=args.realtime_whole_process,
             stop_timeout_s=args.stop_timeout,
         ).start()
     except (ResourceError, ServiceError, ConfigError) as exc:

@@ -68,7 +68,7 @@ class CollectorSettings:
     realtime_priority: int = 0  # SCHED_FIFO priority of the capture thread; 0: normal
     # With realtime_priority: the process's other threads under SCHED_FIFO too, below the
     # collectors, and a short GIL switch interval (capsync.service.realtime.ProcessShare).
-    realtime_whole_process: bool = True
+    realtime_whole_process: bool = False
 
 
 @dataclass(frozen=True)

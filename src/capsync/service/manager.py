@@ -85,7 +85,7 @@ class DataManager:
         fsync_interval_s: float = 1.0,
         deletion_interval_s: float = 30.0,
         realtime_priority: int = 0,
-        realtime_whole_process: bool = True,
+        realtime_whole_process: bool = False,
         stop_timeout_s: float = 10.0,
         close_timeout_s: float = COLLECTOR_CLOSE_TIMEOUT_S,
     ) -> None:
