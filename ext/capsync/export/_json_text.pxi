@@ -14,6 +14,26 @@ cdef extern from "ryu/d2s_impl.h":
     floating_decimal_64 d2d(uint64_t ieee_mantissa, uint32_t ieee_exponent) nogil
     bint d2d_small_int(uint64_t ieee_mantissa, uint32_t ieee_exponent,
                        floating_decimal_64* v) nogil
+    uint32_t decimalLength17(uint64_t v) nogil
+    const char DIGIT_TABLE[200]
+
+
+cdef inline void _eight_digits(uint32_t value, char* at) noexcept nogil:
+    """``value`` (< 10**8) as eight digits, leading zeros kept, two at a time."""
+    cdef uint32_t high = value // 10000, low = value % 10000
+    memcpy(at, DIGIT_TABLE + 2 * (high // 100), 2)
+    memcpy(at + 2, DIGIT_TABLE + 2 * (high % 100), 2)
+    memcpy(at + 4, DIGIT_TABLE + 2 * (low // 100), 2)
+    memcpy(at + 6, DIGIT_TABLE + 2 * (low % 100), 2)
+
+
+cdef inline void _seventeen_digits(uint64_t value, char* at) noexcept nogil:
+    """``value`` (< 10**17) as seventeen digits, leading zeros kept: no loop, no branch
+    (a digit at a time cost more than Ryu itself)."""
+    cdef uint64_t upper = value // 100000000
+    _eight_digits(<uint32_t>(value - upper * 100000000), at + 9)
+    _eight_digits(<uint32_t>(upper % 100000000), at + 1)
+    at[0] = <char>(48 + upper // 100000000)
 
 
 cdef int _string(const uint8_t* buf, Py_ssize_t start, Py_ssize_t stop, Out* out) except -1:
@@ -92,12 +112,8 @@ cdef int _double(double number, Out* out) except -1:
     while v.mantissa % 10 == 0:  # small integers keep their trailing zeros in the digits
         v.mantissa //= 10
         v.exponent += 1
-    while True:
-        digits[19 - n] = <char>(48 + v.mantissa % 10)
-        n += 1
-        v.mantissa //= 10
-        if v.mantissa == 0:
-            break
+    _seventeen_digits(v.mantissa, &digits[3])  # the n digits end at digits[19]
+    n = decimalLength17(v.mantissa)
     point = n + v.exponent  # digits d1..dn mean 0.d1..dn * 10**point
     if point <= -4 or point > 16:
         p[0] = digits[20 - n]
