@@ -92,13 +92,17 @@ cdef int _double(double number, Out* out) except -1:
     than 16 places right or 4 left of the first digit, else fixed with at least ``.0``."""
     cdef uint64_t bits, mantissa, exponent
     cdef floating_decimal_64 v
-    cdef char digits[20]
-    cdef int n = 0, point, i, e
+    cdef char digits[40]  # 17 digits at [3, 20), then room for 17-byte copies to read
+    cdef int n = 0, point, e
     cdef char* p
+    cdef const char* first
     memcpy(&bits, &number, 8)
     mantissa = bits & ((<uint64_t>1 << 52) - 1)
     exponent = (bits >> 52) & 0x7FF
-    _reserve(out, 32)  # sign, 17 digits, "0.", "e-308" fit with room to spare
+    # sign, "0.000" or 16 zeros and ".0" around 17 digits, "e-308": all fit in 48 bytes,
+    # so every copy below is of a fixed 17 or 16 bytes (a variable one costs more than
+    # the digits) and only the pointer moves by the real length
+    _reserve(out, 48)
     p = out.data + out.size
     if bits >> 63:
         p[0] = b'-'
@@ -113,14 +117,16 @@ cdef int _double(double number, Out* out) except -1:
         v.mantissa //= 10
         v.exponent += 1
     _seventeen_digits(v.mantissa, &digits[3])  # the n digits end at digits[19]
+    memset(&digits[20], 0, 20)
     n = decimalLength17(v.mantissa)
+    first = &digits[20 - n]
     point = n + v.exponent  # digits d1..dn mean 0.d1..dn * 10**point
     if point <= -4 or point > 16:
-        p[0] = digits[20 - n]
+        p[0] = first[0]
         p += 1
         if n > 1:
             p[0] = b'.'
-            memcpy(p + 1, &digits[21 - n], n - 1)
+            memcpy(p + 1, first + 1, 16)
             p += n
         p[0] = b'e'
         e = point - 1
@@ -134,26 +140,21 @@ cdef int _double(double number, Out* out) except -1:
         p[1] = <char>(48 + e % 10)
         p += 2
     elif point <= 0:
-        p[0] = b'0'
-        p[1] = b'.'
-        p += 2
-        for i in range(-point):
-            p[i] = b'0'
-        p += -point
-        memcpy(p, &digits[20 - n], n)
+        memcpy(p, b"0.000", 5)
+        p += 2 - point
+        memcpy(p, first, 17)
         p += n
     elif point >= n:
-        memcpy(p, &digits[20 - n], n)
+        memcpy(p, first, 17)
         p += n
-        for i in range(point - n):
-            p[i] = b'0'
+        memset(p, b'0', 16)
         p += point - n
         memcpy(p, b".0", 2)
         p += 2
     else:
-        memcpy(p, &digits[20 - n], point)
+        memcpy(p, first, 17)
         p[point] = b'.'
-        memcpy(p + point + 1, &digits[20 - n + point], n - point)
+        memcpy(p + point + 1, first + point, 17)
         p += n + 1
     out.size = p - out.data
     return 0
