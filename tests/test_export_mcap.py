@@ -420,6 +420,40 @@ def test_compiled_encoder_matches_its_twin() -> None:
                 assert json.loads(body) == json_format.MessageToDict(message)
 
 
+def test_records_into_a_chunk_stop_at_its_limit() -> None:
+    """``tabular_records_into`` (compiled and twin alike) appends to the chunk the same
+    records ``tabular_message_records`` returns, each at its offset in the chunk, and
+    stops after the record that takes the chunk to the limit; a frame that does not
+    parse leaves the chunk as it was."""
+    from conftest import require_compiled
+
+    from capsync.export import frames, mcap_export
+
+    _export = mcap_export._COMPILED
+    require_compiled(_export, "capsync.export._export")
+    rng = random.Random(5)
+    values = [{"readings": {"x": rng.uniform(-9, 9), "s": "é" * (i % 3)}} for i in range(40)]
+    data, offsets, lengths = _frames(values, rng)
+    records, log_times, starts = frames.tabular_message_records(
+        data, np.array(offsets), np.array(lengths), 3, 7
+    )
+    ends = [*starts[1:], len(records)]
+    for fill in (_export.tabular_records_into, frames.tabular_records_into):
+        for prefix, limit in ((b"", 1), (b"head", 700), (b"", 10**9), (b"xy", len(records) // 2)):
+            chunk = bytearray(prefix)
+            count, times, at = fill(chunk, limit, data, np.array(offsets), np.array(lengths), 3, 7)
+            want = next((i + 1 for i in range(40) if len(prefix) + ends[i] >= limit), 40)
+            assert count == want, (fill, limit)
+            assert bytes(chunk) == prefix + records[: ends[count - 1]]
+            assert [int(t) for t in times] == log_times[:count]
+            assert [int(o) for o in at] == [len(prefix) + o for o in starts[:count]]
+        chunk = bytearray(b"kept")
+        broken = data[: offsets[5]] + b"\xff" + data[offsets[5] + 1 :]
+        with pytest.raises(ValueError):
+            fill(chunk, 10**9, broken, np.array(offsets), np.array(lengths), 3, 7)
+        assert chunk == b"kept"
+
+
 def test_convert_memory_stays_bounded(tmp_path: Path) -> None:
     """Over 30 MB of capture files go through with a few MB of Python allocations."""
     import tracemalloc

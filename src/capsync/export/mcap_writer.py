@@ -5,14 +5,15 @@ MessageIndex records. Those two are assembled by hand for speed: the library's
 :class:`mcap.writer.Writer` builds them one message at a time through Python
 calls (a ``Message`` object, five ``struct.pack`` calls and an index tuple per
 message), which cost more than everything else in a readings export together.
-This writer takes messages already laid out as MCAP Message records (a batch
-of them built from a capture file by the compiled ``capsync.export._export``
-or its twin :mod:`capsync.export.frames`, or one at a time with
-:func:`capsync.export.mcap_chunk.message_head`) plus their log times and
-offsets, and writes the chunk and its message index from those arrays with
-numpy. Header, Schema, Channel, DataEnd, Statistics, ChunkIndex, SummaryOffset
-and Footer records, and the summary layout, are the library's; the hand-written
-records are built in :mod:`capsync.export.mcap_chunk`.
+This writer takes messages laid out as MCAP Message records, written straight
+into the chunk being filled (from a capture file's frames by the compiled
+``capsync.export._export`` or its twin :mod:`capsync.export.frames`, through
+:meth:`McapChunkWriter.add_filled`) or one at a time (with
+:func:`capsync.export.mcap_chunk.message_head`), with their log times and
+offsets, from which it writes the chunk's message index with numpy. Header,
+Schema, Channel, DataEnd, Statistics, ChunkIndex, SummaryOffset and Footer
+records, and the summary layout, are the library's; the hand-written records
+are built in :mod:`capsync.export.mcap_chunk`.
 
 How the tests prove the hand-written records match the format
 (tests/test_export_mcap.py): the ``mcap`` library's readers (the seeking
@@ -28,7 +29,7 @@ Two chunk streams are kept: one compressed with zstd (JSON readings, point
 clouds) and one stored uncompressed for payloads that are already compressed
 (JPEG and PNG images), where zstd would spend the time of the whole export to
 save under 1%. Chunk CRCs are written as 0 ("not computed", as the MCAP spec
-allows). A batch is split at chunk boundaries, so a chunk holds at most
+allows). A chunk is filled up to its limit and no further, so it holds at most
 ``chunk_size_bytes`` (default 4 MiB) plus one message, and memory stays at
 about three chunks (the two being filled and one being compressed in a
 background thread while the next is encoded: ``peak_buffered_bytes``).
@@ -164,45 +165,25 @@ class McapChunkWriter:
         self._message_count += n
         self._counts[channel_id] += n
 
-    def add_records(
-        self,
-        channel_id: int,
-        records: bytes | bytearray | memoryview,
-        log_times_ns: np.ndarray,
-        offsets: np.ndarray,
-        *,
-        compress: bool = True,
-    ) -> None:
-        """Append Message records laid out back to back, with each one's log time and
-        offset into ``records`` (as uint64 arrays, offsets ascending).
+    def add_filled(
+        self, channel_id: int, fill: Callable[..., tuple[int, Any, Any]], *args: Any
+    ) -> int:
+        """Let ``fill(chunk, limit_bytes, *args)`` append Message records to the compressed
+        chunk being filled, up to and including the one that takes it to ``limit_bytes``,
+        and return ``(count, log times, offsets into the chunk)``; returns the count.
 
-        The records are split at chunk boundaries: a chunk ends with the first
-        record that takes it to ``chunk_size_bytes``, so no chunk holds more
-        than that plus one message, however large the batch.
+        The records are written straight into the chunk (no batch buffer, no
+        copy), so a chunk holds at most ``chunk_size_bytes`` plus one message.
         """
-        chunk = self._packed if compress else self._stored
-        total = len(records)
-        count = len(offsets)
-        first = 0
-        with memoryview(records) as view:
-            while first < count:
-                room = max(self._chunk_size - len(chunk.data), 1)
-                start = int(offsets[first])
-                stop_index = int(np.searchsorted(offsets, start + room, side="left"))
-                stop_index = max(stop_index, first + 1)
-                stop = int(offsets[stop_index]) if stop_index < count else total
-                base = len(chunk.data)
-                chunk.data += view[start:stop]
-                chunk.note(
-                    channel_id,
-                    log_times_ns[first:stop_index],
-                    offsets[first:stop_index] - np.uint64(start) + np.uint64(base),
-                )
-                self._note_buffered()
-                if len(chunk.data) >= self._chunk_size:
-                    self._flush_chunk(chunk)
-                first = stop_index
-        self._count(channel_id, log_times_ns)
+        chunk = self._packed
+        count, log_times, offsets = fill(chunk.data, self._chunk_size, *args)
+        log_times = np.asarray(log_times, dtype=np.uint64)
+        chunk.note(channel_id, log_times, np.asarray(offsets, dtype=np.uint64))
+        self._note_buffered()
+        self._count(channel_id, log_times)
+        if len(chunk.data) >= self._chunk_size:
+            self._flush_chunk(chunk)
+        return int(count)
 
     def add_message(
         self,
