@@ -395,39 +395,37 @@ def tabular_message_records(buf, offsets, lengths, channel_id, first_sequence):
     return records, log_array, start_array
 
 
-def tabular_records_into(bytearray out not None, Py_ssize_t limit_bytes, buf, offsets, lengths,
-                         channel_id, first_sequence):
-    """The records of ``tabular_message_records`` appended to ``out`` (a chunk being
-    filled), stopping after the one that takes ``out`` to ``limit_bytes`` (at least one):
-    ``(count, log_times, record_offsets)``, the offsets into ``out`` (see the twin in
-    capsync.export.frames)."""
+def tabular_records_into(bytearray out not None, Py_ssize_t size, Py_ssize_t limit_bytes, buf,
+                         offsets, lengths, channel_id, first_sequence):
+    """The records of ``tabular_message_records`` written into ``out`` from ``size`` on
+    (a chunk being filled; ``out`` grows when they pass its end, and may be left longer
+    than them), stopping after the one that takes them to ``limit_bytes`` (at least
+    one): ``(count, new size, log_times, record_offsets)``, the offsets into ``out``
+    (see the twin in capsync.export.frames)."""
     cdef const uint8_t[::1] view = buf
     cdef const int64_t[::1] offs = np.ascontiguousarray(offsets, dtype=np.int64)
     cdef const int64_t[::1] lens = np.ascontiguousarray(lengths, dtype=np.int64)
     if offs.shape[0] != lens.shape[0]:
         raise ValueError("offsets and lengths differ in length")
+    if size < 0 or size > PyByteArray_GET_SIZE(out):
+        raise ValueError(f"size {size} is outside a buffer of {PyByteArray_GET_SIZE(out)} bytes")
     n = offs.shape[0]
     log_array = np.empty(n, dtype=np.uint64)
     start_array = np.empty(n, dtype=np.uint64)
     cdef uint64_t[::1] log_times = log_array
     cdef uint64_t[::1] starts = start_array
     cdef Out target
-    cdef Py_ssize_t i, guess = 0, count = 0, before = PyByteArray_GET_SIZE(out)
+    cdef Py_ssize_t i, guess = 0, count
     cdef const uint8_t* data = &view[0] if view.shape[0] else <const uint8_t*>b""
-    target.size = before
-    target.cap = target.size
+    target.size = size
+    target.cap = PyByteArray_GET_SIZE(out)
     target.data = PyByteArray_AS_STRING(out)
     target.owner = <PyObject*>out
     for i in range(n):  # JSON of numbers is about twice their wire size: grow once, if at all
         guess += HEAD_BYTES + 2 * lens[i]
-        if target.size + guess >= limit_bytes:
+        if size + guess >= limit_bytes:
             break
-    try:
-        _reserve(&target, min(guess, 64 << 20))
-        count = _records(data, view.shape[0], offs, lens, <uint64_t>channel_id,
-                         <uint64_t>first_sequence, log_times, starts, &target, limit_bytes)
-    except BaseException:
-        PyByteArray_Resize(out, before)  # a frame that does not parse: out as it was
-        raise
-    PyByteArray_Resize(out, target.size)
-    return count, log_array[:count], start_array[:count]
+    _reserve(&target, min(guess, 64 << 20))
+    count = _records(data, view.shape[0], offs, lens, <uint64_t>channel_id,
+                     <uint64_t>first_sequence, log_times, starts, &target, limit_bytes)
+    return count, target.size, log_array[:count], start_array[:count]

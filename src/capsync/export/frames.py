@@ -258,58 +258,59 @@ def tabular_message_records(
     Raises ValueError for a frame that does not parse.
     """
     out = bytearray()
-    _, log_times, record_offsets = tabular_records_into(
-        out, 1 << 62, buf, offsets, lengths, channel_id, first_sequence
+    _, size, log_times, record_offsets = tabular_records_into(
+        out, 0, 1 << 62, buf, offsets, lengths, channel_id, first_sequence
     )
-    return bytes(out), log_times, record_offsets
+    return bytes(out[:size]), log_times, record_offsets
 
 
 def tabular_records_into(
     out: bytearray,
+    size: int,
     limit_bytes: int,
     buf: Any,
     offsets: Any,
     lengths: Any,
     channel_id: int,
     first_sequence: int,
-) -> tuple[int, list[int], list[int]]:
-    """The records of :func:`tabular_message_records` appended to ``out`` (a chunk being
-    filled), stopping after the one that takes ``out`` to ``limit_bytes`` (at least one
-    when there are frames): ``(count, log_times, record_offsets)``, the offsets into
-    ``out``. On ValueError ``out`` is left as it was."""
-    before = len(out)
+) -> tuple[int, int, list[int], list[int]]:
+    """The records of :func:`tabular_message_records` written into ``out`` from ``size``
+    on (a chunk being filled; ``out`` grows when they pass its end, and may be left
+    longer than them), stopping after the one that takes them to ``limit_bytes`` (at
+    least one when there are frames): ``(count, new size, log_times,
+    record_offsets)``, the offsets into ``out``."""
+    if not 0 <= size <= len(out):
+        raise ValueError(f"size {size} is outside a buffer of {len(out)} bytes")
+    records = bytearray()
     log_times: list[int] = []
     record_offsets: list[int] = []
     sequence = first_sequence
     pack = _MESSAGE_HEAD.pack
-    try:
-        for start, length in zip(list(offsets), list(lengths), strict=True):
-            start, length = int(start), int(length)
-            requested, received, data_key, data_start, data_stop = parse_sensor_frame(
-                buf, start, start + length
-            )
-            if data_key == 0x1A:
-                raise ValueError(f"record at offset {start} holds binary data in a tabular file")
-            base = len(out)
-            out += bytes(MESSAGE_HEAD_BYTES)
-            if data_key == 0x12:
-                _struct(buf, data_start, data_stop, 0, out)
-            else:
-                out += b"{}"
-            out[base : base + MESSAGE_HEAD_BYTES] = pack(
-                MESSAGE_OPCODE,
-                len(out) - base - 9,
-                channel_id,
-                sequence & 0xFFFFFFFF,
-                received,
-                requested,
-            )
-            record_offsets.append(base)
-            log_times.append(received)
-            sequence += 1
-            if len(out) >= limit_bytes:
-                break
-    except ValueError:
-        del out[before:]
-        raise
-    return len(log_times), log_times, record_offsets
+    for start, length in zip(list(offsets), list(lengths), strict=True):
+        start, length = int(start), int(length)
+        requested, received, data_key, data_start, data_stop = parse_sensor_frame(
+            buf, start, start + length
+        )
+        if data_key == 0x1A:
+            raise ValueError(f"record at offset {start} holds binary data in a tabular file")
+        base = len(records)
+        records += bytes(MESSAGE_HEAD_BYTES)
+        if data_key == 0x12:
+            _struct(buf, data_start, data_stop, 0, records)
+        else:
+            records += b"{}"
+        records[base : base + MESSAGE_HEAD_BYTES] = pack(
+            MESSAGE_OPCODE,
+            len(records) - base - 9,
+            channel_id,
+            sequence & 0xFFFFFFFF,
+            received,
+            requested,
+        )
+        record_offsets.append(size + base)
+        log_times.append(received)
+        sequence += 1
+        if size + len(records) >= limit_bytes:
+            break
+    out[size : size + len(records)] = records
+    return len(log_times), size + len(records), log_times, record_offsets

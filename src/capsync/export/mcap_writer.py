@@ -104,6 +104,7 @@ class McapChunkWriter:
         self._finished = False
         self._pool: ThreadPoolExecutor | None = None
         self._pending: tuple[str, bytearray, Any, int, int, dict[int, Any]] | None = None
+        self._spares: list[bytearray] = []  # written chunks' buffers, for the next chunks
         self.peak_buffered_bytes = 0  # the most record bytes held at once (chunks and pending)
         self._write(MCAP_MAGIC)
         self._write_records(Header(profile=profile, library=f"capsync; {LIBRARY_IDENTIFIER}"))
@@ -166,22 +167,25 @@ class McapChunkWriter:
         self._counts[channel_id] += n
 
     def add_filled(
-        self, channel_id: int, fill: Callable[..., tuple[int, Any, Any]], *args: Any
+        self, channel_id: int, fill: Callable[..., tuple[int, int, Any, Any]], *args: Any
     ) -> int:
-        """Let ``fill(chunk, limit_bytes, *args)`` append Message records to the compressed
-        chunk being filled, up to and including the one that takes it to ``limit_bytes``,
-        and return ``(count, log times, offsets into the chunk)``; returns the count.
+        """Let ``fill(buffer, size, limit_bytes, *args)`` write Message records into the
+        compressed chunk being filled (its ``buffer``, from ``size`` on), up to and
+        including the one that takes it to ``limit_bytes``, and return ``(count, new
+        size, log times, offsets into the buffer)``; returns the count.
 
         The records are written straight into the chunk (no batch buffer, no
         copy), so a chunk holds at most ``chunk_size_bytes`` plus one message.
         """
         chunk = self._packed
-        count, log_times, offsets = fill(chunk.data, self._chunk_size, *args)
+        count, chunk.size, log_times, offsets = fill(
+            chunk.buffer, chunk.size, self._chunk_size, *args
+        )
         log_times = np.asarray(log_times, dtype=np.uint64)
         chunk.note(channel_id, log_times, np.asarray(offsets, dtype=np.uint64))
         self._note_buffered()
         self._count(channel_id, log_times)
-        if len(chunk.data) >= self._chunk_size:
+        if chunk.size >= self._chunk_size:
             self._flush_chunk(chunk)
         return int(count)
 
@@ -222,16 +226,13 @@ class McapChunkWriter:
         is given, by the rest of ``data_nbytes`` written by ``fill`` into a view of
         the chunk (so a payload file is read straight into it, not copied twice)."""
         chunk = self._packed if compress else self._stored
-        base = len(chunk.data)
-        chunk.data += message_head(channel_id, sequence, log_time_ns, publish_time_ns, data_nbytes)
+        base = chunk.size
+        chunk.append(message_head(channel_id, sequence, log_time_ns, publish_time_ns, data_nbytes))
         for part in parts:
-            chunk.data += part
+            chunk.append(part)
         if fill is not None:
-            start = len(chunk.data)
-            rest = base + MESSAGE_HEAD_BYTES + data_nbytes - start
-            chunk.data += bytes(rest)
-            with memoryview(chunk.data) as view:
-                fill(view[start : start + rest])
+            with chunk.extend_by(base + MESSAGE_HEAD_BYTES + data_nbytes - chunk.size) as view:
+                fill(view)
         chunk.note_one(channel_id, log_time_ns, base)
         self._note_buffered()
         self._start_ns, self._end_ns = widen(
@@ -239,13 +240,13 @@ class McapChunkWriter:
         )
         self._message_count += 1
         self._counts[channel_id] += 1
-        if len(chunk.data) >= self._chunk_size:
+        if chunk.size >= self._chunk_size:
             self._flush_chunk(chunk)
 
     # --- chunks --------------------------------------------------------------------
 
     def _note_buffered(self) -> None:
-        held = len(self._packed.data) + len(self._stored.data)
+        held = self._packed.size + self._stored.size
         if self._pending is not None:
             held += len(self._pending[1])  # its compressed copy is smaller (or absent)
         if held > self.peak_buffered_bytes:
@@ -260,7 +261,7 @@ class McapChunkWriter:
         if chunk.messages == 0:
             return
         self._write_pending()
-        raw, index = chunk.take()
+        raw, index = chunk.take(self._spares.pop() if self._spares else None)
         body: Any = raw
         if chunk.compression:
             if self._pool is None:
@@ -273,10 +274,14 @@ class McapChunkWriter:
             return
         compression_name, raw, body, start_ns, end_ns, index = self._pending
         self._pending = None
+        raw_nbytes = len(raw)
         if isinstance(body, Future):
             body = body.result()
+            # only zstd read the records: their buffer can take a later chunk's (a stored
+            # chunk's went to the stream's write, which might keep it)
+            self._spares.append(raw)
         chunk_start = self._position
-        self._write(chunk_head(compression_name.encode(), len(body), start_ns, end_ns, len(raw)))
+        self._write(chunk_head(compression_name.encode(), len(body), start_ns, end_ns, raw_nbytes))
         self._write(body)
         chunk_length = self._position - chunk_start
         index_start = self._position
@@ -294,7 +299,7 @@ class McapChunkWriter:
                 message_index_length=self._position - index_start,
                 compression=compression_name,
                 compressed_size=len(body),
-                uncompressed_size=len(raw),
+                uncompressed_size=raw_nbytes,
             )
         )
 
