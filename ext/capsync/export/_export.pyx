@@ -49,14 +49,15 @@ cdef int _grow(Out* out, Py_ssize_t extra) except -1:
     cdef Py_ssize_t need = out.size + extra
     cdef Py_ssize_t cap
     cdef char* grown
-    cap = out.cap * 2 if out.cap else 65536
-    while cap < need:
-        cap *= 2
-    if out.owner != NULL:
+    if out.owner != NULL:  # a chunk: an eighth to spare, not double (it is reused whole)
+        cap = max(need + (need >> 3), 65536)
         PyByteArray_Resize(<object>out.owner, cap)
         out.data = PyByteArray_AS_STRING(<object>out.owner)
         out.cap = cap
         return 0
+    cap = out.cap * 2 if out.cap else 65536
+    while cap < need:
+        cap *= 2
     grown = <char*>realloc(out.data, cap)
     if grown == NULL:
         raise MemoryError()
