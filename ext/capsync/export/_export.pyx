@@ -17,10 +17,13 @@ import numpy as np
 
 from capsync.export._json_text import json_string as _py_json_string
 
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.object cimport PyObject
+from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, realloc
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 
 
 DEF MAX_DEPTH = 100
@@ -30,9 +33,10 @@ cdef int64_t MAX_SECONDS = 9223372036
 
 
 cdef struct Out:
-    char* data        # malloc'd output
+    char* data        # malloc'd output, or the buffer of `owner`
     Py_ssize_t size   # bytes in use
     Py_ssize_t cap    # bytes allocated
+    PyObject* owner   # the bytearray written into (its size is `cap` until the end), or NULL
 
 
 cdef inline int _reserve(Out* out, Py_ssize_t extra) except -1:
@@ -45,6 +49,12 @@ cdef int _grow(Out* out, Py_ssize_t extra) except -1:
     cdef Py_ssize_t need = out.size + extra
     cdef Py_ssize_t cap
     cdef char* grown
+    if out.owner != NULL:  # a chunk: an eighth to spare, not double (it is reused whole)
+        cap = max(need + (need >> 3), 65536)
+        PyByteArray_Resize(<object>out.owner, cap)
+        out.data = PyByteArray_AS_STRING(<object>out.owner)
+        out.cap = cap
+        return 0
     cap = out.cap * 2 if out.cap else 65536
     while cap < need:
         cap *= 2
@@ -300,9 +310,12 @@ cdef inline void _le(char* at, uint64_t value, int nbytes) noexcept:
         at[i] = <char>((value >> (8 * i)) & 0xFF)
 
 
-cdef int _records(const uint8_t* buf, Py_ssize_t buf_len, const int64_t[::1] offsets,
-                  const int64_t[::1] lengths, uint64_t channel_id, uint64_t sequence,
-                  uint64_t[::1] log_times, uint64_t[::1] starts, Out* out) except -1:
+cdef Py_ssize_t _records(const uint8_t* buf, Py_ssize_t buf_len, const int64_t[::1] offsets,
+                         const int64_t[::1] lengths, uint64_t channel_id, uint64_t sequence,
+                         uint64_t[::1] log_times, uint64_t[::1] starts, Out* out,
+                         Py_ssize_t limit) except -1:
+    """Writes the records; stops after the one that takes ``out`` to ``limit`` bytes.
+    Returns how many were written."""
     cdef Py_ssize_t i, pos, end, start, stop, base, data_start = 0, data_stop = 0
     cdef uint64_t key, data_key
     cdef int64_t requested, received
@@ -346,7 +359,9 @@ cdef int _records(const uint8_t* buf, Py_ssize_t buf_len, const int64_t[::1] off
         _le(head + 23, <uint64_t>requested, 8)
         log_times[i] = <uint64_t>received
         starts[i] = <uint64_t>base
-    return 0
+        if out.size >= limit:
+            return i + 1
+    return offsets.shape[0]
 
 
 def tabular_message_records(buf, offsets, lengths, channel_id, first_sequence):
@@ -366,6 +381,7 @@ def tabular_message_records(buf, offsets, lengths, channel_id, first_sequence):
     out.data = NULL
     out.size = 0
     out.cap = 0
+    out.owner = NULL
     cdef const uint8_t* data = &view[0] if view.shape[0] else <const uint8_t*>b""
     cdef Py_ssize_t i, guess = 0
     for i in range(n):  # JSON of numbers is about twice their wire size: grow once, if at all
@@ -373,8 +389,44 @@ def tabular_message_records(buf, offsets, lengths, channel_id, first_sequence):
     try:
         _reserve(&out, min(guess, 64 << 20))
         _records(data, view.shape[0], offs, lens, <uint64_t>channel_id,
-                 <uint64_t>first_sequence, log_times, starts, &out)
+                 <uint64_t>first_sequence, log_times, starts, &out, PY_SSIZE_T_MAX)
         records = PyBytes_FromStringAndSize(out.data, out.size) if out.size else b""
     finally:
         free(out.data)
     return records, log_array, start_array
+
+
+def tabular_records_into(bytearray out not None, Py_ssize_t size, Py_ssize_t limit_bytes, buf,
+                         offsets, lengths, channel_id, first_sequence):
+    """The records of ``tabular_message_records`` written into ``out`` from ``size`` on
+    (a chunk being filled; ``out`` grows when they pass its end, and may be left longer
+    than them), stopping after the one that takes them to ``limit_bytes`` (at least
+    one): ``(count, new size, log_times, record_offsets)``, the offsets into ``out``
+    (see the twin in capsync.export.frames)."""
+    cdef const uint8_t[::1] view = buf
+    cdef const int64_t[::1] offs = np.ascontiguousarray(offsets, dtype=np.int64)
+    cdef const int64_t[::1] lens = np.ascontiguousarray(lengths, dtype=np.int64)
+    if offs.shape[0] != lens.shape[0]:
+        raise ValueError("offsets and lengths differ in length")
+    if size < 0 or size > PyByteArray_GET_SIZE(out):
+        raise ValueError(f"size {size} is outside a buffer of {PyByteArray_GET_SIZE(out)} bytes")
+    n = offs.shape[0]
+    log_array = np.empty(n, dtype=np.uint64)
+    start_array = np.empty(n, dtype=np.uint64)
+    cdef uint64_t[::1] log_times = log_array
+    cdef uint64_t[::1] starts = start_array
+    cdef Out target
+    cdef Py_ssize_t i, guess = 0, count
+    cdef const uint8_t* data = &view[0] if view.shape[0] else <const uint8_t*>b""
+    target.size = size
+    target.cap = PyByteArray_GET_SIZE(out)
+    target.data = PyByteArray_AS_STRING(out)
+    target.owner = <PyObject*>out
+    for i in range(n):  # JSON of numbers is about twice their wire size: grow once, if at all
+        guess += HEAD_BYTES + 2 * lens[i]
+        if size + guess >= limit_bytes:
+            break
+    _reserve(&target, min(guess, 64 << 20))
+    count = _records(data, view.shape[0], offs, lens, <uint64_t>channel_id,
+                     <uint64_t>first_sequence, log_times, starts, &target, limit_bytes)
+    return count, target.size, log_array[:count], start_array[:count]

@@ -14,6 +14,26 @@ cdef extern from "ryu/d2s_impl.h":
     floating_decimal_64 d2d(uint64_t ieee_mantissa, uint32_t ieee_exponent) nogil
     bint d2d_small_int(uint64_t ieee_mantissa, uint32_t ieee_exponent,
                        floating_decimal_64* v) nogil
+    uint32_t decimalLength17(uint64_t v) nogil
+    const char DIGIT_TABLE[200]
+
+
+cdef inline void _eight_digits(uint32_t value, char* at) noexcept nogil:
+    """``value`` (< 10**8) as eight digits, leading zeros kept, two at a time."""
+    cdef uint32_t high = value // 10000, low = value % 10000
+    memcpy(at, DIGIT_TABLE + 2 * (high // 100), 2)
+    memcpy(at + 2, DIGIT_TABLE + 2 * (high % 100), 2)
+    memcpy(at + 4, DIGIT_TABLE + 2 * (low // 100), 2)
+    memcpy(at + 6, DIGIT_TABLE + 2 * (low % 100), 2)
+
+
+cdef inline void _seventeen_digits(uint64_t value, char* at) noexcept nogil:
+    """``value`` (< 10**17) as seventeen digits, leading zeros kept: no loop, no branch
+    (a digit at a time cost more than Ryu itself)."""
+    cdef uint64_t upper = value // 100000000
+    _eight_digits(<uint32_t>(value - upper * 100000000), at + 9)
+    _eight_digits(<uint32_t>(upper % 100000000), at + 1)
+    at[0] = <char>(48 + upper // 100000000)
 
 
 cdef int _string(const uint8_t* buf, Py_ssize_t start, Py_ssize_t stop, Out* out) except -1:
@@ -72,13 +92,17 @@ cdef int _double(double number, Out* out) except -1:
     than 16 places right or 4 left of the first digit, else fixed with at least ``.0``."""
     cdef uint64_t bits, mantissa, exponent
     cdef floating_decimal_64 v
-    cdef char digits[20]
-    cdef int n = 0, point, i, e
+    cdef char digits[40]  # 17 digits at [3, 20), then room for 17-byte copies to read
+    cdef int n = 0, point, e
     cdef char* p
+    cdef const char* first
     memcpy(&bits, &number, 8)
     mantissa = bits & ((<uint64_t>1 << 52) - 1)
     exponent = (bits >> 52) & 0x7FF
-    _reserve(out, 32)  # sign, 17 digits, "0.", "e-308" fit with room to spare
+    # sign, "0.000" or 16 zeros and ".0" around 17 digits, "e-308": all fit in 48 bytes,
+    # so every copy below is of a fixed 17 or 16 bytes (a variable one costs more than
+    # the digits) and only the pointer moves by the real length
+    _reserve(out, 48)
     p = out.data + out.size
     if bits >> 63:
         p[0] = b'-'
@@ -92,19 +116,17 @@ cdef int _double(double number, Out* out) except -1:
     while v.mantissa % 10 == 0:  # small integers keep their trailing zeros in the digits
         v.mantissa //= 10
         v.exponent += 1
-    while True:
-        digits[19 - n] = <char>(48 + v.mantissa % 10)
-        n += 1
-        v.mantissa //= 10
-        if v.mantissa == 0:
-            break
+    _seventeen_digits(v.mantissa, &digits[3])  # the n digits end at digits[19]
+    memset(&digits[20], 0, 20)
+    n = decimalLength17(v.mantissa)
+    first = &digits[20 - n]
     point = n + v.exponent  # digits d1..dn mean 0.d1..dn * 10**point
     if point <= -4 or point > 16:
-        p[0] = digits[20 - n]
+        p[0] = first[0]
         p += 1
         if n > 1:
             p[0] = b'.'
-            memcpy(p + 1, &digits[21 - n], n - 1)
+            memcpy(p + 1, first + 1, 16)
             p += n
         p[0] = b'e'
         e = point - 1
@@ -118,26 +140,21 @@ cdef int _double(double number, Out* out) except -1:
         p[1] = <char>(48 + e % 10)
         p += 2
     elif point <= 0:
-        p[0] = b'0'
-        p[1] = b'.'
-        p += 2
-        for i in range(-point):
-            p[i] = b'0'
-        p += -point
-        memcpy(p, &digits[20 - n], n)
+        memcpy(p, b"0.000", 5)
+        p += 2 - point
+        memcpy(p, first, 17)
         p += n
     elif point >= n:
-        memcpy(p, &digits[20 - n], n)
+        memcpy(p, first, 17)
         p += n
-        for i in range(point - n):
-            p[i] = b'0'
+        memset(p, b'0', 16)
         p += point - n
         memcpy(p, b".0", 2)
         p += 2
     else:
-        memcpy(p, &digits[20 - n], point)
+        memcpy(p, first, 17)
         p[point] = b'.'
-        memcpy(p + point + 1, &digits[20 - n + point], n - point)
+        memcpy(p + point + 1, first + point, 17)
         p += n + 1
     out.size = p - out.data
     return 0

@@ -258,6 +258,30 @@ def tabular_message_records(
     Raises ValueError for a frame that does not parse.
     """
     out = bytearray()
+    _, size, log_times, record_offsets = tabular_records_into(
+        out, 0, 1 << 62, buf, offsets, lengths, channel_id, first_sequence
+    )
+    return bytes(out[:size]), log_times, record_offsets
+
+
+def tabular_records_into(
+    out: bytearray,
+    size: int,
+    limit_bytes: int,
+    buf: Any,
+    offsets: Any,
+    lengths: Any,
+    channel_id: int,
+    first_sequence: int,
+) -> tuple[int, int, list[int], list[int]]:
+    """The records of :func:`tabular_message_records` written into ``out`` from ``size``
+    on (a chunk being filled; ``out`` grows when they pass its end, and may be left
+    longer than them), stopping after the one that takes them to ``limit_bytes`` (at
+    least one when there are frames): ``(count, new size, log_times,
+    record_offsets)``, the offsets into ``out``."""
+    if not 0 <= size <= len(out):
+        raise ValueError(f"size {size} is outside a buffer of {len(out)} bytes")
+    records = bytearray()
     log_times: list[int] = []
     record_offsets: list[int] = []
     sequence = first_sequence
@@ -269,21 +293,24 @@ def tabular_message_records(
         )
         if data_key == 0x1A:
             raise ValueError(f"record at offset {start} holds binary data in a tabular file")
-        base = len(out)
-        out += bytes(MESSAGE_HEAD_BYTES)
+        base = len(records)
+        records += bytes(MESSAGE_HEAD_BYTES)
         if data_key == 0x12:
-            _struct(buf, data_start, data_stop, 0, out)
+            _struct(buf, data_start, data_stop, 0, records)
         else:
-            out += b"{}"
-        out[base : base + MESSAGE_HEAD_BYTES] = pack(
+            records += b"{}"
+        records[base : base + MESSAGE_HEAD_BYTES] = pack(
             MESSAGE_OPCODE,
-            len(out) - base - 9,
+            len(records) - base - 9,
             channel_id,
             sequence & 0xFFFFFFFF,
             received,
             requested,
         )
-        record_offsets.append(base)
+        record_offsets.append(size + base)
         log_times.append(received)
         sequence += 1
-    return bytes(out), log_times, record_offsets
+        if size + len(records) >= limit_bytes:
+            break
+    out[size : size + len(records)] = records
+    return len(log_times), size + len(records), log_times, record_offsets

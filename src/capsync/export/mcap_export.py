@@ -47,6 +47,13 @@ def tabular_encoder() -> Callable[..., tuple[bytes, Any, Any]]:
     return frames.tabular_message_records
 
 
+def tabular_filler() -> Callable[..., tuple[int, int, Any, Any]]:
+    """``tabular_records_into``: compiled when the compiled wire is in use, else the twin."""
+    if _COMPILED is not None and wire.native_available():
+        return _COMPILED.tabular_records_into
+    return frames.tabular_records_into
+
+
 def json_schema(value: Any) -> dict[str, Any]:
     """A JSON schema describing ``value`` (the first reading of a channel)."""
     if isinstance(value, bool):
@@ -237,12 +244,12 @@ class McapExporter:
                 raise CaptureFileError(path, str(exc)) from None
 
     def _add_tabular_frames(self, data: Any, offset: int, names: tuple[str, str, str]) -> None:
-        """The frames in batches of at most TABULAR_BATCH_RECORDS frames and about
-        TABULAR_BATCH_BYTES of capture bytes, so a batch's JSON stays a few MB
-        whatever the size of a reading."""
+        """The frames found in batches of at most TABULAR_BATCH_RECORDS frames and about
+        TABULAR_BATCH_BYTES of capture bytes (so the frame arrays stay small whatever
+        the file's size), each batch encoded straight into the chunk being filled."""
         channel: _Channel | None = None
         scan = wire.wire().scan_frames
-        encode = tabular_encoder()
+        fill = tabular_filler()
         limit = TABULAR_BATCH_RECORDS
         while True:
             offsets, lengths, end = scan(data, offset, limit)
@@ -250,24 +257,27 @@ class McapExporter:
                 return
             more = len(offsets) == limit
             ends = offsets + lengths
-            cut = max(1, int(np.searchsorted(ends - offset, TABULAR_BATCH_BYTES, side="right")))
+            cut = max(1, int(np.searchsorted(ends, offset + TABULAR_BATCH_BYTES, side="right")))
             if cut < len(offsets):
                 offsets, lengths, end, more = offsets[:cut], lengths[:cut], int(ends[cut - 1]), True
             limit = max(1, min(TABULAR_BATCH_RECORDS, 2 * len(offsets)))
             if channel is None:
-                first, _, _ = encode(data, offsets[:1], lengths[:1], 0, 0)
+                first, _, _ = tabular_encoder()(data, offsets[:1], lengths[:1], 0, 0)
                 channel = self._channel(None, *names, "json", first_json=first[31:])
-            records, log_times, record_offsets = encode(
-                data, offsets, lengths, channel.id, channel.sequence
-            )
-            self.writer.add_records(
-                channel.id,
-                records,
-                np.asarray(log_times, dtype=np.uint64),
-                np.asarray(record_offsets, dtype=np.uint64),
-            )
-            channel.sequence += len(offsets)
-            self.counts.messages += len(offsets)
+            done = 0
+            while done < len(offsets):
+                count = self.writer.add_filled(
+                    channel.id,
+                    fill,
+                    data,
+                    offsets[done:],
+                    lengths[done:],
+                    channel.id,
+                    channel.sequence,
+                )
+                done += count
+                channel.sequence += count
+                self.counts.messages += count
             if not more or end == offset:
                 return
             offset = end
