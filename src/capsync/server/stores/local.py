@@ -233,7 +233,7 @@ class LocalStore(Store):
         f = item_filter or ItemFilter()
         if f.kind not in (None, "tabular"):
             return
-        for row in self._index.select(f):
+        for row in self._index.select_iter(f):
             skip = self._blobs.tombstones(row.id)
             if WHOLE_BATCH not in skip:
                 load = functools.partial(self._segments.read, row.segment, row.offset, row.length)
@@ -241,7 +241,7 @@ class LocalStore(Store):
 
     def _tabular(self, f: ItemFilter) -> Iterator[TabularRecord]:
         """Readings in (time, id) order: batches are merged as their time ranges overlap."""
-        rows = iter(self._index.select(f))
+        rows = self._index.select_iter(f)
         heap: list[tuple[int, str, TabularRecord]] = []
         pending = next(rows, None)
         while heap or pending is not None:
