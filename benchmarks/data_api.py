@@ -41,21 +41,26 @@ from pathlib import Path
 
 import duckdb
 import grpc
+import numpy as np
 import pyarrow.parquet as pq
 from grpclib.client import Channel
 from viam.app.data_client import DataClient
 from viam.utils import create_filter
 
+from capsync import wire
 from capsync.proto.viam.app.data.v1 import data_pb2
+from capsync.proto import data_sync_pb2
 from capsync.query import DataFilter, DataQuery, Page
 from capsync.query.filters import Cursor
 from capsync.query.table import readings_table
 from capsync.server import ApiKey, ApiKeys, IngestServer
 from capsync.server.data_service import records_response, tabular_response
+from capsync.server.blobs import BlobStore
 from capsync.server.data_sources import open_data_query
 from capsync.server.records import reading_id
-from capsync.server.stores.base import TabularRecord
 from capsync.server.stores.local import LocalStore
+from capsync.server.sync_servicer import DataSyncServicer
+from capsync.wire import frames
 
 T0_NS = 1_764_460_800_000_000_000
 FIELDS = "abcdef"
@@ -69,20 +74,33 @@ PAGE = 10_000
 METHOD = "/viam.app.data.v1.DataService/TabularDataByFilter"
 
 
-def fill(data_dir: Path, readings: int, batch: int = 2_500) -> None:
+def fill(data_dir: Path, readings: int, batch: int = 2_500, file_batches: int = 40) -> None:
+    """Store ``readings`` the way a synced capture file reaches the server: the capture
+    encoder (``RecordBuffer.append_batch``, what ``append_batch`` on a stream writes)
+    frames the readings, ``upload_body`` makes each request of ``batch`` readings as the
+    sync client does, and the server's own upload handler
+    (``DataSyncServicer.data_capture_upload``: scan, check, store in the batch log)
+    takes it, minus gRPC. A "file" is ``file_batches`` requests."""
+    kernel = wire.wire()
     store = LocalStore(data_dir)
+    servicer = DataSyncServicer(store, BlobStore(data_dir))
     try:
         for start in range(0, readings, batch):
-            store.record_tabular([
-                TabularRecord(
-                    id=f"{i:012d}", upload_id="bench", part_id="bench-part",
-                    component_type="rdk:component:sensor", component_name="imu",
-                    method_name="Readings", tags=(), time_requested_ns=T0_NS + i * 1_000_000,
-                    time_received_ns=T0_NS + i * 1_000_000 + 1000, mime_type="",
-                    data={"readings": {k: i * 0.001 + n for n, k in enumerate(FIELDS)}},
-                )
-                for i in range(start, min(start + batch, readings))
-            ])  # fmt: skip
+            stop = min(start + batch, readings)
+            metadata = data_sync_pb2.UploadMetadata(
+                part_id="bench-part", component_type="rdk:component:sensor",
+                component_name="imu", method_name="Readings",
+                type=data_sync_pb2.DataType.DATA_TYPE_TABULAR_SENSOR,
+                file_name=f"bench-{start // (batch * file_batches)}",
+            )  # fmt: skip
+            i = np.arange(start, stop, dtype=np.int64)
+            requested = T0_NS + i * 1_000_000
+            values = i[:, None] * 0.001 + np.arange(len(FIELDS), dtype=np.float64)
+            buffer = kernel.RecordBuffer(1 << 20)
+            buffer.append_batch(requested, requested + 1000, values, list(FIELDS), "readings")
+            data = buffer.getvalue()
+            body, _ = kernel.upload_body(frames.metadata_field(metadata), data, 0, len(data))
+            servicer.data_capture_upload(body)
     finally:
         store.close()
 
