@@ -48,14 +48,14 @@ from viam.app.data_client import DataClient
 from viam.utils import create_filter
 
 from capsync import wire
-from capsync.proto.viam.app.data.v1 import data_pb2
 from capsync.proto import data_sync_pb2
+from capsync.proto.viam.app.data.v1 import data_pb2
 from capsync.query import DataFilter, DataQuery, Page
 from capsync.query.filters import Cursor
 from capsync.query.table import readings_table
 from capsync.server import ApiKey, ApiKeys, IngestServer
-from capsync.server.data_service import records_response, tabular_response
 from capsync.server.blobs import BlobStore
+from capsync.server.data_service import records_response, tabular_response
 from capsync.server.data_sources import open_data_query
 from capsync.server.records import reading_id
 from capsync.server.stores.local import LocalStore

@@ -167,11 +167,9 @@ class BatchIndex:
         after: tuple[int, str] | None = None
         while True:
             keyset = "" if after is None else " AND (time_min_ns, id) > (?, ?)"
-            values = self._db.get().execute(
-                f"SELECT {_COLUMNS} FROM batches{clause}{keyset} ORDER BY time_min_ns, id "
-                "LIMIT ?",
-                [*params, *(after or ()), chunk],
-            ).fetchall()
+            query = f"SELECT {_COLUMNS} FROM batches{clause}{keyset} ORDER BY time_min_ns, id"
+            cursor = self._db.get().execute(query + " LIMIT ?", [*params, *(after or ()), chunk])
+            values = cursor.fetchall()
             rows = [_row(v) for v in values]
             yield from rows
             if len(rows) < chunk:
