@@ -230,3 +230,33 @@ def test_local_store_page_reads_only_the_index_rows_it_needs(
         assert len(converted) <= 8  # spliced
     finally:
         store.close()
+
+
+def test_local_store_lists_its_sources_without_decoding_a_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention and the web page list the sources at every run: from the index and the
+    blob table (decoding every stored reading to list them took minutes at 10M readings);
+    a source all of whose readings were deleted is not listed."""
+    from capsync.server.stores import local
+
+    store = LocalStore(tmp_path)
+    try:
+        store.record_tabular([local_reading(i) for i in range(3)])
+        store.record_tabular([local_reading(i, "baro") for i in range(2)])
+        store.record_tabular([local_reading(i, "wind") for i in range(2)])
+        store.record_blobs([image(0, tmp_path)])
+        source = StoreSource(store)
+        wind = [r.id for r in store.query() if r.component_name == "wind"]
+        assert source.delete_tabular(None, DataFilter(component_name="baro")) == 2
+        assert store.delete(ids=wind) == 2  # each reading: tombstones, the batch stays
+        expected = [("p", "rdk:component:camera", "cam", "ReadImage"),
+                    ("p", "rdk:component:sensor", "thermo", "Readings")]  # fmt: skip
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a reading was decoded")
+
+        monkeypatch.setattr(local, "decode_batch", refuse)
+        assert source.sources() == expected
+    finally:
+        store.close()

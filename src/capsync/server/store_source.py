@@ -264,6 +264,9 @@ class StoreSource(DataSource):
         return sizes
 
     def sources(self) -> list[tuple[str, str, str, str]]:
+        listed = getattr(self.store, "sources", None)
+        if listed is not None:  # from the store's own indexes, nothing decoded
+            return list(listed())
         found = {(r.part_id, r.component_type, r.component_name, r.method_name)
                  for r in self.store.query()}  # fmt: skip
         return sorted(found)

@@ -177,6 +177,18 @@ class BatchIndex:
             after = (rows[-1].time_min_ns, rows[-1].id)
             chunk = min(chunk * 4, _LAST_CHUNK)
 
+    def sources(self) -> list[tuple[tuple[str, str, str, str], list[tuple[str, int]]]]:
+        """Each (part, component type, component name, method) with batches, and those
+        batches' ids and reading counts (tombstones are the caller's to apply)."""
+        cursor = self._db.get().execute(
+            "SELECT part_id, component_type, component_name, method_name, id, count "
+            "FROM batches WHERE count > 0"
+        )
+        found: dict[tuple[str, str, str, str], list[tuple[str, int]]] = {}
+        for part, ctype, name, method, batch_id, count in cursor.fetchall():
+            found.setdefault((part, ctype, name, method), []).append((batch_id, count))
+        return list(found.items())
+
     def after(self, seq: int, limit: int) -> list[tuple[int, BatchRow]]:
         """Up to ``limit`` rows inserted after ``seq`` (0: from the first), in insertion
         order, each with its ``seq``."""

@@ -239,6 +239,17 @@ class LocalStore(Store):
                 load = functools.partial(self._segments.read, row.segment, row.offset, row.length)
                 yield row, frozenset(skip), load
 
+    def sources(self) -> list[tuple[str, str, str, str]]:
+        """Every (part, component type, component name, method) holding readings or blobs,
+        from the index and the blob table (no reading is decoded)."""
+        found = self._blobs.sources()
+        for key, batches in self._index.sources():
+            if key not in found and any(
+                _live(self._blobs.tombstones(batch_id), count) for batch_id, count in batches
+            ):
+                found.add(key)
+        return sorted(found)
+
     def _tabular(self, f: ItemFilter) -> Iterator[TabularRecord]:
         """Readings in (time, id) order: batches are merged as their time ranges overlap."""
         rows = self._index.select_iter(f)
@@ -364,3 +375,8 @@ class LocalStore(Store):
 
 
 __all__ = ["TABULAR_FOLDER", "LocalStore"]
+
+
+def _live(tombstones: set[int], count: int) -> bool:
+    """Whether a batch of ``count`` readings still holds one after these deletions."""
+    return WHOLE_BATCH not in tombstones and len(tombstones) < count
