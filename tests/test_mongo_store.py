@@ -145,6 +145,16 @@ def test_mongo_change_feed_lists_each_batch_once_in_store_order(
             assert list((tmp_path / "capsync-query").rglob("*.parquet"))
             store.record_tabular(_batch(4, 6))  # the tail
             assert query.sql("SELECT count(*) AS n FROM readings") == [{"n": 3 + 2 + 6}]
+            # A racing upload has taken its number but not stored its batch yet: a batch
+            # acknowledged after it is in the query's tail at once (not GAP_WAIT_S later),
+            # while the compactor's mark still stops before the gap.
+            monkeypatch.setattr(mongo_feed, "GAP_WAIT_S", 10.0)
+            store._feed.next_seq()
+            store.record_tabular(_batch(5, 7))
+            assert query.sql("SELECT count(*) AS n FROM readings") == [{"n": 3 + 2 + 6 + 7}]
+            query.columnar.compact()
+            assert query.sql("SELECT count(*) AS n FROM readings") == [{"n": 3 + 2 + 6 + 7}]
+            assert store.changes_since(query.columnar.mark(), 1000)[0] == []  # held at the gap
         finally:
             query.close()
 

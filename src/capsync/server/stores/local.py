@@ -270,9 +270,12 @@ class LocalStore(Store):
         legacy = not self._writable and self._blobs.has_legacy()
         return self._index.has_sequence and not legacy
 
-    def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
+    def changes_since(
+        self, mark: int, limit: int, *, settled: bool = True
+    ) -> tuple[list[TabularRecord], int]:
         """The readings of batches indexed after ``mark`` (0: from the first), whole batches
-        in the order they were indexed, until at least ``limit`` readings; and the new mark.
+        in the order they were indexed, until at least ``limit`` readings; and the new mark
+        (an index row is written once its batch is stored: there are no gaps to settle).
 
         Deleted readings are left out; a batch deleted whole has no index row any more."""
         records: list[TabularRecord] = []

@@ -382,13 +382,15 @@ class MongoStore(Store):
 
     # --- the change feed (see mongo_feed) -------------------------------------------------------
 
-    def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
+    def changes_since(
+        self, mark: int, limit: int, *, settled: bool = True
+    ) -> tuple[list[TabularRecord], int]:
         """The readings of batches stored after ``mark`` (0: from the first), whole batches in
         the order they were stored, until at least ``limit`` readings; and the new mark.
-        Deleted readings are left out."""
+        Deleted readings are left out; ``settled``: see :meth:`BatchFeed.changes_since`."""
         self.ensure_indexes()  # a server numbers older batches first
         with unavailable_on_connection_errors("reading changes"):
-            return self._feed.changes_since(mark, limit)
+            return self._feed.changes_since(mark, limit, settled=settled)
 
     def _batch_readings(self, batch_id: str) -> list[TabularRecord]:
         cursor = self._tabular.find({"upload_id": batch_id}, sort=TABULAR_SORT)
