@@ -195,3 +195,25 @@ def test_server_and_robot_documents_share_viam_fields() -> None:
     assert stored["_id"] == record.id and stored["time_requested_ns"] == record.time_requested_ns
     unset = tabular_document(tabular_record(4, time_received_ns=0))
     assert unset["time_received"] is None  # the store keeps an unset time as null
+
+
+def test_mongo_store_lists_its_sources_without_reading_a_document(
+    mongo_uri: str, mongo_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention lists the sources at every run: grouped by MongoDB, not every reading
+    decoded in Python."""
+    from capsync.server.store_source import StoreSource
+    from capsync.server.stores import mongo
+
+    with MongoStore(mongo_uri, mongo_db) as store:
+        store_all(store, sample_records())
+        expected = sorted({(r.part_id, r.component_type, r.component_name, r.method_name)
+                           for r in store.query()})  # fmt: skip
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a document was read")
+
+        monkeypatch.setattr(mongo, "tabular_record", refuse)
+        monkeypatch.setattr(mongo, "blob_record", refuse)
+        assert StoreSource(store).sources() == expected
+        assert len(expected) > 2

@@ -101,6 +101,8 @@ from capsync.server.stores.mongo_docs import (
 )
 from capsync.server.stores.mongo_feed import COUNTER_COLLECTION, BatchFeed
 
+SOURCE_FIELDS = ("part_id", "component_type", "component_name", "method_name")
+
 __all__ = ["DEFAULT_DATABASE", "MongoStore", "blob_document", "tabular_document"]
 
 log = logging.getLogger(__name__)
@@ -379,6 +381,16 @@ class MongoStore(Store):
             if not changes:
                 return self._blobs.find_one({"_id": blob_id}, {"_id": 1}) is not None
             return self._blobs.update_one({"_id": blob_id}, {"$set": changes}).matched_count == 1
+
+    def sources(self) -> list[tuple[str, str, str, str]]:
+        """Every (part, component type, component name, method) holding readings or blobs,
+        grouped by MongoDB (no document is read into Python)."""
+        key = {name: f"${name}" for name in SOURCE_FIELDS}
+        with unavailable_on_connection_errors("listing sources"):
+            found = {tuple(doc["_id"][name] for name in SOURCE_FIELDS)
+                     for collection in (self._tabular, self._blobs)
+                     for doc in collection.aggregate([{"$group": {"_id": key}}])}  # fmt: skip
+        return sorted(found)
 
     # --- the change feed (see mongo_feed) -------------------------------------------------------
 
