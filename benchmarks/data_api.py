@@ -1,33 +1,37 @@
 """Data API benchmark: paging TabularDataByFilter, and a SQL aggregate vs DuckDB on Parquet.
 
-    python benchmarks/data_api.py [--readings 10000000] [--quick]
+    python benchmarks/data_api.py [--readings 10000000] [--quick] [--page 10000]
 
 Stores ``--readings`` 6-float readings (``{"readings": {"a".."f"}}``, one
-component, one per millisecond) straight into the embedded store (compacting
-them into Parquet when the store offers a change feed), starts ``capsync serve``
-(in this process) on loopback and measures:
+component, one per millisecond) through the real ingest path (see :func:`fill`:
+the capture encoder, ``upload_body`` as the sync client sends, the server's own
+upload handler into the embedded store, in uploads of 2,500 readings), compacts
+them into the query layer's Parquet, starts ``capsync serve`` (in this process)
+on loopback and measures:
 
-* **filter paging**: every reading of the component, 10,000 per page, following
-  ``last`` (readings/s), three ways: the server's response building alone (the
-  handler, in process), the wire over loopback with a raw gRPC client that parses
-  each response with the protobuf runtime (the server's rate), and viam-sdk's
-  ``DataClient.tabular_data_by_filter`` (which also turns every reading into a dict,
-  in Python: the client's rate). The response building is measured both ways in
-  the same run: **spliced** (what the server does: each reading's Struct and times
-  copied from the stored upload bytes) against **decoded** (the previous way, and
-  still MongoDB's: a record decoded per reading and re-encoded), the latter over
-  the first ``--decoded-readings`` only, as it is slow; and the time to the first
-  page of 50;
+* **filter paging**: every reading of the component, ``--page`` per page, following
+  ``last`` (readings/s): the server's response building alone (the handler, in
+  process); over loopback with a raw gRPC client that reads only each response's
+  head (the server's and the wire's rate); the same client parsing each response
+  with the protobuf runtime; that parse alone on responses already received (the
+  client's share); and viam-sdk's ``DataClient.tabular_data_by_filter`` over the
+  first ``--sdk-readings`` (it also turns every reading into a dict, in Python). The
+  response building is measured both ways in the same run: **spliced** (what the
+  server does: each reading's Struct and times copied from the stored upload bytes)
+  against **decoded** (the previous way, and still MongoDB's: a record decoded per
+  reading and re-encoded), the latter over the first ``--decoded-readings`` only;
+  and the time to the first page of 50;
 * **SQL aggregate**: ``SELECT component_name, avg(data.readings.a) ... GROUP BY``
   through ``DataClient.tabular_data_by_sql``, against DuckDB running the same
-  query on one Parquet file of the same rows written by pyarrow (the baseline),
-  in the same run; the ratio is capsync's time over DuckDB's.
+  query on one Parquet file of the same rows written by pyarrow (from the
+  compacted files, capsync's own columns left out: the baseline), in the same run;
+  the ratio is capsync's time over DuckDB's.
 
-``--quick`` uses 200,000 readings (minutes, mostly the fill); the full run (10M readings,
-uploads of 2,500 readings as a 256 KiB capture file gives) spends most of its time
-filling the store (each reading built with the protobuf runtime: 200,000 took 224 s on
-the loaded shared VM, so expect the better part of an hour idle) and needs a few GB of
-disk. Timings are the best of ``--repeat`` runs. Nothing is asserted.
+``--quick`` uses 200,000 readings (a minute). The full run (10M readings) fills the
+store in under a minute, then spends most of its time compacting into Parquet (each
+reading decoded: about 10 minutes on the loaded shared VM); it needs about 2.5 GB of
+disk in a temporary folder it leaves behind. Timings are the best of ``--repeat``
+runs. Nothing is asserted but that every reading was paged.
 """
 
 from __future__ import annotations
