@@ -219,14 +219,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sdk-readings", type=int, default=500_000, help="readings viam-sdk pages through"
     )
+    parser.add_argument(
+        "--data-dir", type=Path, help="measure a store an earlier run of this size left"
+    )
     args = parser.parse_args(argv)
     readings = 200_000 if args.quick else args.readings
     page_size = args.page
-    data_dir = Path(tempfile.mkdtemp(prefix="capsync-bench-data-api-"))
-    began = time.perf_counter()
-    fill(data_dir, readings)
-    fill_s = time.perf_counter() - began
-    print(f"stored {readings:,} readings in {fill_s:.1f} s ({readings / fill_s:,.0f}/s)")
+    if args.data_dir is not None:  # a store an earlier run filled (and compacted)
+        data_dir = args.data_dir
+    else:
+        data_dir = Path(tempfile.mkdtemp(prefix="capsync-bench-data-api-"))
+        began = time.perf_counter()
+        fill(data_dir, readings)
+        fill_s = time.perf_counter() - began
+        print(f"stored {readings:,} readings in {fill_s:.1f} s ({readings / fill_s:,.0f}/s)")
+        print(f"(the store: {data_dir}; --data-dir reuses it)")
     baseline_file = data_dir / "baseline.parquet"
     with open_data_query(data_dir) as query:
         began = time.perf_counter()
