@@ -278,19 +278,24 @@ class MongoStore(Store):
         return True
 
     def _insert_many(self, collection: Collection[Document], docs: list[Document], *,
-                     fallback: bool) -> int:  # fmt: skip
-        """Insert ``docs``; returns how many were new. Refused documents are retried once
-        with their nested values as JSON text (``fallback``)."""
+                     fallback: bool, originals: list[Document] | None = None) -> int:  # fmt: skip
+        """Insert ``docs``; returns how many were new. Refused ones are retried as JSON text
+        with a view of ``data`` for MQL (``fallback``), refused again without the view."""
         try:
             collection.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             inserted = int(exc.details.get("nInserted", 0))
-            refused = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
+            errors = exc.details.get("writeErrors", [])
+            refused = [(originals or docs)[e["index"]] for e in errors if e.get("code") != 11000]
             if not refused:
                 return inserted
             if not fallback:
                 raise
-            retry = [as_json(docs[e["index"]]) for e in refused]
+            if originals is None:  # originals: what the retried documents were made of
+                return inserted + self._insert_many(
+                    collection, [as_json(d) for d in refused], fallback=True, originals=refused
+                )
+            retry = [as_json(d, view=False) for d in refused]
             return inserted + self._insert_many(collection, retry, fallback=False)
         except BSONError:
             if not fallback:
@@ -383,8 +388,7 @@ class MongoStore(Store):
             return self._blobs.update_one({"_id": blob_id}, {"$set": changes}).matched_count == 1
 
     def sources(self) -> list[tuple[str, str, str, str]]:
-        """Every (part, component type, component name, method) holding readings or blobs,
-        grouped by MongoDB (no document is read into Python)."""
+        """Every (part, component type, name, method) with readings or blobs, by $group."""
         key = {name: f"${name}" for name in SOURCE_FIELDS}
         with unavailable_on_connection_errors("listing sources"):
             found = {tuple(doc["_id"][name] for name in SOURCE_FIELDS)
