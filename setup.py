@@ -28,6 +28,7 @@ extensions = [
         "wire._append",
         "wire._clock",
         "export._export",
+        "server._splice",
     )
     if Path(f"ext/capsync/{name.replace('.', '/')}.pyx").exists()
 ]

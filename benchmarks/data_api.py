@@ -1,33 +1,37 @@
 """Data API benchmark: paging TabularDataByFilter, and a SQL aggregate vs DuckDB on Parquet.
 
-    python benchmarks/data_api.py [--readings 10000000] [--quick]
+    python benchmarks/data_api.py [--readings 10000000] [--quick] [--page 10000]
 
 Stores ``--readings`` 6-float readings (``{"readings": {"a".."f"}}``, one
-component, one per millisecond) straight into the embedded store (compacting
-them into Parquet when the store offers a change feed), starts ``capsync serve``
-(in this process) on loopback and measures:
+component, one per millisecond) through the real ingest path (see :func:`fill`:
+the capture encoder, ``upload_body`` as the sync client sends, the server's own
+upload handler into the embedded store, in uploads of 2,500 readings), compacts
+them into the query layer's Parquet, starts ``capsync serve`` (in this process)
+on loopback and measures:
 
-* **filter paging**: every reading of the component, 10,000 per page, following
-  ``last`` (readings/s), three ways: the server's response building alone (the
-  handler, in process), the wire over loopback with a raw gRPC client that parses
-  each response with the protobuf runtime (the server's rate), and viam-sdk's
-  ``DataClient.tabular_data_by_filter`` (which also turns every reading into a dict,
-  in Python: the client's rate). The response building is measured both ways in
-  the same run: **spliced** (what the server does: each reading's Struct and times
-  copied from the stored upload bytes) against **decoded** (the previous way, and
-  still MongoDB's: a record decoded per reading and re-encoded), the latter over
-  the first ``--decoded-readings`` only, as it is slow; and the time to the first
-  page of 50;
+* **filter paging**: every reading of the component, ``--page`` per page, following
+  ``last`` (readings/s): the server's response building alone (the handler, in
+  process); over loopback with a raw gRPC client that reads only each response's
+  head (the server's and the wire's rate); the same client parsing each response
+  with the protobuf runtime; that parse alone on responses already received (the
+  client's share); and viam-sdk's ``DataClient.tabular_data_by_filter`` over the
+  first ``--sdk-readings`` (it also turns every reading into a dict, in Python). The
+  response building is measured both ways in the same run: **spliced** (what the
+  server does: each reading's Struct and times copied from the stored upload bytes)
+  against **decoded** (the previous way, and still MongoDB's: a record decoded per
+  reading and re-encoded), the latter over the first ``--decoded-readings`` only;
+  and the time to the first page of 50;
 * **SQL aggregate**: ``SELECT component_name, avg(data.readings.a) ... GROUP BY``
   through ``DataClient.tabular_data_by_sql``, against DuckDB running the same
-  query on one Parquet file of the same rows written by pyarrow (the baseline),
-  in the same run; the ratio is capsync's time over DuckDB's.
+  query on one Parquet file of the same rows written by pyarrow (from the
+  compacted files, capsync's own columns left out: the baseline), in the same run;
+  the ratio is capsync's time over DuckDB's.
 
-``--quick`` uses 200,000 readings (minutes, mostly the fill); the full run (10M readings,
-uploads of 2,500 readings as a 256 KiB capture file gives) spends most of its time
-filling the store (each reading built with the protobuf runtime: 200,000 took 224 s on
-the loaded shared VM, so expect the better part of an hour idle) and needs a few GB of
-disk. Timings are the best of ``--repeat`` runs. Nothing is asserted.
+``--quick`` uses 200,000 readings (a minute). The full run (10M readings) fills the
+store in under a minute, then spends most of its time compacting into Parquet (each
+reading decoded: about 10 minutes on the loaded shared VM); it needs about 2.5 GB of
+disk in a temporary folder it leaves behind. Timings are the best of ``--repeat``
+runs. Nothing is asserted but that every reading was paged.
 """
 
 from __future__ import annotations
@@ -41,21 +45,26 @@ from pathlib import Path
 
 import duckdb
 import grpc
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from grpclib.client import Channel
 from viam.app.data_client import DataClient
 from viam.utils import create_filter
 
+from capsync import wire
+from capsync.proto import data_sync_pb2
 from capsync.proto.viam.app.data.v1 import data_pb2
 from capsync.query import DataFilter, DataQuery, Page
 from capsync.query.filters import Cursor
-from capsync.query.table import readings_table
 from capsync.server import ApiKey, ApiKeys, IngestServer
+from capsync.server.blobs import BlobStore
 from capsync.server.data_service import records_response, tabular_response
 from capsync.server.data_sources import open_data_query
 from capsync.server.records import reading_id
-from capsync.server.stores.base import TabularRecord
 from capsync.server.stores.local import LocalStore
+from capsync.server.sync_servicer import DataSyncServicer
+from capsync.wire import frames
 
 T0_NS = 1_764_460_800_000_000_000
 FIELDS = "abcdef"
@@ -69,29 +78,42 @@ PAGE = 10_000
 METHOD = "/viam.app.data.v1.DataService/TabularDataByFilter"
 
 
-def fill(data_dir: Path, readings: int, batch: int = 2_500) -> None:
+def fill(data_dir: Path, readings: int, batch: int = 2_500, file_batches: int = 40) -> None:
+    """Store ``readings`` the way a synced capture file reaches the server: the capture
+    encoder (``RecordBuffer.append_batch``, what ``append_batch`` on a stream writes)
+    frames the readings, ``upload_body`` makes each request of ``batch`` readings as the
+    sync client does, and the server's own upload handler
+    (``DataSyncServicer.data_capture_upload``: scan, check, store in the batch log)
+    takes it, minus gRPC. A "file" is ``file_batches`` requests."""
+    kernel = wire.wire()
     store = LocalStore(data_dir)
+    servicer = DataSyncServicer(store, BlobStore(data_dir))
     try:
         for start in range(0, readings, batch):
-            store.record_tabular([
-                TabularRecord(
-                    id=f"{i:012d}", upload_id="bench", part_id="bench-part",
-                    component_type="rdk:component:sensor", component_name="imu",
-                    method_name="Readings", tags=(), time_requested_ns=T0_NS + i * 1_000_000,
-                    time_received_ns=T0_NS + i * 1_000_000 + 1000, mime_type="",
-                    data={"readings": {k: i * 0.001 + n for n, k in enumerate(FIELDS)}},
-                )
-                for i in range(start, min(start + batch, readings))
-            ])  # fmt: skip
+            stop = min(start + batch, readings)
+            metadata = data_sync_pb2.UploadMetadata(
+                part_id="bench-part", component_type="rdk:component:sensor",
+                component_name="imu", method_name="Readings",
+                type=data_sync_pb2.DataType.DATA_TYPE_TABULAR_SENSOR,
+                file_name=f"bench-{start // (batch * file_batches)}",
+            )  # fmt: skip
+            i = np.arange(start, stop, dtype=np.int64)
+            requested = T0_NS + i * 1_000_000
+            values = i[:, None] * 0.001 + np.arange(len(FIELDS), dtype=np.float64)
+            buffer = kernel.RecordBuffer(1 << 20)
+            buffer.append_batch(requested, requested + 1000, values, list(FIELDS), "readings")
+            data = buffer.getvalue()
+            body, _ = kernel.upload_body(frames.metadata_field(metadata), data, 0, len(data))
+            servicer.data_capture_upload(body)
     finally:
         store.close()
 
 
-def page_in_process(query: DataQuery, spliced: bool, limit: int) -> int:
+def page_in_process(query: DataQuery, spliced: bool, limit: int, page_size: int = PAGE) -> int:
     """Build response bytes page after page as the handler does; return the readings paged."""
     f, seen, after = DataFilter(component_name="imu"), 0, None
     while seen < limit:
-        page = Page(limit=PAGE, after=after)
+        page = Page(limit=page_size, after=after)
         if spliced:
             runs = query.tabular_runs(f, page)
             assert runs is not None
@@ -111,27 +133,56 @@ def page_in_process(query: DataQuery, spliced: bool, limit: int) -> int:
     return seen
 
 
-def page_raw_grpc(port: int) -> int:
-    """Every reading over loopback, each response parsed by the protobuf runtime."""
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        call = channel.unary_unary(
-            METHOD,
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=data_pb2.TabularDataByFilterResponse.FromString,
-        )
+def _head(response: bytes) -> tuple[int, str]:
+    """``count`` and ``last`` of a serialized response, read from the fields before its
+    first ``data`` entry (the server writes the head first), the entries left unparsed."""
+    read_varint = wire.wire().read_varint
+    at, count, last = 0, 0, ""
+    while at < len(response):
+        tag, at = read_varint(response, at)
+        if tag == 0x12:  # data: the head is over
+            break
+        if tag & 7 == 0:
+            value, at = read_varint(response, at)
+            count = value if tag >> 3 == 3 else count
+        else:
+            size, at = read_varint(response, at)
+            last = response[at : at + size].decode() if tag >> 3 == 4 else last
+            at += size
+    return count, last
+
+
+def page_raw_grpc(port: int, page: int, parse: bool, keep: list[bytes] | None = None) -> int:
+    """Every reading over loopback; ``parse``: each response parsed by the protobuf runtime
+    (what a client pays to see the readings), else only its head read (the server's and
+    the wire's rate); ``keep`` collects the responses' bytes."""
+    options = [("grpc.max_receive_message_length", 1 << 30)]
+    with grpc.insecure_channel(f"127.0.0.1:{port}", options=options) as channel:
+        call = channel.unary_unary(METHOD, request_serializer=lambda m: m.SerializeToString())
         auth = (("key_id", "bench"), ("key", "bench-secret"))
         seen, last = 0, ""
         while True:
             request = data_pb2.TabularDataByFilterRequest(
                 data_request=data_pb2.DataRequest(
-                    filter=data_pb2.Filter(component_name="imu"), limit=PAGE, last=last
+                    filter=data_pb2.Filter(component_name="imu"), limit=page, last=last
                 )
             )
             response = call(request, metadata=auth)
-            if not response.count:
+            if parse:
+                parsed = data_pb2.TabularDataByFilterResponse.FromString(response)
+                count, last = parsed.count, parsed.last
+            else:
+                count, last = _head(response)
+            if keep is not None:
+                keep.append(response)
+            if not count:
                 return seen
-            seen += response.count
-            last = response.last
+            seen += count
+
+
+def parse_pages(pages: list[bytes]) -> int:
+    """The client's share alone: parse responses already received."""
+    return sum(data_pb2.TabularDataByFilterResponse.FromString(p).count for p in pages)
 
 
 def best(repeat: int, action: object) -> float:
@@ -143,34 +194,61 @@ def best(repeat: int, action: object) -> float:
     return min(times)
 
 
+def baseline_parquet(query: DataQuery, path: Path) -> None:
+    """One Parquet file of every reading, written by pyarrow from the query layer's
+    compacted files (the same rows and columns SQL reads, without capsync's own)."""
+    assert query.columnar is not None
+    files, _ = query.columnar.snapshot()
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    keep = [name for name in table.column_names if not name.startswith("_capsync")]
+    pq.write_table(table.select(keep), path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readings", type=int, default=10_000_000)
     parser.add_argument("--quick", action="store_true", help="200,000 readings")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--page", type=int, default=PAGE, help="readings asked for per page")
     parser.add_argument(
         "--decoded-readings",
         type=int,
         default=50_000,
         help="readings the decoded (previous) response building pages through",
     )
+    parser.add_argument(
+        "--sdk-readings", type=int, default=500_000, help="readings viam-sdk pages through"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, help="measure a store an earlier run of this size left"
+    )
     args = parser.parse_args(argv)
     readings = 200_000 if args.quick else args.readings
-    data_dir = Path(tempfile.mkdtemp(prefix="capsync-bench-data-api-"))
-    began = time.perf_counter()
-    fill(data_dir, readings)
+    page_size = args.page
+    if args.data_dir is not None:  # a store an earlier run filled (and compacted)
+        data_dir = args.data_dir
+    else:
+        data_dir = Path(tempfile.mkdtemp(prefix="capsync-bench-data-api-"))
+        began = time.perf_counter()
+        fill(data_dir, readings)
+        fill_s = time.perf_counter() - began
+        print(f"stored {readings:,} readings in {fill_s:.1f} s ({readings / fill_s:,.0f}/s)")
+        print(f"(the store: {data_dir}; --data-dir reuses it)")
     baseline_file = data_dir / "baseline.parquet"
     with open_data_query(data_dir) as query:
-        if query.columnar is not None:  # a store with a change feed: SQL reads Parquet
-            query.columnar.compact()
-        pq.write_table(readings_table(query.iter_tabular(DataFilter())), baseline_file)
+        began = time.perf_counter()
+        assert query.columnar is not None
+        query.columnar.compact()
+        print(f"compacted into Parquet in {time.perf_counter() - began:.1f} s", flush=True)
+        baseline_parquet(query, baseline_file)
         decoded_n = min(readings, args.decoded_readings)
-        assert page_in_process(query, True, readings) == readings
-        spliced_s = best(args.repeat, lambda: page_in_process(query, True, readings))
-        decoded_s = best(1, lambda: page_in_process(query, False, decoded_n))
-    print(f"stored {readings:,} readings in {time.perf_counter() - began:.1f} s")
+        assert page_in_process(query, True, readings, page_size) == readings
+        spliced_s = best(args.repeat, lambda: page_in_process(query, True, readings, page_size))
+        decoded_s = best(1, lambda: page_in_process(query, False, decoded_n, page_size))
+    print("responses built in process", flush=True)
 
     keys = ApiKeys([ApiKey("bench", "bench-secret")])
+    sdk_n = min(readings, args.sdk_readings)
     with IngestServer(data_dir, keys, listen="127.0.0.1:0", compact_interval_s=3600) as server:
 
         async def page_all() -> int:
@@ -178,8 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             client = DataClient(channel, {"key_id": "bench", "key": "bench-secret"})
             seen, last = 0, ""
             f = create_filter(component_name="imu")
-            while True:
-                data, _, last = await client.tabular_data_by_filter(f, 10_000, last=last)
+            while seen < sdk_n:
+                data, _, last = await client.tabular_data_by_filter(f, page_size, last=last)
                 if not data:
                     break
                 seen += len(data)
@@ -199,9 +277,18 @@ def main(argv: list[str] | None = None) -> int:
             channel.close()
             return rows
 
-        assert page_raw_grpc(server.port) == readings
-        wire_s = best(args.repeat, lambda: page_raw_grpc(server.port))
-        assert asyncio.run(page_all()) == readings
+        port = server.port
+        assert page_raw_grpc(port, page_size, parse=True) == readings
+        wire_s = best(args.repeat, lambda: page_raw_grpc(port, page_size, parse=False))
+        parsed_s = best(args.repeat, lambda: page_raw_grpc(port, page_size, parse=True))
+        pages: list[bytes] = []
+        page_raw_grpc(port, page_size, parse=False, keep=pages)
+        parse_s = best(args.repeat, lambda: parse_pages(pages))
+        response_bytes = sum(len(p) for p in pages)
+        pages.clear()
+        print("paged over loopback", flush=True)
+        sdk_seen = asyncio.run(page_all())
+        assert sdk_seen >= sdk_n
         paging_s = best(1, lambda: asyncio.run(page_all()))
         first_s = best(args.repeat, lambda: asyncio.run(first_page()))
         capsync_rows = asyncio.run(sql())
@@ -220,8 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     duck_s = best(args.repeat, duckdb_baseline)
     assert capsync_rows[0]["n"] == baseline_rows[0][3] == readings
     print()
-    print(f"| {readings:,} readings | value |")
-    print("|---|---|")
+    print(f"| {readings:,} readings, pages of {page_size:,} | value |")
+    print("|---|---:|")
     spliced_rate, decoded_rate = readings / spliced_s, decoded_n / decoded_s
     print(f"| responses built, spliced (in process) | {spliced_rate:,.0f} readings/s |")
     print(
@@ -229,10 +316,21 @@ def main(argv: list[str] | None = None) -> int:
         f"| {decoded_rate:,.0f} readings/s |"
     )
     print(f"| ratio spliced / decoded | {spliced_rate / decoded_rate:.1f}x |")
-    print(f"| TabularDataByFilter paging, raw gRPC client | {readings / wire_s:,.0f} readings/s |")
-    sdk_rate = readings / paging_s
-    print(f"| TabularDataByFilter paging, viam-sdk DataClient | {sdk_rate:,.0f} readings/s |")
-    print(f"| first page (50) | {first_s * 1000:.1f} ms |")
+    print(
+        f"| paging over loopback, raw gRPC client reading each response's head "
+        f"| {readings / wire_s:,.0f} readings/s |"
+    )
+    print(
+        f"| paging over loopback, raw gRPC client parsing each response "
+        f"| {readings / parsed_s:,.0f} readings/s |"
+    )
+    print(
+        f"| the client's parse alone ({response_bytes / readings:.0f} B/reading) "
+        f"| {readings / parse_s:,.0f} readings/s |"
+    )
+    sdk_rate = sdk_seen / paging_s
+    print(f"| paging, viam-sdk DataClient (first {sdk_seen:,}) | {sdk_rate:,.0f} readings/s |")
+    print(f"| first page (50), viam-sdk DataClient | {first_s * 1000:.1f} ms |")
     print(f"| SQL aggregate via TabularDataBySQL | {sql_s * 1000:.1f} ms |")
     print(f"| DuckDB on one Parquet file (baseline) | {duck_s * 1000:.1f} ms |")
     print(f"| ratio capsync / DuckDB | {sql_s / duck_s:.2f}x |")

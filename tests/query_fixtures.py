@@ -84,7 +84,9 @@ class ChangingSource(StoreSource):
         super().__init__(store)
         self.memory = store
 
-    def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
+    def changes_since(
+        self, mark: int, limit: int, *, settled: bool = True
+    ) -> tuple[list[TabularRecord], int]:
         rows = [(s, r) for s, r in self.memory.rows if s > mark and isinstance(r, TabularRecord)]
         rows = rows[:limit]
         if not rows:

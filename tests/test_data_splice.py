@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from google.protobuf import json_format
 
@@ -21,8 +22,6 @@ from capsync.server.records import tabular_batch
 from capsync.server.store_source import StoreSource
 from capsync.server.stores.base import TabularRecord
 from capsync.server.stores.local import LocalStore
-
-pytestmark = pytest.mark.wire_independent
 
 T0_NS = 1_764_460_800_000_000_000
 S_NS = 1_000_000_000
@@ -133,7 +132,10 @@ def test_pages_hold_spliced_and_decoded_batches(query: DataQuery) -> None:
     runs = query.tabular_runs(DataFilter(), Page(limit=1000))
     assert runs is not None
     plain = [data_wire.spliced_entries(b.body, b.offsets[p], b.lengths[p], 0) for b, p in runs]
-    assert any(s is not None for s in plain) and any(s is None for s in plain)
+    # only the batch whose readings name a MIME type is decoded: Structs of any length
+    # (a length varint of 1, 2 or 3 bytes) are spliced
+    decoded = {b.id for (b, _), s in zip(runs, plain, strict=True) if s is None}
+    assert len(decoded) == 1 and len(plain) > 2
     entries, count, _ = _entries(tabular_response(runs))
     assert count == 30 + 20 + 10 + 3 + 1 + 4 - 6
     assert {"huge": "y" * 20_000} in [e[0] for e in entries]
@@ -143,3 +145,42 @@ def test_no_splicing_for_what_only_decoding_can_check(query: DataQuery) -> None:
     assert query.tabular_runs(DataFilter(), Page(limit=5, descending=True)) is None
     assert query.tabular_runs(DataFilter(mime_types=("image/jpeg",)), Page(limit=5)) is None
     assert query.tabular_runs(DataFilter(dataset_id="d"), Page(limit=5)) == []
+
+
+def test_compiled_splicing_matches_its_twin(query: DataQuery) -> None:
+    """The same bytes (or None) from both, on stored bodies, damaged bodies, odd offsets."""
+    from conftest import require_compiled
+
+    from capsync.server import _splice_py
+
+    compiled = data_wire._COMPILED
+    require_compiled(compiled, "capsync.server._splice")
+    runs = query.tabular_runs(DataFilter(), Page(limit=1000))
+    assert runs is not None
+    rng = np.random.default_rng(7)
+    cases = 0
+    for batch, _ in runs:
+        body, offsets, lengths = batch.body, batch.offsets, batch.lengths
+        for trial in range(60):
+            pick = np.sort(rng.choice(len(offsets), rng.integers(0, len(offsets) + 1),
+                                      replace=False))  # fmt: skip
+            o, n = offsets[pick], lengths[pick]
+            data = body
+            if trial % 3 == 1:  # one byte changed inside the picked readings
+                if not len(pick):
+                    continue
+                at = int(rng.integers(int(o.min()) - 2, int((o + n).max())))
+                data = body[:at] + bytes([int(rng.integers(256))]) + body[at + 1 :]
+            elif trial % 3 == 2:  # an offset or length off by a little
+                if not len(pick):
+                    continue
+                o, n = o.copy(), n.copy()
+                k = int(rng.integers(len(o)))
+                o[k] += int(rng.integers(-3, 4))
+                n[k] += int(rng.integers(-3, 40))
+            index = int(rng.choice([0, 5, 127, 128, -1]))
+            expected = _splice_py.spliced_entries(data, o, n, index)
+            assert compiled.spliced_entries(data, o, n, index) == expected
+            cases += expected is not None
+        assert compiled.spliced_entries(body[:10], offsets, lengths, 0) is None  # cut short
+    assert cases > 100

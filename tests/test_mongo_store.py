@@ -145,6 +145,16 @@ def test_mongo_change_feed_lists_each_batch_once_in_store_order(
             assert list((tmp_path / "capsync-query").rglob("*.parquet"))
             store.record_tabular(_batch(4, 6))  # the tail
             assert query.sql("SELECT count(*) AS n FROM readings") == [{"n": 3 + 2 + 6}]
+            # A racing upload has taken its number but not stored its batch yet: a batch
+            # acknowledged after it is in the query's tail at once (not GAP_WAIT_S later),
+            # while the compactor's mark still stops before the gap.
+            monkeypatch.setattr(mongo_feed, "GAP_WAIT_S", 10.0)
+            store._feed.next_seq()
+            store.record_tabular(_batch(5, 7))
+            assert query.sql("SELECT count(*) AS n FROM readings") == [{"n": 3 + 2 + 6 + 7}]
+            query.columnar.compact()
+            assert query.sql("SELECT count(*) AS n FROM readings") == [{"n": 3 + 2 + 6 + 7}]
+            assert store.changes_since(query.columnar.mark(), 1000)[0] == []  # held at the gap
         finally:
             query.close()
 
@@ -185,3 +195,67 @@ def test_server_and_robot_documents_share_viam_fields() -> None:
     assert stored["_id"] == record.id and stored["time_requested_ns"] == record.time_requested_ns
     unset = tabular_document(tabular_record(4, time_received_ns=0))
     assert unset["time_received"] is None  # the store keeps an unset time as null
+
+
+def test_mongo_store_lists_its_sources_without_reading_a_document(
+    mongo_uri: str, mongo_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention lists the sources at every run: grouped by MongoDB, not every reading
+    decoded in Python."""
+    from capsync.server.store_source import StoreSource
+    from capsync.server.stores import mongo
+
+    with MongoStore(mongo_uri, mongo_db) as store:
+        store_all(store, sample_records())
+        expected = sorted({(r.part_id, r.component_type, r.component_name, r.method_name)
+                           for r in store.query()})  # fmt: skip
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a document was read")
+
+        monkeypatch.setattr(mongo, "tabular_record", refuse)
+        monkeypatch.setattr(mongo, "blob_record", refuse)
+        assert StoreSource(store).sources() == expected
+        assert len(expected) > 2
+
+
+def test_a_reading_stored_as_json_text_still_shows_its_data_to_mql(
+    mongo_uri: str, mongo_db: str
+) -> None:
+    """A reading MongoDB cannot take as it is (here a NUL in a key) keeps its exact data as
+    JSON text, read back as it was, and a view of it that pipelines see (the NUL replaced)."""
+    data = {"readings": {"a\x00b": 1.5, "c": 2.0}}
+    with MongoStore(mongo_uri, mongo_db) as store:
+        store.record_tabular([tabular_record(1, data=data), tabular_record(2)])
+        assert [r.data for r in store.query()] == [data, tabular_record(2).data]
+        rows = store.aggregate([{"$sort": {"time_requested": 1}}, {"$project": {"data": 1}}])
+        assert rows[0] == {"data": {"readings": {"a\ufffdb": 1.5, "c": 2.0}}}
+        assert rows[1]["data"]["readings"]["f"] == 0.25
+
+
+def test_a_reading_whose_view_is_refused_too_is_stored_as_json_text_alone() -> None:
+    """Refused as it is, then with the view: stored with its data as JSON text only; the
+    count of new documents stays exact."""
+    from pymongo.errors import BulkWriteError
+
+    from capsync.server.stores.mongo_docs import as_json
+
+    class Refusing:  # a collection refusing any document whose data holds the key "bad"
+        def __init__(self) -> None:
+            self.stored: list[dict[str, object]] = []
+
+        def insert_many(self, docs: list[dict[str, object]], ordered: bool) -> None:
+            refused = [n for n, d in enumerate(docs) if "bad" in str(d.get("data"))]
+            self.stored += [d for n, d in enumerate(docs) if n not in refused]
+            if refused:
+                errors = [{"index": n, "code": 52} for n in refused]
+                raise BulkWriteError({"nInserted": len(docs) - len(refused),
+                                      "writeErrors": errors})  # fmt: skip
+
+    good, bad = tabular_record(1), tabular_record(2, data={"readings": {"bad": 1.0}})
+    docs = [tabular_document(good), tabular_document(bad)]
+    collection = Refusing()
+    store = MongoStore.__new__(MongoStore)
+    assert store._insert_many(collection, docs, fallback=True) == 2  # type: ignore[arg-type]
+    assert collection.stored == [docs[0], as_json(docs[1], view=False)]
+    assert "data" not in collection.stored[1] and "data_json" in collection.stored[1]

@@ -5,6 +5,7 @@ store's change feed, which the Parquet compactor follows."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from query_fixtures import MemoryStore
 
 from capsync.query import DataFilter, DataQuery, Page
 from capsync.server.store_source import StoreSource
-from capsync.server.stores.base import BlobRecord, TabularRecord
+from capsync.server.stores.base import BlobRecord, ItemFilter, TabularRecord
 from capsync.server.stores.batch_index import INDEX_FILE_NAME
 from capsync.server.stores.local import TABULAR_FOLDER, LocalStore
 
@@ -194,5 +195,68 @@ def test_local_store_index_of_schema_1_is_rebuilt_with_its_sequence(tmp_path: Pa
     try:
         records, mark = StoreSource(store).changes_since(0, 100)
         assert feed_values(records) == [0, 1, 2, 3] and mark == 1
+    finally:
+        store.close()
+
+
+def test_local_store_page_reads_only_the_index_rows_it_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page near the start of many stored batches reads a few index rows, not every later
+    batch's (paging through N batches would otherwise cost N rows a page); and the rows
+    read a few at a time are exactly :meth:`BatchIndex.select`'s, in order, across ties."""
+    from capsync.server.stores import batch_index
+
+    store = LocalStore(tmp_path)
+    try:
+        for n in range(120):  # batches of 2 readings; every 3 batches share a first time
+            first = (n // 3) * 10 + n % 3
+            store.record_tabular([
+                dataclasses.replace(local_reading(first + k), upload_id=f"u{n}") for k in (0, 5)
+            ])  # fmt: skip
+        index = store._index
+        for f in (ItemFilter(), ItemFilter(component="thermo", since_ns=T0_NS + 95 * S_NS)):
+            assert list(index.select_iter(f)) == index.select(f)
+        query = DataQuery(StoreSource(store), tmp_path)
+        converted = []
+        real_row = batch_index._row
+        monkeypatch.setattr(batch_index, "_row", lambda v: converted.append(v) or real_row(v))
+        records, _ = query.tabular_page(DataFilter(component_name="thermo"), Page(limit=4))
+        assert [r.time_requested_ns for r in records] == [T0_NS + i * S_NS for i in (0, 1, 2, 5)]
+        assert len(converted) <= 8  # decoded (and merged in time order)
+        converted.clear()
+        runs = query.tabular_runs(DataFilter(component_name="thermo"), Page(limit=4))
+        assert runs is not None and sum(len(p) for _, p in runs) == 4
+        assert len(converted) <= 8  # spliced
+    finally:
+        store.close()
+
+
+def test_local_store_lists_its_sources_without_decoding_a_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Retention and the web page list the sources at every run: from the index and the
+    blob table (decoding every stored reading to list them took minutes at 10M readings);
+    a source all of whose readings were deleted is not listed."""
+    from capsync.server.stores import local
+
+    store = LocalStore(tmp_path)
+    try:
+        store.record_tabular([local_reading(i) for i in range(3)])
+        store.record_tabular([local_reading(i, "baro") for i in range(2)])
+        store.record_tabular([local_reading(i, "wind") for i in range(2)])
+        store.record_blobs([image(0, tmp_path)])
+        source = StoreSource(store)
+        wind = [r.id for r in store.query() if r.component_name == "wind"]
+        assert source.delete_tabular(None, DataFilter(component_name="baro")) == 2
+        assert store.delete(ids=wind) == 2  # each reading: tombstones, the batch stays
+        expected = [("p", "rdk:component:camera", "cam", "ReadImage"),
+                    ("p", "rdk:component:sensor", "thermo", "Readings")]  # fmt: skip
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a reading was decoded")
+
+        monkeypatch.setattr(local, "decode_batch", refuse)
+        assert source.sources() == expected
     finally:
         store.close()

@@ -181,7 +181,7 @@ class ColumnarStore:
     def tail(self, mark: int, batch: int = DEFAULT_BATCH) -> Iterator[TabularRecord]:
         """The readings stored after ``mark``."""
         while True:
-            records, mark = self.source.changes_since(mark, batch)
+            records, mark = self.source.changes_since(mark, batch, settled=False)
             if not records:
                 return
             yield from records

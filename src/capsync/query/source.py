@@ -91,9 +91,17 @@ class DataSource(abc.ABC):
     #: Whether :meth:`changes_since` works (then readings are compacted into Parquet).
     supports_changes = False
 
-    def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
+    def changes_since(
+        self, mark: int, limit: int, *, settled: bool = True
+    ) -> tuple[list[TabularRecord], int]:
         """Up to ``limit`` readings stored after ``mark`` (0: from the start), in the order
-        they were stored, and the new mark. A mark is only ever compared with marks."""
+        they were stored, and the new mark. A mark is only ever compared with marks.
+
+        ``settled`` (the compactor, which keeps the mark): stop where a batch may still be
+        being stored before others (a store whose batches are numbered before they are
+        written: MongoDB), so none is ever skipped. ``settled=False`` (a query's tail,
+        whose mark is thrown away): every batch stored so far, past such gaps, so a query
+        sees everything acknowledged."""
         raise NotImplementedError(f"{type(self).__name__} cannot list changes")
 
     def changes_summary(self, mark: int) -> tuple[int, int | None] | None:

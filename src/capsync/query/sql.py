@@ -143,10 +143,11 @@ class SqlEngine:
             cur.register("_capsync_tail", tail)
             if files:
                 listed = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+                with_tail = tail.num_rows > 0
                 try:
-                    self._files_view(cur, listed, HIDDEN_COLUMNS)
+                    self._files_view(cur, listed, HIDDEN_COLUMNS, with_tail)
                 except duckdb.BinderException:  # files compacted before the ns columns
-                    self._files_view(cur, listed, (ID_COLUMN,))
+                    self._files_view(cur, listed, (ID_COLUMN,), with_tail)
             else:
                 cur.execute(f"CREATE TEMP VIEW {TABLE} AS SELECT * FROM _capsync_tail")
         except BaseException:
@@ -155,11 +156,16 @@ class SqlEngine:
         return cur
 
     @staticmethod
-    def _files_view(cur: duckdb.DuckDBPyConnection, listed: str, hidden: Sequence[str]) -> None:
+    def _files_view(
+        cur: duckdb.DuckDBPyConnection, listed: str, hidden: Sequence[str], with_tail: bool
+    ) -> None:
+        """The view of the files plus the tail; of the files alone when the tail is empty
+        (the union by name keeps DuckDB from reading only the columns a query uses: it
+        made an aggregate over the files alone about twice as slow)."""
+        tail = " UNION ALL BY NAME SELECT * FROM _capsync_tail" if with_tail else ""
         cur.execute(
             f"CREATE OR REPLACE TEMP VIEW {TABLE} AS SELECT * EXCLUDE ({', '.join(hidden)}) "
-            f"FROM read_parquet([{listed}], union_by_name = true) "
-            "UNION ALL BY NAME SELECT * FROM _capsync_tail"
+            f"FROM read_parquet([{listed}], union_by_name = true){tail}"
         )
 
     def close(self) -> None:

@@ -75,4 +75,4 @@ def tabular_response(runs: list[tuple[TabularBatch, Any]]) -> bytes:
         last=cursor.token() if cursor else "",
         total_size_bytes=total_size,
     )
-    return head.SerializeToString() + b"".join(blocks)
+    return b"".join([head.SerializeToString(), *blocks])  # one copy of the page

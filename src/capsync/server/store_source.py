@@ -243,11 +243,13 @@ class StoreSource(DataSource):
         return self.store.update_blob(blob_id, tags=tags, annotations=annotations,
                                       dataset_ids=dataset_ids)  # fmt: skip
 
-    def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
+    def changes_since(
+        self, mark: int, limit: int, *, settled: bool = True
+    ) -> tuple[list[TabularRecord], int]:
         feed = getattr(self.store, "changes_since", None)
         if not getattr(self.store, "supports_changes", False) or feed is None:
-            return super().changes_since(mark, limit)
-        changes: tuple[list[TabularRecord], int] = feed(mark, limit)
+            return super().changes_since(mark, limit, settled=settled)
+        changes: tuple[list[TabularRecord], int] = feed(mark, limit, settled=settled)
         return changes
 
     def changes_summary(self, mark: int) -> tuple[int, int | None] | None:
@@ -264,6 +266,9 @@ class StoreSource(DataSource):
         return sizes
 
     def sources(self) -> list[tuple[str, str, str, str]]:
+        listed = getattr(self.store, "sources", None)
+        if listed is not None:  # from the store's own indexes, nothing decoded
+            return list(listed())
         found = {(r.part_id, r.component_type, r.component_name, r.method_name)
                  for r in self.store.query()}  # fmt: skip
         return sorted(found)

@@ -14,7 +14,7 @@ rebuilt from the segments at the server's next start (a reader leaves it alone).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +80,25 @@ class BatchRow:
     uploaded_at_ns: int
 
 
+_FIRST_CHUNK = 8  # rows fetched by select_iter's first query; then 4x more each, up to
+_LAST_CHUNK = 512
+
+
+def _select_where(f: ItemFilter) -> tuple[str, list[Any]]:
+    """The WHERE clause of :meth:`BatchIndex.select`: source and tags, the time bounds on
+    the batches' ranges, and no empty batches."""
+    clause, params = where(f, time_column=None)
+    bounds = []
+    if f.since_ns is not None:
+        bounds.append("time_max_ns >= ?")
+        params.append(f.since_ns)
+    if f.until_ns is not None:
+        bounds.append("time_min_ns < ?")
+        params.append(f.until_ns)
+    bounds.append("count > 0")
+    return (clause + " AND " if clause else " WHERE ") + " AND ".join(bounds), params
+
+
 def _row(values: Sequence[Any]) -> BatchRow:
     fields = list(values)
     fields[9] = tuple(json.loads(fields[9]))
@@ -133,20 +152,42 @@ class BatchIndex:
 
     def select(self, f: ItemFilter) -> list[BatchRow]:
         """Rows whose batches may hold readings matching ``f``, by earliest reading."""
-        clause, params = where(f, time_column=None)
-        bounds = []
-        if f.since_ns is not None:
-            bounds.append("time_max_ns >= ?")
-            params.append(f.since_ns)
-        if f.until_ns is not None:
-            bounds.append("time_min_ns < ?")
-            params.append(f.until_ns)
-        bounds.append("count > 0")
-        clause = (clause + " AND " if clause else " WHERE ") + " AND ".join(bounds)
+        clause, params = _select_where(f)
         cursor = self._db.get().execute(
             f"SELECT {_COLUMNS} FROM batches{clause} ORDER BY time_min_ns, id", params
         )
         return [_row(values) for values in cursor.fetchall()]
+
+    def select_iter(self, f: ItemFilter) -> Iterator[BatchRow]:
+        """:meth:`select`'s rows, fetched a few at a time (a reader that stops early, such
+        as a page, reads only the rows it uses rather than every later batch's); no
+        statement stays open between rows."""
+        clause, params = _select_where(f)
+        chunk = _FIRST_CHUNK
+        after: tuple[int, str] | None = None
+        while True:
+            keyset = "" if after is None else " AND (time_min_ns, id) > (?, ?)"
+            query = f"SELECT {_COLUMNS} FROM batches{clause}{keyset} ORDER BY time_min_ns, id"
+            cursor = self._db.get().execute(query + " LIMIT ?", [*params, *(after or ()), chunk])
+            values = cursor.fetchall()
+            rows = [_row(v) for v in values]
+            yield from rows
+            if len(rows) < chunk:
+                return
+            after = (rows[-1].time_min_ns, rows[-1].id)
+            chunk = min(chunk * 4, _LAST_CHUNK)
+
+    def sources(self) -> list[tuple[tuple[str, str, str, str], list[tuple[str, int]]]]:
+        """Each (part, component type, component name, method) with batches, and those
+        batches' ids and reading counts (tombstones are the caller's to apply)."""
+        cursor = self._db.get().execute(
+            "SELECT part_id, component_type, component_name, method_name, id, count "
+            "FROM batches WHERE count > 0"
+        )
+        found: dict[tuple[str, str, str, str], list[tuple[str, int]]] = {}
+        for part, ctype, name, method, batch_id, count in cursor.fetchall():
+            found.setdefault((part, ctype, name, method), []).append((batch_id, count))
+        return list(found.items())
 
     def after(self, seq: int, limit: int) -> list[tuple[int, BatchRow]]:
         """Up to ``limit`` rows inserted after ``seq`` (0: from the first), in insertion

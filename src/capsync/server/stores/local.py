@@ -233,15 +233,26 @@ class LocalStore(Store):
         f = item_filter or ItemFilter()
         if f.kind not in (None, "tabular"):
             return
-        for row in self._index.select(f):
+        for row in self._index.select_iter(f):
             skip = self._blobs.tombstones(row.id)
             if WHOLE_BATCH not in skip:
                 load = functools.partial(self._segments.read, row.segment, row.offset, row.length)
                 yield row, frozenset(skip), load
 
+    def sources(self) -> list[tuple[str, str, str, str]]:
+        """Every (part, component type, component name, method) holding readings or blobs,
+        from the index and the blob table (no reading is decoded)."""
+        found = self._blobs.sources()
+        for key, batches in self._index.sources():
+            if key not in found and any(
+                _live(self._blobs.tombstones(batch_id), count) for batch_id, count in batches
+            ):
+                found.add(key)
+        return sorted(found)
+
     def _tabular(self, f: ItemFilter) -> Iterator[TabularRecord]:
         """Readings in (time, id) order: batches are merged as their time ranges overlap."""
-        rows = iter(self._index.select(f))
+        rows = self._index.select_iter(f)
         heap: list[tuple[int, str, TabularRecord]] = []
         pending = next(rows, None)
         while heap or pending is not None:
@@ -259,9 +270,12 @@ class LocalStore(Store):
         legacy = not self._writable and self._blobs.has_legacy()
         return self._index.has_sequence and not legacy
 
-    def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
+    def changes_since(
+        self, mark: int, limit: int, *, settled: bool = True
+    ) -> tuple[list[TabularRecord], int]:
         """The readings of batches indexed after ``mark`` (0: from the first), whole batches
-        in the order they were indexed, until at least ``limit`` readings; and the new mark.
+        in the order they were indexed, until at least ``limit`` readings; and the new mark
+        (an index row is written once its batch is stored: there are no gaps to settle).
 
         Deleted readings are left out; a batch deleted whole has no index row any more."""
         records: list[TabularRecord] = []
@@ -364,3 +378,8 @@ class LocalStore(Store):
 
 
 __all__ = ["TABULAR_FOLDER", "LocalStore"]
+
+
+def _live(tombstones: set[int], count: int) -> bool:
+    """Whether a batch of ``count`` readings still holds one after these deletions."""
+    return WHOLE_BATCH not in tombstones and len(tombstones) < count

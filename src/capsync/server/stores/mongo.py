@@ -101,6 +101,8 @@ from capsync.server.stores.mongo_docs import (
 )
 from capsync.server.stores.mongo_feed import COUNTER_COLLECTION, BatchFeed
 
+SOURCE_FIELDS = ("part_id", "component_type", "component_name", "method_name")
+
 __all__ = ["DEFAULT_DATABASE", "MongoStore", "blob_document", "tabular_document"]
 
 log = logging.getLogger(__name__)
@@ -276,19 +278,24 @@ class MongoStore(Store):
         return True
 
     def _insert_many(self, collection: Collection[Document], docs: list[Document], *,
-                     fallback: bool) -> int:  # fmt: skip
-        """Insert ``docs``; returns how many were new. Refused documents are retried once
-        with their nested values as JSON text (``fallback``)."""
+                     fallback: bool, originals: list[Document] | None = None) -> int:  # fmt: skip
+        """Insert ``docs``; returns how many were new. Refused ones are retried as JSON text
+        with a view of ``data`` for MQL (``fallback``), refused again without the view."""
         try:
             collection.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             inserted = int(exc.details.get("nInserted", 0))
-            refused = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
+            errors = exc.details.get("writeErrors", [])
+            refused = [(originals or docs)[e["index"]] for e in errors if e.get("code") != 11000]
             if not refused:
                 return inserted
             if not fallback:
                 raise
-            retry = [as_json(docs[e["index"]]) for e in refused]
+            if originals is None:  # originals: what the retried documents were made of
+                return inserted + self._insert_many(
+                    collection, [as_json(d) for d in refused], fallback=True, originals=refused
+                )
+            retry = [as_json(d, view=False) for d in refused]
             return inserted + self._insert_many(collection, retry, fallback=False)
         except BSONError:
             if not fallback:
@@ -380,15 +387,26 @@ class MongoStore(Store):
                 return self._blobs.find_one({"_id": blob_id}, {"_id": 1}) is not None
             return self._blobs.update_one({"_id": blob_id}, {"$set": changes}).matched_count == 1
 
+    def sources(self) -> list[tuple[str, str, str, str]]:
+        """Every (part, component type, name, method) with readings or blobs, by $group."""
+        key = {name: f"${name}" for name in SOURCE_FIELDS}
+        with unavailable_on_connection_errors("listing sources"):
+            found = {tuple(doc["_id"][name] for name in SOURCE_FIELDS)
+                     for collection in (self._tabular, self._blobs)
+                     for doc in collection.aggregate([{"$group": {"_id": key}}])}  # fmt: skip
+        return sorted(found)
+
     # --- the change feed (see mongo_feed) -------------------------------------------------------
 
-    def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
+    def changes_since(
+        self, mark: int, limit: int, *, settled: bool = True
+    ) -> tuple[list[TabularRecord], int]:
         """The readings of batches stored after ``mark`` (0: from the first), whole batches in
         the order they were stored, until at least ``limit`` readings; and the new mark.
-        Deleted readings are left out."""
+        Deleted readings are left out; ``settled``: see :meth:`BatchFeed.changes_since`."""
         self.ensure_indexes()  # a server numbers older batches first
         with unavailable_on_connection_errors("reading changes"):
-            return self._feed.changes_since(mark, limit)
+            return self._feed.changes_since(mark, limit, settled=settled)
 
     def _batch_readings(self, batch_id: str) -> list[TabularRecord]:
         cursor = self._tabular.find({"upload_id": batch_id}, sort=TABULAR_SORT)

@@ -16,8 +16,10 @@ collections or the server's state (``$lookup``, ``$graphLookup``,
 depth (inside ``$facet`` too).
 
 A reading whose ``data`` MongoDB could not take as a document is stored as JSON
-text (``data_json``, see :mod:`~capsync.server.stores.mongo_docs`); a pipeline
-sees its ``data`` as missing.
+text (``data_json``, read back exactly, see :mod:`~capsync.server.stores.mongo_docs`)
+beside a view of it MongoDB takes (``mongo_docs.mql_view``: integers beyond 64 bits
+as doubles; a leading ``$``, dots and NUL in keys replaced), which is what a
+pipeline sees as ``data``; only if MongoDB refuses the view too is ``data`` missing.
 """
 
 from __future__ import annotations

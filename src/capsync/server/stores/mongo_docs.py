@@ -36,6 +36,7 @@ CONNECT_TIMEOUT_MS = 5_000
 DUPLICATE_KEY = 11000
 # Nested values, stored as documents when MongoDB takes them, else as JSON text.
 _NESTED_FIELDS = ("data", "method_parameters", "annotations")
+_INT64 = -(1 << 63)  # BSON's int64 holds [_INT64, -_INT64)
 INDEXES: dict[str, list[tuple[str, list[tuple[str, int]]]]] = {
     TABULAR_COLLECTION: [
         ("by_time", [("time_requested_ns", 1), ("_id", 1)]),
@@ -67,30 +68,55 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), allow_nan=True)
 
 
-def as_json(doc: Document) -> Document:
-    """``doc`` with its nested values as JSON text (``<field>_json``)."""
+def as_json(doc: Document, *, view: bool = True) -> Document:
+    """``doc`` with its nested values as JSON text (``<field>_json``: read back exactly);
+    ``view``: a reading's ``data`` also as :func:`mql_view` gives it, so pipelines see it."""
     out: Document = {}
     for key, value in doc.items():
         if key in _NESTED_FIELDS:
             out[key + "_json"] = _dumps(value)
+            if view and key == "data":
+                out[key] = mql_view(value)
         else:
             out[key] = value
     return out
 
 
+def mql_view(value: Any) -> Any:
+    """``value`` as MongoDB takes it: integers beyond 64 bits as doubles, and in keys a
+    leading ``$``, a ``.`` and NUL replaced by ＄, ． and U+FFFD."""
+    if isinstance(value, Mapping):
+        return {_view_key(str(k)): mql_view(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [mql_view(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool) and not _INT64 <= value < -_INT64:
+        return float(value)
+    return value
+
+
+def _view_key(key: str) -> str:
+    if key.startswith("$"):
+        key = "\uff04" + key[1:]
+    return key.replace(".", "\uff0e").replace("\x00", "\ufffd")
+
+
 def nested(doc: Mapping[str, Any], field: str) -> Any:
-    if field in doc:
-        return doc[field]
-    text = doc.get(field + "_json")
-    return {} if text is None else json.loads(text)
+    text = doc.get(field + "_json")  # exact, where the document holds only a view
+    if text is not None:
+        return json.loads(text)
+    return doc.get(field, {})
 
 
 def encodable(doc: Document) -> Document:
-    try:
-        bson.encode(doc)
-    except BSONError:
-        return as_json(doc)
-    return doc
+    """``doc``, or :func:`as_json`'s form of it when BSON cannot hold it (without the
+    view when BSON cannot hold that either)."""
+    for candidate in (doc, as_json(doc)):
+        try:
+            bson.encode(candidate)
+        except BSONError:
+            continue
+        return candidate
+    return as_json(doc, view=False)
 
 
 @contextlib.contextmanager

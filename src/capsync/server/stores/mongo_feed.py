@@ -83,9 +83,17 @@ class BatchFeed:
             numbered += result.modified_count
         return numbered
 
-    def changes_since(self, mark: int, limit: int) -> tuple[list[TabularRecord], int]:
+    def changes_since(
+        self, mark: int, limit: int, *, settled: bool = True
+    ) -> tuple[list[TabularRecord], int]:
         """The readings of batches numbered after ``mark``, whole batches in number order,
-        until at least ``limit`` readings; and the new mark."""
+        until at least ``limit`` readings; and the new mark.
+
+        ``settled`` (the compactor, which keeps the mark): stop at a missing number until
+        the batch after it has settled (:data:`GAP_WAIT_S`). ``settled=False`` (a query's
+        tail): go past it. A batch document is written after its readings and before the
+        upload is answered, so every acknowledged batch is listed; one whose number is
+        missing yet was not acknowledged."""
         records: list[TabularRecord] = []
         settled_ns = time.time_ns() - int(GAP_WAIT_S * 1e9)
         while len(records) < limit:
@@ -98,7 +106,7 @@ class BatchFeed:
                 break
             for doc in docs:
                 seq = int(doc["seq"])
-                if seq != mark + 1 and int(doc.get("seq_at_ns", 0)) > settled_ns:
+                if settled and seq != mark + 1 and int(doc.get("seq_at_ns", 0)) > settled_ns:
                     return records, mark  # a number before it may still be being stored
                 if doc.get("count", 0) > 0:
                     records.extend(self._readings_of(doc["_id"]))

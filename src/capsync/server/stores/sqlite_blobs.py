@@ -163,6 +163,13 @@ class BlobTable:
         with self._db.transaction() as conn:
             conn.executemany("INSERT OR IGNORE INTO deleted_readings VALUES (?, ?)", pairs)
 
+    def sources(self) -> set[tuple[str, str, str, str]]:
+        """Each (part, component type, component name, method) holding a blob."""
+        cursor = self._db.get().execute(
+            "SELECT DISTINCT part_id, component_type, component_name, method_name FROM blobs"
+        )
+        return {tuple(row) for row in cursor.fetchall()}
+
     def tombstones(self, batch_id: str) -> set[int]:
         cursor = self._db.get().execute(
             "SELECT idx FROM deleted_readings WHERE batch_id = ?", (batch_id,)
