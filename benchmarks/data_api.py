@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
+import shutil
 import sys
 import tempfile
 import time
@@ -222,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data-dir", type=Path, help="measure a store an earlier run of this size left"
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the filled store (for --data-dir) after the run"
+    )
     args = parser.parse_args(argv)
     readings = 200_000 if args.quick else args.readings
     page_size = args.page
@@ -229,11 +234,14 @@ def main(argv: list[str] | None = None) -> int:
         data_dir = args.data_dir
     else:
         data_dir = Path(tempfile.mkdtemp(prefix="capsync-bench-data-api-"))
+        if not args.keep:  # about 250 bytes a reading: 2.5 GB at 10M
+            atexit.register(shutil.rmtree, data_dir, True)
         began = time.perf_counter()
         fill(data_dir, readings)
         fill_s = time.perf_counter() - began
         print(f"stored {readings:,} readings in {fill_s:.1f} s ({readings / fill_s:,.0f}/s)")
-        print(f"(the store: {data_dir}; --data-dir reuses it)")
+        if args.keep:
+            print(f"(the store: {data_dir}; --data-dir reuses it)")
     baseline_file = data_dir / "baseline.parquet"
     with open_data_query(data_dir) as query:
         began = time.perf_counter()
