@@ -63,13 +63,14 @@ class TlsConfig:
         return cls(Path(cert_file).read_bytes(), Path(key_file).read_bytes())
 
 
-#: Methods whose bytes pass through undecoded (the servicer scans the body itself).
-RAW_METHODS = ("DataCaptureUpload",)
+#: Methods whose bytes pass through undecoded (the servicer scans the body, or reads
+#: the streams' packets, itself).
+RAW_METHODS = ("DataCaptureUpload", "StreamingDataCaptureUpload", "FileUpload")
 
 
 def add_datasync_service(server: grpc.Server, servicer: DataSyncServicer) -> None:
-    """Serve ``servicer`` as DataSyncService on Viam's method paths: ``DataCaptureUpload``
-    takes and answers raw bytes, the two streams protobuf messages (64 KiB chunks)."""
+    """Serve ``servicer`` as DataSyncService on Viam's method paths: every method takes
+    and answers raw bytes (the streams' packets: 64 KiB chunks)."""
     rpc.add_service(server, rpc.data_sync_service(), servicer, raw=RAW_METHODS)
 
 
