@@ -162,3 +162,52 @@ def test_a_usual_chunk_is_a_view_of_its_packet_not_a_copy() -> None:
     [contents] = chunks(iter([nested]), data_sync_pb2.FileUploadRequest, "file_contents", "F")
     assert isinstance(data, memoryview) and data.obj is packet and data == b"y" * 70_000
     assert isinstance(contents, memoryview) and contents.obj is nested and contents == b"z" * 300
+
+
+class _Columnar:
+    def __init__(self) -> None:
+        self.lag_s = 0.0
+        self.compactions = 0
+
+    def compact(self) -> int:
+        self.compactions += 1
+        return 0
+
+    def lag(self, now_ns: int) -> tuple[int, float]:
+        return 1000, self.lag_s
+
+
+def test_compaction_waits_for_a_quiet_interval_while_uploads_arrive_up_to_a_limit() -> None:
+    from types import SimpleNamespace
+
+    from capsync.query.retention import RetentionRules
+    from capsync.server.maintenance import Maintenance
+
+    columnar = _Columnar()
+    stored = [0]
+    maintenance = Maintenance(
+        SimpleNamespace(columnar=columnar),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        RetentionRules(),
+        activity=lambda: stored[0],
+        defer_max_s=60.0,
+    )
+
+    def interval(uploads: int, lag_s: float) -> int:
+        stored[0] += uploads
+        columnar.lag_s = lag_s
+        before = columnar.compactions
+        maintenance.run_once(retention=False, compaction=maintenance.compaction_due())
+        return columnar.compactions - before
+
+    assert interval(0, 5.0) == 1  # quiet: compacts
+    assert interval(7, 5.0) == 0  # uploads arrived, little behind: waits
+    assert interval(3, 59.0) == 0
+    assert interval(3, 60.0) == 1  # uploads still arriving, but a minute behind: compacts
+    assert interval(0, 10.0) == 1  # quiet again
+    always = Maintenance(
+        SimpleNamespace(columnar=columnar),  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        RetentionRules(),
+    )
+    assert always.compaction_due()  # without an activity count: every interval

@@ -208,7 +208,7 @@ class IngestServer:
             ],
         )
         blobs = self._blobs if self._blobs is not None else BlobStore(self.data_dir)
-        self._servicer = DataSyncServicer(self._store, blobs)
+        self._servicer = servicer = DataSyncServicer(self._store, blobs)
         add_datasync_service(server, self._servicer)
         # Viam's data query API on the same port, behind the same API keys.
         from capsync.server.data_service import data_service_handler
@@ -226,6 +226,7 @@ class IngestServer:
             self._retention or RetentionRules(),
             compact_interval_s=self._compact_interval_s,
             retention_interval_s=self._retention_interval_s,
+            activity=lambda: servicer.counters.readings_stored,
         )
         self._health = HealthServicer()
         rpc.add_service(server, health_service(), self._health)
