@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_GRACE_S = 10.0
-DEFAULT_MAX_WORKERS = 16
+DEFAULT_MAX_WORKERS = 32
 # Unary uploads are bounded by the client (batches; binaries over 1 MB are streamed),
 # but leave room above gRPC's 4 MiB default.
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
