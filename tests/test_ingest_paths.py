@@ -211,3 +211,30 @@ def test_compaction_waits_for_a_quiet_interval_while_uploads_arrive_up_to_a_limi
         RetentionRules(),
     )
     assert always.compaction_due()  # without an activity count: every interval
+
+
+def test_a_batch_synced_but_not_indexed_when_the_server_died_is_indexed_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from server_fixtures import tabular_request
+
+    from capsync.server.blobs import BlobStore
+    from capsync.server.stores.batch_index import BatchIndex
+    from capsync.server.sync_servicer import DataSyncServicer
+
+    body = tabular_request([(T0 + i, {"i": i}) for i in range(5)]).SerializeToString()
+
+    def died(self: BatchIndex, rows: object) -> int:
+        raise KeyboardInterrupt  # the process ends between the segment sync and the commit
+
+    store = LocalStore(tmp_path)
+    with monkeypatch.context() as patch:
+        patch.setattr(BatchIndex, "add", died)
+        with pytest.raises(KeyboardInterrupt):
+            DataSyncServicer(store, BlobStore(tmp_path)).data_capture_upload(body)
+    store.close()
+    with LocalStore(tmp_path) as store:  # the start reconciles the index with the segments
+        assert sorted(r.data["i"] for r in store.query()) == [0, 1, 2, 3, 4]
+        answer = DataSyncServicer(store, BlobStore(tmp_path)).data_capture_upload(body)
+        assert data_sync_pb2.DataCaptureUploadResponse.FromString(answer).file_id
+        assert len(list(store.query())) == 5  # the re-sent batch is stored once
