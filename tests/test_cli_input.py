@@ -274,3 +274,67 @@ def test_version_and_sync_log_level() -> None:
     assert version.returncode == 0 and version.stdout.strip() == f"capsync {capsync.__version__}"
     sync_help = run_capsync("sync", "--help")
     assert "--log-level" in sync_help.stdout
+
+
+# --- capsync serve: every mistake in a flag or the file it names is a usage error (exit 2) ---
+
+
+def _serve_mistakes(tmp: Path) -> dict[str, tuple[list[str], str]]:
+    """name -> (flags after ``serve --data DIR --listen 127.0.0.1:0``, what the line names);
+    the files the flags name are in ``tmp``."""
+    missing, junk = str(tmp / "missing.pem"), str(tmp / "junk.pem")
+    return {
+        "keys file without a key": (["--api-keys", str(tmp / "bad-keys.json")], "keys[0].key"),
+        "keys file not JSON": (["--api-keys", str(tmp / "not-json.json")], "not-json.json"),
+        "keys file missing": (["--api-keys", str(tmp / "nope.json")], "nope.json"),
+        "bad mongo uri": (["--mongo-uri", "mongo://x"], "--mongo-uri"),
+        "empty mongo database": (
+            ["--mongo-uri", "mongodb://127.0.0.1:1", "--mongo-database", ""],
+            "--mongo-database",
+        ),
+        "gridfs without mongo": (["--blobs", "gridfs"], "--mongo-uri"),
+        "cert without key": (["--tls-cert", junk], "--tls-key"),
+        "cert file missing": (["--tls-cert", missing, "--tls-key", junk], f"--tls-cert {missing}"),
+        "key file missing": (["--tls-cert", junk, "--tls-key", missing], f"--tls-key {missing}"),
+        "cert and key not PEM": (["--tls-cert", junk, "--tls-key", junk], junk),
+        "negative grace": (["--grace", "-1"], "--grace"),
+    }
+
+
+@pytest.mark.parametrize("mistake", list(_serve_mistakes(Path())))
+def test_serve_flag_and_file_mistakes_exit_2_with_one_line_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], mistake: str
+) -> None:
+    from capsync.cli import main
+
+    if "mongo" in mistake:
+        pytest.importorskip("pymongo")
+    (tmp_path / "bad-keys.json").write_text('{"keys": [{"id": "x"}]}')
+    (tmp_path / "not-json.json").write_text("{")
+    (tmp_path / "junk.pem").write_text("not a certificate\n")
+    flags, named = _serve_mistakes(tmp_path)[mistake]
+    data = str(tmp_path / "data")
+    assert main(["serve", "--data", data, "--listen", "127.0.0.1:0", *flags]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("capsync: error:") and named in line
+
+
+def test_a_bad_keys_file_in_the_data_folder_is_a_usage_error_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from capsync.cli import main
+
+    (tmp_path / "api-keys.json").write_text('{"keys": []}')
+    assert main(["serve", "--data", str(tmp_path), "--listen", "127.0.0.1:0"]) == 2
+    assert str(tmp_path / "api-keys.json") in capsys.readouterr().err
+
+
+def test_data_with_a_bad_mongo_uri_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from capsync.cli import main
+
+    pytest.importorskip("pymongo")
+    assert main(["data", "list", "--data", str(tmp_path), "--mongo-uri", "mongo://x"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "--mongo-uri" in line

@@ -334,7 +334,7 @@ def test_unreadable_keys_file_is_a_one_line_error(tmp_path: Path) -> None:
         "serve", "--data", str(tmp_path / "d"), "--listen", "127.0.0.1:0",
         "--api-keys", str(tmp_path / "bad.json"),
     )  # fmt: skip
-    assert result.returncode == 1
+    assert result.returncode == 2  # a usage error, as in every other command
     [line] = [line for line in result.stderr.splitlines() if "error" in line]
     assert line.startswith("capsync: error:") and "keys[0].key" in line
     assert "Traceback" not in result.stderr
@@ -559,7 +559,7 @@ def test_tls(tmp_path: Path, api_keys_file: Path) -> None:
 
 def test_tls_cert_without_key_is_a_one_line_error(tmp_path: Path) -> None:
     result = run_capsync("serve", "--data", str(tmp_path), "--tls-cert", "c.pem")
-    assert result.returncode == 1 and "--tls-key" in result.stderr
+    assert result.returncode == 2 and "--tls-key" in result.stderr
 
 
 # --- graceful shutdown -------------------------------------------------------------------

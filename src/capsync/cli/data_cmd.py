@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             check_uri(args.mongo_uri)
         except (ValueError, MissingExtraError) as exc:
-            raise UserError(f"--mongo-uri: {exc}") from None
+            raise UserError(f"--mongo-uri: {exc}", 2) from None
         from pymongo.errors import PyMongoError
 
         mongo_errors = (PyMongoError,)

@@ -144,7 +144,8 @@ def check_tls_pair(cert_file: str, key_file: str) -> None:
     except ssl.SSLError as exc:
         raise UserError(
             f"--tls-cert {cert_file} and --tls-key {key_file} are not a PEM certificate chain "
-            f"and its matching private key ({exc.reason or exc})"
+            f"and its matching private key ({exc.reason or exc})",
+            2,
         ) from None
 
 
@@ -157,9 +158,9 @@ def run(args: argparse.Namespace) -> int:
         parse_flag("--http", parse_listen, args.http)
     check_folder("--data", args.data)
     if (args.tls_cert is None) != (args.tls_key is None):
-        raise UserError("--tls-cert and --tls-key go together")
+        raise UserError("--tls-cert and --tls-key go together", 2)
     if args.grace < 0:
-        raise UserError("--grace must be >= 0")
+        raise UserError("--grace must be >= 0", 2)
     if args.metrics is not None:
         from capsync.metrics import parse_address
 
@@ -170,21 +171,22 @@ def run(args: argparse.Namespace) -> int:
         try:
             check_uri(args.mongo_uri)
         except (ValueError, MissingExtraError) as exc:
-            raise UserError(f"--mongo-uri: {exc}") from None
+            raise UserError(f"--mongo-uri: {exc}", 2) from None
         if not args.mongo_database:
-            raise UserError("--mongo-database must not be empty")
+            raise UserError("--mongo-database must not be empty", 2)
     retention = _retention(args)
     for flag in ("retention_interval", "compact_interval"):
         if not getattr(args, flag) > 0:
             raise UserError(f"--{flag.replace('_', '-')} must be > 0", 2)
     if args.blobs == "gridfs" and args.mongo_uri is None:
-        raise UserError("--blobs gridfs needs --mongo-uri")
+        raise UserError("--blobs gridfs needs --mongo-uri", 2)
     tls = None
     if args.tls_cert is not None:
         try:
             tls = TlsConfig.from_files(args.tls_cert, args.tls_key)
         except OSError as exc:
-            raise UserError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
+            flag = "--tls-cert" if exc.filename == args.tls_cert else "--tls-key"
+            raise UserError(f"{flag} {exc.filename}: {exc.strerror}", 2) from None
         check_tls_pair(args.tls_cert, args.tls_key)
     try:
         return serve(
@@ -202,8 +204,8 @@ def run(args: argparse.Namespace) -> int:
             companions=[] if args.http is None else [_page(args.http)],
             metrics=args.metrics,
         )
-    except ApiKeysError as exc:
-        raise UserError(str(exc)) from None
+    except ApiKeysError as exc:  # the --api-keys file (or DIR/api-keys.json) is unusable
+        raise UserError(str(exc), 2) from None
     except OSError as exc:  # an address that cannot be listened on, a folder not writable
         raise UserError(str(exc), 2) from None
 
@@ -259,7 +261,7 @@ def serve(
     With ``metrics`` (``HOST:PORT``), Prometheus metrics are served at
     ``http://HOST:PORT/metrics``.
     """
-    from capsync.server import ApiKeys, ApiKeysError, IngestServer
+    from capsync.server import ApiKeys, IngestServer
     from capsync.server.auth import (
         KEYS_FILE_NAME,
         generate_api_key,
@@ -315,7 +317,7 @@ def serve(
                 print(f"capsync serve: generated an API key in {keys_path}", file=sys.stderr,
                       flush=True)  # fmt: skip
             else:  # created meanwhile by another process: ours is not on disk, so stop
-                raise ApiKeysError(f"{keys_path} appeared while the server started; start again")
+                raise UserError(f"{keys_path} appeared while the server started; start again")
         for companion in running:
             print(f"capsync serve: {companion.start()}", file=out, flush=True)
         print(f"capsync serve: listening on {server.address}", file=out, flush=True)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
 DEFAULT_GRACE_S = 10.0
-DEFAULT_MAX_WORKERS = 16
+DEFAULT_MAX_WORKERS = 32
 # Unary uploads are bounded by the client (batches; binaries over 1 MB are streamed),
 # but leave room above gRPC's 4 MiB default.
 DEFAULT_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -63,13 +63,14 @@ class TlsConfig:
         return cls(Path(cert_file).read_bytes(), Path(key_file).read_bytes())
 
 
-#: Methods whose bytes pass through undecoded (the servicer scans the body itself).
-RAW_METHODS = ("DataCaptureUpload",)
+#: Methods whose bytes pass through undecoded (the servicer scans the body, or reads
+#: the streams' packets, itself).
+RAW_METHODS = ("DataCaptureUpload", "StreamingDataCaptureUpload", "FileUpload")
 
 
 def add_datasync_service(server: grpc.Server, servicer: DataSyncServicer) -> None:
-    """Serve ``servicer`` as DataSyncService on Viam's method paths: ``DataCaptureUpload``
-    takes and answers raw bytes, the two streams protobuf messages (64 KiB chunks)."""
+    """Serve ``servicer`` as DataSyncService on Viam's method paths: every method takes
+    and answers raw bytes (the streams' packets: 64 KiB chunks)."""
     rpc.add_service(server, rpc.data_sync_service(), servicer, raw=RAW_METHODS)
 
 
@@ -207,7 +208,7 @@ class IngestServer:
             ],
         )
         blobs = self._blobs if self._blobs is not None else BlobStore(self.data_dir)
-        self._servicer = DataSyncServicer(self._store, blobs)
+        self._servicer = servicer = DataSyncServicer(self._store, blobs)
         add_datasync_service(server, self._servicer)
         # Viam's data query API on the same port, behind the same API keys.
         from capsync.server.data_service import data_service_handler
@@ -225,6 +226,7 @@ class IngestServer:
             self._retention or RetentionRules(),
             compact_interval_s=self._compact_interval_s,
             retention_interval_s=self._retention_interval_s,
+            activity=lambda: servicer.counters.readings_stored,
         )
         self._health = HealthServicer()
         rpc.add_service(server, health_service(), self._health)

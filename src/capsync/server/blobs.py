@@ -152,7 +152,7 @@ class PayloadWriter:
         self._size = 0
         self._done = False
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | memoryview) -> None:
         """Append ``chunk`` (hashed once, as it goes by)."""
         view = memoryview(chunk)
         while view:
@@ -249,7 +249,9 @@ class BlobStore:
         """A writer for one payload in ``folder`` (from :func:`payload_folder`)."""
         return PayloadWriter(self.root, folder, extension, self._sync_dir)
 
-    def put(self, folder: tuple[str, ...], extension: str, data: bytes) -> StoredPayload:
+    def put(
+        self, folder: tuple[str, ...], extension: str, data: bytes | memoryview
+    ) -> StoredPayload:
         """Store a whole payload at once."""
         with self.writer(folder, extension) as writer:
             writer.write(data)

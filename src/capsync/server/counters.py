@@ -48,6 +48,12 @@ class ServerCounters:
             self._readings += readings
             self._bytes += payload_bytes
 
+    @property
+    def readings_stored(self) -> int:
+        """Tabular readings and binary payloads stored so far (grows with every upload)."""
+        with self._lock:
+            return self._readings
+
     def snapshot(self) -> ServerStats:
         with self._lock:
             return ServerStats(

@@ -51,8 +51,8 @@ class GridFsWriter:
         self._size = 0
         self._done = False
 
-    def write(self, chunk: bytes) -> None:
-        self._stream.write(chunk)
+    def write(self, chunk: bytes | memoryview) -> None:
+        self._stream.write(bytes(chunk))  # GridIn takes bytes, not a view
         self._hash.update(chunk)
         self._size += len(chunk)
 
@@ -109,7 +109,9 @@ class GridFsBlobs:
     def writer(self, folder: tuple[str, ...], extension: str) -> GridFsWriter:
         return GridFsWriter(self._bucket, folder, extension)
 
-    def put(self, folder: tuple[str, ...], extension: str, data: bytes) -> StoredPayload:
+    def put(
+        self, folder: tuple[str, ...], extension: str, data: bytes | memoryview
+    ) -> StoredPayload:
         with self.writer(folder, extension) as writer:
             writer.write(data)
             return writer.commit()

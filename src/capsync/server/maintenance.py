@@ -8,6 +8,10 @@ policies uploads announce, compacts readings into Parquet and applies retention.
 * :class:`Maintenance` is a background thread: every ``compact_interval_s`` it
   compacts new readings (:mod:`capsync.query.columnar`), and every
   ``retention_interval_s`` it applies retention (logging what it removed).
+  Compaction decodes readings in Python, so while uploads keep arriving it waits
+  for a quiet interval, up to ``DEFER_COMPACTION_MAX_S`` behind: a sync burst is
+  not slowed by it (and the server's memory is not spent on it meanwhile); SQL
+  reads the readings not yet compacted from the store all the same.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_COMPACT_INTERVAL_S = 10.0
 DEFAULT_RETENTION_INTERVAL_S = 3600.0
+# While uploads keep arriving, compaction waits until it is this far behind.
+DEFER_COMPACTION_MAX_S = 60.0
 _UPLOAD_PREFIX = "/viam.app.datasync.v1.DataSyncService/"
 
 
@@ -69,12 +75,19 @@ class Maintenance:
         *,
         compact_interval_s: float = DEFAULT_COMPACT_INTERVAL_S,
         retention_interval_s: float = DEFAULT_RETENTION_INTERVAL_S,
+        activity: Callable[[], int] | None = None,
+        defer_max_s: float = DEFER_COMPACTION_MAX_S,
     ) -> None:
+        """``activity``: a count that grows with every upload stored (None: compact every
+        interval regardless)."""
         self.query = query
         self.book = book
         self.rules = rules
         self.compact_interval_s = compact_interval_s
         self.retention_interval_s = retention_interval_s
+        self._activity = activity
+        self._seen_activity = 0
+        self.defer_max_s = defer_max_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="capsync-maintenance", daemon=True)
 
@@ -86,19 +99,31 @@ class Maintenance:
         if self._thread.is_alive():
             self._thread.join()
 
-    def run_once(self, *, retention: bool = True) -> None:
-        """One compaction pass, then (when asked) one retention pass."""
-        if self.query.columnar is not None:
+    def run_once(self, *, retention: bool = True, compaction: bool = True) -> None:
+        """One compaction pass (when asked), then (when asked) one retention pass."""
+        if compaction and self.query.columnar is not None:
             self.query.columnar.compact()
         if retention:
             apply_retention(self.query, self.book, self.rules)
+
+    def compaction_due(self) -> bool:
+        """False while uploads arrived since the last call and compaction is less than
+        ``defer_max_s`` behind (see the module docstring)."""
+        if self._activity is None or self.query.columnar is None:
+            return True
+        count = self._activity()
+        busy, self._seen_activity = count != self._seen_activity, count
+        if not busy:
+            return True
+        lag = self.query.columnar.lag(time.time_ns())
+        return lag is None or lag[1] >= self.defer_max_s
 
     def _run(self) -> None:
         next_retention = time.monotonic()
         while True:
             due = time.monotonic() >= next_retention
             try:
-                self.run_once(retention=due)
+                self.run_once(retention=due, compaction=self.compaction_due())
             except Exception:
                 log.exception(
                     "maintenance pass failed; retrying in %.0f s", self.compact_interval_s

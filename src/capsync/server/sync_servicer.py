@@ -1,8 +1,10 @@
 """The DataSyncService servicer: checks each upload, stores it, answers with its ids.
 
-``DataCaptureUpload`` takes and answers raw bytes (see :mod:`capsync.server.app`):
-the body is checked and indexed by the wire scanner (``scan_upload``), never
-decoded into protobuf objects; a tabular body is stored as one batch. Ids are
+Every method takes and answers raw bytes (see :mod:`capsync.server.app`): a
+``DataCaptureUpload`` body is checked and indexed by the wire scanner
+(``scan_upload``), never decoded into protobuf objects, and a tabular body is
+stored as one batch; a stream's payload chunks go to the payload file as views
+of their packets (:mod:`capsync.server.stream_packets`). Ids are
 deterministic (:mod:`capsync.server.records`), so the same upload sent again
 gets the same ids and the store keeps it once. ``file_id`` is the batch id for
 a tabular ``DataCaptureUpload`` and the blob id otherwise.
@@ -41,6 +43,7 @@ from capsync.server.records import (
     timestamp_ns,
 )
 from capsync.server.stores.base import BlobRecord, Store, StoreUnavailable
+from capsync.server.stream_packets import chunks, metadata_packet
 from capsync.server.undecodable import UndecodableRequest
 from capsync.server.upload_checks import (
     InvalidUpload,
@@ -52,6 +55,7 @@ from capsync.server.upload_checks import (
     file_extension,
     type_name,
 )
+from capsync.wire import frames
 
 log = logging.getLogger(__name__)
 
@@ -189,10 +193,18 @@ class DataSyncServicer:
         metadata_bytes = _det(metadata)
         records: list[BlobRecord] = []
         for at, length in zip(scan[5].tolist(), scan[6].tolist(), strict=True):
-            reading = data_sync_pb2.SensorData.FromString(bytes(view[at : at + length]))
+            # The payload goes to its file as a view of the body: only the metadata is parsed.
+            try:
+                meta_span, payload_span = frames.sensor_data_fields(view, at, length)
+                sensor_metadata = data_sync_pb2.SensorMetadata.FromString(
+                    bytes(view[meta_span[0] : sum(meta_span)]) if meta_span else b""
+                )
+            except (ValueError, DecodeError) as exc:
+                raise InvalidUpload(f"DataCaptureUpload reading does not parse: {exc}") from None
+            payload = view[payload_span[0] : sum(payload_span)] if payload_span else b""
             records.append(
                 self._binary_record(
-                    metadata, metadata_bytes, reading.metadata, reading.binary, folder, now_ns
+                    metadata, metadata_bytes, sensor_metadata, payload, folder, now_ns
                 )
             )
         upload_id = content_id(b"upload", metadata_bytes, *(bytes.fromhex(r.id) for r in records))
@@ -206,7 +218,7 @@ class DataSyncServicer:
         metadata: Any,
         metadata_bytes: bytes,
         sensor_metadata: Any,
-        payload: bytes,
+        payload: bytes | memoryview,
         folder: tuple[str, ...],
         now_ns: int,
     ) -> BlobRecord:
@@ -269,8 +281,14 @@ class DataSyncServicer:
     ) -> StoredPayload:
         """Write the payload chunks that follow a stream's metadata to a new payload file;
         the stored payload once it is whole."""
+        message_class = (
+            data_sync_pb2.StreamingDataCaptureUploadRequest
+            if field == "data"
+            else data_sync_pb2.FileUploadRequest
+        )
         with self._blobs.writer(folder, extension) as writer:
-            _copy_chunks(packets, writer, field, method)
+            for chunk in chunks(packets, message_class, field, method):
+                writer.write(chunk)
             self._check_whole(writer, context)
             return writer.commit()
 
@@ -278,7 +296,9 @@ class DataSyncServicer:
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext | None = None
     ) -> Any:
         packets = iter(request_iterator)
-        first = _metadata_packet(packets, "StreamingDataCaptureUpload")
+        first = metadata_packet(
+            packets, data_sync_pb2.StreamingDataCaptureUploadRequest, "StreamingDataCaptureUpload"
+        )
         if not first.HasField("upload_metadata"):
             raise InvalidUpload("StreamingDataCaptureUpload metadata without upload_metadata")
         metadata = first.upload_metadata
@@ -297,15 +317,16 @@ class DataSyncServicer:
         self._store.record_blob(record)
         self.counters.stored(1, stored.size_bytes)
         blob_id = record.id
-        return data_sync_pb2.StreamingDataCaptureUploadResponse(
+        response = data_sync_pb2.StreamingDataCaptureUploadResponse(
             file_id=blob_id, binary_data_id=blob_id
         )
+        return bytes(response.SerializeToString())
 
     def file_upload(
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext | None = None
     ) -> Any:
         packets = iter(request_iterator)
-        metadata = _metadata_packet(packets, "FileUpload")
+        metadata = metadata_packet(packets, data_sync_pb2.FileUploadRequest, "FileUpload")
         check_storable_times(metadata, "metadata", ("file_create_time", "file_modify_time"))
         folder = checked_folder(metadata, (FILE, UNSPECIFIED), "FileUpload")
         if not (metadata.component_type or metadata.component_name or metadata.method_name):
@@ -332,7 +353,8 @@ class DataSyncServicer:
         added = self._store.record_blob(record)
         self.counters.stored(1, stored.size_bytes)
         log.debug("file %s (%d bytes) %s", blob_id, stored.size_bytes, "new" if added else "seen")
-        return data_sync_pb2.FileUploadResponse(file_id=blob_id, binary_data_id=blob_id)
+        response = data_sync_pb2.FileUploadResponse(file_id=blob_id, binary_data_id=blob_id)
+        return bytes(response.SerializeToString())
 
 
 def _stored_blob(metadata: Any, stored: StoredPayload, **fields: Any) -> BlobRecord:
@@ -352,25 +374,6 @@ def _stored_blob(metadata: Any, stored: StoredPayload, **fields: Any) -> BlobRec
         method_parameters=_method_parameters(metadata.method_parameters),
         **fields,
     )
-
-
-def _metadata_packet(packets: Iterator[Any], rpc: str) -> Any:
-    """The metadata a streaming upload must start with."""
-    first = next(packets, None)
-    if first is None or first.WhichOneof("upload_packet") != "metadata":
-        raise InvalidUpload(f"{rpc} must start with its metadata")
-    return first.metadata
-
-
-def _copy_chunks(packets: Iterator[Any], writer: PayloadWriter, field: str, rpc: str) -> None:
-    for index, packet in enumerate(packets, start=1):
-        held = packet.WhichOneof("upload_packet")
-        if held != field:
-            raise InvalidUpload(
-                f"{rpc} packet {index} holds {held or 'nothing'}; only the first may be metadata"
-            )
-        chunk = getattr(packet, field)
-        writer.write(chunk if field == "data" else chunk.data)
 
 
 def _upload_response(file_id: str, binary_data_id: str) -> bytes:

@@ -8,9 +8,10 @@ lets the deserializer hand such a request on as :class:`Undecodable` and
 refuses it with INVALID_ARGUMENT saying why, so the client sets the file aside.
 In a stream the packet raises :class:`UndecodableRequest` in the handler's loop.
 
-``DataCaptureUpload`` passes through as raw bytes (nothing to deserialize: the
-servicer's wire scanner refuses a bad body itself); this guards the streamed
-uploads and any other service on the server.
+DataSyncService passes through as raw bytes (nothing to deserialize: the
+servicer refuses a bad body or packet itself, with :class:`UndecodableRequest` and
+:func:`describe` for a stream's packet); this guards every other service on the
+server.
 """
 
 from __future__ import annotations

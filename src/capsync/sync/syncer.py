@@ -2,11 +2,10 @@
 
 A pass lists the completed capture files and the ready arbitrary files,
 then uploads them with up to ``maximum_num_sync_threads`` workers, each
-keeping up to ``files_in_flight_per_worker`` files in flight (one lane, a
-thread, per file: a small file's upload is mostly waiting for the server's
-answer, which is its ``fdatasync``, so the next files are sent meanwhile and
-the server commits them together). Files bigger than one request stay one
-per worker, which bounds the memory of client and server. A lane makes one
+keeping up to ``files_in_flight_per_worker`` files, and at most
+``BYTES_IN_FLIGHT_PER_WORKER`` of them, in flight (one lane, a thread, per
+file: see :mod:`capsync.sync.in_flight`). Files bigger than one request stay
+one per worker, which bounds the memory of client and server. A lane makes one
 attempt at a file at a time: a file waiting out its backoff goes back to the
 pass's :class:`~capsync.sync.retryqueue.RetryQueue` and holds no lane, so one
 failing file never keeps the others back. A file is claimed before its upload
@@ -58,6 +57,8 @@ from capsync.sync.errors import (
 )
 from capsync.sync.file_job import BUSY
 from capsync.sync.files import SyncItem
+from capsync.sync.in_flight import BYTES_IN_FLIGHT_PER_WORKER as BYTES_PER_WORKER
+from capsync.sync.in_flight import FILES_IN_FLIGHT_PER_WORKER, ByteBudget
 from capsync.sync.pass_state import Entry, Outcome, PassState
 from capsync.sync.report import (
     ProgressFn,
@@ -78,10 +79,6 @@ DEFAULT_RETRY_FOR_S = 300.0
 # How long a graceful stop waits for the uploads in flight before cancelling them.
 DEFAULT_STOP_TIMEOUT_S = 10.0
 STOPPED = "sync stopped before the upload finished"
-# Files each sync worker keeps in flight. Memory and handles stay bounded: a file in
-# flight holds its map, one descriptor and one request body; a file bigger than one
-# request also takes one of ``max_workers`` slots, so big files go one per worker.
-FILES_IN_FLIGHT_PER_WORKER = 4
 
 
 class Syncer:
@@ -101,6 +98,7 @@ class Syncer:
         self.settings = settings
         self.files_in_flight_per_worker = max(1, files_in_flight_per_worker)
         self._big_slots = threading.BoundedSemaphore(max(1, settings.max_workers))
+        self._bytes = ByteBudget(max(1, settings.max_workers) * BYTES_PER_WORKER)
         self.target = target
         self.request_max_bytes = request_max_bytes
         self.retry_for_s = retry_for_s
@@ -300,10 +298,12 @@ class Syncer:
         return entry.outcome
 
     def _claimed_upload(self, entry: Entry, state: PassState) -> Outcome | float:
-        if entry.item.size_bytes <= self.request_max_bytes:
-            return self._claimed_upload_now(entry, state)
-        with self._big_slots:  # big files in flight: at most one per worker
-            return self._claimed_upload_now(entry, state)
+        size = entry.item.size_bytes
+        with self._bytes.hold(min(size, self.request_max_bytes)):
+            if size <= self.request_max_bytes:
+                return self._claimed_upload_now(entry, state)
+            with self._big_slots:  # big files in flight: at most one per worker
+                return self._claimed_upload_now(entry, state)
 
     def _claimed_upload_now(self, entry: Entry, state: PassState) -> Outcome | float:
         item = entry.item

@@ -83,7 +83,10 @@ class LocalStore(Store):
         self._index = BatchIndex(folder, upgrade=create)
         self._inflight: dict[str, threading.Event] = {}
         self._inflight_lock = threading.Lock()
-        self._blob_rows: GroupCommit[BlobRecord, bool] = GroupCommit(self._blobs.add)
+        # Blob rows of concurrent uploads share one transaction (one fsync: FULL sync).
+        self._blob_rows: GroupCommit[Sequence[BlobRecord], list[bool]] = GroupCommit(
+            self._add_blob_rows
+        )
         # Index rows of concurrent uploads share one transaction (the segments are durable).
         self._batch_rows: GroupCommit[tuple[TabularBatch, Entry], None] = GroupCommit(
             self._add_rows
@@ -194,10 +197,15 @@ class LocalStore(Store):
 
     def record_blob(self, record: BlobRecord) -> bool:
         """One blob row, committed together with concurrent callers' rows (one fsync)."""
-        return self._blob_rows.submit(record)
+        return self._blob_rows.submit((record,))[0]
 
     def record_blobs(self, records: Sequence[BlobRecord]) -> list[bool]:
-        return self._blobs.add(records)
+        """The rows of one upload, committed together with concurrent callers' rows."""
+        return self._blob_rows.submit(records) if records else []
+
+    def _add_blob_rows(self, uploads: Sequence[Sequence[BlobRecord]]) -> list[list[bool]]:
+        added = iter(self._blobs.add([record for records in uploads for record in records]))
+        return [[next(added) for _ in records] for records in uploads]
 
     # --- reading ---------------------------------------------------------------------------
 
