@@ -271,8 +271,10 @@ class ColumnarStore:
         """Rewrite the file without its readings requested before ``cutoff``, a row group
         at a time (a merged file holds millions)."""
         with pq.ParquetFile(path) as f:
-            times = f.read(columns=["time_requested"])["time_requested"]
-            kept = pc.sum(pc.greater_equal(times, cutoff)).as_py() or 0
+            kept = 0
+            for index in range(f.num_row_groups):
+                times = f.read_row_group(index, ["time_requested"], use_threads=False)
+                kept += pc.sum(pc.greater_equal(times["time_requested"], cutoff)).as_py() or 0
             if kept == f.metadata.num_rows:
                 return
             if kept == 0:
@@ -281,7 +283,7 @@ class ColumnarStore:
             temporary = path.with_suffix(".tmp")
             with pq.ParquetWriter(temporary, f.schema_arrow, compression="zstd") as out:
                 for index in range(f.num_row_groups):
-                    table = f.read_row_group(index)
+                    table = f.read_row_group(index, use_threads=False)
                     table = table.filter(pc.greater_equal(table["time_requested"], cutoff))
                     if table.num_rows:
                         out.write_table(table)
