@@ -66,7 +66,9 @@ def check_once(query: DataQuery, expected: list[dict[str, Any]]) -> None:
     assert query.sql(ROWS) == expected  # every row once, in the same order (no ORDER BY)
 
 
-def test_small_files_merge_with_rows_and_order_unchanged(tmp_path: Path, store: MemoryStore) -> None:
+def test_small_files_merge_with_rows_and_order_unchanged(
+    tmp_path: Path, store: MemoryStore
+) -> None:
     with open_query(store, tmp_path / "flat", merging_on=False) as flat:
         cols(flat).compact(batch=STEP)
         expected = flat.sql(ROWS)
@@ -128,7 +130,11 @@ CRASHES: dict[str, tuple[str, Callable[..., None]]] = {
 
 @pytest.mark.parametrize("point", list(CRASHES))
 def test_a_merge_killed_midway_leaves_every_row_once(
-    tmp_path: Path, store: MemoryStore, query: DataQuery, point: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    store: MemoryStore,
+    query: DataQuery,
+    point: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     expected = query.sql(ROWS)
     name, fault = CRASHES[point]
