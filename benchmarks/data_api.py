@@ -6,8 +6,10 @@ Stores ``--readings`` 6-float readings (``{"readings": {"a".."f"}}``, one
 component, one per millisecond) through the real ingest path (see :func:`fill`:
 the capture encoder, ``upload_body`` as the sync client sends, the server's own
 upload handler into the embedded store, in uploads of 2,500 readings), compacts
-them into the query layer's Parquet, starts ``capsync serve`` (in this process)
-on loopback and measures:
+them into the query layer's Parquet (merging files as it goes), runs the next
+compaction pass (nothing new: the day's files settle, as on a server once the
+readings stop coming), starts ``capsync serve`` (in this process) on loopback and
+measures:
 
 * **filter paging**: every reading of the component, ``--page`` per page, following
   ``last`` (readings/s): the server's response building alone (the handler, in
