@@ -6,8 +6,10 @@ Stores ``--readings`` 6-float readings (``{"readings": {"a".."f"}}``, one
 component, one per millisecond) through the real ingest path (see :func:`fill`:
 the capture encoder, ``upload_body`` as the sync client sends, the server's own
 upload handler into the embedded store, in uploads of 2,500 readings), compacts
-them into the query layer's Parquet, starts ``capsync serve`` (in this process)
-on loopback and measures:
+them into the query layer's Parquet (merging files as it goes), runs the next
+compaction pass (nothing new: the day's files settle, as on a server once the
+readings stop coming), starts ``capsync serve`` (in this process) on loopback and
+measures:
 
 * **filter paging**: every reading of the component, ``--page`` per page, following
   ``last`` (readings/s): the server's response building alone (the handler, in
@@ -39,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import resource
 import shutil
 import sys
 import tempfile
@@ -239,7 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         fill(data_dir, readings)
         fill_s = time.perf_counter() - began
-        print(f"stored {readings:,} readings in {fill_s:.1f} s ({readings / fill_s:,.0f}/s)")
+        print(
+            f"stored {readings:,} readings in {fill_s:.1f} s ({readings / fill_s:,.0f}/s; "
+            f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)"
+        )
         if args.keep:
             print(f"(the store: {data_dir}; --data-dir reuses it)")
     baseline_file = data_dir / "baseline.parquet"
@@ -247,7 +253,16 @@ def main(argv: list[str] | None = None) -> int:
         began = time.perf_counter()
         assert query.columnar is not None
         query.columnar.compact()
-        print(f"compacted into Parquet in {time.perf_counter() - began:.1f} s", flush=True)
+        compact_s = time.perf_counter() - began
+        # the server's next pass, data no longer arriving: the day's small files settle
+        query.columnar.compact()
+        files = len(query.columnar.snapshot()[0])
+        print(
+            f"compacted into Parquet in {compact_s:.1f} s, settled in "
+            f"{time.perf_counter() - began - compact_s:.1f} s: {files} files "
+            f"(peak RSS so far {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)",
+            flush=True,
+        )
         baseline_parquet(query, baseline_file)
         decoded_n = min(readings, args.decoded_readings)
         assert page_in_process(query, True, readings, page_size) == readings

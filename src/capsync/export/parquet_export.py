@@ -287,10 +287,11 @@ def export_query_parquet(
                 key, day = columnar.source_of(path)
                 if not _source_matches(key, day, f):
                     continue
-                table = _filtered(_read_compacted(path), f)
-                if table.num_rows:
-                    groups.of(key).write(_export_table(table))
-                    result.rows += table.num_rows
+                for part in _read_compacted(path):
+                    table = _filtered(part, f)
+                    if table.num_rows:
+                        groups.of(key).write(_export_table(table))
+                        result.rows += table.num_rows
             tail = (r for r in columnar.tail(mark) if matches(r, f))
             _add_records(tail, groups, result, batch_rows)
     finally:
@@ -312,15 +313,17 @@ _COMPACTED_COLUMNS = (
 )  # fmt: skip
 
 
-def _read_compacted(path: Path) -> pa.Table:
+def _read_compacted(path: Path) -> Iterator[pa.Table]:
     """The columns of a compacted file an export uses (not the ids, the organization...),
-    the source's names as dictionaries, as they are written."""
-    present = set(pq.read_schema(path).names)
-    return pq.read_table(
-        path,
-        columns=[c for c in _COMPACTED_COLUMNS if c in present],
-        read_dictionary=["part_id", "component_type", "component_name", "method_name"],
-    )
+    the source's names as dictionaries, as they are written; a row group at a time (a
+    merged file holds millions of readings)."""
+    with pq.ParquetFile(
+        path, read_dictionary=["part_id", "component_type", "component_name", "method_name"]
+    ) as f:
+        present = set(f.schema_arrow.names)
+        columns = [c for c in _COMPACTED_COLUMNS if c in present]
+        for index in range(f.num_row_groups):
+            yield f.read_row_group(index, columns=columns)
 
 
 def _source_matches(key: SourceKey, day: str, f: ItemFilter) -> bool:

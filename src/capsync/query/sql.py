@@ -24,6 +24,7 @@ field one reading lacks reads as null.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import json
@@ -173,27 +174,31 @@ class SqlEngine:
             self._db.close()
 
 
-def _readings_connection(query: DataQuery) -> duckdb.DuckDBPyConnection:
-    """A cursor over the columnar files plus the tail, or over the store's readings."""
+@contextlib.contextmanager
+def _readings_connection(query: DataQuery) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor over the columnar files plus the tail, or over the store's readings; the
+    files stay on disk while it is open (a merge may replace them meanwhile)."""
     if query.columnar is None:
-        return query.sql_engine.cursor(readings_table(query.iter_tabular(DataFilter())))
-    files, mark = query.columnar.snapshot()
-    return query.sql_engine.cursor(readings_table(query.columnar.tail(mark)), files)
+        con = query.sql_engine.cursor(readings_table(query.iter_tabular(DataFilter())))
+        with contextlib.closing(con):
+            yield con
+        return
+    with query.columnar.reading() as (files, mark):
+        con = query.sql_engine.cursor(readings_table(query.columnar.tail(mark)), files)
+        with contextlib.closing(con):
+            yield con
 
 
 def run_mql(query: DataQuery, pipeline: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Run an aggregation pipeline over every stored reading (translated to SQL)."""
     from capsync.query.mql import pipeline_to_sql
 
-    con = _readings_connection(query)
-    try:
+    with _readings_connection(query) as con:
         empty = con.sql(f"SELECT * FROM {TABLE} LIMIT 0")
         # to_arrow_table() since DuckDB 1.4 (arrow() before it, deprecated after)
         schema = getattr(empty, "to_arrow_table", empty.arrow)().schema
         sql, params = pipeline_to_sql(pipeline, lambda path: _has_path(schema, path))
         return _rows(con, sql, params, "MQL")
-    finally:
-        con.close()
 
 
 def _rows(con: Any, sql: str, params: Any, language: str) -> list[dict[str, Any]]:
@@ -226,13 +231,10 @@ def run_sql(
     built by capsync itself, e.g. from MQL)."""
     if not sql.strip():
         raise QueryError("SQL: the query is empty")
-    con = _readings_connection(query)
-    try:
+    with _readings_connection(query) as con:
         if not checked:
             check_read_only(con, sql)
         return _rows(con, sql, params or [], "SQL")
-    finally:
-        con.close()
 
 
 def plain(value: Any) -> Any:
