@@ -162,3 +162,29 @@ def test_deletes_cut_merged_files_and_never_bring_replaced_ones_back(query: Data
     assert count_sql(query) == 0
     cols(query).compact()
     assert count_sql(query) == 0 and on_disk(query) == []
+
+
+def test_a_delete_waits_for_a_query_that_listed_its_files(
+    query: DataQuery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delete arriving after a query listed the files it removes waits for the query,
+    which reads them whole; the next query sees the delete."""
+    import threading
+
+    expected = query.sql(ROWS)
+    engine = query.sql_engine
+    cursor = engine.cursor
+    deleter = threading.Thread(target=query.delete_tabular, args=(None,))
+
+    def delete_then_cursor(*args: Any, **kwargs: Any) -> Any:
+        deleter.start()  # every file this query listed is to go
+        deleter.join(1.0)  # it waits for the query (without the wait it is done by now)
+        return cursor(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "cursor", delete_then_cursor)
+    check_once(query, expected)
+    monkeypatch.undo()
+    deleter.join(30)
+    assert not deleter.is_alive()
+    assert on_disk(query) == []
+    assert query.sql("SELECT count(*) AS n FROM readings") == [{"n": 0}]

@@ -251,9 +251,15 @@ class ColumnarStore:
         """Remove readings requested before ``before_ns`` (None: all) of the sources the
         filter's part, component type, name and method match (None: all sources).
 
-        Call it inside :meth:`exclusive`, together with the store's delete."""
+        Call it inside :meth:`exclusive`, together with the store's delete. It waits for
+        the queries running (:meth:`reading`) to end: one may have listed the files it
+        removes or rewrites."""
         f = data_filter or DataFilter()
         wanted = (f.part_id, f.component_type, f.component_name, f.method_name)
+        with merging.readers_lock(self.root, exclusive=True, wait=True):
+            self._delete_before(before_ns, wanted)
+
+    def _delete_before(self, before_ns: int | None, wanted: tuple[str | None, ...]) -> None:
         for key, day, folder in list(self._day_folders()):
             if any(w is not None and w != k for w, k in zip(wanted, key, strict=True)):
                 continue

@@ -161,9 +161,9 @@ def _fsync(path: Path) -> None:
 
 
 @contextlib.contextmanager
-def readers_lock(root: Path, *, exclusive: bool) -> Iterator[bool]:
+def readers_lock(root: Path, *, exclusive: bool, wait: bool = False) -> Iterator[bool]:
     """The readers' shared ``flock`` (blocking), or the deleter's exclusive one (not
-    blocking: yields whether it was had)."""
+    blocking unless ``wait``: yields whether it was had)."""
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(root / READERS_FILE, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -172,7 +172,7 @@ def readers_lock(root: Path, *, exclusive: bool) -> Iterator[bool]:
             yield True
             return
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
