@@ -188,3 +188,38 @@ def test_a_delete_waits_for_a_query_that_listed_its_files(
     assert not deleter.is_alive()
     assert on_disk(query) == []
     assert query.sql("SELECT count(*) AS n FROM readings") == [{"n": 0}]
+
+
+def test_queries_that_keep_coming_do_not_hold_off_a_waiting_delete(query: DataQuery) -> None:
+    """A query that starts while a delete waits for the running ones goes after the delete
+    (and sees it), so back-to-back queries cannot starve deletes."""
+    import fcntl
+    import os
+    import threading
+
+    from sync_helpers import wait_for
+
+    def gate_closed() -> bool:
+        fd = os.open(cols(query).root / merging.GATE_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+
+    counts: list[Any] = []
+    deleter = threading.Thread(target=query.delete_tabular, args=(None,))
+    later = threading.Thread(
+        target=lambda: counts.append(query.sql("SELECT count(*) AS n FROM readings"))
+    )
+    with cols(query).reading():  # a query running
+        deleter.start()
+        assert wait_for(gate_closed, 30, 0.005)  # the delete waits for it
+        later.start()  # and a query starts meanwhile
+        later.join(0.5)
+        assert counts == []  # it queues behind the delete
+    deleter.join(30)
+    later.join(30)
+    assert counts == [[{"n": 0}]]

@@ -35,6 +35,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 READERS_FILE = "readers.lock"
+# Taken by a waiting deleter so that queries starting meanwhile queue behind it.
+GATE_FILE = "readers-gate.lock"
 ROW_GROUP_ROWS = 20_000  # rows per row group of a merged file: ~16 MB more RSS while merging
 # (65,536: 40 MB; 122,880: 78 MB), and DuckDB's aggregates ran as fast over either
 
@@ -163,22 +165,48 @@ def _fsync(path: Path) -> None:
 @contextlib.contextmanager
 def readers_lock(root: Path, *, exclusive: bool, wait: bool = False) -> Iterator[bool]:
     """The readers' shared ``flock`` (blocking), or the deleter's exclusive one (not
-    blocking unless ``wait``: yields whether it was had)."""
+    blocking unless ``wait``: yields whether it was had).
+
+    A waiting deleter first closes a gate that each reader passes on its way in, so
+    queries that keep overlapping cannot hold it off for ever; a merge dropping the
+    files it replaced does not wait and takes no gate."""
     root.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(root / READERS_FILE, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        if not exclusive:
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            yield True
-            return
+    if not exclusive:
+        way_in = _locked(root / GATE_FILE, fcntl.LOCK_SH)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
+            fd = _locked(root / READERS_FILE, fcntl.LOCK_SH)
+        finally:
+            os.close(way_in)  # the gate is only for the way in
+        try:
+            yield True
+        finally:
+            os.close(fd)  # releases the lock
+        return
+    gate = _locked(root / GATE_FILE, fcntl.LOCK_EX) if wait else None
+    try:
+        fd = os.open(root / READERS_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)
     finally:
-        os.close(fd)  # releases the lock
+        if gate is not None:
+            os.close(gate)
+
+
+def _locked(path: Path, operation: int) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, operation)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def drop(root: Path, superseded: set[Path]) -> None:
