@@ -16,6 +16,7 @@ from typing import Any
 
 from google.protobuf.message import DecodeError
 
+from capsync import wire
 from capsync.server.undecodable import UndecodableRequest, describe
 from capsync.server.upload_checks import InvalidUpload
 
@@ -23,27 +24,16 @@ _LENGTH_DELIMITED_2 = 0x12  # field 2, wire type 2: ``data`` and ``file_contents
 _LENGTH_DELIMITED_1 = 0x0A  # field 1, wire type 2: ``FileData.data``
 
 
-def _varint(packet: bytes, at: int) -> tuple[int, int]:
-    """The varint at ``at`` and the offset after it; (-1, at) when it runs off the end."""
-    value = shift = 0
-    end = min(len(packet), at + 10)
-    while at < end:
-        byte = packet[at]
-        at += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, at
-        shift += 7
-    return -1, at
-
-
 def _field_span(packet: bytes, at: int, tag: int) -> int:
     """Where the bytes of the length-delimited field ``tag`` at ``at`` start, when that
     field runs exactly to the end of ``packet``; else -1."""
     if at >= len(packet) or packet[at] != tag:
         return -1
-    length, start = _varint(packet, at + 1)
-    return start if length >= 0 and start + length == len(packet) else -1
+    try:
+        length, start = wire.wire().read_varint(packet, at + 1)
+    except ValueError:  # runs off the end: left to protobuf, which refuses it
+        return -1
+    return start if start + length == len(packet) else -1
 
 
 def parse(message_class: Any, packet: bytes) -> Any:

@@ -320,7 +320,7 @@ class DataSyncServicer:
         response = data_sync_pb2.StreamingDataCaptureUploadResponse(
             file_id=blob_id, binary_data_id=blob_id
         )
-        return bytes(response.SerializeToString())
+        return response.SerializeToString()
 
     def file_upload(
         self, request_iterator: Iterator[Any], context: grpc.ServicerContext | None = None
@@ -354,7 +354,7 @@ class DataSyncServicer:
         self.counters.stored(1, stored.size_bytes)
         log.debug("file %s (%d bytes) %s", blob_id, stored.size_bytes, "new" if added else "seen")
         response = data_sync_pb2.FileUploadResponse(file_id=blob_id, binary_data_id=blob_id)
-        return bytes(response.SerializeToString())
+        return response.SerializeToString()
 
 
 def _stored_blob(metadata: Any, stored: StoredPayload, **fields: Any) -> BlobRecord:
@@ -380,7 +380,7 @@ def _upload_response(file_id: str, binary_data_id: str) -> bytes:
     response = data_sync_pb2.DataCaptureUploadResponse(
         file_id=file_id, binary_data_id=binary_data_id
     )
-    return bytes(response.SerializeToString())
+    return response.SerializeToString()
 
 
 def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
