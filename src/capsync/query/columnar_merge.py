@@ -184,13 +184,14 @@ def readers_lock(root: Path, *, exclusive: bool, wait: bool = False) -> Iterator
         return
     gate = _locked(root / GATE_FILE, fcntl.LOCK_EX) if wait else None
     try:
-        fd = os.open(root / READERS_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield False
-                return
+            fd = _locked(
+                root / READERS_FILE, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB
+            )
+        except BlockingIOError:
+            yield False
+            return
+        try:
             yield True
         finally:
             os.close(fd)

@@ -8,8 +8,8 @@
   machine cannot make it late. It needs ``CAP_SYS_NICE`` or an ``RLIMIT_RTPRIO``
   (e.g. ``LimitRTPRIO=`` in a systemd unit); without either the thread keeps
   its normal priority and one line says why.
-* The rest of the process (while a real-time collector runs, unless its settings
-  opt out): the capture thread needs the GIL for every reading, and a
+* The rest of the process (opt-in, ``realtime_whole_process``, while a real-time
+  collector runs): the capture thread needs the GIL for every reading, and a
   normal-priority thread of this process (the flusher, the main thread, sync)
   that other processes pre-empt while it holds the GIL makes the capture thread
   wait with it. So those threads go under ``SCHED_FIFO`` too, below the
