@@ -18,11 +18,10 @@ import numpy as np
 from capsync.export._json_text import json_string as _py_json_string
 
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
-from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memset
 
 
@@ -33,10 +32,10 @@ cdef int64_t MAX_SECONDS = 9223372036
 
 
 cdef struct Out:
-    char* data        # malloc'd output, or the buffer of `owner`
+    char* data        # the buffer of `owner`
     Py_ssize_t size   # bytes in use
     Py_ssize_t cap    # bytes allocated
-    PyObject* owner   # the bytearray written into (its size is `cap` until the end), or NULL
+    PyObject* owner   # the bytearray written into (its size is `cap`)
 
 
 cdef inline int _reserve(Out* out, Py_ssize_t extra) except -1:
@@ -46,22 +45,11 @@ cdef inline int _reserve(Out* out, Py_ssize_t extra) except -1:
 
 
 cdef int _grow(Out* out, Py_ssize_t extra) except -1:
+    """An eighth to spare, not double: a chunk's buffer is reused whole."""
     cdef Py_ssize_t need = out.size + extra
-    cdef Py_ssize_t cap
-    cdef char* grown
-    if out.owner != NULL:  # a chunk: an eighth to spare, not double (it is reused whole)
-        cap = max(need + (need >> 3), 65536)
-        PyByteArray_Resize(<object>out.owner, cap)
-        out.data = PyByteArray_AS_STRING(<object>out.owner)
-        out.cap = cap
-        return 0
-    cap = out.cap * 2 if out.cap else 65536
-    while cap < need:
-        cap *= 2
-    grown = <char*>realloc(out.data, cap)
-    if grown == NULL:
-        raise MemoryError()
-    out.data = grown
+    cdef Py_ssize_t cap = max(need + (need >> 3), 65536)
+    PyByteArray_Resize(<object>out.owner, cap)
+    out.data = PyByteArray_AS_STRING(<object>out.owner)
     out.cap = cap
     return 0
 
@@ -367,33 +355,11 @@ cdef Py_ssize_t _records(const uint8_t* buf, Py_ssize_t buf_len, const int64_t[:
 def tabular_message_records(buf, offsets, lengths, channel_id, first_sequence):
     """MCAP Message records for the tabular frames at ``offsets``/``lengths`` of ``buf``:
     ``(records, log_times, record_offsets)`` (see the twin in capsync.export.frames)."""
-    cdef const uint8_t[::1] view = buf
-    cdef const int64_t[::1] offs = np.ascontiguousarray(offsets, dtype=np.int64)
-    cdef const int64_t[::1] lens = np.ascontiguousarray(lengths, dtype=np.int64)
-    if offs.shape[0] != lens.shape[0]:
-        raise ValueError("offsets and lengths differ in length")
-    n = offs.shape[0]
-    log_array = np.empty(n, dtype=np.uint64)
-    start_array = np.empty(n, dtype=np.uint64)
-    cdef uint64_t[::1] log_times = log_array
-    cdef uint64_t[::1] starts = start_array
-    cdef Out out
-    out.data = NULL
-    out.size = 0
-    out.cap = 0
-    out.owner = NULL
-    cdef const uint8_t* data = &view[0] if view.shape[0] else <const uint8_t*>b""
-    cdef Py_ssize_t i, guess = 0
-    for i in range(n):  # JSON of numbers is about twice their wire size: grow once, if at all
-        guess += HEAD_BYTES + 2 * lens[i]
-    try:
-        _reserve(&out, min(guess, 64 << 20))
-        _records(data, view.shape[0], offs, lens, <uint64_t>channel_id,
-                 <uint64_t>first_sequence, log_times, starts, &out, PY_SSIZE_T_MAX)
-        records = PyBytes_FromStringAndSize(out.data, out.size) if out.size else b""
-    finally:
-        free(out.data)
-    return records, log_array, start_array
+    out = bytearray()
+    _, size, log_times, starts = tabular_records_into(
+        out, 0, PY_SSIZE_T_MAX, buf, offsets, lengths, channel_id, first_sequence
+    )
+    return bytes(out[:size]), log_times, starts
 
 
 def tabular_records_into(bytearray out not None, Py_ssize_t size, Py_ssize_t limit_bytes, buf,
