@@ -430,8 +430,7 @@ class MongoStore(Store):
         """The readings of one source (part, component type, component name, method) per
         UTC day (``YYYY-MM-DD``, oldest first) with their size: the BSON bytes of their
         documents. Retention's ``tabular_limit_gb`` measures this store by it."""
-        source = dict(zip(("part_id", "component_type", "component_name", "method_name"), key,
-                          strict=True))  # fmt: skip
+        source = dict(zip(SOURCE_FIELDS, key, strict=True))
         with unavailable_on_connection_errors("measuring"):
             try:
                 rows = [(int(r["_id"]), int(r["size_bytes"]))

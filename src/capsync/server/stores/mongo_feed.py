@@ -92,8 +92,8 @@ class BatchFeed:
         ``settled`` (the compactor, which keeps the mark): stop at a missing number until
         the batch after it has settled (:data:`GAP_WAIT_S`). ``settled=False`` (a query's
         tail): go past it. A batch document is written after its readings and before the
-        upload is answered, so every acknowledged batch is listed; one whose number is
-        missing yet was not acknowledged."""
+        upload is answered, so every acknowledged batch is listed: a missing number is a
+        batch not acknowledged yet."""
         records: list[TabularRecord] = []
         settled_ns = time.time_ns() - int(GAP_WAIT_S * 1e9)
         while len(records) < limit:
