@@ -82,7 +82,7 @@ bench: $(STAMP) $(OPTIMIZED)
 	$(PY) benchmarks/collector_rate.py
 	$(PY) benchmarks/sync_throughput.py --quick
 
-# The README's sync figures: a 1 GiB backlog per phase (about 15 minutes on the dev VM).
+# The README's sync figures: a 1 GiB backlog per phase (under a minute on the quiet dev VM).
 bench-sync-full: $(STAMP) $(OPTIMIZED)
 	$(PY) benchmarks/sync_throughput.py
 
