@@ -11,25 +11,37 @@ CPU is the process's CPU time per second (100% = one core).
 permitted), and the process's other threads below it (``--collector-threads-only``:
 only the capture and writer threads, as before). ``--ab K`` alternates those
 two K times at each rate and prints each run and the medians (for a loaded
-machine, where only a comparison within one run means anything). GC is the
+machine, where only a comparison within one run means anything).
+``--reference K`` alternates the collector with the platform's ceiling K times:
+``cyclic_reference.c`` (compiled here with the C compiler Python was built
+with), a C loop that only keeps the same schedule the same way (absolute sleep
+to half a period before each tick, spin the rest, skip what it missed) at the
+same priority, with no Python and no work per tick. What it loses, any program
+on this machine loses; the rest of the collector's losses are capsync's. GC is the
 share of time the process spent in the garbage collector. Timing numbers depend
 on the machine: they are reported, never asserted.
 
     python benchmarks/collector_rate.py [--seconds 3] [--hz 1000 10000 20000] [--quick]
     python benchmarks/collector_rate.py --quick --realtime-priority 50 --busy --ab 8
+    python benchmarks/collector_rate.py --quick --realtime-priority 50 --busy --reference 8
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import multiprocessing
 import os
+import shlex
 import statistics
+import subprocess
+import sysconfig
 import tempfile
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -149,6 +161,39 @@ def _measure(
     }
 
 
+REFERENCE_SOURCE = Path(__file__).with_name("cyclic_reference.c")
+
+
+def build_reference(out_dir: str) -> str:
+    """Compile ``cyclic_reference.c`` with Python's C compiler; the executable's path."""
+    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    exe = os.path.join(out_dir, "cyclic_reference")
+    subprocess.run([*compiler, "-O2", "-o", exe, str(REFERENCE_SOURCE)], check=True)
+    return exe
+
+
+def measure_reference(
+    exe: str, frequency_hz: float, seconds: float, realtime_priority: int
+) -> dict[str, float]:
+    """The C loop on the same schedule, the Ticker's widest margin (half a period)."""
+    period_ns = int(1e9 / frequency_hz)
+    out = subprocess.run(
+        [exe, str(period_ns), str(seconds), str(period_ns // 2), str(realtime_priority)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    r = json.loads(out)
+    scheduled = r["met"] + r["skipped"]
+    return {
+        "hz": frequency_hz,
+        "achieved_hz": r["met"] / seconds,
+        "captured": r["met"] / scheduled if scheduled else 0.0,
+        "realtime": r["fifo"],
+        **{key.replace("_ns", "_us"): r[key] / 1e3 for key in r if key.endswith("_ns")},
+    }
+
+
 HEADER = (
     "| target Hz | achieved Hz | ticks captured | written | dropped | lateness p50 "
     "| p90 | p99 | p99.9 | max | late > ½ period | CPU | GC |"
@@ -157,12 +202,17 @@ RULE = "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 
 
 def row(r: dict[str, float], first: str | None = None) -> str:
+    process = "written" in r  # the C reference has no readings and no process figures
     return (
         f"| {first or format(r['hz'], ',.0f')} | {r['achieved_hz']:,.0f} | {r['captured']:.2%} "
-        f"| {r['written']:,} | {r['dropped']:,} | {r['p50_us']:.1f} µs "
-        f"| {r['p90_us']:.1f} µs | {r['p99_us']:.1f} µs | {r['p999_us']:.1f} µs "
-        f"| {r['max_us']:,.0f} µs | {r['over_half_period']:.2%} | {r['cpu']:.0%} "
-        f"| {r['gc']:.3%} |"
+        + (f"| {r['written']:,} | {r['dropped']:,} " if process else "| – | – ")
+        + f"| {r['p50_us']:.1f} µs | {r['p90_us']:.1f} µs | {r['p99_us']:.1f} µs "
+        f"| {r['p999_us']:.1f} µs | {r['max_us']:,.0f} µs "
+        + (
+            f"| {r['over_half_period']:.2%} | {r['cpu']:.0%} | {r['gc']:.3%} |"
+            if process
+            else "| – | – | – |"
+        )
     )
 
 
@@ -212,6 +262,48 @@ def ab_table(title: str, args: argparse.Namespace) -> None:
     print(load_note())
 
 
+def reference_table(title: str, args: argparse.Namespace) -> None:
+    """Alternate the collector (C) and the C reference loop (R), ``args.reference`` times."""
+    mode = "collector threads only" if args.collector_threads_only else "whole process"
+    print(
+        f"\n### {title}: C = the collector (real-time priority {args.realtime_priority}, "
+        f"{mode}), R = the C reference loop, same schedule and priority\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="capsync-cyclic-") as build_dir:
+        exe = build_reference(build_dir)
+        for hz in args.hz:
+            print(HEADER.replace("target Hz", f"run ({hz:,.0f} Hz)"))
+            print(RULE)
+            runs: dict[str, list[dict[str, float]]] = {"C": [], "R": []}
+            for i in range(args.reference):
+                order = ("C", "R") if i % 2 == 0 else ("R", "C")
+                for name in order:
+                    whole = not args.collector_threads_only
+                    if name == "C":
+                        r = measure(hz, args.seconds, args.realtime_priority, whole)
+                    else:
+                        r = measure_reference(exe, hz, args.seconds, args.realtime_priority)
+                    runs[name].append(r)
+                    print(row(r, f"{name}{i + 1}"), flush=True)
+            print()
+            for name in ("C", "R"):
+                captured = [r["captured"] for r in runs[name]]
+                print(
+                    f"{name}: ticks captured median {statistics.median(captured):.2%}, worst "
+                    f"{min(captured):.2%}, ≥ 99% in {sum(x >= 0.99 for x in captured)} of "
+                    f"{args.reference}; max lateness median "
+                    f"{statistics.median(r['max_us'] for r in runs[name]):,.0f} µs  "
+                )
+            pairs = zip(runs["C"], runs["R"], strict=True)
+            ratios = [c["captured"] / r["captured"] for c, r in pairs if r["captured"]]
+            if ratios:
+                print(
+                    f"collector / reference, ticks captured: median {statistics.median(ratios):.4f}"
+                    f" (the collector kept more in {sum(x > 1 for x in ratios)} of {len(ratios)})\n"
+                )
+    print(load_note())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=3.0)
@@ -230,6 +322,13 @@ def main() -> None:
         metavar="K",
         help="with --realtime-priority: alternate --collector-threads-only and not, K times",
     )
+    parser.add_argument(
+        "--reference",
+        type=int,
+        default=0,
+        metavar="K",
+        help="alternate the collector and the C reference loop (cyclic_reference.c), K times",
+    )
     load = parser.add_mutually_exclusive_group()
     load.add_argument("--busy", action="store_true", help="only the run with a busy core")
     load.add_argument("--no-busy", action="store_true", help="leave out the busy-core run")
@@ -238,7 +337,9 @@ def main() -> None:
         args.seconds, args.hz = 1.0, [20000.0]
     if args.ab and not args.realtime_priority:
         parser.error("--ab compares real-time modes: give --realtime-priority too")
-    show = ab_table if args.ab else table
+    if args.ab and args.reference:
+        parser.error("--ab and --reference are two different comparisons: give one")
+    show = ab_table if args.ab else reference_table if args.reference else table
     impl = "compiled" if native_available() else "pure Python"
     cores = len(os.sched_getaffinity(0))
     what = f"one collector, cheap sensor, {args.seconds:g} s per rate ({impl} wire, {cores} cores)"
