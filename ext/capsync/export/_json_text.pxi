@@ -36,14 +36,20 @@ cdef inline void _seventeen_digits(uint64_t value, char* at) noexcept nogil:
     at[0] = <char>(48 + upper // 100000000)
 
 
-cdef int _string(const uint8_t* buf, Py_ssize_t start, Py_ssize_t stop, Out* out) except -1:
+cdef int _string_utf8(const uint8_t* buf, Py_ssize_t start, Py_ssize_t stop,
+                      Out* out) except -1 with gil:
+    """A string with non-ASCII bytes, through the twin's ``json_string`` (rare: the GIL)."""
+    cdef bytes text = _py_json_string((<const char*>buf)[start:stop], 0, stop - start)
+    return _put(out, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
+
+
+cdef int _string(const uint8_t* buf, Py_ssize_t start, Py_ssize_t stop,
+                 Out* out) except -1 nogil:
     cdef Py_ssize_t i
     cdef uint8_t c
-    cdef bytes text
     for i in range(start, stop):
         if buf[i] >= 0x80:
-            text = _py_json_string((<const char*>buf)[start:stop], 0, stop - start)
-            return _put(out, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
+            return _string_utf8(buf, start, stop, out)
     _reserve(out, 2 + 6 * (stop - start))
     out.data[out.size] = b'"'
     out.size += 1
@@ -86,7 +92,7 @@ cdef int _string(const uint8_t* buf, Py_ssize_t start, Py_ssize_t stop, Out* out
     return 0
 
 
-cdef int _double(double number, Out* out) except -1:
+cdef int _double(double number, Out* out) except -1 nogil:
     """``repr(number)`` (a finite double), from Ryu's shortest digits laid out as CPython's
     ``format_float_short`` does for repr: exponent form when the decimal point falls more
     than 16 places right or 4 left of the first digit, else fixed with at least ``.0``."""
