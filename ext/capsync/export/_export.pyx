@@ -22,7 +22,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memset
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcmp, memcpy, memset
 
 
 DEF MAX_DEPTH = 100
@@ -31,11 +32,34 @@ cdef int64_t MAX_NS = 9223372036854775807
 cdef int64_t MAX_SECONDS = 9223372036
 
 
+DEF TEMPLATE_SLOTS = 64
+DEF TEMPLATE_WIRE_BYTES = 1024
+DEF TEMPLATE_JSON_BYTES = 4096
+
+
+# A reading's struct as wire bytes and JSON text, and where each number that was
+# written sits in both (see _template.pxi).
+cdef struct Template:
+    bint recording         # _value notes the numbers it writes
+    bint usable            # holds a reading (not too large, not too many numbers)
+    Py_ssize_t wire_base   # while recording: where the struct's wire bytes start
+    Py_ssize_t json_base   # while recording: where its JSON text starts in the output
+    Py_ssize_t wire_len
+    Py_ssize_t json_len
+    int slots              # numbers noted (more than TEMPLATE_SLOTS: not usable)
+    Py_ssize_t wire_at[TEMPLATE_SLOTS]    # a number's 8 bytes in the wire bytes
+    Py_ssize_t json_at[TEMPLATE_SLOTS]    # where its text starts in the JSON
+    Py_ssize_t json_stop[TEMPLATE_SLOTS]  # and ends
+    uint8_t wire[TEMPLATE_WIRE_BYTES]
+    char json[TEMPLATE_JSON_BYTES]
+
+
 cdef struct Out:
     char* data        # the buffer of `owner`
     Py_ssize_t size   # bytes in use
     Py_ssize_t cap    # bytes allocated
     PyObject* owner   # the bytearray written into (its size is `cap`)
+    Template* tpl     # the template being recorded into, or NULL
 
 
 cdef inline int _reserve(Out* out, Py_ssize_t extra) except -1 nogil:
@@ -255,6 +279,7 @@ cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
     cdef uint64_t key, value, kind = 0, flag = 0
     cdef Py_ssize_t kind_start = 0, kind_stop = 0
     cdef double number
+    cdef Template* tpl
     while pos < end:
         _varint(buf, &pos, end, &key)
         if key == 0x11:
@@ -275,10 +300,15 @@ cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
             _skip(buf, &pos, end, key & 7)
     if kind == 0x11:
         memcpy(&number, buf + kind_start, 8)
+        tpl = out.tpl
+        if tpl != NULL and tpl.recording:
+            _note_number(tpl, kind_start, out.size)
         if number - number == 0:
             _double(number, out)
         else:
             _put(out, b"null", 4)
+        if tpl != NULL and tpl.recording and tpl.slots <= TEMPLATE_SLOTS:
+            tpl.json_stop[tpl.slots - 1] = out.size - tpl.json_base
     elif kind == 0x20:
         if flag:
             _put(out, b"true", 4)
@@ -293,6 +323,10 @@ cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
     else:
         _put(out, b"null", 4)
     return 0
+
+
+# A reading laid out as the one before it: its JSON from that one's, numbers rewritten.
+include "_template.pxi"
 
 
 cdef inline void _le(char* at, uint64_t value, int nbytes) noexcept nogil:
@@ -338,7 +372,7 @@ cdef Py_ssize_t _records(const uint8_t* buf, Py_ssize_t buf_len, const int64_t[:
         _reserve(out, HEAD_BYTES)
         out.size += HEAD_BYTES
         if data_key == 0x12:
-            _struct(buf, data_start, data_stop, 0, out)
+            _struct_json(buf, data_start, data_stop, out)
         else:
             _put(out, b"{}", 2)
         head = out.data + base
@@ -385,6 +419,11 @@ def tabular_records_into(bytearray out not None, Py_ssize_t size, Py_ssize_t lim
     cdef uint64_t[::1] log_times = log_array
     cdef uint64_t[::1] starts = start_array
     cdef Out target
+    cdef Template* template = <Template*>malloc(sizeof(Template))
+    if template == NULL:
+        raise MemoryError()
+    template.usable = template.recording = False
+    target.tpl = template
     cdef Py_ssize_t i, guess = 0, count
     cdef const uint8_t* data = &view[0] if view.shape[0] else <const uint8_t*>b""
     target.size = size
@@ -397,7 +436,10 @@ def tabular_records_into(bytearray out not None, Py_ssize_t size, Py_ssize_t lim
             break
     _reserve(&target, min(guess, 64 << 20))
     cdef uint64_t channel = channel_id, sequence = first_sequence
-    with nogil:  # a pool of threads encodes a capture's batches side by side
-        count = _records(data, view.shape[0], offs, lens, channel, sequence, log_times,
-                         starts, &target, limit_bytes)
+    try:
+        with nogil:  # a pool of threads encodes a capture's batches side by side
+            count = _records(data, view.shape[0], offs, lens, channel, sequence, log_times,
+                             starts, &target, limit_bytes)
+    finally:
+        free(template)
     return count, target.size, log_array[:count], start_array[:count]

@@ -5,12 +5,13 @@ MessageIndex records. Those two are assembled by hand for speed: the library's
 :class:`mcap.writer.Writer` builds them one message at a time through Python
 calls (a ``Message`` object, five ``struct.pack`` calls and an index tuple per
 message), which cost more than everything else in a readings export together.
-This writer takes messages laid out as MCAP Message records, written straight
-into the chunk being filled (from a capture file's frames by the compiled
-``capsync.export._export`` or its twin :mod:`capsync.export.frames`, through
-:meth:`McapChunkWriter.add_filled`) or one at a time (with
-:func:`capsync.export.mcap_chunk.message_head`), with their log times and
-offsets, from which it writes the chunk's message index with numpy. Header,
+This writer takes messages laid out as MCAP Message records, in batches
+(from a capture file's frames by the compiled ``capsync.export._export`` or its
+twin :mod:`capsync.export.frames`, on worker threads: see
+:mod:`capsync.export.mcap_pipeline`; through :meth:`McapChunkWriter.add_records`)
+or one at a time (with :func:`capsync.export.mcap_chunk.message_head`), with
+their log times and offsets, from which it writes the chunk's message index
+with numpy. Header,
 Schema, Channel, DataEnd, Statistics, ChunkIndex, SummaryOffset and Footer
 records, and the summary layout, are the library's; the hand-written records
 are built in :mod:`capsync.export.mcap_chunk`.
@@ -31,14 +32,14 @@ clouds) and one stored uncompressed for payloads that are already compressed
 save under 1%. Chunk CRCs are written as 0 ("not computed", as the MCAP spec
 allows). A chunk is filled up to its limit and no further, so it holds at most
 ``chunk_size_bytes`` (default 4 MiB) plus one message, and memory stays at
-about three chunks (the two being filled and one being compressed in a
-background thread while the next is encoded: ``peak_buffered_bytes``).
+about three chunks (the two being filled, one being compressed in a background
+thread while the next is filled, and the batches encoded ahead: ``peak_buffered_bytes``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import IO, Any
 
 import numpy as np
@@ -87,7 +88,9 @@ class McapChunkWriter:
         *,
         chunk_size_bytes: int = DEFAULT_CHUNK_SIZE_BYTES,
         profile: str = "",
+        executor: Executor | None = None,
     ) -> None:
+        """``executor`` compresses the chunks (default: a thread of the writer's own)."""
         self._stream = stream
         self._chunk_size = chunk_size_bytes
         self._position = 0
@@ -102,7 +105,8 @@ class McapChunkWriter:
         self._packed = Chunk("zstd")
         self._stored = Chunk("")
         self._finished = False
-        self._pool: ThreadPoolExecutor | None = None
+        self._executor = executor
+        self._pool: ThreadPoolExecutor | None = None  # the writer's own, if it made one
         self._pending: tuple[str, bytearray, Any, int, int, dict[int, Any]] | None = None
         self._spares: list[bytearray] = []  # written chunks' buffers, for the next chunks
         self.peak_buffered_bytes = 0  # the most record bytes held at once (chunks and pending)
@@ -166,28 +170,47 @@ class McapChunkWriter:
         self._message_count += n
         self._counts[channel_id] += n
 
-    def add_filled(
-        self, channel_id: int, fill: Callable[..., tuple[int, int, Any, Any]], *args: Any
-    ) -> int:
-        """Let ``fill(buffer, size, limit_bytes, *args)`` write Message records into the
-        compressed chunk being filled (its ``buffer``, from ``size`` on), up to and
-        including the one that takes it to ``limit_bytes``, and return ``(count, new
-        size, log times, offsets into the buffer)``; returns the count.
-
-        The records are written straight into the chunk (no batch buffer, no
-        copy), so a chunk holds at most ``chunk_size_bytes`` plus one message.
-        """
-        chunk = self._packed
-        count, chunk.size, log_times, offsets = fill(
-            chunk.buffer, chunk.size, self._chunk_size, *args
-        )
+    def add_records(
+        self,
+        channel_id: int,
+        records: bytearray,
+        size: int,
+        log_times: Any,
+        offsets: Any,
+        *,
+        held_bytes: int = 0,
+    ) -> None:
+        """Add the Message records ``records[:size]`` (back to back, each at its offset,
+        with its log time) to the compressed chunks, cutting each chunk after the record
+        that takes it to ``chunk_size_bytes``, as filling it record by record would (so
+        a chunk holds at most ``chunk_size_bytes`` plus one message). ``held_bytes``:
+        record bytes held elsewhere meanwhile (batches encoded ahead), for
+        ``peak_buffered_bytes``."""
         log_times = np.asarray(log_times, dtype=np.uint64)
-        chunk.note(channel_id, log_times, np.asarray(offsets, dtype=np.uint64))
-        self._note_buffered()
-        self._count(channel_id, log_times)
-        if chunk.size >= self._chunk_size:
-            self._flush_chunk(chunk)
-        return int(count)
+        offsets = np.asarray(offsets, dtype=np.uint64)
+        n = len(offsets)
+        ends = np.empty(n, dtype=np.uint64)
+        ends[:-1] = offsets[1:]
+        if n:
+            ends[-1] = size
+        done = 0
+        with memoryview(records) as view:
+            while done < n:
+                chunk = self._packed
+                start = int(offsets[done])
+                # the first record that ends at or past the chunk's limit, or the last
+                last = int(np.searchsorted(ends, start + self._chunk_size - chunk.size))
+                stop = min(max(last, done) + 1, n)
+                base = chunk.size
+                chunk.append(view[start : int(ends[stop - 1])])
+                times = log_times[done:stop]
+                moved = offsets[done:stop] - np.uint64(start) + np.uint64(base)
+                chunk.note(channel_id, times, moved)
+                self._note_buffered(held_bytes + size)  # the batch's buffer, until it is done
+                self._count(channel_id, times)
+                if chunk.size >= self._chunk_size:
+                    self._flush_chunk(chunk)
+                done = stop
 
     def add_message(
         self,
@@ -245,8 +268,8 @@ class McapChunkWriter:
 
     # --- chunks --------------------------------------------------------------------
 
-    def _note_buffered(self) -> None:
-        held = self._packed.size + self._stored.size
+    def _note_buffered(self, held_elsewhere_bytes: int = 0) -> None:
+        held = self._packed.size + self._stored.size + held_elsewhere_bytes
         if self._pending is not None:
             held += len(self._pending[1])  # its compressed copy is smaller (or absent)
         if held > self.peak_buffered_bytes:
@@ -264,9 +287,10 @@ class McapChunkWriter:
         raw, index = chunk.take(self._spares.pop() if self._spares else None)
         body: Any = raw
         if chunk.compression:
-            if self._pool is None:
+            if self._executor is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="capsync-mcap-zstd")
-            body = self._pool.submit(self._compressor.compress, raw)
+                self._executor = self._pool
+            body = self._executor.submit(self._compressor.compress, raw)
         self._pending = (chunk.compression, raw, body, chunk.start_ns, chunk.end_ns, index)
 
     def _write_pending(self) -> None:
@@ -309,7 +333,7 @@ class McapChunkWriter:
         """Stop the compression thread (``finish`` does; call it when abandoning a file)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            self._pool = self._executor = None
 
     @property
     def message_count(self) -> int:
