@@ -31,13 +31,14 @@ clouds) and one stored uncompressed for payloads that are already compressed
 (JPEG and PNG images), where zstd would spend the time of the whole export to
 save under 1%. Chunk CRCs are written as 0 ("not computed", as the MCAP spec
 allows). A chunk is filled up to its limit and no further, so it holds at most
-``chunk_size_bytes`` (default 4 MiB) plus one message, and memory stays at
-about three chunks (the two being filled, one being compressed in a background
-thread while the next is filled, and the batches encoded ahead: ``peak_buffered_bytes``).
+``chunk_size_bytes`` (default 4 MiB) plus one message, and memory stays at a
+few chunks (the two being filled, up to two being compressed on other threads
+while the next is filled, and the batches encoded ahead: ``peak_buffered_bytes``).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import IO, Any
@@ -69,6 +70,7 @@ from capsync.export.mcap_chunk import (
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 DEFAULT_CHUNK_SIZE_BYTES = 4 << 20
+CHUNKS_COMPRESSING = 2  # handed to be compressed and not yet written, at most
 ZSTD_LEVEL = 1  # level 3 costs about twice the time for ~15% smaller JSON chunks
 # Level 1 with a 4K-entry hash table and 7-byte minimum matches: about 10% faster than
 # level 1's own table on readings' JSON, and 1% smaller (the matches there are the repeated
@@ -101,13 +103,14 @@ class McapChunkWriter:
         self._message_count = 0
         self._start_ns = 0
         self._end_ns = 0
-        self._compressor = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMETERS)
+        self._compressors: list[zstandard.ZstdCompressor] = []  # idle ones
         self._packed = Chunk("zstd")
         self._stored = Chunk("")
         self._finished = False
         self._executor = executor
         self._pool: ThreadPoolExecutor | None = None  # the writer's own, if it made one
-        self._pending: tuple[str, bytearray, Any, int, int, dict[int, Any]] | None = None
+        # chunks handed to be compressed, oldest first (written in that order)
+        self._pending: deque[tuple[str, bytearray, Any, int, int, dict[int, Any]]] = deque()
         self._spares: list[bytearray] = []  # written chunks' buffers, for the next chunks
         self.peak_buffered_bytes = 0  # the most record bytes held at once (chunks and pending)
         self._write(MCAP_MAGIC)
@@ -270,34 +273,46 @@ class McapChunkWriter:
 
     def _note_buffered(self, held_elsewhere_bytes: int = 0) -> None:
         held = self._packed.size + self._stored.size + held_elsewhere_bytes
-        if self._pending is not None:
-            held += len(self._pending[1])  # its compressed copy is smaller (or absent)
+        for pending in self._pending:
+            held += len(pending[1])  # its compressed copy is smaller (or absent)
         if held > self.peak_buffered_bytes:
             self.peak_buffered_bytes = held
 
     def _flush_chunk(self, chunk: Chunk) -> None:
         """Hand the chunk to be compressed (in the background) and start a new one.
 
-        zstd releases the GIL, so the next chunk is encoded while this one is
-        compressed; at most one chunk waits, and chunks are written in order.
+        zstd releases the GIL, so the next chunk is filled while this one is
+        compressed; at most CHUNKS_COMPRESSING chunks wait (two can be compressed side
+        by side), and chunks are written in order.
         """
         if chunk.messages == 0:
             return
-        self._write_pending()
+        while len(self._pending) >= CHUNKS_COMPRESSING:
+            self._write_pending()
         raw, index = chunk.take(self._spares.pop() if self._spares else None)
         body: Any = raw
         if chunk.compression:
             if self._executor is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="capsync-mcap-zstd")
                 self._executor = self._pool
-            body = self._executor.submit(self._compressor.compress, raw)
-        self._pending = (chunk.compression, raw, body, chunk.start_ns, chunk.end_ns, index)
+            body = self._executor.submit(self._compress, raw)
+        self._pending.append((chunk.compression, raw, body, chunk.start_ns, chunk.end_ns, index))
+
+    def _compress(self, raw: bytearray) -> bytes:
+        """zstd, with a compressor no other thread is using (they are not thread safe)."""
+        try:
+            compressor = self._compressors.pop()
+        except IndexError:
+            compressor = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMETERS)
+        try:
+            return compressor.compress(raw)
+        finally:
+            self._compressors.append(compressor)
 
     def _write_pending(self) -> None:
-        if self._pending is None:
+        if not self._pending:
             return
-        compression_name, raw, body, start_ns, end_ns, index = self._pending
-        self._pending = None
+        compression_name, raw, body, start_ns, end_ns, index = self._pending.popleft()
         raw_nbytes = len(raw)
         if isinstance(body, Future):
             body = body.result()
@@ -347,7 +362,8 @@ class McapChunkWriter:
         try:
             self._flush_chunk(self._packed)
             self._flush_chunk(self._stored)
-            self._write_pending()
+            while self._pending:
+                self._write_pending()
         finally:
             self.close()
         self._write_records(DataEnd(data_section_crc=0))
