@@ -297,6 +297,10 @@ class McapChunkWriter:
                 self._executor = self._pool
             body = self._executor.submit(self._compress, raw)
         self._pending.append((chunk.compression, raw, body, chunk.start_ns, chunk.end_ns, index))
+        # what is ready at the head goes now (stored chunks, finished ones): the order is
+        # the same, the memory freed sooner
+        while self._pending and _ready(self._pending[0][2]):
+            self._write_pending()
 
     def _compress(self, raw: bytearray) -> bytes:
         """zstd, with a compressor no other thread is using (they are not thread safe)."""
@@ -412,3 +416,8 @@ class McapChunkWriter:
             )
         )
         self._write(MCAP_MAGIC)
+
+
+def _ready(body: Any) -> bool:
+    """A pending chunk's body is written (stored) or compressed already."""
+    return not isinstance(body, Future) or body.done()
