@@ -297,9 +297,10 @@ class McapChunkWriter:
                 self._executor = self._pool
             body = self._executor.submit(self._compress, raw)
         self._pending.append((chunk.compression, raw, body, chunk.start_ns, chunk.end_ns, index))
-        # what is ready at the head goes now (stored chunks, finished ones): the order is
-        # the same, the memory freed sooner
-        while self._pending and _ready(self._pending[0][2]):
+        # stored chunks at the head go now, their buffers not held behind the compression
+        # limit (not compressed ones that happen to be done: schema and channel records
+        # are written as they come, so when a chunk is written must not depend on timing)
+        while self._pending and not isinstance(self._pending[0][2], Future):
             self._write_pending()
 
     def _compress(self, raw: bytearray) -> bytes:
@@ -416,8 +417,3 @@ class McapChunkWriter:
             )
         )
         self._write(MCAP_MAGIC)
-
-
-def _ready(body: Any) -> bool:
-    """A pending chunk's body is written (stored) or compressed already."""
-    return not isinstance(body, Future) or body.done()
