@@ -14,8 +14,24 @@ cdef extern from "ryu/d2s_impl.h":
     floating_decimal_64 d2d(uint64_t ieee_mantissa, uint32_t ieee_exponent) nogil
     bint d2d_small_int(uint64_t ieee_mantissa, uint32_t ieee_exponent,
                        floating_decimal_64* v) nogil
-    uint32_t decimalLength17(uint64_t v) nogil
     const char DIGIT_TABLE[200]
+
+
+cdef extern from *:
+    """
+    static const uint64_t CAPSYNC_POW10[18] = {
+        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+        100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+        10000000000000ULL, 100000000000000ULL, 1000000000000000ULL,
+        10000000000000000ULL, 100000000000000000ULL};
+    /* digits of 0 < v < 10**17 without a branch per length: log10 from the bit length
+       (1233 / 4096 ~ log10(2)), one off at most, then one comparison */
+    static inline int capsync_digit_count(uint64_t v) {
+        int guess = ((64 - __builtin_clzll(v | 1)) * 1233) >> 12;
+        return guess + (v >= CAPSYNC_POW10[guess]);
+    }
+    """
+    int _digit_count "capsync_digit_count"(uint64_t v) nogil
 
 
 cdef inline void _eight_digits(uint32_t value, char* at) noexcept nogil:
@@ -110,9 +126,8 @@ cdef int _double(double number, Out* out) except -1 nogil:
     # the digits) and only the pointer moves by the real length
     _reserve(out, 48)
     p = out.data + out.size
-    if bits >> 63:
-        p[0] = b'-'
-        p += 1
+    p[0] = b'-'  # kept only when negative: no branch on a sign that is random
+    p += bits >> 63
     if exponent == 0 and mantissa == 0:
         memcpy(p, b"0.0", 3)
         out.size = p + 3 - out.data
@@ -124,7 +139,7 @@ cdef int _double(double number, Out* out) except -1 nogil:
         v.exponent += 1
     _seventeen_digits(v.mantissa, &digits[3])  # the n digits end at digits[19]
     memset(&digits[20], 0, 20)
-    n = decimalLength17(v.mantissa)
+    n = _digit_count(v.mantissa)
     first = &digits[20 - n]
     point = n + v.exponent  # digits d1..dn mean 0.d1..dn * 10**point
     if point <= -4 or point > 16:
