@@ -22,7 +22,6 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.stdlib cimport free, malloc
 from libc.string cimport memcmp, memcpy, memset
 
 
@@ -419,11 +418,9 @@ def tabular_records_into(bytearray out not None, Py_ssize_t size, Py_ssize_t lim
     cdef uint64_t[::1] log_times = log_array
     cdef uint64_t[::1] starts = start_array
     cdef Out target
-    cdef Template* template = <Template*>malloc(sizeof(Template))
-    if template == NULL:
-        raise MemoryError()
+    cdef Template template  # about 7 KB, on this call's stack: one per thread at a time
     template.usable = template.recording = False
-    target.tpl = template
+    target.tpl = &template
     cdef Py_ssize_t i, guess = 0, count
     cdef const uint8_t* data = &view[0] if view.shape[0] else <const uint8_t*>b""
     target.size = size
@@ -436,10 +433,7 @@ def tabular_records_into(bytearray out not None, Py_ssize_t size, Py_ssize_t lim
             break
     _reserve(&target, min(guess, 64 << 20))
     cdef uint64_t channel = channel_id, sequence = first_sequence
-    try:
-        with nogil:  # a pool of threads encodes a capture's batches side by side
-            count = _records(data, view.shape[0], offs, lens, channel, sequence, log_times,
-                             starts, &target, limit_bytes)
-    finally:
-        free(template)
+    with nogil:  # a pool of threads encodes a capture's batches side by side
+        count = _records(data, view.shape[0], offs, lens, channel, sequence, log_times,
+                         starts, &target, limit_bytes)
     return count, target.size, log_array[:count], start_array[:count]
