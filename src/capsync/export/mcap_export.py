@@ -10,8 +10,8 @@ clouds ``foxglove.PointCloud``; any other binary is kept as raw bytes on a
 channel whose message encoding is its MIME type. Log time is
 ``time_received``, publish time ``time_requested``.
 
-Files are read one at a time through a memory map and records are written in
-chunks of a few MiB, so memory does not grow with the export.
+Files are read through memory maps (a few at once, as worker threads encode them:
+:mod:`.mcap_pipeline`) into chunks of a few MiB: memory does not grow with the export.
 """
 
 from __future__ import annotations
