@@ -22,7 +22,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
 from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 
 
 DEF MAX_DEPTH = 100
@@ -31,37 +31,61 @@ cdef int64_t MAX_NS = 9223372036854775807
 cdef int64_t MAX_SECONDS = 9223372036
 
 
+DEF TEMPLATE_SLOTS = 64
+DEF TEMPLATE_WIRE_BYTES = 1024
+DEF TEMPLATE_JSON_BYTES = 4096
+
+
+# A reading's struct as wire bytes and JSON text, and where each number that was
+# written sits in both (see _template.pxi).
+cdef struct Template:
+    bint recording         # _value notes the numbers it writes
+    bint usable            # holds a reading (not too large, not too many numbers)
+    Py_ssize_t wire_base   # while recording: where the struct's wire bytes start
+    Py_ssize_t json_base   # while recording: where its JSON text starts in the output
+    Py_ssize_t wire_len
+    Py_ssize_t json_len
+    int slots              # numbers noted (more than TEMPLATE_SLOTS: not usable)
+    Py_ssize_t wire_at[TEMPLATE_SLOTS]    # a number's 8 bytes in the wire bytes
+    Py_ssize_t json_at[TEMPLATE_SLOTS]    # where its text starts in the JSON
+    Py_ssize_t json_stop[TEMPLATE_SLOTS]  # and ends
+    uint8_t wire[TEMPLATE_WIRE_BYTES]
+    char json[TEMPLATE_JSON_BYTES]
+
+
 cdef struct Out:
     char* data        # the buffer of `owner`
     Py_ssize_t size   # bytes in use
     Py_ssize_t cap    # bytes allocated
     PyObject* owner   # the bytearray written into (its size is `cap`)
+    Template* tpl     # the template being recorded into, or NULL
 
 
-cdef inline int _reserve(Out* out, Py_ssize_t extra) except -1:
+cdef inline int _reserve(Out* out, Py_ssize_t extra) except -1 nogil:
     if out.size + extra <= out.cap:
         return 0
     return _grow(out, extra)
 
 
-cdef int _grow(Out* out, Py_ssize_t extra) except -1:
+cdef int _grow(Out* out, Py_ssize_t extra) except -1 nogil:
     """An eighth to spare, not double: a chunk's buffer is reused whole."""
     cdef Py_ssize_t need = out.size + extra
     cdef Py_ssize_t cap = max(need + (need >> 3), 65536)
-    PyByteArray_Resize(<object>out.owner, cap)
-    out.data = PyByteArray_AS_STRING(<object>out.owner)
+    with gil:
+        PyByteArray_Resize(<object>out.owner, cap)
+        out.data = PyByteArray_AS_STRING(<object>out.owner)
     out.cap = cap
     return 0
 
 
-cdef inline int _put(Out* out, const char* data, Py_ssize_t n) except -1:
+cdef inline int _put(Out* out, const char* data, Py_ssize_t n) except -1 nogil:
     _reserve(out, n)
     memcpy(out.data + out.size, data, n)
     out.size += n
     return 0
 
 
-cdef inline int _put_byte(Out* out, char c) except -1:
+cdef inline int _put_byte(Out* out, char c) except -1 nogil:
     _reserve(out, 1)
     out.data[out.size] = c
     out.size += 1
@@ -69,7 +93,7 @@ cdef inline int _put_byte(Out* out, char c) except -1:
 
 
 cdef inline int _varint(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
-                        uint64_t* value) except -1:
+                        uint64_t* value) except -1 nogil:
     if pos[0] < end and buf[pos[0]] < 0x80:  # keys and short lengths: one byte
         value[0] = buf[pos[0]]
         pos[0] += 1
@@ -78,7 +102,7 @@ cdef inline int _varint(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
 
 
 cdef int _varint_long(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
-                      uint64_t* value) except -1:
+                      uint64_t* value) except -1 nogil:
     cdef uint64_t result = 0
     cdef int shift = 0
     cdef uint8_t byte
@@ -97,7 +121,8 @@ cdef int _varint_long(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
             raise ValueError("varint too long")
 
 
-cdef int _skip(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end, uint64_t wire_type) except -1:
+cdef int _skip(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
+               uint64_t wire_type) except -1 nogil:
     cdef uint64_t length
     if wire_type == 0:
         _varint(buf, pos, end, &length)
@@ -120,7 +145,7 @@ cdef int _skip(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end, uint64_t wir
 
 
 cdef inline int _field(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
-                       Py_ssize_t* start, Py_ssize_t* stop) except -1:
+                       Py_ssize_t* start, Py_ssize_t* stop) except -1 nogil:
     cdef uint64_t length
     _varint(buf, pos, end, &length)
     if length > <uint64_t>(end - pos[0]):
@@ -130,7 +155,8 @@ cdef inline int _field(const uint8_t* buf, Py_ssize_t* pos, Py_ssize_t end,
     return 0
 
 
-cdef int64_t _timestamp(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end) except? -1:
+cdef int64_t _timestamp(const uint8_t* buf, Py_ssize_t pos,
+                        Py_ssize_t end) except? -1 nogil:
     cdef int64_t seconds = 0, nanos = 0, base
     cdef uint64_t key, value
     while pos < end:
@@ -157,7 +183,7 @@ cdef int64_t _timestamp(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end) exce
 
 
 cdef int _metadata(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end,
-                   int64_t* requested, int64_t* received) except -1:
+                   int64_t* requested, int64_t* received) except -1 nogil:
     cdef uint64_t key
     cdef Py_ssize_t start, stop
     requested[0] = 0
@@ -181,7 +207,7 @@ include "_json_text.pxi"
 
 
 cdef int _struct(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
-                 Out* out) except -1:
+                 Out* out) except -1 nogil:
     cdef uint64_t key, entry_key
     cdef Py_ssize_t start, stop, name_start, name_stop, value_start, value_stop
     cdef bint first = True, has_name, has_value
@@ -225,7 +251,7 @@ cdef int _struct(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
 
 
 cdef int _list(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
-               Out* out) except -1:
+               Out* out) except -1 nogil:
     cdef uint64_t key
     cdef Py_ssize_t start, stop
     cdef bint first = True
@@ -248,10 +274,11 @@ cdef int _list(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
 
 
 cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
-                Out* out) except -1:
+                Out* out) except -1 nogil:
     cdef uint64_t key, value, kind = 0, flag = 0
     cdef Py_ssize_t kind_start = 0, kind_stop = 0
     cdef double number
+    cdef Template* tpl
     while pos < end:
         _varint(buf, &pos, end, &key)
         if key == 0x11:
@@ -272,10 +299,15 @@ cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
             _skip(buf, &pos, end, key & 7)
     if kind == 0x11:
         memcpy(&number, buf + kind_start, 8)
+        tpl = out.tpl
+        if tpl != NULL and tpl.recording:
+            _note_number(tpl, kind_start, out.size)
         if number - number == 0:
             _double(number, out)
         else:
             _put(out, b"null", 4)
+        if tpl != NULL and tpl.recording and tpl.slots <= TEMPLATE_SLOTS:
+            tpl.json_stop[tpl.slots - 1] = out.size - tpl.json_base
     elif kind == 0x20:
         if flag:
             _put(out, b"true", 4)
@@ -292,7 +324,11 @@ cdef int _value(const uint8_t* buf, Py_ssize_t pos, Py_ssize_t end, int depth,
     return 0
 
 
-cdef inline void _le(char* at, uint64_t value, int nbytes) noexcept:
+# A reading laid out as the one before it: its JSON from that one's, numbers rewritten.
+include "_template.pxi"
+
+
+cdef inline void _le(char* at, uint64_t value, int nbytes) noexcept nogil:
     cdef int i
     for i in range(nbytes):
         at[i] = <char>((value >> (8 * i)) & 0xFF)
@@ -301,7 +337,7 @@ cdef inline void _le(char* at, uint64_t value, int nbytes) noexcept:
 cdef Py_ssize_t _records(const uint8_t* buf, Py_ssize_t buf_len, const int64_t[::1] offsets,
                          const int64_t[::1] lengths, uint64_t channel_id, uint64_t sequence,
                          uint64_t[::1] log_times, uint64_t[::1] starts, Out* out,
-                         Py_ssize_t limit) except -1:
+                         Py_ssize_t limit) except -1 nogil:
     """Writes the records; stops after the one that takes ``out`` to ``limit`` bytes.
     Returns how many were written."""
     cdef Py_ssize_t i, pos, end, start, stop, base, data_start = 0, data_stop = 0
@@ -335,14 +371,14 @@ cdef Py_ssize_t _records(const uint8_t* buf, Py_ssize_t buf_len, const int64_t[:
         _reserve(out, HEAD_BYTES)
         out.size += HEAD_BYTES
         if data_key == 0x12:
-            _struct(buf, data_start, data_stop, 0, out)
+            _struct_json(buf, data_start, data_stop, out)
         else:
             _put(out, b"{}", 2)
         head = out.data + base
         head[0] = 0x05
         _le(head + 1, <uint64_t>(out.size - base - 9), 8)
         _le(head + 9, channel_id, 2)
-        _le(head + 11, (sequence + <uint64_t>i) & 0xFFFFFFFF, 4)
+        _le(head + 11, (sequence + <uint64_t>i) & <uint64_t>0xFFFFFFFF, 4)
         _le(head + 15, <uint64_t>received, 8)
         _le(head + 23, <uint64_t>requested, 8)
         log_times[i] = <uint64_t>received
@@ -382,6 +418,9 @@ def tabular_records_into(bytearray out not None, Py_ssize_t size, Py_ssize_t lim
     cdef uint64_t[::1] log_times = log_array
     cdef uint64_t[::1] starts = start_array
     cdef Out target
+    cdef Template template  # about 7 KB, on this call's stack: one per thread at a time
+    template.usable = template.recording = False
+    target.tpl = &template
     cdef Py_ssize_t i, guess = 0, count
     cdef const uint8_t* data = &view[0] if view.shape[0] else <const uint8_t*>b""
     target.size = size
@@ -393,6 +432,8 @@ def tabular_records_into(bytearray out not None, Py_ssize_t size, Py_ssize_t lim
         if size + guess >= limit_bytes:
             break
     _reserve(&target, min(guess, 64 << 20))
-    count = _records(data, view.shape[0], offs, lens, <uint64_t>channel_id,
-                     <uint64_t>first_sequence, log_times, starts, &target, limit_bytes)
+    cdef uint64_t channel = channel_id, sequence = first_sequence
+    with nogil:  # a pool of threads encodes a capture's batches side by side
+        count = _records(data, view.shape[0], offs, lens, channel, sequence, log_times,
+                         starts, &target, limit_bytes)
     return count, target.size, log_array[:count], start_array[:count]

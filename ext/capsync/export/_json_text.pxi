@@ -14,8 +14,24 @@ cdef extern from "ryu/d2s_impl.h":
     floating_decimal_64 d2d(uint64_t ieee_mantissa, uint32_t ieee_exponent) nogil
     bint d2d_small_int(uint64_t ieee_mantissa, uint32_t ieee_exponent,
                        floating_decimal_64* v) nogil
-    uint32_t decimalLength17(uint64_t v) nogil
     const char DIGIT_TABLE[200]
+
+
+cdef extern from *:
+    """
+    static const uint64_t CAPSYNC_POW10[18] = {
+        1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+        100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+        10000000000000ULL, 100000000000000ULL, 1000000000000000ULL,
+        10000000000000000ULL, 100000000000000000ULL};
+    /* digits of 0 < v < 10**17 without a branch per length: log10 from the bit length
+       (1233 / 4096 ~ log10(2)), one off at most, then one comparison */
+    static inline int capsync_digit_count(uint64_t v) {
+        int guess = ((64 - __builtin_clzll(v | 1)) * 1233) >> 12;
+        return guess + (v >= CAPSYNC_POW10[guess]);
+    }
+    """
+    int _digit_count "capsync_digit_count"(uint64_t v) nogil
 
 
 cdef inline void _eight_digits(uint32_t value, char* at) noexcept nogil:
@@ -36,14 +52,20 @@ cdef inline void _seventeen_digits(uint64_t value, char* at) noexcept nogil:
     at[0] = <char>(48 + upper // 100000000)
 
 
-cdef int _string(const uint8_t* buf, Py_ssize_t start, Py_ssize_t stop, Out* out) except -1:
+cdef int _string_utf8(const uint8_t* buf, Py_ssize_t start, Py_ssize_t stop,
+                      Out* out) except -1 with gil:
+    """A string with non-ASCII bytes, through the twin's ``json_string`` (rare: the GIL)."""
+    cdef bytes text = _py_json_string((<const char*>buf)[start:stop], 0, stop - start)
+    return _put(out, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
+
+
+cdef int _string(const uint8_t* buf, Py_ssize_t start, Py_ssize_t stop,
+                 Out* out) except -1 nogil:
     cdef Py_ssize_t i
     cdef uint8_t c
-    cdef bytes text
     for i in range(start, stop):
         if buf[i] >= 0x80:
-            text = _py_json_string((<const char*>buf)[start:stop], 0, stop - start)
-            return _put(out, PyBytes_AS_STRING(text), PyBytes_GET_SIZE(text))
+            return _string_utf8(buf, start, stop, out)
     _reserve(out, 2 + 6 * (stop - start))
     out.data[out.size] = b'"'
     out.size += 1
@@ -86,7 +108,7 @@ cdef int _string(const uint8_t* buf, Py_ssize_t start, Py_ssize_t stop, Out* out
     return 0
 
 
-cdef int _double(double number, Out* out) except -1:
+cdef int _double(double number, Out* out) except -1 nogil:
     """``repr(number)`` (a finite double), from Ryu's shortest digits laid out as CPython's
     ``format_float_short`` does for repr: exponent form when the decimal point falls more
     than 16 places right or 4 left of the first digit, else fixed with at least ``.0``."""
@@ -104,9 +126,8 @@ cdef int _double(double number, Out* out) except -1:
     # the digits) and only the pointer moves by the real length
     _reserve(out, 48)
     p = out.data + out.size
-    if bits >> 63:
-        p[0] = b'-'
-        p += 1
+    p[0] = b'-'  # kept only when negative: no branch on a sign that is random
+    p += bits >> 63
     if exponent == 0 and mantissa == 0:
         memcpy(p, b"0.0", 3)
         out.size = p + 3 - out.data
@@ -118,7 +139,7 @@ cdef int _double(double number, Out* out) except -1:
         v.exponent += 1
     _seventeen_digits(v.mantissa, &digits[3])  # the n digits end at digits[19]
     memset(&digits[20], 0, 20)
-    n = decimalLength17(v.mantissa)
+    n = _digit_count(v.mantissa)
     first = &digits[20 - n]
     point = n + v.exponent  # digits d1..dn mean 0.d1..dn * 10**point
     if point <= -4 or point > 16:

@@ -10,8 +10,8 @@ clouds ``foxglove.PointCloud``; any other binary is kept as raw bytes on a
 channel whose message encoding is its MIME type. Log time is
 ``time_received``, publish time ``time_requested``.
 
-Files are read one at a time through a memory map and records are written in
-chunks of a few MiB, so memory does not grow with the export.
+Files are read through memory maps (a few at once, as worker threads encode them:
+:mod:`.mcap_pipeline`) into chunks of a few MiB: memory does not grow with the export.
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -30,12 +32,14 @@ from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
 from capsync import wire
 from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_header
 from capsync.export import frames, payloads
+from capsync.export.mcap_pipeline import InlineExecutor, TabularPipeline, default_workers
 from capsync.export.mcap_writer import DEFAULT_CHUNK_SIZE_BYTES, McapChunkWriter
 from capsync.proto import data_sync_pb2
 from capsync.server.stores.base import BlobRecord, Record, TabularRecord
 
 TABULAR_BATCH_RECORDS = 16_384  # frames turned into messages per call, at most
 TABULAR_BATCH_BYTES = 1 << 20  # and capture bytes per call, about (at least one frame)
+BATCHES_IN_FLIGHT = 3  # encoded ahead of the chunk being filled, at most
 _TABULAR = data_sync_pb2.DataType.DATA_TYPE_TABULAR_SENSOR
 _COMPILED = wire._load_compiled("capsync.export._export")
 
@@ -115,9 +119,29 @@ class McapExporter:
     (:meth:`add_record`) to an MCAP file written to ``stream``."""
 
     def __init__(
-        self, stream: IO[bytes], *, chunk_size_bytes: int = DEFAULT_CHUNK_SIZE_BYTES
+        self,
+        stream: IO[bytes],
+        *,
+        chunk_size_bytes: int = DEFAULT_CHUNK_SIZE_BYTES,
+        workers: int | None = None,
+        executor: Executor | None = None,
     ) -> None:
-        self.writer = McapChunkWriter(stream, chunk_size_bytes=chunk_size_bytes)
+        """``workers`` threads encode readings and compress chunks (default
+        :func:`default_workers`; 0: all in the caller, one thing at a time), or
+        ``executor`` does. The file is the same bytes either way."""
+        self._pool: ThreadPoolExecutor | None = None
+        if executor is None:
+            workers = default_workers() if workers is None else workers
+            if workers > 0:
+                self._pool = ThreadPoolExecutor(workers, thread_name_prefix="capsync-mcap")
+                executor = self._pool
+            else:
+                executor = InlineExecutor()
+        self.writer = McapChunkWriter(stream, chunk_size_bytes=chunk_size_bytes, executor=executor)
+        self._tabular = TabularPipeline(
+            self.writer, tabular_filler(), executor, in_flight=BATCHES_IN_FLIGHT
+        )
+        self._batch_bytes = max(1, min(TABULAR_BATCH_BYTES, chunk_size_bytes // 4))
         self.counts = ExportCounts()
         self._channels: dict[tuple[str, ...], _Channel] = {}
         self._topics: set[str] = set()
@@ -229,27 +253,38 @@ class McapExporter:
     # --- capture files (robot side) ------------------------------------------------
 
     def add_capture_file(self, path: str | os.PathLike[str]) -> None:
-        """Every record of one capture file. Raises CaptureFileError naming the file."""
-        with mapped(path) as data:
-            span = parse_header(path, data)
-            header = span.header
-            names = (header.component_type, header.component_name, header.method_name)
-            self.counts.files += 1
+        """Every record of one capture file. Raises CaptureFileError naming the file
+        (or an earlier one, whose batches were still being encoded)."""
+        with ExitStack() as stack:
             try:
+                data = stack.enter_context(mapped(path))
+                span = parse_header(path, data)
+                header = span.header
+                names = (header.component_type, header.component_name, header.method_name)
+                self.counts.files += 1
                 if header.type == _TABULAR:
-                    self._add_tabular_frames(data, span.records_offset, names)
+                    self._add_tabular_frames(path, data, span.records_offset, names)
+                    # the map stays open until the batches reading it are encoded
+                    self._tabular.after_queued(stack.pop_all().close)
                 else:
+                    self._tabular.drain()  # the readings before these messages go first
                     self._add_binary_frames(data, span.records_offset, names, header)
+            except CaptureFileError:
+                self._tabular.drain()  # an earlier file's bad frame is reported first
+                raise
             except ValueError as exc:
+                self._tabular.drain()
                 raise CaptureFileError(path, str(exc)) from None
 
-    def _add_tabular_frames(self, data: Any, offset: int, names: tuple[str, str, str]) -> None:
+    def _add_tabular_frames(
+        self, path: Any, data: Any, offset: int, names: tuple[str, str, str]
+    ) -> None:
         """The frames found in batches of at most TABULAR_BATCH_RECORDS frames and about
-        TABULAR_BATCH_BYTES of capture bytes (so the frame arrays stay small whatever
-        the file's size), each batch encoded straight into the chunk being filled."""
+        TABULAR_BATCH_BYTES of capture bytes (a quarter of a chunk for small chunks, so
+        the batches encoded ahead stay small whatever the file's size), each batch
+        encoded on the pipeline's threads."""
         channel: _Channel | None = None
         scan = wire.wire().scan_frames
-        fill = tabular_filler()
         limit = TABULAR_BATCH_RECORDS
         while True:
             offsets, lengths, end = scan(data, offset, limit)
@@ -257,27 +292,16 @@ class McapExporter:
                 return
             more = len(offsets) == limit
             ends = offsets + lengths
-            cut = max(1, int(np.searchsorted(ends, offset + TABULAR_BATCH_BYTES, side="right")))
+            cut = max(1, int(np.searchsorted(ends, offset + self._batch_bytes, side="right")))
             if cut < len(offsets):
                 offsets, lengths, end, more = offsets[:cut], lengths[:cut], int(ends[cut - 1]), True
             limit = max(1, min(TABULAR_BATCH_RECORDS, 2 * len(offsets)))
             if channel is None:
                 first, _, _ = tabular_encoder()(data, offsets[:1], lengths[:1], 0, 0)
                 channel = self._channel(None, *names, "json", first_json=first[31:])
-            done = 0
-            while done < len(offsets):
-                count = self.writer.add_filled(
-                    channel.id,
-                    fill,
-                    data,
-                    offsets[done:],
-                    lengths[done:],
-                    channel.id,
-                    channel.sequence,
-                )
-                done += count
-                channel.sequence += count
-                self.counts.messages += count
+            self._tabular.submit(path, data, offsets, lengths, channel.id, channel.sequence)
+            channel.sequence += len(offsets)
+            self.counts.messages += len(offsets)
             if not more or end == offset:
                 return
             offset = end
@@ -314,6 +338,7 @@ class McapExporter:
 
     def add_record(self, record: Record, data_dir: Path) -> None:
         """One stored record; a binary one's payload is read from ``data_dir``."""
+        self._tabular.drain()
         names = (record.component_type, record.component_name, record.method_name)
         log_ns, publish_ns = max(record.time_received_ns, 0), max(record.time_requested_ns, 0)
         if isinstance(record, TabularRecord):
@@ -346,9 +371,19 @@ class McapExporter:
             self.counts.skipped.append(f"{record.id}: payload file {source} is missing")
 
     def finish(self) -> ExportCounts:
+        self._tabular.drain()
         self.writer.finish()
         self.counts.peak_buffered_bytes = self.writer.peak_buffered_bytes
         return self.counts
+
+    def close(self) -> None:
+        """Stop the threads (``finish`` leaves nothing for them; call this after it, or
+        when abandoning the file)."""
+        self._tabular.close()
+        self.writer.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 # --- entry points -----------------------------------------------------------------------
@@ -378,17 +413,22 @@ def convert_capture_files(
     out: str | os.PathLike[str],
     *,
     chunk_size_bytes: int = DEFAULT_CHUNK_SIZE_BYTES,
+    workers: int | None = None,
+    executor: Executor | None = None,
 ) -> ExportCounts:
-    """Write the capture files at ``paths`` (files or folders) as one MCAP file ``out``."""
+    """Write the capture files at ``paths`` (files or folders) as one MCAP file ``out``
+    (``workers``, ``executor``: see :class:`McapExporter`)."""
     files = capture_files(paths)
     with open(out, "wb") as stream:
-        exporter = McapExporter(stream, chunk_size_bytes=chunk_size_bytes)
+        exporter = McapExporter(
+            stream, chunk_size_bytes=chunk_size_bytes, workers=workers, executor=executor
+        )
         try:
             for path in files:
                 exporter.add_capture_file(path)
             return exporter.finish()
         finally:
-            exporter.writer.close()
+            exporter.close()
 
 
 def export_records(
@@ -407,4 +447,4 @@ def export_records(
                 exporter.add_record(record, root)
             return exporter.finish()
         finally:
-            exporter.writer.close()
+            exporter.close()

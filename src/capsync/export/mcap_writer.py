@@ -5,12 +5,13 @@ MessageIndex records. Those two are assembled by hand for speed: the library's
 :class:`mcap.writer.Writer` builds them one message at a time through Python
 calls (a ``Message`` object, five ``struct.pack`` calls and an index tuple per
 message), which cost more than everything else in a readings export together.
-This writer takes messages laid out as MCAP Message records, written straight
-into the chunk being filled (from a capture file's frames by the compiled
-``capsync.export._export`` or its twin :mod:`capsync.export.frames`, through
-:meth:`McapChunkWriter.add_filled`) or one at a time (with
-:func:`capsync.export.mcap_chunk.message_head`), with their log times and
-offsets, from which it writes the chunk's message index with numpy. Header,
+This writer takes messages laid out as MCAP Message records, in batches
+(from a capture file's frames by the compiled ``capsync.export._export`` or its
+twin :mod:`capsync.export.frames`, on worker threads: see
+:mod:`capsync.export.mcap_pipeline`; through :meth:`McapChunkWriter.add_records`)
+or one at a time (with :func:`capsync.export.mcap_chunk.message_head`), with
+their log times and offsets, from which it writes the chunk's message index
+with numpy. Header,
 Schema, Channel, DataEnd, Statistics, ChunkIndex, SummaryOffset and Footer
 records, and the summary layout, are the library's; the hand-written records
 are built in :mod:`capsync.export.mcap_chunk`.
@@ -30,15 +31,16 @@ clouds) and one stored uncompressed for payloads that are already compressed
 (JPEG and PNG images), where zstd would spend the time of the whole export to
 save under 1%. Chunk CRCs are written as 0 ("not computed", as the MCAP spec
 allows). A chunk is filled up to its limit and no further, so it holds at most
-``chunk_size_bytes`` (default 4 MiB) plus one message, and memory stays at
-about three chunks (the two being filled and one being compressed in a
-background thread while the next is encoded: ``peak_buffered_bytes``).
+``chunk_size_bytes`` (default 4 MiB) plus one message, and memory stays at a
+few chunks (the two being filled, up to two being compressed on other threads
+while the next is filled, and the batches encoded ahead: ``peak_buffered_bytes``).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import IO, Any
 
 import numpy as np
@@ -68,6 +70,7 @@ from capsync.export.mcap_chunk import (
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
 DEFAULT_CHUNK_SIZE_BYTES = 4 << 20
+CHUNKS_COMPRESSING = 2  # handed to be compressed and not yet written, at most
 ZSTD_LEVEL = 1  # level 3 costs about twice the time for ~15% smaller JSON chunks
 # Level 1 with a 4K-entry hash table and 7-byte minimum matches: about 10% faster than
 # level 1's own table on readings' JSON, and 1% smaller (the matches there are the repeated
@@ -87,7 +90,9 @@ class McapChunkWriter:
         *,
         chunk_size_bytes: int = DEFAULT_CHUNK_SIZE_BYTES,
         profile: str = "",
+        executor: Executor | None = None,
     ) -> None:
+        """``executor`` compresses the chunks (default: a thread of the writer's own)."""
         self._stream = stream
         self._chunk_size = chunk_size_bytes
         self._position = 0
@@ -98,12 +103,14 @@ class McapChunkWriter:
         self._message_count = 0
         self._start_ns = 0
         self._end_ns = 0
-        self._compressor = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMETERS)
+        self._compressors: list[zstandard.ZstdCompressor] = []  # idle ones
         self._packed = Chunk("zstd")
         self._stored = Chunk("")
         self._finished = False
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: tuple[str, bytearray, Any, int, int, dict[int, Any]] | None = None
+        self._executor = executor
+        self._pool: ThreadPoolExecutor | None = None  # the writer's own, if it made one
+        # chunks handed to be compressed, oldest first (written in that order)
+        self._pending: deque[tuple[str, bytearray, Any, int, int, dict[int, Any]]] = deque()
         self._spares: list[bytearray] = []  # written chunks' buffers, for the next chunks
         self.peak_buffered_bytes = 0  # the most record bytes held at once (chunks and pending)
         self._write(MCAP_MAGIC)
@@ -166,28 +173,47 @@ class McapChunkWriter:
         self._message_count += n
         self._counts[channel_id] += n
 
-    def add_filled(
-        self, channel_id: int, fill: Callable[..., tuple[int, int, Any, Any]], *args: Any
-    ) -> int:
-        """Let ``fill(buffer, size, limit_bytes, *args)`` write Message records into the
-        compressed chunk being filled (its ``buffer``, from ``size`` on), up to and
-        including the one that takes it to ``limit_bytes``, and return ``(count, new
-        size, log times, offsets into the buffer)``; returns the count.
-
-        The records are written straight into the chunk (no batch buffer, no
-        copy), so a chunk holds at most ``chunk_size_bytes`` plus one message.
-        """
-        chunk = self._packed
-        count, chunk.size, log_times, offsets = fill(
-            chunk.buffer, chunk.size, self._chunk_size, *args
-        )
+    def add_records(
+        self,
+        channel_id: int,
+        records: bytearray,
+        size: int,
+        log_times: Any,
+        offsets: Any,
+        *,
+        held_bytes: int = 0,
+    ) -> None:
+        """Add the Message records ``records[:size]`` (back to back, each at its offset,
+        with its log time) to the compressed chunks, cutting each chunk after the record
+        that takes it to ``chunk_size_bytes``, as filling it record by record would (so
+        a chunk holds at most ``chunk_size_bytes`` plus one message). ``held_bytes``:
+        record bytes held elsewhere meanwhile (batches encoded ahead), for
+        ``peak_buffered_bytes``."""
         log_times = np.asarray(log_times, dtype=np.uint64)
-        chunk.note(channel_id, log_times, np.asarray(offsets, dtype=np.uint64))
-        self._note_buffered()
-        self._count(channel_id, log_times)
-        if chunk.size >= self._chunk_size:
-            self._flush_chunk(chunk)
-        return int(count)
+        offsets = np.asarray(offsets, dtype=np.uint64)
+        n = len(offsets)
+        ends = np.empty(n, dtype=np.uint64)
+        ends[:-1] = offsets[1:]
+        if n:
+            ends[-1] = size
+        done = 0
+        with memoryview(records) as view:
+            while done < n:
+                chunk = self._packed
+                start = int(offsets[done])
+                # the first record that ends at or past the chunk's limit, or the last
+                last = int(np.searchsorted(ends, start + self._chunk_size - chunk.size))
+                stop = min(max(last, done) + 1, n)
+                base = chunk.size
+                chunk.append(view[start : int(ends[stop - 1])])
+                times = log_times[done:stop]
+                moved = offsets[done:stop] - np.uint64(start) + np.uint64(base)
+                chunk.note(channel_id, times, moved)
+                self._note_buffered(held_bytes + size)  # the batch's buffer, until it is done
+                self._count(channel_id, times)
+                if chunk.size >= self._chunk_size:
+                    self._flush_chunk(chunk)
+                done = stop
 
     def add_message(
         self,
@@ -245,35 +271,53 @@ class McapChunkWriter:
 
     # --- chunks --------------------------------------------------------------------
 
-    def _note_buffered(self) -> None:
-        held = self._packed.size + self._stored.size
-        if self._pending is not None:
-            held += len(self._pending[1])  # its compressed copy is smaller (or absent)
+    def _note_buffered(self, held_elsewhere_bytes: int = 0) -> None:
+        held = self._packed.size + self._stored.size + held_elsewhere_bytes
+        for pending in self._pending:
+            held += len(pending[1])  # its compressed copy is smaller (or absent)
         if held > self.peak_buffered_bytes:
             self.peak_buffered_bytes = held
 
     def _flush_chunk(self, chunk: Chunk) -> None:
         """Hand the chunk to be compressed (in the background) and start a new one.
 
-        zstd releases the GIL, so the next chunk is encoded while this one is
-        compressed; at most one chunk waits, and chunks are written in order.
+        zstd releases the GIL, so the next chunk is filled while this one is
+        compressed; at most CHUNKS_COMPRESSING chunks wait (two can be compressed side
+        by side), and chunks are written in order.
         """
         if chunk.messages == 0:
             return
-        self._write_pending()
+        while len(self._pending) >= CHUNKS_COMPRESSING:
+            self._write_pending()
         raw, index = chunk.take(self._spares.pop() if self._spares else None)
         body: Any = raw
         if chunk.compression:
-            if self._pool is None:
+            if self._executor is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="capsync-mcap-zstd")
-            body = self._pool.submit(self._compressor.compress, raw)
-        self._pending = (chunk.compression, raw, body, chunk.start_ns, chunk.end_ns, index)
+                self._executor = self._pool
+            body = self._executor.submit(self._compress, raw)
+        self._pending.append((chunk.compression, raw, body, chunk.start_ns, chunk.end_ns, index))
+        # stored chunks at the head go now, their buffers not held behind the compression
+        # limit (not compressed ones that happen to be done: schema and channel records
+        # are written as they come, so when a chunk is written must not depend on timing)
+        while self._pending and not isinstance(self._pending[0][2], Future):
+            self._write_pending()
+
+    def _compress(self, raw: bytearray) -> bytes:
+        """zstd, with a compressor no other thread is using (they are not thread safe)."""
+        try:
+            compressor = self._compressors.pop()
+        except IndexError:
+            compressor = zstandard.ZstdCompressor(compression_params=ZSTD_PARAMETERS)
+        try:
+            return compressor.compress(raw)
+        finally:
+            self._compressors.append(compressor)
 
     def _write_pending(self) -> None:
-        if self._pending is None:
+        if not self._pending:
             return
-        compression_name, raw, body, start_ns, end_ns, index = self._pending
-        self._pending = None
+        compression_name, raw, body, start_ns, end_ns, index = self._pending.popleft()
         raw_nbytes = len(raw)
         if isinstance(body, Future):
             body = body.result()
@@ -309,7 +353,7 @@ class McapChunkWriter:
         """Stop the compression thread (``finish`` does; call it when abandoning a file)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            self._pool = self._executor = None
 
     @property
     def message_count(self) -> int:
@@ -323,7 +367,8 @@ class McapChunkWriter:
         try:
             self._flush_chunk(self._packed)
             self._flush_chunk(self._stored)
-            self._write_pending()
+            while self._pending:
+                self._write_pending()
         finally:
             self.close()
         self._write_records(DataEnd(data_section_crc=0))
