@@ -31,6 +31,7 @@ from capsync.capture.stream import open_stream
 from capsync.cli import main
 from capsync.export.frames import struct_json
 from capsync.export.mcap_export import convert_capture_files
+from capsync.export.mcap_writer import DEFAULT_CHUNK_SIZE_BYTES
 
 S = 1_000_000_000
 T0 = 1_714_564_800 * S
@@ -503,6 +504,27 @@ def test_reading_json_matches_the_capture_file_path() -> None:
     assert json.loads(reading_json(value)) == {
         "readings": {"a": None, "b": [None, 1.5, {"c": None}], "d": "é"}
     }
+
+
+def test_convert_holds_a_few_mb_at_the_default_chunk_size(tmp_path: Path) -> None:
+    """Readings only, at the default chunk size, with the encoding threads and the
+    compression threads all busy: the writer holds at most about four chunks
+    (filling one, two compressing, the batches encoded ahead), a few MB, however
+    large the export."""
+    root = tmp_path / "capture"
+    readings = 60_000 if native_available() else 20_000  # the twin takes longer
+    values = np.random.default_rng(5).normal(size=(readings, 6))
+    times = T0 + np.arange(readings, dtype=np.int64)
+    with open_stream(root, component_type="rdk:component:sensor", component_name="imu",
+                     method_name="Readings") as stream:  # fmt: skip
+        stream.append_batch(times, times + 1, values, ["a", "b", "c", "d", "e", "f"])
+    out = tmp_path / "out.mcap"
+    counts = convert_capture_files([root], out, workers=2)
+    summary, _ = _read_back(out)
+    assert counts.messages == readings
+    assert len(summary.chunk_indexes) >= 2
+    assert DEFAULT_CHUNK_SIZE_BYTES <= 1 << 20
+    assert DEFAULT_CHUNK_SIZE_BYTES <= counts.peak_buffered_bytes <= 5 * DEFAULT_CHUNK_SIZE_BYTES
 
 
 def test_convert_buffers_about_one_chunk(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ clouds) and one stored uncompressed for payloads that are already compressed
 (JPEG and PNG images), where zstd would spend the time of the whole export to
 save under 1%. Chunk CRCs are written as 0 ("not computed", as the MCAP spec
 allows). A chunk is filled up to its limit and no further, so it holds at most
-``chunk_size_bytes`` (default 4 MiB) plus one message, and memory stays at a
+``chunk_size_bytes`` (default 1 MiB) plus one message, and memory stays at a
 few chunks (the two being filled, up to two being compressed on other threads
 while the next is filled, and the batches encoded ahead: ``peak_buffered_bytes``).
 """
@@ -69,7 +69,7 @@ from capsync.export.mcap_chunk import (
 )
 
 MCAP_MAGIC = b"\x89MCAP0\r\n"
-DEFAULT_CHUNK_SIZE_BYTES = 4 << 20
+DEFAULT_CHUNK_SIZE_BYTES = 1 << 20  # the mcap library's default too
 CHUNKS_COMPRESSING = 2  # handed to be compressed and not yet written, at most
 ZSTD_LEVEL = 1  # level 3 costs about twice the time for ~15% smaller JSON chunks
 # Level 1 with a 4K-entry hash table and 7-byte minimum matches: about 10% faster than
