@@ -494,7 +494,7 @@ def test_convert_memory_stays_bounded(tmp_path: Path) -> None:
 
 
 def test_reading_json_matches_the_capture_file_path() -> None:
-    from capsync.export.mcap_export import reading_json
+    from capsync.export.reading_json import reading_json
 
     value = {"readings": {"a": math.nan, "b": [math.inf, 1.5, {"c": -math.inf}], "d": "é"}}
     message = struct_pb2.Struct()

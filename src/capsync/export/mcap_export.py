@@ -34,6 +34,7 @@ from capsync.capture.reader import CaptureFileError, iter_spans, mapped, parse_h
 from capsync.export import frames, payloads
 from capsync.export.mcap_pipeline import InlineExecutor, TabularPipeline, default_workers
 from capsync.export.mcap_writer import DEFAULT_CHUNK_SIZE_BYTES, McapChunkWriter
+from capsync.export.reading_json import json_schema, reading_json
 from capsync.proto import data_sync_pb2
 from capsync.server.stores.base import BlobRecord, Record, TabularRecord
 
@@ -56,45 +57,6 @@ def tabular_filler() -> Callable[..., tuple[int, int, Any, Any]]:
     if _COMPILED is not None and wire.native_available():
         return _COMPILED.tabular_records_into
     return frames.tabular_records_into
-
-
-def json_schema(value: Any) -> dict[str, Any]:
-    """A JSON schema describing ``value`` (the first reading of a channel)."""
-    if isinstance(value, bool):
-        return {"type": "boolean"}
-    if isinstance(value, int | float):
-        return {"type": "number"}
-    if isinstance(value, str):
-        return {"type": "string"}
-    if isinstance(value, dict):
-        return {
-            "type": "object",
-            "properties": {key: json_schema(item) for key, item in value.items()},
-        }
-    if isinstance(value, list):
-        return {"type": "array", "items": json_schema(value[0]) if value else {}}
-    return {}
-
-
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if value - value == 0 else None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
-def reading_json(data: dict[str, Any]) -> bytes:
-    """A stored reading as JSON text, NaN and ±Infinity as null (as capture files convert)."""
-    try:
-        return _encode_json(data).encode()
-    except ValueError:  # a number JSON cannot hold
-        return _encode_json(_finite(data)).encode()
 
 
 @dataclass
