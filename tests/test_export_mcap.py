@@ -286,6 +286,25 @@ def test_cli_convert(capture_dir: Path, tmp_path: Path, capsys: pytest.CaptureFi
     assert summary.statistics.message_count == 308
 
 
+def test_cli_convert_threads_give_the_same_file(
+    capture_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--threads 0`` (all on the main thread) and ``--threads 2`` write the same bytes;
+    a bad count is a usage error naming the option."""
+    files = []
+    for threads in ("0", "2"):
+        out = tmp_path / f"threads-{threads}.mcap"
+        assert main(["convert", str(capture_dir), "--out", str(out), "--threads", threads]) == 0
+        files.append(out.read_bytes())
+    assert files[0] == files[1]
+    capsys.readouterr()
+    for bad in ("-1", "two"):
+        with pytest.raises(SystemExit) as exited:
+            main(["convert", str(capture_dir), "--out", str(tmp_path / "x.mcap"), "--threads", bad])
+        assert exited.value.code == 2
+        assert "argument --threads: must be" in capsys.readouterr().err
+
+
 def test_cli_convert_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "x.mcap"
     assert main(["convert", str(tmp_path / "nope"), "--out", str(out)]) == 2

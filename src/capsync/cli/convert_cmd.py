@@ -23,6 +23,25 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--to", choices=["mcap"], default="mcap", help="output format: mcap")
     parser.add_argument("--out", required=True, metavar="FILE", help="the file to write")
+    parser.add_argument(
+        "--threads",
+        type=_threads,
+        default=None,
+        metavar="N",
+        help="threads that encode and compress beside the main one (default: 2 on a machine "
+        "with 2 or more cores, else 1; 0: everything on the main thread, e.g. to leave a "
+        "robot's other cores to its control loop). The file is the same bytes either way.",
+    )
+
+
+def _threads(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if not 0 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 64, got {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no .capture files in {', '.join(args.paths)}", 2)
     partial = out.with_name(out.name + ".partial")
     try:
-        counts = convert_capture_files(files, partial)
+        counts = convert_capture_files(files, partial, workers=args.threads)
         os.replace(partial, out)
     except CaptureFileError as exc:
         partial.unlink(missing_ok=True)
