@@ -221,7 +221,9 @@ def test_binary_one_file_per_reading(tmp_path: Path) -> None:
         ("ReadImage", "image/png", ".png"),
         ("ReadImage", "pointcloud/pcd", ".pcd"),
         ("NextPointCloud", "", ".pcd"),
-        ("GetImages", "image/jpeg", ".jpeg"),
+        ("GetImages", "image/jpeg", ""),  # as rdk: only ReadImage's comes from the MIME type
+        ("PointCloudMap", "pointcloud/pcd", ""),
+        ("CaptureAllFromCamera", "image/jpeg", ""),
     ],
 )
 def test_binary_extensions(tmp_path: Path, method: str, mime: str, extension: str) -> None:

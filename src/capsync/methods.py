@@ -34,9 +34,11 @@ MIME_TYPE_ENUM = {
     "video/mp4": 4,
 }
 
-_METHOD_DEFAULT_EXTENSIONS = {"NextPointCloud": ".pcd", "PointCloudMap": ".pcd"}
-# rdk writes no extension for these binary methods whatever the MIME type (SPEC §8).
-_NO_EXTENSION_METHODS = frozenset({"CaptureAllFromCamera"})
+_METHOD_DEFAULT_EXTENSIONS = {"NextPointCloud": ".pcd"}
+# rdk writes no extension for these binary methods whatever the MIME type (SPEC §8;
+# rdk's data.getFileExt: only ReadImage, NextPointCloud and GetAudio get one). The
+# MIME type stays in the header and in each reading's metadata.
+_NO_EXTENSION_METHODS = frozenset({"CaptureAllFromCamera", "GetImages", "PointCloudMap"})
 
 
 def is_binary_method(method_name: str) -> bool:
