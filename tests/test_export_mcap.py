@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from export_helpers import frame_records, run_encoder
 from foxglove_schemas_protobuf.CompressedImage_pb2 import CompressedImage
 from foxglove_schemas_protobuf.PackedElementField_pb2 import PackedElementField
 from foxglove_schemas_protobuf.PointCloud_pb2 import PointCloud
@@ -383,30 +384,15 @@ def test_struct_json_writes_non_finite_numbers_as_null() -> None:
 def _frames(values: list[dict[str, Any]], rng: random.Random) -> tuple[bytes, list[int], list[int]]:
     from capsync.proto import data_sync_pb2
 
-    out = bytearray()
-    offsets, lengths = [], []
+    records = []
     for value in values:
         record = data_sync_pb2.SensorData()
         record.metadata.time_requested.seconds = rng.randrange(-5, 2_000_000_000)
         record.metadata.time_requested.nanos = rng.randrange(1_000_000_000)
         record.metadata.time_received.seconds = rng.randrange(0, 2_000_000_000)
         record.struct.update(value)
-        body = record.SerializeToString()
-        out.append(len(body)) if len(body) < 128 else out.extend(
-            bytes([len(body) & 0x7F | 0x80, len(body) >> 7])
-        )
-        offsets.append(len(out))
-        lengths.append(len(body))
-        out += body
-    return bytes(out), offsets, lengths
-
-
-def _run(encode: Any, *args: Any) -> Any:
-    try:
-        records, log_times, offsets = encode(*args)
-    except ValueError as exc:
-        return ("error", str(exc))
-    return records, [int(t) for t in log_times], [int(o) for o in offsets]
+        records.append(record)
+    return frame_records(records)
 
 
 def test_compiled_encoder_matches_its_twin() -> None:
@@ -428,8 +414,8 @@ def test_compiled_encoder_matches_its_twin() -> None:
             at = rng.randrange(len(data))
             data = data[:at] + bytes([rng.randrange(256)]) + data[at + 1 :]
         args = (data, np.array(offsets), np.array(lengths), 3, 2**32 - 2)
-        compiled = _run(_export.tabular_message_records, *args)
-        assert compiled == _run(frames.tabular_message_records, *args)
+        compiled = run_encoder(_export.tabular_message_records, *args)
+        assert compiled == run_encoder(frames.tabular_message_records, *args)
         if round_ % 2 == 0:
             records = compiled[0]
             for start, value in zip(compiled[2], values, strict=True):
@@ -621,6 +607,6 @@ def test_compiled_numbers_are_what_repr_writes() -> None:
     values = values[np.isfinite(values)].tolist()
     frame = _number_frame(values)
     args = (frame, np.array([0]), np.array([len(frame)]), 1, 0)
-    compiled = _run(_export.tabular_message_records, *args)
-    assert compiled == _run(frames.tabular_message_records, *args)
+    compiled = run_encoder(_export.tabular_message_records, *args)
+    assert compiled == run_encoder(frames.tabular_message_records, *args)
     assert compiled[0][31:] == ('{"l":[' + ",".join(map(repr, values)) + "]}").encode()

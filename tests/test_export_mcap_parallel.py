@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from export_helpers import frame_records, run_encoder
 
 from capsync import wire
 from capsync.capture.reader import CaptureFileError, parse_header
@@ -98,24 +99,14 @@ def test_a_bad_frame_names_its_file_while_later_files_are_encoded(tmp_path: Path
 
 
 def _frames(values: list[dict[str, Any]]) -> tuple[bytes, list[int], list[int]]:
-    out = bytearray()
-    offsets, lengths = [], []
+    records = []
     for i, value in enumerate(values):
         record = data_sync_pb2.SensorData()
         record.metadata.time_requested.seconds = 1_700_000_000 + i
         record.metadata.time_received.seconds = 1_700_000_000 + i
         record.struct.update(value)
-        body = record.SerializeToString()
-        assert len(body) < 1 << 14
-        out += (
-            bytes([len(body) & 0x7F | 0x80, len(body) >> 7])
-            if len(body) >= 128
-            else bytes([len(body)])
-        )
-        offsets.append(len(out))
-        lengths.append(len(body))
-        out += body
-    return bytes(out), offsets, lengths
+        records.append(record)
+    return frame_records(records)
 
 
 def _number(rng: random.Random) -> float:
@@ -147,14 +138,6 @@ def _alike(rng: random.Random) -> dict[str, Any]:
     return {"readings": reading}
 
 
-def _run(encode: Any, *args: Any) -> Any:
-    try:
-        records, log_times, offsets = encode(*args)
-    except ValueError as exc:
-        return ("error", str(exc))
-    return records, [int(t) for t in log_times], [int(o) for o in offsets]
-
-
 def test_readings_laid_out_alike_encode_as_the_twin() -> None:
     """Runs of readings laid out alike (the compiled encoder copies the text between
     their numbers from the reading before) among ones that differ by a byte outside
@@ -172,6 +155,6 @@ def test_readings_laid_out_alike_encode_as_the_twin() -> None:
             at = rng.randrange(offsets[1], len(data))  # after the first reading's frame
             data = data[:at] + bytes([rng.randrange(256)]) + data[at + 1 :]
         args = (data, np.array(offsets), np.array(lengths), 2, 9)
-        assert _run(_export.tabular_message_records, *args) == _run(
+        assert run_encoder(_export.tabular_message_records, *args) == run_encoder(
             frames.tabular_message_records, *args
         )
