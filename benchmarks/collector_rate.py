@@ -40,7 +40,8 @@ import sysconfig
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -235,28 +236,44 @@ def table(title: str, args: argparse.Namespace) -> None:
     print(f"\n{load_note()}")
 
 
+def alternate(
+    hz: float, rounds: int, contenders: dict[str, Callable[[], dict[str, float]]]
+) -> dict[str, list[dict[str, float]]]:
+    """Run each contender ``rounds`` times at ``hz``, their order flipped every round (so
+    neither always runs first), printing a row per run; the runs by contender."""
+    print(HEADER.replace("target Hz", f"run ({hz:,.0f} Hz)"))
+    print(RULE)
+    names = list(contenders)
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in names}
+    for i in range(rounds):
+        for name in names if i % 2 == 0 else names[::-1]:
+            r = contenders[name]()
+            runs[name].append(r)
+            print(row(r, f"{name}{i + 1}"), flush=True)
+    print()
+    for name in names:
+        captured = [r["captured"] for r in runs[name]]
+        print(
+            f"{name}: ticks captured median {statistics.median(captured):.2%}, mean "
+            f"{statistics.mean(captured):.2%}, worst {min(captured):.2%}, ≥ 99% in "
+            f"{sum(x >= 0.99 for x in captured)} of {rounds}; max lateness median "
+            f"{statistics.median(r['max_us'] for r in runs[name]):,.0f} µs  "
+        )
+    return runs
+
+
 def ab_table(title: str, args: argparse.Namespace) -> None:
     """Alternate collector-threads-only (A) and whole-process (B) real-time, ``args.ab`` times."""
     print(f"\n### {title}: A = capture and writer threads only, B = the whole process\n")
     for hz in args.hz:
-        print(HEADER.replace("target Hz", f"run ({hz:,.0f} Hz)"))
-        print(RULE)
-        runs: dict[str, list[dict[str, float]]] = {"A": [], "B": []}
-        for i in range(args.ab):
-            order = (("A", False), ("B", True)) if i % 2 == 0 else (("B", True), ("A", False))
-            for name, whole in order:
-                r = measure(hz, args.seconds, args.realtime_priority, whole)
-                runs[name].append(r)
-                print(row(r, f"{name}{i + 1}"), flush=True)
-        print()
-        for name in ("A", "B"):
-            captured = [r["captured"] for r in runs[name]]
-            print(
-                f"{name}: ticks captured median {statistics.median(captured):.2%}, mean "
-                f"{statistics.mean(captured):.2%}, worst {min(captured):.2%}, ≥ 99% in "
-                f"{sum(x >= 0.99 for x in captured)} of {args.ab}; max lateness median "
-                f"{statistics.median(r['max_us'] for r in runs[name]):,.0f} µs  "
-            )
+        runs = alternate(
+            hz,
+            args.ab,
+            {
+                "A": partial(measure, hz, args.seconds, args.realtime_priority, False),
+                "B": partial(measure, hz, args.seconds, args.realtime_priority, True),
+            },
+        )
         wins = sum(a["captured"] < b["captured"] for a, b in zip(runs["A"], runs["B"], strict=True))
         print(f"B captured more than A in {wins} of {args.ab} pairs\n")
     print(load_note())
@@ -264,7 +281,8 @@ def ab_table(title: str, args: argparse.Namespace) -> None:
 
 def reference_table(title: str, args: argparse.Namespace) -> None:
     """Alternate the collector (C) and the C reference loop (R), ``args.reference`` times."""
-    mode = "collector threads only" if args.collector_threads_only else "whole process"
+    whole, priority = not args.collector_threads_only, args.realtime_priority
+    mode = "whole process" if whole else "collector threads only"
     print(
         f"\n### {title}: C = the collector (real-time priority {args.realtime_priority}, "
         f"{mode}), R = the C reference loop, same schedule and priority\n"
@@ -272,28 +290,14 @@ def reference_table(title: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="capsync-cyclic-") as build_dir:
         exe = build_reference(build_dir)
         for hz in args.hz:
-            print(HEADER.replace("target Hz", f"run ({hz:,.0f} Hz)"))
-            print(RULE)
-            runs: dict[str, list[dict[str, float]]] = {"C": [], "R": []}
-            for i in range(args.reference):
-                order = ("C", "R") if i % 2 == 0 else ("R", "C")
-                for name in order:
-                    whole = not args.collector_threads_only
-                    if name == "C":
-                        r = measure(hz, args.seconds, args.realtime_priority, whole)
-                    else:
-                        r = measure_reference(exe, hz, args.seconds, args.realtime_priority)
-                    runs[name].append(r)
-                    print(row(r, f"{name}{i + 1}"), flush=True)
-            print()
-            for name in ("C", "R"):
-                captured = [r["captured"] for r in runs[name]]
-                print(
-                    f"{name}: ticks captured median {statistics.median(captured):.2%}, worst "
-                    f"{min(captured):.2%}, ≥ 99% in {sum(x >= 0.99 for x in captured)} of "
-                    f"{args.reference}; max lateness median "
-                    f"{statistics.median(r['max_us'] for r in runs[name]):,.0f} µs  "
-                )
+            runs = alternate(
+                hz,
+                args.reference,
+                {
+                    "C": partial(measure, hz, args.seconds, priority, whole),
+                    "R": partial(measure_reference, exe, hz, args.seconds, priority),
+                },
+            )
             pairs = zip(runs["C"], runs["R"], strict=True)
             ratios = [c["captured"] / r["captured"] for c, r in pairs if r["captured"]]
             if ratios:
