@@ -20,7 +20,6 @@ from capsync.export._json_text import json_string as _py_json_string
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.object cimport PyObject
-from cpython.pyport cimport PY_SSIZE_T_MAX
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memset
 
@@ -336,10 +335,9 @@ cdef inline void _le(char* at, uint64_t value, int nbytes) noexcept nogil:
 
 cdef Py_ssize_t _records(const uint8_t* buf, Py_ssize_t buf_len, const int64_t[::1] offsets,
                          const int64_t[::1] lengths, uint64_t channel_id, uint64_t sequence,
-                         uint64_t[::1] log_times, uint64_t[::1] starts, Out* out,
-                         Py_ssize_t limit) except -1 nogil:
-    """Writes the records; stops after the one that takes ``out`` to ``limit`` bytes.
-    Returns how many were written."""
+                         uint64_t[::1] log_times, uint64_t[::1] starts,
+                         Out* out) except -1 nogil:
+    """Writes the records."""
     cdef Py_ssize_t i, pos, end, start, stop, base, data_start = 0, data_stop = 0
     cdef uint64_t key, data_key
     cdef int64_t requested, received
@@ -383,35 +381,29 @@ cdef Py_ssize_t _records(const uint8_t* buf, Py_ssize_t buf_len, const int64_t[:
         _le(head + 23, <uint64_t>requested, 8)
         log_times[i] = <uint64_t>received
         starts[i] = <uint64_t>base
-        if out.size >= limit:
-            return i + 1
-    return offsets.shape[0]
+    return 0
 
 
 def tabular_message_records(buf, offsets, lengths, channel_id, first_sequence):
     """MCAP Message records for the tabular frames at ``offsets``/``lengths`` of ``buf``:
     ``(records, log_times, record_offsets)`` (see the twin in capsync.export.frames)."""
     out = bytearray()
-    _, size, log_times, starts = tabular_records_into(
-        out, 0, PY_SSIZE_T_MAX, buf, offsets, lengths, channel_id, first_sequence
+    size, log_times, starts = tabular_records_into(
+        out, buf, offsets, lengths, channel_id, first_sequence
     )
     return bytes(out[:size]), log_times, starts
 
 
-def tabular_records_into(bytearray out not None, Py_ssize_t size, Py_ssize_t limit_bytes, buf,
-                         offsets, lengths, channel_id, first_sequence):
-    """The records of ``tabular_message_records`` written into ``out`` from ``size`` on
-    (a chunk being filled; ``out`` grows when they pass its end, and may be left longer
-    than them), stopping after the one that takes them to ``limit_bytes`` (at least
-    one): ``(count, new size, log_times, record_offsets)``, the offsets into ``out``
-    (see the twin in capsync.export.frames)."""
+def tabular_records_into(bytearray out not None, buf, offsets, lengths, channel_id,
+                         first_sequence):
+    """The records of ``tabular_message_records`` written into ``out`` from its start (a
+    reused buffer: it grows when they pass its end, and may be left longer than them):
+    ``(size, log_times, record_offsets)`` (see the twin in capsync.export.frames)."""
     cdef const uint8_t[::1] view = buf
     cdef const int64_t[::1] offs = np.ascontiguousarray(offsets, dtype=np.int64)
     cdef const int64_t[::1] lens = np.ascontiguousarray(lengths, dtype=np.int64)
     if offs.shape[0] != lens.shape[0]:
         raise ValueError("offsets and lengths differ in length")
-    if size < 0 or size > PyByteArray_GET_SIZE(out):
-        raise ValueError(f"size {size} is outside a buffer of {PyByteArray_GET_SIZE(out)} bytes")
     n = offs.shape[0]
     log_array = np.empty(n, dtype=np.uint64)
     start_array = np.empty(n, dtype=np.uint64)
@@ -421,19 +413,17 @@ def tabular_records_into(bytearray out not None, Py_ssize_t size, Py_ssize_t lim
     cdef Template template  # about 7 KB, on this call's stack: one per thread at a time
     template.usable = template.recording = False
     target.tpl = &template
-    cdef Py_ssize_t i, guess = 0, count
+    cdef Py_ssize_t i, guess = 0
     cdef const uint8_t* data = &view[0] if view.shape[0] else <const uint8_t*>b""
-    target.size = size
+    target.size = 0
     target.cap = PyByteArray_GET_SIZE(out)
     target.data = PyByteArray_AS_STRING(out)
     target.owner = <PyObject*>out
     for i in range(n):  # JSON of numbers is about twice their wire size: grow once, if at all
         guess += HEAD_BYTES + 2 * lens[i]
-        if size + guess >= limit_bytes:
-            break
     _reserve(&target, min(guess, 64 << 20))
     cdef uint64_t channel = channel_id, sequence = first_sequence
     with nogil:  # a pool of threads encodes a capture's batches side by side
-        count = _records(data, view.shape[0], offs, lens, channel, sequence, log_times,
-                         starts, &target, limit_bytes)
-    return count, target.size, log_array[:count], start_array[:count]
+        _records(data, view.shape[0], offs, lens, channel, sequence, log_times, starts,
+                 &target)
+    return target.size, log_array, start_array

@@ -258,29 +258,23 @@ def tabular_message_records(
     Raises ValueError for a frame that does not parse.
     """
     out = bytearray()
-    _, size, log_times, record_offsets = tabular_records_into(
-        out, 0, 1 << 62, buf, offsets, lengths, channel_id, first_sequence
+    size, log_times, record_offsets = tabular_records_into(
+        out, buf, offsets, lengths, channel_id, first_sequence
     )
     return bytes(out[:size]), log_times, record_offsets
 
 
 def tabular_records_into(
     out: bytearray,
-    size: int,
-    limit_bytes: int,
     buf: Any,
     offsets: Any,
     lengths: Any,
     channel_id: int,
     first_sequence: int,
-) -> tuple[int, int, list[int], list[int]]:
-    """The records of :func:`tabular_message_records` written into ``out`` from ``size``
-    on (a chunk being filled; ``out`` grows when they pass its end, and may be left
-    longer than them), stopping after the one that takes them to ``limit_bytes`` (at
-    least one when there are frames): ``(count, new size, log_times,
-    record_offsets)``, the offsets into ``out``."""
-    if not 0 <= size <= len(out):
-        raise ValueError(f"size {size} is outside a buffer of {len(out)} bytes")
+) -> tuple[int, list[int], list[int]]:
+    """The records of :func:`tabular_message_records` written into ``out`` from its start
+    (a reused buffer: it grows when they pass its end, and may be left longer than
+    them): ``(size, log_times, record_offsets)``."""
     records = bytearray()
     log_times: list[int] = []
     record_offsets: list[int] = []
@@ -307,10 +301,8 @@ def tabular_records_into(
             received,
             requested,
         )
-        record_offsets.append(size + base)
+        record_offsets.append(base)
         log_times.append(received)
         sequence += 1
-        if size + len(records) >= limit_bytes:
-            break
-    out[size : size + len(records)] = records
-    return len(log_times), size + len(records), log_times, record_offsets
+    out[: len(records)] = records
+    return len(records), log_times, record_offsets

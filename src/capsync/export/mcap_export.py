@@ -52,7 +52,7 @@ def tabular_encoder() -> Callable[..., tuple[bytes, Any, Any]]:
     return frames.tabular_message_records
 
 
-def tabular_filler() -> Callable[..., tuple[int, int, Any, Any]]:
+def tabular_filler() -> Callable[..., tuple[int, Any, Any]]:
     """``tabular_records_into``: compiled when the compiled wire is in use, else the twin."""
     if _COMPILED is not None and wire.native_available():
         return _COMPILED.tabular_records_into

@@ -23,8 +23,6 @@ from typing import Any
 from capsync.capture.reader import CaptureFileError
 from capsync.export.mcap_writer import McapChunkWriter
 
-NO_LIMIT_BYTES = 1 << 62
-
 
 def default_workers() -> int:
     """Threads for an export: two (encoding and compression side by side) when the
@@ -61,7 +59,7 @@ class TabularPipeline:
     def __init__(
         self,
         writer: McapChunkWriter,
-        fill: Callable[..., tuple[int, int, Any, Any]],
+        fill: Callable[..., tuple[int, Any, Any]],
         executor: Executor,
         *,
         in_flight: int,
@@ -88,8 +86,6 @@ class TabularPipeline:
         future = self._executor.submit(
             self._fill,
             buffer,
-            0,
-            NO_LIMIT_BYTES,
             data,
             offsets,
             lengths,
@@ -112,7 +108,7 @@ class TabularPipeline:
         job = self._queue.popleft()
         try:
             try:
-                _count, size, log_times, offsets = job.future.result()
+                size, log_times, offsets = job.future.result()
             except ValueError as exc:
                 raise CaptureFileError(job.path, str(exc)) from None
             held = sum(_done_bytes(queued) for queued in self._queue)
@@ -144,4 +140,4 @@ def _done_bytes(job: _Job) -> int:
     """The record bytes a finished job holds (0 while it runs)."""
     if not job.future.done() or job.future.cancelled() or job.future.exception() is not None:
         return 0
-    return int(job.future.result()[1])
+    return int(job.future.result()[0])
